@@ -1,0 +1,90 @@
+# tollgate build. `make` builds build/tollgate; `make run` and `make test`
+# first install what is missing (scripts/deps.sh). Variants build into their
+# own folders: build-asan (ASan+UBSan) and build-fuzz (libFuzzer, clang).
+
+CC      ?= cc
+BUILD   ?= build
+PKGS    := libuv libcurl yaml-0.1 libcrypto
+OPT     ?= -O2
+CFLAGS  := $(XCFLAGS) -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wvla \
+           -Isrc $(shell pkg-config --cflags $(PKGS)) -pthread -MMD -MP
+LDLIBS  := $(XLDFLAGS) $(shell pkg-config --libs $(PKGS)) -lhttp_parser -pthread
+SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+
+SRCS    := $(shell find src -name '*.c' | sort)
+OBJS    := $(SRCS:%.c=$(BUILD)/%.o)
+LIBOBJS := $(filter-out $(BUILD)/src/main.o,$(OBJS))
+UNITS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+FUZZERS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+CONFIG  ?= examples/tollgate.yaml
+FUZZ_SECONDS ?= 20
+
+.PHONY: all run test unit e2e asan test-asan fuzz fuzz-build bench deps clean format
+all: $(BUILD)/tollgate
+
+$(BUILD)/tollgate: $(OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIBOBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lcmocka
+
+deps:
+	@scripts/deps.sh build
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/tollgate serve --config $(CONFIG)
+
+# Unit tests, end-to-end tests, both again under ASan+UBSan, and a short
+# fuzzing run of every fuzz target.
+test:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory all unit-bins
+	@$(MAKE) --no-print-directory unit e2e
+	@$(MAKE) --no-print-directory test-asan
+	@$(MAKE) --no-print-directory fuzz
+
+unit-bins: $(UNITS)
+
+unit: $(UNITS)
+	@set -e; for t in $(UNITS); do echo "== $$t"; $$t; done
+
+e2e: $(BUILD)/tollgate
+	cd tests && TOLLGATE_BIN=$(abspath $(BUILD)/tollgate) node --test --test-concurrency=1 e2e/
+
+test-asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan XCFLAGS="$(SAN)" XLDFLAGS="$(SAN)" OPT=-O1 \
+	    all unit-bins unit e2e
+
+fuzz:
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT=-O1 \
+	    XCFLAGS="-fsanitize=fuzzer-no-link,address,undefined" fuzz-build
+	@set -e; for f in $(FUZZERS); do \
+	    mkdir -p build-fuzz/corpus-$$f; \
+	    echo "== fuzz $$f ($(FUZZ_SECONDS)s)"; \
+	    build-fuzz/$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 \
+	        build-fuzz/corpus-$$f tests/fuzz/seeds/$${f#fuzz_} 2>&1 | tail -n 3; \
+	done
+
+fuzz-build: $(addprefix $(BUILD)/,$(FUZZERS))
+
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(LIBOBJS)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+
+bench:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory all
+	bench/run.sh
+
+format:
+	clang-format -i $(SRCS) $(wildcard src/*/*.h src/*/*/*.h)
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(OBJS:.o=.d)
