@@ -1,0 +1,95 @@
+/* Private to api/: the per-worker context and the exchange, which carries
+ * one client request through gate, route, adapter, upstream and relay.
+ *
+ * Every request the gateway answers, refused or proxied, is an exchange:
+ * that is what makes "one log line and one metrics sample per request"
+ * hold. An exchange lives in its request's arena; the buffers it owns are
+ * released by tg_exchange_finish, which also logs it and releases the
+ * configuration snapshot. Metering (issue 3) and policy hook in here. */
+#ifndef TG_API_API_H
+#define TG_API_API_H
+
+#include "api/gateway.h"
+#include "api/metrics.h"
+#include "base/rng.h"
+#include "http/server.h"
+#include "http/sse.h"
+#include "http/upstream.h"
+#include "route/adapters/openai.h"
+
+#include <pthread.h>
+
+struct tg_gateway {
+    tg_server *server;
+    tg_server *sim;
+    char sim_url[64];           /* "http://127.0.0.1:PORT/v1" */
+    pthread_mutex_t cfg_mu;
+    tg_config *cfg;             /* under cfg_mu */
+    atomic_ulong cfg_gen;
+    tg_metrics *metrics;
+    uint32_t shutdown_timeout_ms;
+};
+
+typedef struct {
+    tg_gateway *gw;
+    tg_worker *w;
+    tg_upstream *up;
+    tg_metrics_shard *metrics;
+    tg_config *cfg;             /* this worker's reference */
+    unsigned long cfg_gen;
+    tg_buf log;                 /* access lines, flushed once per loop turn */
+    uv_check_t flush;
+    tg_rng rng;                 /* request ids */
+} tg_gw_worker;
+
+#define TG_MAX_UP_HEADERS (8 + TG_MAX_FORWARD_HEADERS)
+
+typedef struct {
+    tg_req *req;
+    tg_gw_worker *ww;
+    tg_config *cfg;             /* the snapshot this request keeps */
+    tg_str rid;
+    const char *endpoint;       /* for logs: "chat", "models", ... */
+    tg_str model_label;         /* a configured model name or "unknown" */
+    const tg_key *key;
+    const tg_model *model;
+    const tg_offering *off;
+    tg_endpoint ep;
+    tg_openai_req oreq;
+    tg_buf scratch;
+    tg_buf upbody;
+    tg_header uphdr[TG_MAX_UP_HEADERS];
+    size_t nuphdr;
+    tg_upcall *call;
+    int up_status;
+    tg_str retry_after;         /* copied from the upstream's head */
+    const char *error;          /* short reason for the log */
+    bool relay_stream;          /* a 2xx stream: relayed event by event */
+    bool stream_started;
+    bool done_seen;             /* [DONE] arrived */
+    tg_buf resp;                /* buffered upstream body */
+    tg_sse sse;
+    tg_usage usage;
+    uint64_t t_upstream_ns;     /* when the upstream call started */
+} tg_exchange;
+
+/* gateway.c */
+tg_exchange *tg_exchange_new(tg_req *r, tg_gw_worker *ww, const char *endpoint);
+/* Logs, counts and releases; the response must have been sent. */
+void tg_exchange_finish(tg_exchange *x);
+/* Sends {"error":{...}} in OpenAI's shape, then finishes x. code and param
+ * may be NULL. */
+void tg_openai_error(tg_exchange *x, int status, const char *type, const char *code,
+                     const char *param, const char *msg);
+/* Sends a JSON body with the request id header, then finishes x. */
+void tg_exchange_json(tg_exchange *x, int status, tg_str body);
+
+/* openai.c */
+void tg_openai_proxy(tg_exchange *x, tg_endpoint ep);
+void tg_openai_models(tg_exchange *x, tg_str id);
+
+/* relay.c: calls the offering's provider and relays the answer. */
+void tg_relay_start(tg_exchange *x, tg_str url, uint32_t connect_ms, uint32_t first_byte_ms,
+                    uint32_t total_ms);
+
+#endif

@@ -1,0 +1,394 @@
+/* The gateway: server set-up, the per-worker context, routing of paths to
+ * endpoints, configuration swaps, and the life of an exchange (its log
+ * line and metrics). See gateway.h and api.h. */
+#include "api/api.h"
+#include "base/clock.h"
+#include "base/hash.h"
+#include "base/jsonw.h"
+#include "base/log.h"
+#include "sim/sim.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#define LOG_BATCH_MAX (256 * 1024)
+
+/* ---- configuration snapshots ---- */
+
+/* The worker's current snapshot, refreshed when a reload happened. */
+static tg_config *worker_config(tg_gw_worker *ww)
+{
+    tg_gateway *gw = ww->gw;
+    unsigned long gen = atomic_load_explicit(&gw->cfg_gen, memory_order_acquire);
+    if (gen != ww->cfg_gen) {
+        pthread_mutex_lock(&gw->cfg_mu);
+        tg_config *fresh = tg_config_ref(gw->cfg);
+        ww->cfg_gen = atomic_load(&gw->cfg_gen);
+        pthread_mutex_unlock(&gw->cfg_mu);
+        if (ww->cfg) tg_config_unref(ww->cfg);
+        ww->cfg = fresh;
+    }
+    return ww->cfg;
+}
+
+/* Points providers at the embedded sim; refuses what needs a restart. */
+static int resolve_builtin(tg_gateway *gw, tg_config *cfg, tg_errmsg *err)
+{
+    for (size_t i = 0; i < cfg->nproviders; i++) {
+        tg_provider *p = &cfg->providers[i];
+        if (!p->builtin_sim) continue;
+        if (!gw->sim)
+            return tg_errmsg_set(err, "%s:%d: providers[%zu]: builtin:sim needs the simulated "
+                                      "provider, which only starts with the gateway; restart",
+                                 cfg->path, p->line, i);
+        char *url = strdup(gw->sim_url);
+        if (!url) return TG_ENOMEM;
+        free(p->base_url);
+        p->base_url = url;
+    }
+    return TG_OK;
+}
+
+int tg_gateway_reload(tg_gateway *gw, const char *path, tg_errmsg *err)
+{
+    tg_config *cfg;
+    int rc = tg_config_load(path, &cfg, err);
+    if (!rc) {
+        rc = resolve_builtin(gw, cfg, err);
+        if (rc) tg_config_unref(cfg);
+    }
+    tg_metrics_reload(gw->metrics, rc == TG_OK);
+    if (rc) return rc;
+    tg_log_set_level(cfg->log_level);
+    pthread_mutex_lock(&gw->cfg_mu);
+    tg_config *old = gw->cfg;
+    gw->cfg = cfg;
+    atomic_fetch_add_explicit(&gw->cfg_gen, 1, memory_order_release);
+    pthread_mutex_unlock(&gw->cfg_mu);
+    tg_config_unref(old);
+    return TG_OK;
+}
+
+/* ---- exchanges ---- */
+
+static bool rid_ok(tg_str s)
+{
+    if (s.n == 0 || s.n > 128) return false;
+    for (size_t i = 0; i < s.n; i++) {
+        char c = s.p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.' || c == ':'))
+            return false;
+    }
+    return true;
+}
+
+tg_exchange *tg_exchange_new(tg_req *r, tg_gw_worker *ww, const char *endpoint)
+{
+    tg_exchange *x = tg_arena_alloc(&r->arena, sizeof *x);
+    if (!x) return NULL;
+    memset(x, 0, sizeof *x);
+    x->req = r;
+    x->ww = ww;
+    x->cfg = tg_config_ref(worker_config(ww));
+    x->endpoint = endpoint;
+    x->model_label = TG_STR("-");
+    tg_buf_init(&x->scratch, 1 << 16);
+    tg_buf_init(&x->upbody, (size_t)x->cfg->server.max_body_bytes + 4096);
+    tg_buf_init(&x->resp, x->cfg->server.max_response_bytes);
+    r->data = x;
+    tg_str given = tg_req_header(r, TG_STR("x-request-id"));
+    if (given.p && rid_ok(given)) {
+        x->rid = given;
+    } else {
+        char *id = tg_arena_alloc(&r->arena, 32);
+        if (id) {
+            uint64_t a = tg_rng_next(&ww->rng), b = tg_rng_next(&ww->rng);
+            snprintf(id, 32, "req_%012llx%012llx", (unsigned long long)(a >> 16),
+                     (unsigned long long)(b >> 16));
+            x->rid = tg_str_c(id);
+        }
+    }
+    return x;
+}
+
+static int log_line(tg_exchange *x, tg_buf *b)
+{
+    tg_req *r = x->req;
+    uint64_t now = uv_hrtime();
+    int rc = tg_log_begin(b, TG_LOG_INFO);
+    if (!rc) rc = tg_buf_add_lit(b, ",\"msg\":\"request\",\"rid\":");
+    if (!rc) rc = tg_jsonw_str(b, x->rid);
+    if (!rc) rc = tg_buf_add_lit(b, ",\"key\":");
+    if (!rc) rc = tg_jsonw_str(b, x->key ? tg_str_c(x->key->id) : TG_STR("-"));
+    if (!rc) rc = tg_buf_printf(b, ",\"endpoint\":\"%s\",\"model\":", x->endpoint);
+    if (!rc) rc = tg_jsonw_str(b, x->model_label);
+    if (!rc) rc = tg_buf_add_lit(b, ",\"provider\":");
+    if (!rc) rc = tg_jsonw_str(b, x->off ? tg_str_c(x->off->provider->name) : TG_STR("-"));
+    if (!rc) rc = tg_buf_add_lit(b, ",\"offering\":");
+    if (!rc) rc = tg_jsonw_str(b, x->off ? tg_str_c(x->off->id) : TG_STR("-"));
+    if (!rc)
+        rc = tg_buf_printf(b,
+                           ",\"stream\":%s,\"status\":%d,\"upstream_status\":%d,\"bytes_in\":%llu,"
+                           "\"bytes_out\":%llu,\"latency_us\":%llu,\"ttfb_us\":%llu",
+                           x->oreq.stream ? "true" : "false", r->status, x->up_status,
+                           (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out,
+                           (unsigned long long)((now - r->t_start_ns) / 1000),
+                           (unsigned long long)(r->t_first_byte_ns ? (r->t_first_byte_ns - r->t_start_ns) / 1000 : 0));
+    if (!rc && x->usage.present)
+        rc = tg_buf_printf(b, ",\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"cached_tokens\":%lld",
+                           (long long)x->usage.prompt, (long long)x->usage.completion,
+                           (long long)x->usage.cached);
+    if (!rc && x->error) {
+        rc = tg_buf_add_lit(b, ",\"error\":");
+        if (!rc) rc = tg_jsonw_str(b, tg_str_c(x->error));
+    }
+    if (!rc) rc = tg_log_end(b);
+    return rc;
+}
+
+void tg_exchange_finish(tg_exchange *x)
+{
+    tg_req *r = x->req;
+    tg_gw_worker *ww = x->ww;
+    uint64_t now = uv_hrtime();
+    if (tg_log_get_level() <= TG_LOG_INFO) {
+        size_t mark = ww->log.n;
+        if (log_line(x, &ww->log)) ww->log.n = mark; /* drop a line that did not fit */
+        if (ww->log.n > LOG_BATCH_MAX / 2) {
+            tg_log_write(ww->log.p, ww->log.n);
+            tg_buf_clear(&ww->log);
+        }
+    }
+    tg_metrics_request(ww->metrics, x->model_label, r->status, now - r->t_start_ns,
+                       r->t_first_byte_ns ? r->t_first_byte_ns - r->t_start_ns : 0,
+                       x->usage.prompt, x->usage.completion);
+    tg_buf_release(&x->scratch);
+    tg_buf_release(&x->upbody);
+    tg_buf_release(&x->resp);
+    tg_sse_release(&x->sse);
+    tg_config_unref(x->cfg);
+}
+
+static void send_json(tg_exchange *x, int status, tg_str body, bool finish)
+{
+    tg_header h[2] = {{TG_STR("X-Request-Id"), x->rid}, {TG_STR("Retry-After"), x->retry_after}};
+    size_t nh = x->retry_after.n && (status == 429 || status == 503) ? 2 : 1;
+    tg_resp_send(x->req, status, TG_STR("application/json"), h, nh, body);
+    if (finish) tg_exchange_finish(x);
+}
+
+void tg_exchange_json(tg_exchange *x, int status, tg_str body) { send_json(x, status, body, true); }
+
+void tg_openai_error(tg_exchange *x, int status, const char *type, const char *code,
+                     const char *param, const char *msg)
+{
+    tg_buf b;
+    tg_buf_init(&b, 1 << 16);
+    if (!x->error) x->error = code ? code : type;
+    int rc = tg_buf_add_lit(&b, "{\"error\":{\"message\":");
+    if (!rc) rc = tg_jsonw_str(&b, tg_str_c(msg));
+    if (!rc) rc = tg_buf_add_lit(&b, ",\"type\":");
+    if (!rc) rc = tg_jsonw_str(&b, tg_str_c(type));
+    if (!rc) rc = tg_buf_add_lit(&b, ",\"param\":");
+    if (!rc) rc = param ? tg_jsonw_str(&b, tg_str_c(param)) : tg_buf_add_lit(&b, "null");
+    if (!rc) rc = tg_buf_add_lit(&b, ",\"code\":");
+    if (!rc) rc = code ? tg_jsonw_str(&b, tg_str_c(code)) : tg_buf_add_lit(&b, "null");
+    if (!rc) rc = tg_buf_add_lit(&b, "}}");
+    send_json(x, status, rc ? TG_STR("{\"error\":{\"message\":\"internal error\"}}") : tg_buf_str(&b), true);
+    tg_buf_release(&b);
+}
+
+/* ---- endpoints of the gateway itself ---- */
+
+static void health(tg_exchange *x)
+{
+    tg_exchange_json(x, 200, TG_STR("{\"status\":\"ok\"}"));
+}
+
+static void metrics(tg_exchange *x)
+{
+    tg_buf b;
+    tg_buf_init(&b, 16 << 20);
+    int rc = tg_metrics_render(x->ww->gw->metrics, tg_server_connections(x->ww->gw->server), &b);
+    if (rc) {
+        tg_openai_error(x, 500, "server_error", NULL, NULL, "metrics could not be rendered");
+    } else {
+        tg_header h = {TG_STR("X-Request-Id"), x->rid};
+        tg_resp_send(x->req, 200, TG_STR("text/plain; version=0.0.4"), &h, 1, tg_buf_str(&b));
+        tg_exchange_finish(x);
+    }
+    tg_buf_release(&b);
+}
+
+typedef struct {
+    tg_method method;
+    const char *path;
+    const char *name;
+    int ep; /* tg_endpoint, or -1 */
+} tg_route_entry;
+
+static const tg_route_entry routes[] = {
+    {TG_POST, "/v1/chat/completions", "chat", TG_EP_CHAT},
+    {TG_POST, "/v1/completions", "completions", TG_EP_COMPLETIONS},
+    {TG_POST, "/v1/embeddings", "embeddings", TG_EP_EMBEDDINGS},
+    {TG_GET, "/v1/models", "models", -1},
+    {TG_GET, "/healthz", "healthz", -1},
+    {TG_GET, "/metrics", "metrics", -1},
+};
+
+static void handle(tg_req *r, void *data)
+{
+    tg_gw_worker *ww = tg_worker_data(r->worker);
+    (void)data;
+    const tg_route_entry *hit = NULL;
+    bool path_known = false;
+    tg_str model_id = TG_STR_NULL;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        tg_str p = tg_str_c(routes[i].path);
+        bool match = tg_str_eq(r->path, p);
+        if (!match && routes[i].ep == -1 && routes[i].path[1] == 'v' &&
+            tg_str_has_prefix(r->path, TG_STR("/v1/models/")) && r->path.n > 11) {
+            match = true;
+            model_id = tg_str_make(r->path.p + 11, r->path.n - 11);
+        }
+        if (!match) continue;
+        path_known = true;
+        if (routes[i].method == r->method || (r->method == TG_HEAD && routes[i].method == TG_GET)) {
+            hit = &routes[i];
+            break;
+        }
+    }
+    tg_exchange *x = tg_exchange_new(r, ww, hit ? hit->name : "-");
+    if (!x) {
+        tg_resp_send(r, 500, TG_STR("application/json"), NULL, 0,
+                     TG_STR("{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\"}}"));
+        return;
+    }
+    if (!hit) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "%s %.*s", path_known ? "Method not allowed for" : "Unknown request URL:",
+                 (int)(r->path.n > 120 ? 120 : r->path.n), r->path.p);
+        tg_openai_error(x, path_known ? 405 : 404, "invalid_request_error",
+                        path_known ? "method_not_allowed" : "unknown_url", NULL, msg);
+        return;
+    }
+    if (hit->ep >= 0) tg_openai_proxy(x, (tg_endpoint)hit->ep);
+    else if (hit->name[0] == 'm' && hit->name[1] == 'o') tg_openai_models(x, model_id);
+    else if (hit->name[0] == 'h') health(x);
+    else metrics(x);
+}
+
+static void on_server_error(tg_req *r, int status, const char *type, const char *msg, void *data)
+{
+    (void)data;
+    tg_exchange *x = tg_exchange_new(r, tg_worker_data(r->worker), "-");
+    if (!x) {
+        tg_resp_send(r, status, TG_STR("application/json"), NULL, 0, TG_STR("{\"error\":{}}"));
+        return;
+    }
+    tg_openai_error(x, status, type, NULL, NULL, msg);
+}
+
+/* ---- workers ---- */
+
+static void on_flush(uv_check_t *c)
+{
+    tg_gw_worker *ww = c->data;
+    if (ww->log.n) {
+        tg_log_write(ww->log.p, ww->log.n);
+        tg_buf_clear(&ww->log);
+    }
+}
+
+static void worker_start(tg_worker *w, void *data)
+{
+    tg_gateway *gw = data;
+    tg_gw_worker *ww = calloc(1, sizeof *ww);
+    if (!ww || !(ww->up = tg_upstream_new(tg_worker_loop(w)))) {
+        tg_log(TG_LOG_ERROR, "gateway: out of memory starting a worker");
+        abort();
+    }
+    ww->gw = gw;
+    ww->w = w;
+    ww->metrics = tg_metrics_shard_of(gw->metrics, tg_worker_index(w));
+    ww->rng.s = tg_hash64(&ww, sizeof ww, (uint64_t)tg_clock_wall_ms()) ^ tg_worker_index(w);
+    tg_buf_init(&ww->log, LOG_BATCH_MAX);
+    uv_check_init(tg_worker_loop(w), &ww->flush);
+    ww->flush.data = ww;
+    uv_check_start(&ww->flush, on_flush);
+    uv_unref((uv_handle_t *)&ww->flush);
+    worker_config(ww);
+    tg_worker_set_data(w, ww);
+}
+
+static void on_flush_closed(uv_handle_t *h)
+{
+    tg_gw_worker *ww = h->data;
+    tg_buf_release(&ww->log);
+    free(ww);
+}
+
+static void worker_stop(tg_worker *w, void *data)
+{
+    (void)data;
+    tg_gw_worker *ww = tg_worker_data(w);
+    on_flush(&ww->flush);
+    tg_upstream_free(ww->up);
+    if (ww->cfg) tg_config_unref(ww->cfg);
+    uv_close((uv_handle_t *)&ww->flush, on_flush_closed);
+}
+
+int tg_gateway_start(tg_config *cfg, tg_gateway **out, tg_errmsg *err)
+{
+    tg_gateway *gw = calloc(1, sizeof *gw);
+    if (!gw) return TG_ENOMEM;
+    pthread_mutex_init(&gw->cfg_mu, NULL);
+    gw->cfg = cfg;
+    gw->cfg_gen = 1;
+    gw->shutdown_timeout_ms = cfg->server.shutdown_timeout_ms;
+    tg_log_set_level(cfg->log_level);
+    int rc = TG_OK;
+    if (cfg->sim.enabled) {
+        rc = tg_sim_start(&cfg->sim, NULL, &gw->sim, err);
+        if (!rc)
+            snprintf(gw->sim_url, sizeof gw->sim_url, "http://127.0.0.1:%u/v1", tg_server_port(gw->sim));
+    }
+    if (!rc) rc = resolve_builtin(gw, cfg, err);
+    unsigned workers = cfg->server.workers;
+    if (!rc && !(gw->metrics = tg_metrics_new(workers ? workers : 64))) rc = TG_ENOMEM;
+    if (!rc) {
+        tg_server_opts o = {.name = "gateway", .conf = cfg->server, .handler = handle,
+                            .error = on_server_error, .worker_start = worker_start,
+                            .worker_stop = worker_stop, .data = gw};
+        rc = tg_server_start(&gw->server, &o, err);
+    }
+    if (rc) {
+        if (gw->sim) {
+            tg_server_drain(gw->sim, 0);
+            tg_server_join(gw->sim);
+        }
+        tg_metrics_free(gw->metrics);
+        pthread_mutex_destroy(&gw->cfg_mu);
+        free(gw);
+        return rc; /* cfg stays the caller's */
+    }
+    *out = gw;
+    return TG_OK;
+}
+
+uint16_t tg_gateway_port(const tg_gateway *gw) { return tg_server_port(gw->server); }
+
+void tg_gateway_stop(tg_gateway *gw)
+{
+    tg_server_drain(gw->server, gw->shutdown_timeout_ms);
+    tg_server_join(gw->server);
+    if (gw->sim) {
+        tg_server_drain(gw->sim, 0);
+        tg_server_join(gw->sim);
+    }
+    tg_metrics_free(gw->metrics);
+    tg_config_unref(gw->cfg);
+    pthread_mutex_destroy(&gw->cfg_mu);
+    free(gw);
+}
