@@ -4,8 +4,8 @@
  * Every request the gateway answers, refused or proxied, is an exchange:
  * that is what makes "one log line and one metrics sample per request"
  * hold. An exchange lives in its request's arena; the buffers it owns are
- * released by tg_exchange_finish, which also logs it and releases the
- * configuration snapshot. Metering (issue 3) and policy hook in here. */
+ * released when the request ends (its end callback), which also logs it
+ * and releases the configuration snapshot. Metering (issue 3) and policy hook in here. */
 #ifndef TG_API_API_H
 #define TG_API_API_H
 
@@ -75,13 +75,12 @@ typedef struct {
 
 /* gateway.c */
 tg_exchange *tg_exchange_new(tg_req *r, tg_gw_worker *ww, const char *endpoint);
-/* Logs, counts and releases; the response must have been sent. */
-void tg_exchange_finish(tg_exchange *x);
-/* Sends {"error":{...}} in OpenAI's shape, then finishes x. code and param
- * may be NULL. */
+/* Sends {"error":{...}} in OpenAI's shape. code and param may be NULL.
+ * Like every response, it ends the request, and the request's end
+ * callback logs, counts and releases the exchange. */
 void tg_openai_error(tg_exchange *x, int status, const char *type, const char *code,
                      const char *param, const char *msg);
-/* Sends a JSON body with the request id header, then finishes x. */
+/* Sends a JSON body with the request id header. */
 void tg_exchange_json(tg_exchange *x, int status, tg_str body);
 
 /* openai.c */

@@ -83,6 +83,8 @@ static bool rid_ok(tg_str s)
     return true;
 }
 
+static void exchange_end(tg_req *r, void *data);
+
 tg_exchange *tg_exchange_new(tg_req *r, tg_gw_worker *ww, const char *endpoint)
 {
     tg_exchange *x = tg_arena_alloc(&r->arena, sizeof *x);
@@ -97,6 +99,7 @@ tg_exchange *tg_exchange_new(tg_req *r, tg_gw_worker *ww, const char *endpoint)
     tg_buf_init(&x->upbody, (size_t)x->cfg->server.max_body_bytes + 4096);
     tg_buf_init(&x->resp, x->cfg->server.max_response_bytes);
     r->data = x;
+    tg_req_on_end(r, exchange_end, x);
     tg_str given = tg_req_header(r, TG_STR("x-request-id"));
     if (given.p && rid_ok(given)) {
         x->rid = given;
@@ -147,9 +150,12 @@ static int log_line(tg_exchange *x, tg_buf *b)
     return rc;
 }
 
-void tg_exchange_finish(tg_exchange *x)
+/* The request's end callback: every exchange ends here exactly once. */
+static void exchange_end(tg_req *r, void *data)
 {
-    tg_req *r = x->req;
+    tg_exchange *x = data;
+    if (x->call) tg_upcall_cancel(x->call);
+    x->call = NULL;
     tg_gw_worker *ww = x->ww;
     uint64_t now = uv_hrtime();
     if (tg_log_get_level() <= TG_LOG_INFO) {
@@ -170,15 +176,12 @@ void tg_exchange_finish(tg_exchange *x)
     tg_config_unref(x->cfg);
 }
 
-static void send_json(tg_exchange *x, int status, tg_str body, bool finish)
+void tg_exchange_json(tg_exchange *x, int status, tg_str body)
 {
     tg_header h[2] = {{TG_STR("X-Request-Id"), x->rid}, {TG_STR("Retry-After"), x->retry_after}};
     size_t nh = x->retry_after.n && (status == 429 || status == 503) ? 2 : 1;
     tg_resp_send(x->req, status, TG_STR("application/json"), h, nh, body);
-    if (finish) tg_exchange_finish(x);
 }
-
-void tg_exchange_json(tg_exchange *x, int status, tg_str body) { send_json(x, status, body, true); }
 
 void tg_openai_error(tg_exchange *x, int status, const char *type, const char *code,
                      const char *param, const char *msg)
@@ -195,7 +198,7 @@ void tg_openai_error(tg_exchange *x, int status, const char *type, const char *c
     if (!rc) rc = tg_buf_add_lit(&b, ",\"code\":");
     if (!rc) rc = code ? tg_jsonw_str(&b, tg_str_c(code)) : tg_buf_add_lit(&b, "null");
     if (!rc) rc = tg_buf_add_lit(&b, "}}");
-    send_json(x, status, rc ? TG_STR("{\"error\":{\"message\":\"internal error\"}}") : tg_buf_str(&b), true);
+    tg_exchange_json(x, status, rc ? TG_STR("{\"error\":{\"message\":\"internal error\"}}") : tg_buf_str(&b));
     tg_buf_release(&b);
 }
 
@@ -216,7 +219,6 @@ static void metrics(tg_exchange *x)
     } else {
         tg_header h = {TG_STR("X-Request-Id"), x->rid};
         tg_resp_send(x->req, 200, TG_STR("text/plain; version=0.0.4"), &h, 1, tg_buf_str(&b));
-        tg_exchange_finish(x);
     }
     tg_buf_release(&b);
 }

@@ -35,15 +35,12 @@ static void count_error(tg_exchange *x, const char *kind)
     tg_metrics_upstream_error(x->ww->metrics, tg_str_c(provider_name(x)), kind);
 }
 
+/* The upstream call is cancelled by the end callback that follows. */
 static void on_client_gone(tg_req *r, void *data)
 {
-    (void)r;
     tg_exchange *x = data;
-    if (x->call) tg_upcall_cancel(x->call);
-    x->call = NULL;
-    x->req->status = 499; /* nginx's word for "client closed the request" */
+    r->status = 499; /* nginx's word for "client closed the request" */
     x->error = "client_closed";
-    tg_exchange_finish(x);
 }
 
 static void on_head(void *ud, int status, const tg_header *h, size_t nh)
@@ -127,7 +124,6 @@ static void end_stream_with_error(tg_exchange *x, const char *code, const char *
     tg_buf_release(&b);
     if (!x->error) x->error = code;
     tg_resp_stream_end(x->req);
-    tg_exchange_finish(x);
 }
 
 /* The message of an OpenAI-shaped error body, for our own message; sets
@@ -247,7 +243,6 @@ static void on_done(void *ud, tg_up_result res, const char *detail)
         }
         if (!x->stream_started) forward(x, TG_STR(""));
         tg_resp_stream_end(x->req);
-        tg_exchange_finish(x);
         return;
     }
     tg_str body = tg_buf_str(&x->resp);

@@ -76,6 +76,8 @@ struct tg_conn {
 /* request.c */
 void tg_conn_accept(tg_worker *w);
 void tg_conn_close(tg_conn *c);
+/* Fires c->req's end callback, once. */
+void tg_conn_end_request(tg_conn *c);
 /* The handler is done with c->req: reset for the next request and go on. */
 void tg_conn_request_done(tg_conn *c);
 /* Answers an error the server found, in the dialect of opts->error. */

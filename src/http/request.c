@@ -47,6 +47,7 @@ void tg_conn_close(tg_conn *c)
     if (owned && c->req.abort_cb_) {
         c->req.done_ = true;
         c->req.abort_cb_(&c->req, c->req.abort_data_);
+        tg_conn_end_request(c);
     } else if (owned) {
         /* The handler has no abort callback: it still owns req and will end
          * it; its writes are dropped and the close happens then. */
@@ -402,8 +403,16 @@ static void conn_process(tg_conn *c)
     c->in_process = false;
 }
 
+void tg_conn_end_request(tg_conn *c)
+{
+    void (*cb)(tg_req *, void *) = c->req.end_cb_;
+    c->req.end_cb_ = NULL;
+    if (cb) cb(&c->req, c->req.end_data_);
+}
+
 void tg_conn_request_done(tg_conn *c)
 {
+    tg_conn_end_request(c);
     if (c->peer_gone) {
         c->req.done_ = true;
         c->state = TG_CONN_IDLE; /* lets tg_conn_close go through */

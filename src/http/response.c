@@ -231,6 +231,12 @@ void tg_req_on_drain(tg_req *r, void (*cb)(tg_req *, void *), void *data)
     r->drain_data_ = data;
 }
 
+void tg_req_on_end(tg_req *r, void (*cb)(tg_req *, void *), void *data)
+{
+    r->end_cb_ = cb;
+    r->end_data_ = data;
+}
+
 void tg_req_on_abort(tg_req *r, void (*cb)(tg_req *, void *), void *data)
 {
     r->abort_cb_ = cb;
@@ -248,6 +254,7 @@ void tg_resp_close(tg_req *r, bool reset)
         if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
             setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
         r->done_ = true;
+        tg_conn_end_request(c);
         c->state = TG_CONN_IDLE;
         tg_conn_close(c);
         return;

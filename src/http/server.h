@@ -64,6 +64,8 @@ struct tg_req {
     void *abort_data_;
     void (*drain_cb_)(tg_req *, void *);
     void *drain_data_;
+    void (*end_cb_)(tg_req *, void *);
+    void *end_data_;
     bool streaming_, done_, expect_continue_, keep_alive_;
 };
 
@@ -123,6 +125,10 @@ void tg_req_on_drain(tg_req *r, void (*cb)(tg_req *, void *), void *data);
 /* Called if the client goes away before the response ended; the request
  * is freed when cb returns. */
 void tg_req_on_abort(tg_req *r, void (*cb)(tg_req *, void *), void *data);
+/* Called exactly once when the request ends, however it ends (response
+ * complete, client gone, connection closed), while everything in the
+ * request (its arena included) is still valid: the place to log and free. */
+void tg_req_on_end(tg_req *r, void (*cb)(tg_req *, void *), void *data);
 /* Ends the request by closing the connection: with reset, an RST (SO_LINGER
  * 0) at once; without, after what is queued is written. No abort callback
  * fires. For the simulated provider's faults. */
