@@ -6,7 +6,7 @@
 
 #include "http/server.h"
 
-#include <http_parser.h>
+#include "http/parse.h"
 
 struct tg_server {
     tg_server_opts opts;
@@ -44,32 +44,19 @@ typedef enum {
     TG_CONN_CLOSING,
 } tg_conn_state;
 
-typedef struct {
-    uint32_t name_off, name_len, value_off, value_len;
-} tg_hdr_span;
-
 struct tg_conn {
     uv_tcp_t tcp;            /* first: a uv_handle_t* is a tg_conn* */
     uv_timer_t timer;        /* head, body and idle timeouts */
     tg_worker *w;
     tg_conn *prev, *next;
-    http_parser parser;
     tg_conn_state state;
     int handles_open;        /* tcp + timer; freed when both closed */
-    tg_buf in;               /* received, not yet parsed */
-    tg_buf head;             /* copies of the url and header bytes */
-    tg_buf body;
-    tg_hdr_span spans[TG_MAX_REQ_HEADERS];
-    size_t nspans;
-    uint32_t url_off, url_len;
-    bool last_was_value;     /* http_parser header callback state */
-    bool message_done;       /* on_message_complete seen for the request */
+    tg_http_in in;           /* the parser and the request being read */
+    tg_buf rx;               /* received, not yet parsed */
     bool must_close;         /* answer with Connection: close, then close */
     bool peer_gone;          /* EOF or error while the handler owns req */
     bool reading;
     bool in_process;         /* re-entrancy guard for conn_process */
-    int err_status;          /* set by a parser callback that refuses */
-    const char *err_msg;
     tg_req req;
 };
 

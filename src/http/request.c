@@ -1,12 +1,9 @@
-/* Connections: reading, parsing and the limits.
+/* Connections: reading, the request deadlines, and handing requests over.
  *
- * Bytes read are appended to c->in and parsed from there by http_parser;
- * the url and header bytes are copied into c->head (capped at
- * max_header_bytes, 431 past it) and the de-chunked body into c->body
- * (capped at max_body_bytes, 413 past it). When a message completes the
- * parser is paused and the handler owns c->req; bytes that arrive meanwhile
- * (pipelined requests) wait in c->in, and reading stops while more than
- * IN_HIGH_WATER bytes wait. Reading goes on during the handler so that a
+ * Bytes read are appended to c->rx and parsed from there (parse.c, which
+ * keeps the size limits). When a message completes the handler owns
+ * c->req; bytes that arrive meanwhile (pipelined requests) wait in c->rx,
+ * and reading stops while more than RX_HIGH_WATER bytes wait. Reading goes on during the handler so that a
  * client that disconnects is noticed and its upstream work cancelled.
  *
  * One timer per connection serves three deadlines: the head must arrive
@@ -18,13 +15,10 @@
 
 #include <stdlib.h>
 
-#define IN_HIGH_WATER (256 * 1024)
-#define IN_MAX (IN_HIGH_WATER + 65536)
+#define RX_HIGH_WATER (256 * 1024)
+#define RX_MAX (RX_HIGH_WATER + 65536)
 
-static const http_parser_settings settings;
 static void conn_process(tg_conn *c);
-
-static tg_conn *conn_of(http_parser *p) { return p->data; }
 
 static void on_handle_closed(uv_handle_t *h)
 {
@@ -32,9 +26,8 @@ static void on_handle_closed(uv_handle_t *h)
     if (--c->handles_open) return;
     tg_worker *w = c->w;
     tg_arena_release(&c->req.arena);
-    tg_buf_release(&c->in);
-    tg_buf_release(&c->head);
-    tg_buf_release(&c->body);
+    tg_buf_release(&c->rx);
+    tg_http_in_release(&c->in);
     free(c);
     tg_worker_conn_gone(w);
 }
@@ -117,12 +110,7 @@ static void req_reset(tg_conn *c)
     r->worker = c->w;
     r->loop = &c->w->loop;
     r->conn_ = c;
-    tg_buf_clear(&c->head);
-    tg_buf_clear(&c->body);
-    c->nspans = 0;
-    c->url_off = c->url_len = 0;
-    c->last_was_value = false;
-    c->message_done = false;
+    tg_http_in_next(&c->in);
 }
 
 /* Reads land in the worker's buffer (one per loop: libuv calls alloc and
@@ -143,12 +131,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         tg_conn_close(c);
         return;
     }
-    if (tg_buf_append(&c->in, buf->base, (size_t)nread)) {
+    if (tg_buf_append(&c->rx, buf->base, (size_t)nread)) {
         tg_conn_close(c);
         return;
     }
     if (c->state == TG_CONN_ACTIVE) {
-        if (c->in.n > IN_HIGH_WATER) {
+        if (c->rx.n > RX_HIGH_WATER) {
             uv_read_stop(s);
             c->reading = false;
         }
@@ -169,9 +157,8 @@ void tg_conn_accept(tg_worker *w)
     tg_conn *c = calloc(1, sizeof *c);
     if (!c) return;
     c->w = w;
-    tg_buf_init(&c->in, IN_MAX);
-    tg_buf_init(&c->head, s->opts.conf.max_header_bytes);
-    tg_buf_init(&c->body, s->opts.conf.max_body_bytes);
+    tg_buf_init(&c->rx, RX_MAX);
+    tg_http_in_init(&c->in, s->opts.conf.max_header_bytes, s->opts.conf.max_body_bytes);
     uv_tcp_init(&w->loop, &c->tcp);
     uv_timer_init(&w->loop, &c->timer);
     c->tcp.data = c->timer.data = c;
@@ -186,8 +173,6 @@ void tg_conn_accept(tg_worker *w)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    c->parser.data = c;
     req_reset(c);
     c->state = TG_CONN_IDLE;
     if (s->opts.conf.max_connections && n > (long)s->opts.conf.max_connections) {
@@ -215,190 +200,57 @@ void tg_conn_drain(tg_conn *c)
     if (c->state == TG_CONN_IDLE) tg_conn_close(c);
 }
 
-/* ---- http_parser callbacks ---- */
-
-static int refuse(tg_conn *c, int status, const char *msg)
-{
-    c->err_status = status;
-    c->err_msg = msg;
-    return -1;
-}
-
-static int head_append(tg_conn *c, const char *p, size_t n)
-{
-    if (tg_buf_append(&c->head, p, n))
-        return refuse(c, 431, "the request head is larger than the gateway accepts "
-                              "(server.max_header_bytes)");
-    return 0;
-}
-
-static int on_message_begin(http_parser *p)
-{
-    tg_conn *c = conn_of(p);
-    c->state = TG_CONN_HEAD;
-    c->req.t_start_ns = uv_hrtime();
-    timer_arm(c, c->w->srv->opts.conf.header_timeout_ms);
-    return 0;
-}
-
-static int on_url(http_parser *p, const char *at, size_t n)
-{
-    tg_conn *c = conn_of(p);
-    if (!c->url_len) c->url_off = (uint32_t)c->head.n;
-    c->url_len += (uint32_t)n;
-    return head_append(c, at, n);
-}
-
-static int on_header_field(http_parser *p, const char *at, size_t n)
-{
-    tg_conn *c = conn_of(p);
-    if (c->last_was_value || c->nspans == 0) {
-        if (c->nspans == TG_MAX_REQ_HEADERS)
-            return refuse(c, 431, "the request has more headers than the gateway accepts (64)");
-        c->spans[c->nspans++] = (tg_hdr_span){(uint32_t)c->head.n, 0, 0, 0};
-        c->last_was_value = false;
-    }
-    c->spans[c->nspans - 1].name_len += (uint32_t)n;
-    return head_append(c, at, n);
-}
-
-static int on_header_value(http_parser *p, const char *at, size_t n)
-{
-    tg_conn *c = conn_of(p);
-    tg_hdr_span *sp = &c->spans[c->nspans - 1];
-    if (!c->last_was_value) {
-        sp->value_off = (uint32_t)c->head.n;
-        c->last_was_value = true;
-    }
-    sp->value_len += (uint32_t)n;
-    return head_append(c, at, n);
-}
-
-static tg_method method_of(unsigned m)
-{
-    switch (m) {
-    case HTTP_GET: return TG_GET;
-    case HTTP_POST: return TG_POST;
-    case HTTP_HEAD: return TG_HEAD;
-    case HTTP_PUT: return TG_PUT;
-    case HTTP_DELETE: return TG_DELETE;
-    default: return TG_OTHER_METHOD;
-    }
-}
-
-static int on_headers_complete(http_parser *p)
-{
-    tg_conn *c = conn_of(p);
-    tg_req *r = &c->req;
-    const tg_server_conf *conf = &c->w->srv->opts.conf;
-    const char *h = c->head.p;
-    for (size_t i = 0; i < c->nspans; i++) {
-        tg_hdr_span *sp = &c->spans[i];
-        r->headers[i].name = tg_str_make(h + sp->name_off, sp->name_len);
-        r->headers[i].value = tg_str_make(sp->value_len ? h + sp->value_off : "", sp->value_len);
-    }
-    r->nheaders = c->nspans;
-    tg_str url = tg_str_make(c->url_len ? h + c->url_off : "", c->url_len);
-    const char *q = memchr(url.p, '?', url.n);
-    r->path = q ? tg_str_make(url.p, (size_t)(q - url.p)) : url;
-    r->query = q ? tg_str_make(q + 1, url.n - (size_t)(q - url.p) - 1) : TG_STR("");
-    r->method = method_of(p->method);
-    r->keep_alive_ = http_should_keep_alive(p);
-    if ((p->flags & F_CONTENTLENGTH) && p->content_length > conf->max_body_bytes)
-        return refuse(c, 413, NULL);
-    tg_str expect = tg_req_header(r, TG_STR("expect"));
-    if (expect.p && tg_str_ieq(expect, TG_STR("100-continue")) && p->http_minor >= 1) {
-        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        uv_buf_t b = uv_buf_init((char *)cont, sizeof cont - 1);
-        tg_conn_write(c, &b, 1);
-    }
-    c->state = TG_CONN_BODY;
-    timer_arm(c, conf->request_timeout_ms);
-    return 0;
-}
-
-static int on_body(http_parser *p, const char *at, size_t n)
-{
-    tg_conn *c = conn_of(p);
-    if (tg_buf_append(&c->body, at, n)) return refuse(c, 413, NULL);
-    return 0;
-}
-
-static int on_message_complete(http_parser *p)
-{
-    tg_conn *c = conn_of(p);
-    c->message_done = true;
-    http_parser_pause(p, 1);
-    return 0;
-}
-
-static const http_parser_settings settings = {
-    .on_message_begin = on_message_begin,
-    .on_url = on_url,
-    .on_header_field = on_header_field,
-    .on_header_value = on_header_value,
-    .on_headers_complete = on_headers_complete,
-    .on_body = on_body,
-    .on_message_complete = on_message_complete,
-};
-
 static void dispatch(tg_conn *c)
 {
     tg_req *r = &c->req;
     uv_timer_stop(&c->timer);
     c->state = TG_CONN_ACTIVE;
-    r->body = tg_buf_str(&c->body);
+    tg_http_in_fill(&c->in, r);
     if (c->must_close) r->keep_alive_ = false;
     tg_server *s = c->w->srv;
     s->opts.handler(r, s->opts.data);
 }
 
-static void parse_failed(tg_conn *c)
+/* The head is in: the body deadline starts, and a client waiting for
+ * 100 Continue gets it. */
+static void head_done(tg_conn *c)
 {
-    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-    int status = c->err_status ? c->err_status : 400;
-    const char *msg = c->err_msg;
-    char buf[160];
-    if (status == 413) {
-        snprintf(buf, sizeof buf,
-                 "the request body is larger than the gateway accepts (%u bytes, "
-                 "server.max_body_bytes)",
-                 c->w->srv->opts.conf.max_body_bytes);
-        msg = buf;
-    } else if (!msg) {
-        if (e == HPE_HEADER_OVERFLOW) {
-            status = 431;
-            msg = "the request head is larger than the gateway accepts";
-        } else {
-            snprintf(buf, sizeof buf, "malformed HTTP request: %s", http_errno_description(e));
-            msg = buf;
-        }
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    tg_http_in_fill(&c->in, &c->req);
+    if (tg_http_in_expects_continue(&c->in, &c->req)) {
+        uv_buf_t b = uv_buf_init((char *)cont, sizeof cont - 1);
+        tg_conn_write(c, &b, 1);
     }
-    tg_conn_error(c, status, status == 400 ? "invalid_request_error" : "request_too_large", msg);
+    c->state = TG_CONN_BODY;
+    timer_arm(c, c->w->srv->opts.conf.request_timeout_ms);
 }
 
-/* Parses what waits in c->in and dispatches complete requests, one at a
+/* Parses what waits in c->rx and dispatches complete requests, one at a
  * time; returns when more bytes are needed or the handler owns a request. */
 static void conn_process(tg_conn *c)
 {
     if (c->in_process) return;
     c->in_process = true;
-    while (c->in.n && (c->state == TG_CONN_IDLE || c->state == TG_CONN_HEAD ||
-                       c->state == TG_CONN_BODY)) {
-        size_t used = http_parser_execute(&c->parser, &settings, c->in.p, c->in.n);
-        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-        tg_buf_consume(&c->in, used);
+    while (c->rx.n && c->state <= TG_CONN_BODY) {
+        size_t used;
+        tg_in_event ev = tg_http_in_feed(&c->in, c->rx.p, c->rx.n, &used);
+        tg_buf_consume(&c->rx, used);
         c->req.bytes_in += used;
-        if (e == HPE_PAUSED) {
-            http_parser_pause(&c->parser, 0);
-            if (c->message_done) dispatch(c);
-            continue;
-        }
-        if (e != HPE_OK) {
-            parse_failed(c);
+        if (ev == TG_IN_BEGIN) {
+            c->state = TG_CONN_HEAD;
+            c->req.t_start_ns = uv_hrtime();
+            timer_arm(c, c->w->srv->opts.conf.header_timeout_ms);
+        } else if (ev == TG_IN_HEAD) {
+            head_done(c);
+        } else if (ev == TG_IN_MESSAGE) {
+            dispatch(c);
+        } else if (ev == TG_IN_ERROR) {
+            tg_conn_error(c, c->in.status,
+                          c->in.status == 400 ? "invalid_request_error" : "request_too_large",
+                          c->in.msg);
+        } else if (used == 0) {
             break;
         }
-        if (used == 0) break;
     }
     c->in_process = false;
 }
@@ -428,7 +280,7 @@ void tg_conn_request_done(tg_conn *c)
     c->state = TG_CONN_IDLE;
     timer_arm(c, c->w->srv->opts.conf.idle_timeout_ms);
     reading_on(c);
-    if (c->in.n) conn_process(c);
+    if (c->rx.n) conn_process(c);
 }
 
 tg_str tg_req_header(const tg_req *r, tg_str name)

@@ -116,9 +116,12 @@ static int format_head(tg_req *r, int status, tg_str ctype, const tg_header *h, 
     tg_conn *c = r->conn_;
     tg_buf *b = &c->w->out;
     tg_buf_clear(b);
-    bool http10 = c->parser.http_minor == 0;
-    int rc = tg_buf_printf(b, "HTTP/1.%d %d %s\r\n", http10 ? 0 : 1, status, tg_http_reason(status));
-    if (!rc) rc = tg_buf_append(b, tg_worker_date(c->w), strlen(c->w->date));
+    bool http10 = tg_http_in_minor(&c->in) == 0;
+    /* A server answers with its own version (RFC 9110 6.2), whatever the
+     * client's; what HTTP/1.0 changes is chunking and keep-alive. */
+    int rc = tg_buf_printf(b, "HTTP/1.1 %d %s\r\n", status, tg_http_reason(status));
+    const char *date = tg_worker_date(c->w);
+    if (!rc) rc = tg_buf_append(b, date, strlen(date));
     if (!rc && ctype.n) {
         rc = tg_buf_add_lit(b, "Content-Type: ");
         if (!rc) rc = tg_buf_add_str(b, ctype);
@@ -196,7 +199,7 @@ int tg_resp_stream_write(tg_req *r, tg_str data)
     if (r->done_ || !r->streaming_) return TG_EINVAL;
     if (data.n == 0) return TG_OK; /* an empty chunk would end the stream */
     tg_conn *c = r->conn_;
-    if (c->parser.http_minor == 0) {
+    if (tg_http_in_minor(&c->in) == 0) {
         uv_buf_t raw = uv_buf_init((char *)data.p, (unsigned)data.n);
         sent(r, data.n);
         return tg_conn_write(c, &raw, 1);
@@ -213,7 +216,7 @@ void tg_resp_stream_end(tg_req *r)
 {
     if (r->done_ || !r->streaming_) return;
     tg_conn *c = r->conn_;
-    if (c->parser.http_minor == 0) {
+    if (tg_http_in_minor(&c->in) == 0) {
         c->must_close = true;
     } else {
         uv_buf_t last = uv_buf_init("0\r\n\r\n", 5);
