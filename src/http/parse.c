@@ -76,6 +76,7 @@ static int too_big(tg_http_in *in)
 static int on_headers_complete(http_parser *p)
 {
     tg_http_in *in = in_of(p);
+    if (p->http_major != 1) return refuse(in, 505, "only HTTP/1.0 and HTTP/1.1 are served here");
     if ((p->flags & F_CONTENTLENGTH) && p->content_length > in->max_body) return too_big(in);
     return pause_at(p, TG_IN_HEAD);
 }
@@ -181,4 +182,11 @@ void tg_http_in_next(tg_http_in *in)
     in->url_off = in->url_len = 0;
     in->last_was_value = false;
     in->event = TG_IN_MORE;
+}
+
+tg_str tg_req_header(const tg_req *r, tg_str name)
+{
+    for (size_t i = 0; i < r->nheaders; i++)
+        if (tg_str_ieq(r->headers[i].name, name)) return r->headers[i].value;
+    return TG_STR_NULL;
 }

@@ -2,7 +2,8 @@
  *
  * tg_http_in wraps http_parser with the gateway's limits. The url and
  * header bytes are copied into a head buffer capped at max_header_bytes
- * (431 past it, or past TG_MAX_REQ_HEADERS headers) and the de-chunked
+ * (431 past it, or past TG_MAX_REQ_HEADERS headers; 505 for a version
+ * other than 1.x) and the de-chunked
  * body into a body buffer capped at max_body_bytes (413 past it, decided
  * from Content-Length before any body byte when there is one). Feeding
  * stops at each event so the connection can act on it: the first byte of
@@ -40,7 +41,7 @@ typedef struct {
     uint32_t max_body;
     bool last_was_value;
     tg_in_event event;      /* what the last callback saw */
-    int status;             /* on TG_IN_ERROR: 400, 413 or 431 */
+    int status;             /* on TG_IN_ERROR: 400, 413, 431 or 505 */
     char msg[160];          /* on TG_IN_ERROR: for the client */
 } tg_http_in;
 

@@ -246,7 +246,8 @@ static void conn_process(tg_conn *c)
             dispatch(c);
         } else if (ev == TG_IN_ERROR) {
             tg_conn_error(c, c->in.status,
-                          c->in.status == 400 ? "invalid_request_error" : "request_too_large",
+                          c->in.status == 413 || c->in.status == 431 ? "request_too_large"
+                                                                     : "invalid_request_error",
                           c->in.msg);
         } else if (used == 0) {
             break;
@@ -281,11 +282,4 @@ void tg_conn_request_done(tg_conn *c)
     timer_arm(c, c->w->srv->opts.conf.idle_timeout_ms);
     reading_on(c);
     if (c->rx.n) conn_process(c);
-}
-
-tg_str tg_req_header(const tg_req *r, tg_str name)
-{
-    for (size_t i = 0; i < r->nheaders; i++)
-        if (tg_str_ieq(r->headers[i].name, name)) return r->headers[i].value;
-    return TG_STR_NULL;
 }

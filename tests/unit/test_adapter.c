@@ -1,0 +1,154 @@
+/* The OpenAI adapter: request reading, the in-place rewrite of the model
+ * and stream_options (every other byte untouched), usage extraction. */
+#include "route/adapters/openai.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+static tg_offering off(const char *upstream)
+{
+    static tg_provider p = {.name = "p"};
+    return (tg_offering){.id = "p/x", .provider = &p, .upstream_model = (char *)upstream};
+}
+
+/* Rewrites body for an offering and returns the result in out. */
+static int rewrite(const char *body, tg_endpoint ep, const char *upstream, tg_buf *out,
+                   tg_openai_req *req)
+{
+    tg_buf scratch;
+    tg_errmsg err;
+    const char *param;
+    tg_buf_init(&scratch, 1024);
+    tg_buf_init(out, 1 << 20);
+    int rc = tg_openai_read_request(tg_str_c(body), ep, &scratch, req, &err, &param);
+    if (!rc) {
+        tg_offering o = off(upstream);
+        rc = tg_openai_upstream_body(tg_str_c(body), req, &o, out);
+    }
+    tg_buf_release(&scratch);
+    return rc;
+}
+
+static void expect(const char *body, tg_endpoint ep, const char *upstream, const char *want)
+{
+    tg_buf out;
+    tg_openai_req req;
+    assert_int_equal(rewrite(body, ep, upstream, &out, &req), 0);
+    assert_string_equal(out.p, want);
+    size_t eo;
+    assert_int_equal(tg_json_validate(out.p, out.n, TG_JSON_NO_DUP_TOPLEVEL, &eo, NULL), 0);
+    tg_buf_release(&out);
+}
+
+static void test_model_only(void **state)
+{
+    (void)state;
+    expect("{\"model\":\"fast\",\"messages\":[],\"x_unknown\":{\"keep\": [1, 2]}}", TG_EP_CHAT, "gpt-4o-mini",
+           "{\"model\":\"gpt-4o-mini\",\"messages\":[],\"x_unknown\":{\"keep\": [1, 2]}}");
+    expect(" {\"input\":\"a\", \"model\" : \"e\"} ", TG_EP_EMBEDDINGS, "text-embedding-3-small",
+           " {\"input\":\"a\", \"model\" : \"text-embedding-3-small\"} ");
+    /* a stream that already asks for usage: only the model changes */
+    expect("{\"model\":\"m\",\"stream\":true,\"stream_options\":{\"include_usage\":true}}", TG_EP_CHAT, "u",
+           "{\"model\":\"u\",\"stream\":true,\"stream_options\":{\"include_usage\":true}}");
+    /* quotes in the upstream name are escaped */
+    expect("{\"model\":\"m\"}", TG_EP_CHAT, "we\"ird", "{\"model\":\"we\\\"ird\"}");
+}
+
+static void test_stream_usage(void **state)
+{
+    (void)state;
+    expect("{\"model\":\"m\",\"stream\":true}", TG_EP_CHAT, "u",
+           "{\"model\":\"u\",\"stream\":true,\"stream_options\":{\"include_usage\":true}}");
+    expect("{\"stream_options\":{},\"stream\":true,\"model\":\"m\"}", TG_EP_CHAT, "u",
+           "{\"stream_options\":{\"include_usage\":true},\"stream\":true,\"model\":\"u\"}");
+    expect("{\"stream_options\":{\"other\":1},\"model\":\"m\",\"stream\":true}", TG_EP_COMPLETIONS, "u",
+           "{\"stream_options\":{\"include_usage\":true,\"other\":1},\"model\":\"u\",\"stream\":true}");
+    expect("{\"model\":\"m\",\"stream\":true,\"stream_options\":{\"include_usage\":false}}", TG_EP_CHAT, "u",
+           "{\"model\":\"u\",\"stream\":true,\"stream_options\":{\"include_usage\":true}}");
+    expect("{\"model\":\"m\",\"stream\":true,\"stream_options\":null}", TG_EP_CHAT, "u",
+           "{\"model\":\"u\",\"stream\":true,\"stream_options\":{\"include_usage\":true}}");
+    tg_buf out;
+    tg_openai_req req;
+    assert_int_equal(rewrite("{\"model\":\"m\",\"stream\":true}", TG_EP_CHAT, "u", &out, &req), 0);
+    assert_true(req.stream);
+    assert_false(req.include_usage); /* the relay will hide the usage chunk */
+    tg_buf_release(&out);
+}
+
+static void test_bad_requests(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body, *msg, *param;
+    } cases[] = {
+        {"", "the request body is empty; send a JSON object", NULL},
+        {"{\"model\":", "the request body is not valid JSON", NULL},
+        {"[1]", "the request body must be a JSON object", NULL},
+        {"{\"messages\":[]}", "you must provide a model parameter", "model"},
+        {"{\"model\":7}", "model must be a string", "model"},
+        {"{\"model\":\"m\",\"stream\":\"yes\"}", "stream must be a boolean", "stream"},
+        {"{\"model\":\"m\",\"stream_options\":1}", "stream_options must be an object", "stream_options"},
+        {"{\"model\":\"a\",\"model\":\"b\"}", "duplicate key", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tg_buf scratch;
+        tg_errmsg err;
+        tg_openai_req req;
+        const char *param;
+        tg_buf_init(&scratch, 64);
+        assert_int_equal(tg_openai_read_request(tg_str_c(cases[i].body), TG_EP_CHAT, &scratch, &req,
+                                                &err, &param), TG_EINVAL);
+        assert_non_null(strstr(err.msg, cases[i].msg));
+        if (cases[i].param) assert_string_equal(param, cases[i].param);
+        else assert_null(param);
+        tg_buf_release(&scratch);
+    }
+}
+
+static void test_escaped_model_name(void **state)
+{
+    (void)state;
+    tg_buf scratch;
+    tg_errmsg err;
+    tg_openai_req req;
+    const char *param;
+    tg_buf_init(&scratch, 64);
+    static const char body[] = "{\"model\":\"f\\u0061st\"}";
+    assert_int_equal(tg_openai_read_request(tg_str_c(body), TG_EP_CHAT, &scratch, &req, &err, &param), 0);
+    assert_true(tg_str_eq(req.model_name, TG_STR("fast")));
+    tg_buf_release(&scratch);
+}
+
+static void test_usage(void **state)
+{
+    (void)state;
+    static const char resp[] =
+        "{\"id\":\"x\",\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":5,\"total_tokens\":17,"
+        "\"prompt_tokens_details\":{\"cached_tokens\":4},\"completion_tokens_details\":{\"reasoning_tokens\":2}}}";
+    tg_usage u = {0};
+    tg_openai_usage(tg_json_root(resp, sizeof resp - 1), &u);
+    assert_true(u.present);
+    assert_int_equal(u.prompt, 12);
+    assert_int_equal(u.completion, 5);
+    assert_int_equal(u.total, 17);
+    assert_int_equal(u.cached, 4);
+    assert_int_equal(u.reasoning, 2);
+    tg_usage none = {0};
+    static const char chunk[] = "{\"choices\":[],\"usage\":null}";
+    tg_openai_usage(tg_json_root(chunk, sizeof chunk - 1), &none);
+    assert_false(none.present);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_model_only),
+        cmocka_unit_test(test_stream_usage),
+        cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_escaped_model_name),
+        cmocka_unit_test(test_usage),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
