@@ -218,7 +218,7 @@ enum { ST_VALUE, ST_KEY, ST_NEXT, ST_DONE, ST_FAIL };
 static const uint8_t *fail(vstate *v, const uint8_t *at, const char *why)
 {
     v->err = at;
-    v->why = why;
+    v->why = at == v->end && !strcmp(why, "unexpected character") ? "unexpected end of input" : why;
     return NULL;
 }
 

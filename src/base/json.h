@@ -46,10 +46,14 @@ enum { TG_JSON_NO_DUP_TOPLEVEL = 1 }; /* flags for tg_json_validate */
 /* Validates that [p, p+n) is exactly one JSON value, optionally surrounded
  * by whitespace. Returns TG_OK, or TG_EINVAL with *err_off (when not NULL)
  * set to the offset of the first offending byte and *why (when not NULL) to
- * a short static description ("unexpected character", "unterminated
- * string", "invalid escape", "invalid UTF-8", "nesting too deep",
- * "trailing data", "duplicate key"). Strings must be valid UTF-8; control
- * characters inside strings are refused. */
+ * a short static description ("unexpected character", "unexpected end of
+ * input", "unterminated string" (at its opening quote), "invalid escape",
+ * "invalid UTF-8", "nesting too deep", "trailing data", "duplicate key").
+ * Strings must be valid UTF-8; control characters inside strings are
+ * refused. With TG_JSON_NO_DUP_TOPLEVEL and more than 64 root members the
+ * duplicate check sorts the keys in one allocation (linear-time checks
+ * would be quadratic for an attacker's body) and can return TG_ENOMEM.
+ * Decoded strings may hold NUL bytes (\u0000): use their length. */
 int tg_json_validate(const char *p, size_t n, int flags, size_t *err_off, const char **why);
 
 /* The value the whole text holds (whitespace skipped). type NONE if empty. */
