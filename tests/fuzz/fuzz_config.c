@@ -1,0 +1,35 @@
+/* libFuzzer target: tg_config_parse on arbitrary bytes, then free the
+ * result. Finds crashes, leaks on the failure paths, and messages that
+ * overrun their buffer. Setting a provider key variable makes the
+ * api_key_env path (getenv, copy, scrub on free) reachable. */
+#include "conf/config.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static int once;
+    if (!once) {
+        setenv("TG_FUZZ_KEY", "sk-fuzz", 1);
+        once = 1;
+    }
+    tg_config *c = NULL;
+    tg_errmsg err;
+    int rc = tg_config_parse("fuzz.yaml", tg_str_make((const char *)data, size), &c, &err);
+    if (rc == TG_OK) {
+        /* touch what the rest of the program reads */
+        for (size_t i = 0; i < c->nmodels; i++) {
+            const tg_model *m = tg_config_model(c, tg_str_c(c->models[i].name));
+            if (m != &c->models[i] || m->noffering == 0 || !m->offerings[0]->provider) abort();
+            for (size_t k = 0; k < c->nkeys; k++) (void)tg_key_allows(&c->keys[k], m);
+        }
+        tg_config_unref(c);
+    } else if (strlen(err.msg) == 0 || strncmp(err.msg, "fuzz.yaml", 9) != 0) {
+        abort(); /* every error names the file */
+    }
+    return 0;
+}

@@ -1,0 +1,555 @@
+/* Configuration loader: the example file, defaults, every kind of error with
+ * its exact message (file, line, field), availability from the environment,
+ * and the small parsers (addresses, fault kinds). Run under ASan the
+ * failure paths double as leak tests: every rejected file has built part of
+ * a snapshot that must be freed. */
+#include "conf/config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define DEMO_HASH "179510ee3e248a7bfae1a518d344461ddef0e32bbf53b40845f2d3e157c5973f"
+#define ADMIN_HASH "3ccc6727fd85e14ec4d049a9975b00b20e1f1e46cd2933fd1239d254e6cde07c"
+
+static tg_config *parse_ok(const char *text)
+{
+    tg_config *c = NULL;
+    tg_errmsg err = {{0}};
+    int rc = tg_config_parse("t.yaml", tg_str_c(text), &c, &err);
+    if (rc) fail_msg("unexpected error: %s", err.msg);
+    assert_non_null(c);
+    return c;
+}
+
+static void expect_error(const char *text, const char *msg)
+{
+    tg_config *c = (tg_config *)0x1; /* must stay untouched */
+    tg_errmsg err = {{0}};
+    int rc = tg_config_parse("t.yaml", tg_str_c(text), &c, &err);
+    assert_int_equal(rc, TG_EINVAL);
+    assert_ptr_equal(c, (tg_config *)0x1);
+    assert_string_equal(err.msg, msg);
+}
+
+/* The part of a valid file most error cases build on. */
+#define BASE                                                                                       \
+    "providers:\n"                                                                                 \
+    "  - name: openai\n"                                                                           \
+    "    base_url: https://api.openai.com/v1\n"                                                    \
+    "offerings:\n"                                                                                 \
+    "  - {id: openai/mini, provider: openai, model: gpt-4o-mini}\n"                                \
+    "models:\n"                                                                                    \
+    "  - {name: mini, offerings: [openai/mini]}\n"
+
+static const char *example_path(void)
+{
+    const char *root = getenv("TOLLGATE_ROOT");
+    static char path[512];
+    snprintf(path, sizeof path, "%s/examples/tollgate.yaml", root ? root : ".");
+    return path;
+}
+
+static void test_example(void **state)
+{
+    (void)state;
+    unsetenv("OPENAI_API_KEY");
+    tg_config *c = NULL;
+    tg_errmsg err = {{0}};
+    int rc = tg_config_load(example_path(), &c, &err);
+    if (rc) fail_msg("%s", err.msg);
+    assert_string_equal(c->path, example_path());
+    assert_string_equal(c->server.listen.host, "127.0.0.1");
+    assert_int_equal(c->server.listen.port, 8080);
+    assert_true(c->sim.enabled);
+    assert_int_equal(c->sim.seed, 42);
+    assert_int_equal(c->sim.ttft_ms, 120);
+    assert_int_equal(c->sim.tokens_per_sec, 120);
+    assert_int_equal(c->sim.listen.port, 0);
+
+    assert_int_equal(c->nproviders, 2);
+    const tg_provider *oa = tg_config_provider(c, TG_STR("openai"));
+    const tg_provider *sim = tg_config_provider(c, TG_STR("sim"));
+    assert_non_null(oa);
+    assert_non_null(sim);
+    assert_string_equal(oa->base_url, "https://api.openai.com/v1");
+    assert_string_equal(oa->api_key_env, "OPENAI_API_KEY");
+    assert_false(oa->available); /* unset above */
+    assert_null(oa->api_key);
+    assert_true(sim->builtin_sim);
+    assert_null(sim->base_url);
+    assert_true(sim->available);
+    assert_int_equal(sim->nforward_headers, 1);
+    assert_string_equal(sim->forward_headers[0], "X-Sim-Fault");
+
+    const char *models[] = {"gpt-4o-mini", "gpt-4o", "text-embedding-3-small", "fast", "premium"};
+    assert_int_equal(c->nmodels, 5);
+    for (size_t i = 0; i < 3; i++) {
+        const tg_model *m = tg_config_model(c, tg_str_c(models[i]));
+        assert_non_null(m);
+        assert_int_equal(m->noffering, 2);
+        assert_ptr_equal(m->offerings[0]->provider, oa);
+        assert_ptr_equal(m->offerings[1]->provider, sim);
+        assert_string_equal(m->offerings[0]->upstream_model, models[i]);
+        assert_string_equal(m->offerings[1]->upstream_model, models[i]);
+    }
+    const tg_model *fast = tg_config_model(c, TG_STR("fast"));
+    assert_int_equal(fast->noffering, 1);
+    assert_string_equal(fast->offerings[0]->upstream_model, "sim-fast");
+    assert_string_equal(tg_config_model(c, TG_STR("premium"))->offerings[0]->upstream_model,
+                        "sim-premium");
+    assert_null(tg_config_model(c, TG_STR("gpt-5")));
+
+    assert_int_equal(c->nkeys, 2);
+    uint8_t h[TG_SHA256_LEN];
+    tg_sha256(TG_STR("sk-tollgate-demo"), h);
+    assert_string_equal(c->keys[0].id, "demo");
+    assert_memory_equal(c->keys[0].hash, h, TG_SHA256_LEN);
+    assert_false(c->keys[0].admin);
+    assert_true(tg_key_allows(&c->keys[0], fast));
+    tg_sha256(TG_STR("sk-tollgate-admin"), h);
+    assert_string_equal(c->keys[1].id, "admin");
+    assert_memory_equal(c->keys[1].hash, h, TG_SHA256_LEN);
+    assert_true(c->keys[1].admin);
+    tg_config_unref(c);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    const char *empties[] = {"", "# nothing\n", "{}\n", "---\n", "~\n", "server:\n"};
+    for (size_t i = 0; i < sizeof empties / sizeof *empties; i++) {
+        tg_config *c = parse_ok(empties[i]);
+        assert_string_equal(c->path, "t.yaml");
+        assert_string_equal(c->server.listen.host, "127.0.0.1");
+        assert_int_equal(c->server.listen.port, 8080);
+        assert_int_equal(c->server.workers, 0);
+        assert_int_equal(c->server.max_connections, 4096);
+        assert_int_equal(c->server.max_header_bytes, 32768);
+        assert_int_equal(c->server.max_body_bytes, 8388608);
+        assert_int_equal(c->server.max_response_bytes, 67108864);
+        assert_int_equal(c->server.header_timeout_ms, 10000);
+        assert_int_equal(c->server.request_timeout_ms, 60000);
+        assert_int_equal(c->server.idle_timeout_ms, 60000);
+        assert_int_equal(c->server.shutdown_timeout_ms, 10000);
+        assert_int_equal(c->log_level, TG_LOG_INFO);
+        assert_false(c->sim.enabled);
+        assert_int_equal(c->nproviders + c->nofferings + c->nmodels + c->nkeys, 0);
+        assert_int_equal(atomic_load(&c->refs), 1);
+        tg_config_unref(c);
+    }
+
+    tg_sim_conf s;
+    tg_sim_conf_defaults(&s);
+    assert_false(s.enabled);
+    assert_string_equal(s.listen.host, "127.0.0.1");
+    assert_int_equal(s.listen.port, 0);
+    assert_int_equal(s.seed, 1);
+    assert_int_equal(s.ttft_ms, 0);
+    assert_int_equal(s.tokens_per_sec, 0);
+    assert_int_equal(s.completion_min, 16);
+    assert_int_equal(s.completion_max, 64);
+    assert_int_equal(s.embedding_dims, 16);
+    assert_int_equal(s.retry_after_s, 1);
+    assert_int_equal(s.nfaults, 0);
+
+    /* provider defaults */
+    tg_config *c = parse_ok(BASE);
+    const tg_provider *p = &c->providers[0];
+    assert_int_equal(p->dialect, TG_DIALECT_OPENAI);
+    assert_true(p->available);
+    assert_null(p->api_key_env);
+    assert_null(p->api_key);
+    assert_int_equal(p->connect_timeout_ms, 5000);
+    assert_int_equal(p->first_byte_timeout_ms, 120000);
+    assert_int_equal(p->total_timeout_ms, 600000);
+    assert_int_equal(p->nforward_headers, 0);
+    assert_int_equal(p->line, 2);
+    assert_int_equal(c->offerings[0].line, 5);
+    assert_int_equal(c->models[0].line, 7);
+    tg_config_unref(c);
+}
+
+static void test_full(void **state)
+{
+    (void)state;
+    tg_config *c =
+        parse_ok("server:\n"
+                 "  listen: \"[::1]:9090\"\n"
+                 "  workers: 3\n"
+                 "  max_connections: 10\n"
+                 "  max_header_bytes: 4096\n"
+                 "  max_body_bytes: 1\n"
+                 "  max_response_bytes: 2048\n"
+                 "  header_timeout_ms: 1\n"
+                 "  request_timeout_ms: 2\n"
+                 "  idle_timeout_ms: 3\n"
+                 "  shutdown_timeout_ms: 0\n"
+                 "log: {level: debug}\n"
+                 "sim:\n"
+                 "  enabled: true\n"
+                 "  listen: 0.0.0.0:7000\n"
+                 "  seed: 18446744073709551615\n"
+                 "  ttft_ms: 5\n"
+                 "  tokens_per_second: 6\n"
+                 "  completion_tokens: {min: 1, max: 1}\n"
+                 "  embedding_dims: 8\n"
+                 "  retry_after_s: 0\n"
+                 "  faults: [{kind: \"429\", percent: 5}, {kind: malformed, percent: 95}]\n"
+                 "providers:\n"
+                 "  - name: local\n"
+                 "    dialect: openai\n"
+                 "    base_url: http://127.0.0.1:8000/v1///\n"
+                 "    connect_timeout_ms: 7\n"
+                 "    first_byte_timeout_ms: 8\n"
+                 "    total_timeout_ms: 9\n"
+                 "    forward_headers: [X-A, x-b]\n"
+                 "  - {name: sim, base_url: \"builtin:sim\"}\n"
+                 "offerings:\n"
+                 "  - {id: a, provider: local, model: m1}\n"
+                 "  - {id: b, provider: sim, model: m2}\n"
+                 "models:\n"
+                 "  - {name: x, offerings: [b, a]}\n"
+                 "  - {name: y, offerings: [a]}\n"
+                 "keys:\n"
+                 "  - {id: k1, sha256: " DEMO_HASH ", models: [y]}\n"
+                 "  - {id: k2, sha256: " ADMIN_HASH ", admin: true}\n");
+    assert_string_equal(c->server.listen.host, "::1");
+    assert_int_equal(c->server.listen.port, 9090);
+    assert_int_equal(c->server.workers, 3);
+    assert_int_equal(c->server.max_connections, 10);
+    assert_int_equal(c->server.max_header_bytes, 4096);
+    assert_int_equal(c->server.max_body_bytes, 1);
+    assert_int_equal(c->server.max_response_bytes, 2048);
+    assert_int_equal(c->server.header_timeout_ms, 1);
+    assert_int_equal(c->server.request_timeout_ms, 2);
+    assert_int_equal(c->server.idle_timeout_ms, 3);
+    assert_int_equal(c->server.shutdown_timeout_ms, 0);
+    assert_int_equal(c->log_level, TG_LOG_DEBUG);
+    assert_true(c->sim.enabled);
+    assert_string_equal(c->sim.listen.host, "0.0.0.0");
+    assert_int_equal(c->sim.listen.port, 7000);
+    assert_true(c->sim.seed == UINT64_MAX);
+    assert_int_equal(c->sim.ttft_ms, 5);
+    assert_int_equal(c->sim.tokens_per_sec, 6);
+    assert_int_equal(c->sim.completion_min, 1);
+    assert_int_equal(c->sim.completion_max, 1);
+    assert_int_equal(c->sim.embedding_dims, 8);
+    assert_int_equal(c->sim.retry_after_s, 0);
+    assert_int_equal(c->sim.nfaults, 2);
+    assert_int_equal(c->sim.faults[0].kind, TG_SIM_FAULT_429);
+    assert_int_equal(c->sim.faults[0].percent, 5);
+    assert_int_equal(c->sim.faults[1].kind, TG_SIM_FAULT_MALFORMED);
+    assert_int_equal(c->sim.faults[1].percent, 95);
+
+    const tg_provider *p = &c->providers[0];
+    assert_string_equal(p->base_url, "http://127.0.0.1:8000/v1"); /* trailing '/' dropped */
+    assert_int_equal(p->connect_timeout_ms, 7);
+    assert_int_equal(p->first_byte_timeout_ms, 8);
+    assert_int_equal(p->total_timeout_ms, 9);
+    assert_int_equal(p->nforward_headers, 2);
+    assert_string_equal(p->forward_headers[1], "x-b");
+    assert_true(c->providers[1].builtin_sim);
+
+    const tg_model *x = tg_config_model(c, TG_STR("x")), *y = tg_config_model(c, TG_STR("y"));
+    assert_string_equal(x->offerings[0]->id, "b");
+    assert_string_equal(x->offerings[1]->id, "a");
+    assert_ptr_equal(x->offerings[1], y->offerings[0]);
+    assert_int_equal(c->keys[0].nmodels, 1);
+    assert_false(tg_key_allows(&c->keys[0], x));
+    assert_true(tg_key_allows(&c->keys[0], y));
+    assert_true(tg_key_allows(&c->keys[1], x));
+    assert_true(c->keys[1].admin);
+
+    /* references: the last unref frees */
+    assert_ptr_equal(tg_config_ref(c), c);
+    assert_int_equal(atomic_load(&c->refs), 2);
+    tg_config_unref(c);
+    assert_int_equal(atomic_load(&c->refs), 1);
+    tg_config_unref(c);
+    tg_config_unref(NULL);
+}
+
+static void test_error_messages(void **state)
+{
+    (void)state;
+    /* unknown fields, at every level */
+    expect_error("server:\n  listn: 127.0.0.1:8080\n",
+                 "t.yaml:2: server: unknown field 'listn' (expected one of: listen, workers, "
+                 "max_connections, max_header_bytes, max_body_bytes, max_response_bytes, "
+                 "header_timeout_ms, request_timeout_ms, idle_timeout_ms, shutdown_timeout_ms)");
+    expect_error("sever: {}\n", "t.yaml:1: unknown field 'sever' (expected one of: server, log, "
+                                "sim, providers, offerings, models, keys)");
+    expect_error(BASE "keys:\n  - {id: a, sha256: " DEMO_HASH ", admn: true}\n",
+                 "t.yaml:9: keys[0]: unknown field 'admn' (expected one of: id, sha256, admin, "
+                 "models)");
+    expect_error("server:\n  workers: 1\n  workers: 2\n",
+                 "t.yaml:3: server: field 'workers' appears twice (first at line 2)");
+
+    /* types and ranges */
+    expect_error("server:\n  workers: four\n",
+                 "t.yaml:2: server.workers: must be a whole number (decimal digits only)");
+    expect_error("server:\n  workers: \"4\"\n",
+                 "t.yaml:2: server.workers: must be a whole number (decimal digits only)");
+    expect_error("server:\n  workers: -1\n",
+                 "t.yaml:2: server.workers: must be a whole number (decimal digits only)");
+    expect_error("server:\n  workers: 1025\n",
+                 "t.yaml:2: server.workers: must be between 0 and 1024");
+    expect_error("server:\n  idle_timeout_ms: 99999999999999999999999\n",
+                 "t.yaml:2: server.idle_timeout_ms: must be between 1 and 86400000");
+    expect_error("server: [1]\n",
+                 "t.yaml:1: server: must be a mapping of field: value, not a list");
+    expect_error("server:\n  workers: [1]\n",
+                 "t.yaml:2: server.workers: must be a single value, not a list");
+    expect_error("server:\n  listen:\n  workers: 1\n", "t.yaml:2: server.listen: missing value");
+    expect_error("sim: {enabled: yes}\n", "t.yaml:1: sim.enabled: must be true or false");
+    expect_error("log: {level: loud}\n",
+                 "t.yaml:1: log.level: must be one of debug, info, warn, error, off");
+    expect_error("providers: {name: x}\n", "t.yaml:1: providers: must be a list, not a mapping");
+    expect_error("- 1\n", "t.yaml:1: the top level must be a mapping of sections (server:, "
+                          "providers:, ...)");
+
+    /* addresses */
+    expect_error("server:\n  listen: localhost:8080\n",
+                 "t.yaml:2: server.listen: must be IPV4:PORT or [IPV6]:PORT with a numeric "
+                 "address, e.g. 127.0.0.1:8080 or [::1]:8080");
+    expect_error("sim:\n  listen: 127.0.0.1:65536\n",
+                 "t.yaml:2: sim.listen: must be IPV4:PORT or [IPV6]:PORT with a numeric "
+                 "address, e.g. 127.0.0.1:8080 or [::1]:8080");
+
+    /* sim */
+    expect_error("sim:\n  completion_tokens: {min: 70}\n",
+                 "t.yaml:2: sim.completion_tokens: min (70) is more than max (64)");
+    expect_error("sim:\n  faults: [{kind: \"404\", percent: 5}]\n",
+                 "t.yaml:2: sim.faults[0].kind: must be one of 429, 500, 503, timeout, reset, "
+                 "cut, malformed");
+    expect_error("sim:\n  faults: [{kind: cut, percent: 0}]\n",
+                 "t.yaml:2: sim.faults[0].percent: must be between 1 and 100");
+    expect_error("sim:\n  faults: [{kind: cut}]\n",
+                 "t.yaml:2: sim.faults[0]: missing required field 'percent'");
+    expect_error(
+        "sim:\n  faults:\n    - {kind: cut, percent: 60}\n    - {kind: reset, percent: 50}\n",
+        "t.yaml:3: sim.faults: percentages add up to 110, more than 100");
+    expect_error("sim:\n  faults:\n    - {kind: cut, percent: 6}\n    - {kind: cut, percent: 5}\n",
+                 "t.yaml:4: sim.faults[1]: fault kind cut is listed twice");
+
+    /* providers */
+    expect_error("providers:\n  - name: openai\n    base_url: api.openai.com\n",
+                 "t.yaml:3: providers[0].base_url: must start with http:// or https://");
+    expect_error("providers:\n  - name: openai\n",
+                 "t.yaml:2: providers[0]: missing required field 'base_url'");
+    expect_error("providers:\n  - {name: \"open ai\", base_url: \"http://x\"}\n",
+                 "t.yaml:2: providers[0].name: may contain only letters, digits, '.', '_' and '-'");
+    expect_error("providers:\n  - {name: sim, base_url: \"builtin:sim\"}\n",
+                 "t.yaml:2: providers[0].base_url: builtin:sim needs the simulated provider: set "
+                 "sim.enabled: true");
+    expect_error("providers:\n  - {name: a, base_url: \"http://x\", dialect: anthropic}\n",
+                 "t.yaml:2: providers[0].dialect: must be openai");
+    expect_error(
+        "providers:\n  - {name: a, base_url: \"http://x\", forward_headers: [Authorization]}\n",
+        "t.yaml:2: providers[0].forward_headers[0]: Authorization is never forwarded (it "
+        "carries credentials or belongs to one connection)");
+    expect_error(
+        "providers:\n  - {name: a, base_url: \"http://x\", forward_headers: [X-A, \"x a\"]}\n",
+        "t.yaml:2: providers[0].forward_headers[1]: is not a valid header name");
+    expect_error("providers:\n  - {name: a, base_url: \"http://x\", forward_headers: [X-A, x-a]}\n",
+                 "t.yaml:2: providers[0].forward_headers[1]: header 'x-a' is listed twice");
+    expect_error("providers:\n  - {name: a, base_url: \"http://x\", api_key_env: 1KEY}\n",
+                 "t.yaml:2: providers[0].api_key_env: must be an environment variable name "
+                 "(letters, digits, '_')");
+
+    /* references */
+    expect_error(
+        BASE "  - {name: bad, offerings: [openai/mini, nope]}\n",
+        "t.yaml:8: models[1].offerings[1]: unknown offering 'nope' (defined: openai/mini)");
+    expect_error("providers:\n  - {name: openai, base_url: \"https://x\"}\n"
+                 "offerings:\n  - {id: o, provider: opnai, model: m}\n",
+                 "t.yaml:4: offerings[0].provider: unknown provider 'opnai' (defined: openai)");
+    expect_error("offerings:\n  - {id: o, provider: opnai, model: m}\n",
+                 "t.yaml:2: offerings[0].provider: unknown provider 'opnai' (defined: none)");
+    expect_error(BASE "keys:\n  - {id: a, sha256: " DEMO_HASH ", models: [maxi]}\n",
+                 "t.yaml:9: keys[0].models[0]: unknown model 'maxi' (defined: mini)");
+    expect_error(BASE "  - {name: m2, offerings: []}\n",
+                 "t.yaml:8: models[1].offerings: must list at least one offering");
+    expect_error(BASE "keys:\n  - {id: a, sha256: " DEMO_HASH ", models: []}\n",
+                 "t.yaml:9: keys[0].models: must list at least one model (leave it out to allow "
+                 "all)");
+
+    /* keys: the value is never echoed, it may be the key itself */
+    expect_error("keys:\n  - id: a\n    sha256: sk-tollgate-demo\n",
+                 "t.yaml:3: keys[0].sha256: must be 64 hex digits, the SHA-256 of the key "
+                 "(tollgate keys hash KEY); got 16 characters");
+    expect_error("keys:\n  - id: a\n", "t.yaml:2: keys[0]: missing required field 'sha256'");
+}
+
+static void test_duplicates(void **state)
+{
+    (void)state;
+    expect_error("providers:\n"
+                 "  - {name: a, base_url: \"http://x\"}\n"
+                 "  - {name: b, base_url: \"http://x\"}\n"
+                 "  - {name: a, base_url: \"http://y\"}\n",
+                 "t.yaml:4: providers[2].name: duplicate provider name 'a' (first at line 2)");
+    expect_error("providers:\n  - {name: a, base_url: \"http://x\"}\n"
+                 "offerings:\n"
+                 "  - {id: o, provider: a, model: m}\n"
+                 "  - {id: p, provider: a, model: m}\n"
+                 "  - {id: o, provider: a, model: m2}\n",
+                 "t.yaml:6: offerings[2].id: duplicate offering id 'o' (first at line 4)");
+    expect_error(BASE "  - {name: mini, offerings: [openai/mini]}\n",
+                 "t.yaml:8: models[1].name: duplicate model name 'mini' (first at line 7)");
+    expect_error(BASE "  - {name: m2, offerings: [openai/mini, openai/mini]}\n",
+                 "t.yaml:8: models[1].offerings[1]: offering 'openai/mini' is listed twice");
+    expect_error(BASE "keys:\n"
+                      "  - {id: a, sha256: " DEMO_HASH "}\n"
+                      "  - {id: a, sha256: " ADMIN_HASH "}\n",
+                 "t.yaml:10: keys[1].id: duplicate key id 'a' (first at line 9)");
+    /* the same hash in either case of hex digits */
+    expect_error(BASE
+                 "keys:\n"
+                 "  - {id: a, sha256: " DEMO_HASH "}\n"
+                 "  - {id: b, sha256: " ADMIN_HASH "}\n"
+                 "  - id: c\n"
+                 "    sha256: 179510EE3E248A7BFAE1A518D344461DDEF0E32BBF53B40845F2D3E157C5973F\n",
+                 "t.yaml:12: keys[2].sha256: duplicate sha256 (keys[0] at line 9 has the same)");
+}
+
+static void test_yaml_errors(void **state)
+{
+    (void)state;
+    expect_error("server:\n  listen: 127.0.0.1:8080\n workers: 2\n",
+                 "t.yaml:3: yaml: did not find expected key (while parsing a block mapping at "
+                 "line 1)");
+    expect_error("server:\n  listen 127.0.0.1:8080\n  workers: 2\n",
+                 "t.yaml:3: yaml: mapping values are not allowed in this context");
+    expect_error("models: [a, b\nkeys: []\n",
+                 "t.yaml:2: yaml: did not find expected ',' or ']' (while parsing a flow sequence "
+                 "at line 1)");
+    expect_error("log:\n\tlevel: info\n", "t.yaml:2: yaml: a tab character; indent with spaces");
+    expect_error("log: &l {level: info}\n", "t.yaml:1: yaml: anchors (&name) are not supported");
+    expect_error("a: &x 1\nb: *x\n", "t.yaml:1: yaml: anchors (&name) are not supported");
+    expect_error("log: {level: info}\n---\nlog: {level: info}\n",
+                 "t.yaml:2: yaml: only one document is allowed (remove '---')");
+    expect_error("? [a]\n: 1\n", "t.yaml:1: yaml: mapping keys must be plain names");
+    /* NUL bytes and invalid UTF-8 are refused by libyaml's reader */
+    tg_config *c = NULL;
+    tg_errmsg err = {{0}};
+    assert_int_equal(
+        tg_config_parse("t.yaml", tg_str_make("log:\n  level: i\0nfo\n", 19), &c, &err), TG_EINVAL);
+    assert_non_null(strstr(err.msg, "t.yaml:2: yaml: "));
+    assert_int_equal(tg_config_parse("t.yaml", TG_STR("log: {level: \xff}\n"), &c, &err),
+                     TG_EINVAL);
+    assert_non_null(strstr(err.msg, "t.yaml:1: yaml: "));
+    assert_null(c);
+}
+
+static void test_api_key_env(void **state)
+{
+    (void)state;
+    const char *text = "providers:\n"
+                       "  - {name: a, base_url: \"https://x/v1\", api_key_env: TG_TEST_KEY}\n";
+    unsetenv("TG_TEST_KEY");
+    tg_config *c = parse_ok(text);
+    assert_false(c->providers[0].available);
+    assert_null(c->providers[0].api_key);
+    assert_string_equal(c->providers[0].api_key_env, "TG_TEST_KEY");
+    tg_config_unref(c);
+
+    setenv("TG_TEST_KEY", "", 1); /* empty counts as unset */
+    c = parse_ok(text);
+    assert_false(c->providers[0].available);
+    assert_null(c->providers[0].api_key);
+    tg_config_unref(c);
+
+    setenv("TG_TEST_KEY", "sk-secret-123", 1);
+    c = parse_ok(text);
+    assert_true(c->providers[0].available);
+    assert_string_equal(c->providers[0].api_key, "sk-secret-123");
+    tg_config_unref(c);
+
+    /* a key that would break the Authorization header; never echoed */
+    setenv("TG_TEST_KEY", "sk-secret\r\nX-Evil: 1", 1);
+    expect_error(text, "t.yaml:2: providers[0].api_key_env: the value of $TG_TEST_KEY contains "
+                       "spaces or control characters");
+    unsetenv("TG_TEST_KEY");
+}
+
+static void test_load_errors(void **state)
+{
+    (void)state;
+    tg_config *c = NULL;
+    tg_errmsg err = {{0}};
+    assert_int_equal(tg_config_load("/nonexistent/tollgate.yaml", &c, &err), TG_EIO);
+    assert_string_equal(err.msg, "/nonexistent/tollgate.yaml: cannot open: No such file or "
+                                 "directory");
+    assert_null(c);
+
+    char path[] = "/tmp/tg_test_config_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs("server:\n  listen: 127.0.0.1:9\n  wrkers: 2\n", f);
+    fclose(f);
+    assert_int_equal(tg_config_load(path, &c, &err), TG_EINVAL);
+    char want[256];
+    snprintf(want, sizeof want, "%s:3: server: unknown field 'wrkers' (expected one of: ", path);
+    assert_memory_equal(err.msg, want, strlen(want));
+    unlink(path);
+}
+
+static void test_addr(void **state)
+{
+    (void)state;
+    tg_addr a;
+    assert_int_equal(tg_addr_parse(TG_STR("127.0.0.1:8080"), &a), TG_OK);
+    assert_string_equal(a.host, "127.0.0.1");
+    assert_int_equal(a.port, 8080);
+    assert_int_equal(tg_addr_parse(TG_STR("[::1]:0"), &a), TG_OK);
+    assert_string_equal(a.host, "::1");
+    assert_int_equal(a.port, 0);
+    assert_int_equal(tg_addr_parse(TG_STR("[::]:65535"), &a), TG_OK);
+    assert_int_equal(a.port, 65535);
+    const char *bad[] = {
+        "",           ":80",           "127.0.0.1",    "127.0.0.1:",  "1.2.3.4:x",
+        "1.2.3.4:-1", "1.2.3.4:65536", "::1:80",       "[::1]80",     "[::1]",
+        "[::1:80",    "localhost:80",  "[1.2.3.4]:80", "1.2.3.4 :80", "999.1.1.1:80"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        tg_addr b = {"untouched", 7};
+        assert_int_equal(tg_addr_parse(tg_str_c(bad[i]), &b), TG_EINVAL);
+        assert_string_equal(b.host, "untouched");
+    }
+}
+
+static void test_faults(void **state)
+{
+    (void)state;
+    const char *names[] = {"429", "500", "503", "timeout", "reset", "cut", "malformed"};
+    for (size_t i = 0; i < 7; i++) {
+        tg_sim_fault f = TG_SIM_FAULT_NONE;
+        assert_int_equal(tg_sim_fault_parse(tg_str_c(names[i]), &f), TG_OK);
+        assert_int_equal(f, (tg_sim_fault)(i + 1));
+        assert_string_equal(tg_sim_fault_name(f), names[i]);
+    }
+    tg_sim_fault f;
+    assert_int_equal(tg_sim_fault_parse(TG_STR("none"), &f), TG_EINVAL);
+    assert_int_equal(tg_sim_fault_parse(TG_STR("TIMEOUT"), &f), TG_EINVAL);
+    assert_string_equal(tg_sim_fault_name(TG_SIM_FAULT_NONE), "none");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_example),     cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_full),        cmocka_unit_test(test_error_messages),
+        cmocka_unit_test(test_duplicates),  cmocka_unit_test(test_yaml_errors),
+        cmocka_unit_test(test_api_key_env), cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_addr),        cmocka_unit_test(test_faults),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
