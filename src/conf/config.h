@@ -21,7 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* "HOST:PORT", "[v6]:PORT"; port 0 means any free port. */
+/* "HOST:PORT", "[v6]:PORT"; port 0 means any free port. host is always a
+ * numeric address, IPv6 without its brackets ("::1"). */
 typedef struct {
     char host[64];
     uint16_t port;
@@ -65,7 +66,7 @@ typedef struct {
 
 /* The simulated provider, standalone (`tollgate sim`) or embedded. */
 typedef struct {
-    bool enabled;             /* embedded: start it with `serve` */
+    bool enabled;             /* embedded: start it with `serve`; default false */
     tg_addr listen;           /* default 127.0.0.1:0 */
     uint64_t seed;            /* default 1 */
     uint32_t ttft_ms;         /* time to first token, default 0 */
@@ -86,8 +87,10 @@ typedef struct {
     char *name;
     int line;
     tg_dialect dialect;
-    char *base_url;         /* without trailing '/', e.g. https://api.openai.com/v1 */
-    bool builtin_sim;       /* base_url was "builtin:sim": filled in at start */
+    char *base_url;         /* without trailing '/', e.g. https://api.openai.com/v1;
+                               NULL for builtin:sim until `serve` fills it in
+                               (malloc'd: tg_config_unref frees it) */
+    bool builtin_sim;       /* base_url was "builtin:sim" */
     char *api_key_env;      /* NULL: no key sent */
     char *api_key;          /* from the environment; never logged or returned */
     bool available;         /* false when api_key_env names an unset variable */
