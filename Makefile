@@ -64,11 +64,13 @@ test-asan:
 fuzz:
 	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT=-O1 \
 	    XCFLAGS="-fsanitize=fuzzer-no-link,address,undefined" fuzz-build
-	@set -e; for f in $(FUZZERS); do \
+	@for f in $(FUZZERS); do \
 	    mkdir -p build-fuzz/corpus-$$f; \
 	    echo "== fuzz $$f ($(FUZZ_SECONDS)s)"; \
 	    build-fuzz/$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 \
-	        build-fuzz/corpus-$$f tests/fuzz/seeds/$${f#fuzz_} 2>&1 | tail -n 3; \
+	        build-fuzz/corpus-$$f tests/fuzz/seeds/$${f#fuzz_} >build-fuzz/$$f.log 2>&1; \
+	    rc=$$?; grep -E '^stat::number_of_executed_units|^Done' build-fuzz/$$f.log; \
+	    if [ $$rc -ne 0 ]; then tail -n 60 build-fuzz/$$f.log; echo "fuzz $$f FAILED"; exit 1; fi; \
 	done
 
 fuzz-build: $(addprefix $(BUILD)/,$(FUZZERS))
