@@ -64,7 +64,8 @@ tg_upstream *tg_upstream_new(uv_loop_t *loop);
 void tg_upstream_free(tg_upstream *u);
 
 /* NULL on out-of-memory, or when the URL, the method or a header cannot be
- * sent as given (CR, LF or NUL in it; a space in the URL or method). */
+ * sent as given (CR, LF or NUL in it; a space in the URL, the method or a
+ * header name; a colon in a header name). */
 tg_upcall *tg_upcall_start(tg_upstream *u, const tg_upcall_opts *o, const tg_upcall_cbs *cbs,
                            void *ud);
 /* Stops the transfer; no callback fires after this returns. */
