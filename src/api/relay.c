@@ -276,7 +276,10 @@ void tg_relay_start(tg_exchange *x, tg_str url, uint32_t connect_ms, uint32_t fi
     x->t_upstream_ns = uv_hrtime();
     x->call = tg_upcall_start(x->ww->up, &o, &cbs, x);
     if (!x->call) {
-        tg_openai_error(x, 500, "server_error", NULL, NULL, "out of memory starting the upstream call");
+        char msg[256];
+        snprintf(msg, sizeof msg, "the call to provider %s could not be started: its URL or a "
+                 "header is not sendable, or memory ran out", provider_name(x));
+        tg_openai_error(x, 500, "server_error", NULL, NULL, msg);
         return;
     }
     tg_req_on_abort(x->req, on_client_gone, x);
