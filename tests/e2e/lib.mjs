@@ -403,10 +403,15 @@ export class Gateway {
     });
   }
 
+  /** cfg as YAML, with the server section the gateway was started with
+   * when cfg has none. */
+  yaml(cfg) {
+    return toYaml({ ...cfg, server: cfg.server ?? this.config.server });
+  }
+
   /** Rewrites the configuration file (object or text); SIGHUP separately. */
   writeConfig(cfg) {
-    if (typeof cfg !== 'string') this.config = cfg;
-    writeFileSync(this.configPath, typeof cfg === 'string' ? cfg : toYaml(cfg));
+    writeFileSync(this.configPath, typeof cfg === 'string' ? cfg : this.yaml(cfg));
   }
 
   /** Sends SIGHUP and waits for the reload to be logged, accepted or
