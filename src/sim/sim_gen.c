@@ -1,0 +1,280 @@
+/* Generating the sim's answers: the words, whole bodies, stream events and
+ * embedding vectors, all in OpenAI's shapes.
+ *
+ * Every word of the vocabulary is plain lowercase ASCII letters, so it is
+ * one token by tg_sim_count_tokens, and " word" is one token too: an answer
+ * of C words is exactly C completion tokens by the sim's own counting.
+ * Streams and whole bodies draw the same words from the same PRNG, so the
+ * concatenated deltas of a stream equal the whole body's content. */
+#include "sim/sim_int.h"
+
+#include "base/hash.h"
+#include "base/jsonw.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+/* Each entry is " word"; the first word of an answer drops the space. */
+static const char *const vocab[64] = {
+    " the",    " model",  " gateway", " token",  " answer", " simple", " quiet",  " river",
+    " stone",  " light",  " cloud",   " paper",  " green",  " small",  " large",  " early",
+    " later",  " north",  " south",   " water",  " field",  " house",  " music",  " table",
+    " chair",  " window", " garden",  " market", " signal", " number", " letter", " bridge",
+    " forest", " planet", " orbit",   " silver", " copper", " engine", " margin", " ledger",
+    " credit", " budget", " report",  " stream", " packet", " socket", " buffer", " kernel",
+    " thread", " cache",  " route",   " meter",  " price",  " value",  " order",  " ready",
+    " steady", " bright", " gentle",  " rapid",  " clear",  " fresh",  " sharp",  " calm",
+};
+
+tg_str tg_sim__word(tg_rng *rng, bool first)
+{
+    const char *w = vocab[tg_rng_below(rng, 64)];
+    return first ? tg_str_c(w + 1) : tg_str_c(w);
+}
+
+void tg_sim__plan_make(const tg_sim_conf *conf, const tg_sim__call *c, tg_sim__plan *p)
+{
+    uint32_t lo = conf->completion_min, hi = conf->completion_max;
+    if (hi < lo) hi = lo;
+    p->rng.s = c->text_hash;
+    /* the natural length comes first, so max_tokens cuts a prefix of the
+     * same words */
+    uint32_t natural = lo + (uint32_t)tg_rng_below(&p->rng, (uint64_t)hi - lo + 1);
+    p->tokens = natural;
+    p->length = false;
+    if (c->has_max && c->max_tokens < natural) {
+        p->tokens = c->max_tokens;
+        p->length = true;
+    }
+}
+
+int tg_sim__head_init(tg_sim__ctx *sim, tg_sim__head *h, const tg_sim__call *c)
+{
+    uint64_t seq = atomic_fetch_add_explicit(&sim->seq, 1, memory_order_relaxed);
+    uint64_t x = tg_hash64(&seq, sizeof seq, sim->nonce);
+    h->kind = c->kind;
+    snprintf(h->id, sizeof h->id, "%s%016llx",
+             c->kind == TG_SIM__CHAT ? "chatcmpl-sim-" : "cmpl-sim-", (unsigned long long)x);
+    h->created = (int64_t)time(NULL);
+    h->include_usage = c->include_usage;
+    tg_buf_init(&h->model_json, 8 * TG_SIM__MAX_MODEL);
+    return tg_jsonw_str(&h->model_json, c->model);
+}
+
+void tg_sim__head_release(tg_sim__head *h)
+{
+    tg_buf_release(&h->model_json);
+}
+
+#define TRY(x)                                                                                     \
+    do {                                                                                           \
+        if ((rc = (x))) return rc;                                                                 \
+    } while (0)
+
+static int usage(tg_buf *b, tg_sim__kind kind, uint32_t prompt, uint32_t completion)
+{
+    int rc =
+        tg_buf_printf(b, "{\"prompt_tokens\":%u,\"completion_tokens\":%u,\"total_tokens\":%llu",
+                      prompt, completion, (unsigned long long)prompt + completion);
+    if (rc) return rc;
+    if (kind == TG_SIM__CHAT)
+        TRY(tg_buf_add_lit(b, ",\"prompt_tokens_details\":{\"cached_tokens\":0},"
+                              "\"completion_tokens_details\":{\"reasoning_tokens\":0}"));
+    return tg_buf_add_char(b, '}');
+}
+
+/* {"id":...,"object":...,"created":...,"model":...,"system_fingerprint":"fp_sim","choices":[ */
+static int obj_head(tg_buf *b, const tg_sim__head *h, const char *object)
+{
+    int rc;
+    TRY(tg_buf_printf(b, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,\"model\":", h->id,
+                      object, (long long)h->created));
+    TRY(tg_buf_add_str(b, tg_buf_str(&h->model_json)));
+    return tg_buf_add_lit(b, ",\"system_fingerprint\":\"fp_sim\",\"choices\":[");
+}
+
+int tg_sim__body_text(tg_buf *b, const tg_sim__head *h, tg_sim__plan *plan, uint32_t prompt)
+{
+    bool chat = h->kind == TG_SIM__CHAT;
+    int rc;
+    TRY(obj_head(b, h, chat ? "chat.completion" : "text_completion"));
+    TRY(chat ? tg_buf_add_lit(b, "{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"")
+             : tg_buf_add_lit(b, "{\"text\":\""));
+    /* words need no escaping: they are lowercase letters and spaces */
+    for (uint32_t i = 0; i < plan->tokens; i++)
+        TRY(tg_buf_add_str(b, tg_sim__word(&plan->rng, !i)));
+    TRY(chat ? tg_buf_add_lit(b, "\",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"")
+             : tg_buf_add_lit(b, "\",\"index\":0,\"logprobs\":null,\"finish_reason\":\""));
+    TRY(tg_buf_printf(b, "%s\"}],\"usage\":", plan->length ? "length" : "stop"));
+    TRY(usage(b, h->kind, prompt, plan->tokens));
+    return tg_buf_add_char(b, '}');
+}
+
+/* ---- stream events ---- */
+
+static int ev_open(tg_buf *b, const tg_sim__head *h)
+{
+    int rc;
+    TRY(tg_buf_add_lit(b, "data: "));
+    return obj_head(b, h, h->kind == TG_SIM__CHAT ? "chat.completion.chunk" : "text_completion");
+}
+
+/* OpenAI puts "usage":null in every chunk but the last when include_usage
+ * is on. */
+static int ev_close(tg_buf *b, const tg_sim__head *h)
+{
+    return h->include_usage ? tg_buf_add_lit(b, "],\"usage\":null}\n\n")
+                            : tg_buf_add_lit(b, "]}\n\n");
+}
+
+int tg_sim__ev_role(tg_buf *b, const tg_sim__head *h)
+{
+    int rc;
+    if (h->kind != TG_SIM__CHAT) return TG_OK; /* legacy completions have no role chunk */
+    TRY(ev_open(b, h));
+    TRY(tg_buf_add_lit(b, "{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\","
+                          "\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}"));
+    return ev_close(b, h);
+}
+
+int tg_sim__ev_token(tg_buf *b, const tg_sim__head *h, tg_str word)
+{
+    int rc;
+    TRY(ev_open(b, h));
+    TRY(h->kind == TG_SIM__CHAT ? tg_buf_add_lit(b, "{\"index\":0,\"delta\":{\"content\":\"")
+                                : tg_buf_add_lit(b, "{\"text\":\""));
+    TRY(tg_buf_add_str(b, word));
+    TRY(h->kind == TG_SIM__CHAT
+            ? tg_buf_add_lit(b, "\"},\"logprobs\":null,\"finish_reason\":null}")
+            : tg_buf_add_lit(b, "\",\"index\":0,\"logprobs\":null,\"finish_reason\":null}"));
+    return ev_close(b, h);
+}
+
+int tg_sim__ev_finish(tg_buf *b, const tg_sim__head *h, bool length)
+{
+    const char *why = length ? "length" : "stop";
+    int rc;
+    TRY(ev_open(b, h));
+    TRY(h->kind == TG_SIM__CHAT
+            ? tg_buf_printf(
+                  b, "{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"%s\"}", why)
+            : tg_buf_printf(
+                  b, "{\"text\":\"\",\"index\":0,\"logprobs\":null,\"finish_reason\":\"%s\"}",
+                  why));
+    return ev_close(b, h);
+}
+
+int tg_sim__ev_usage(tg_buf *b, const tg_sim__head *h, uint32_t prompt, uint32_t completion)
+{
+    int rc;
+    TRY(ev_open(b, h));
+    TRY(tg_buf_add_lit(b, "],\"usage\":"));
+    TRY(usage(b, h->kind, prompt, completion));
+    return tg_buf_add_lit(b, "}\n\n");
+}
+
+int tg_sim__ev_done(tg_buf *b)
+{
+    return tg_buf_add_lit(b, "data: [DONE]\n\n");
+}
+
+/* ---- embeddings ---- */
+
+/* Newton's method: the build links no libm, and this is not a hot path. */
+static double root2(double s)
+{
+    if (s <= 0) return 0;
+    double x = s > 1 ? s : 1;
+    for (int i = 0; i < 200; i++) {
+        double y = 0.5 * (x + s / x);
+        if (y >= x) break; /* converged: Newton from above decreases strictly */
+        x = y;
+    }
+    return x;
+}
+
+static int b64(tg_buf *b, const unsigned char *p, size_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    int rc;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        if (i + 1 < n) v |= (uint32_t)p[i + 1] << 8;
+        if (i + 2 < n) v |= p[i + 2];
+        char out[4] = {tab[v >> 18 & 63], tab[v >> 12 & 63], i + 1 < n ? tab[v >> 6 & 63] : '=',
+                       i + 2 < n ? tab[v & 63] : '='};
+        TRY(tg_buf_append(b, out, 4));
+    }
+    return TG_OK;
+}
+
+typedef struct {
+    tg_buf *b;
+    const tg_sim__call *c;
+    uint64_t base;
+    uint32_t index;
+    float *vec;         /* c->dims floats */
+    unsigned char *raw; /* 4 * c->dims bytes, for base64 */
+} embed_ctx;
+
+static int embed_item(void *ud, uint64_t item_hash, uint32_t tokens, tg_sim__err *e)
+{
+    embed_ctx *x = ud;
+    uint32_t dims = x->c->dims;
+    tg_rng rng = {tg_hash64(&item_hash, sizeof item_hash, x->base)};
+    double sum = 0;
+    int rc;
+    (void)tokens, (void)e;
+    for (uint32_t i = 0; i < dims; i++) {
+        double v = (double)(tg_rng_next(&rng) >> 11) / 9007199254740992.0 * 2 - 1;
+        x->vec[i] = (float)v;
+        sum += v * v;
+    }
+    double norm = root2(sum);
+    if (norm > 0)
+        for (uint32_t i = 0; i < dims; i++)
+            x->vec[i] = (float)(x->vec[i] / norm);
+    TRY(tg_buf_printf(x->b, "%s{\"object\":\"embedding\",\"index\":%u,\"embedding\":",
+                      x->index ? "," : "", x->index));
+    x->index++;
+    if (x->c->base64) {
+        for (uint32_t i = 0; i < dims; i++) {
+            uint32_t u;
+            memcpy(&u, &x->vec[i], 4);
+            x->raw[4 * i] = (unsigned char)u, x->raw[4 * i + 1] = (unsigned char)(u >> 8);
+            x->raw[4 * i + 2] = (unsigned char)(u >> 16),
+                           x->raw[4 * i + 3] = (unsigned char)(u >> 24);
+        }
+        TRY(tg_buf_add_char(x->b, '"'));
+        TRY(b64(x->b, x->raw, 4 * (size_t)dims));
+        TRY(tg_buf_add_char(x->b, '"'));
+    } else {
+        TRY(tg_buf_add_char(x->b, '['));
+        for (uint32_t i = 0; i < dims; i++)
+            TRY(tg_buf_printf(x->b, "%s%.9g", i ? "," : "", (double)x->vec[i]));
+        TRY(tg_buf_add_char(x->b, ']'));
+    }
+    return tg_buf_add_char(x->b, '}');
+}
+
+int tg_sim__body_embeddings(tg_buf *b, const tg_sim_conf *conf, const tg_sim__call *c)
+{
+    embed_ctx x = {.b = b, .c = c, .base = tg_hash64(c->model.p, c->model.n, conf->seed)};
+    tg_sim__err e;
+    int rc = TG_ENOMEM;
+    x.vec = malloc(sizeof(float) * c->dims);
+    x.raw = malloc(4 * (size_t)c->dims);
+    if (!x.vec || !x.raw) goto out;
+    if ((rc = tg_buf_add_lit(b, "{\"object\":\"list\",\"data\":["))) goto out;
+    /* parsed before, so the walk cannot fail on the input itself */
+    if ((rc = tg_sim__each_item(c->input, "input", false, embed_item, &x, &e))) goto out;
+    if ((rc = tg_buf_add_lit(b, "],\"model\":"))) goto out;
+    if ((rc = tg_jsonw_str(b, c->model))) goto out;
+    rc = tg_buf_printf(b, ",\"usage\":{\"prompt_tokens\":%u,\"total_tokens\":%u}}",
+                       c->prompt_tokens, c->prompt_tokens);
+out:
+    free(x.vec);
+    free(x.raw);
+    return rc;
+}
