@@ -157,6 +157,9 @@ static int sim_flag(tg_sim_conf *s, const char *flag, const char *v, const char 
             return TG_EINVAL;
         r->percent = 100;
         if (colon && (parse_u32(colon + 1, 100, &r->percent) || r->percent == 0)) return TG_EINVAL;
+        uint32_t sum = r->percent;
+        for (size_t i = 0; i < s->nfaults; i++) sum += s->faults[i].percent;
+        if (sum > 100) return TG_EINVAL; /* the shares of requests add up past all of them */
         s->nfaults++;
         return TG_OK;
     }

@@ -38,7 +38,7 @@ typedef struct {
     tg_config *cfg;             /* this worker's reference */
     unsigned long cfg_gen;
     tg_buf log;                 /* access lines, flushed once per loop turn */
-    uv_check_t flush;
+    uv_prepare_t flush;
     tg_rng rng;                 /* request ids */
 } tg_gw_worker;
 

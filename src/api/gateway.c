@@ -294,7 +294,9 @@ static void on_server_error(tg_req *r, int status, const char *type, const char 
 
 /* ---- workers ---- */
 
-static void on_flush(uv_check_t *c)
+/* A prepare handle runs right before the loop blocks for I/O, so lines
+ * written anywhere in a loop turn (I/O, timers) go out before it sleeps. */
+static void on_flush(uv_prepare_t *c)
 {
     tg_gw_worker *ww = c->data;
     if (ww->log.n) {
@@ -316,9 +318,9 @@ static void worker_start(tg_worker *w, void *data)
     ww->metrics = tg_metrics_shard_of(gw->metrics, tg_worker_index(w));
     ww->rng.s = tg_hash64(&ww, sizeof ww, (uint64_t)tg_clock_wall_ms()) ^ tg_worker_index(w);
     tg_buf_init(&ww->log, LOG_BATCH_MAX);
-    uv_check_init(tg_worker_loop(w), &ww->flush);
+    uv_prepare_init(tg_worker_loop(w), &ww->flush);
     ww->flush.data = ww;
-    uv_check_start(&ww->flush, on_flush);
+    uv_prepare_start(&ww->flush, on_flush);
     uv_unref((uv_handle_t *)&ww->flush);
     worker_config(ww);
     tg_worker_set_data(w, ww);
