@@ -79,6 +79,16 @@ describe('client errors', () => {
     await stillServes();
   });
 
+  test('a duplicate top-level model cannot smuggle a second model past the key check', async () => {
+    // a parser that takes the first "model" and a provider that takes the last
+    // would route one model and serve another
+    const body = '{"model":"fast","messages":[{"role":"user","content":"hi"}],"model":"emb"}';
+    const r = await gw.post('/v1/chat/completions', body, { key: KEY });
+    assert.equal(r.status, 400);
+    lib.assertErrorShape(await r.json());
+    await stillServes();
+  });
+
   test('body over server.max_body_bytes: 413', async () => {
     const big = lib.chat('fast', 'x'.repeat(MAX_BODY + 100));
     // the head says it is too big: answered before the body is read

@@ -299,11 +299,21 @@ export class Sim {
 /**
  * Starts `tollgate sim` on a free port.
  * opts: seed, ttftMs, tps (tokens per second), faults ['500:10'], keyEnv
- * (name of the variable holding the key the sim demands) and env.
+ * (name of the variable holding the key the sim demands), env, and conf: a
+ * sim: section of a config file, for what has no flag (completion_tokens,
+ * embedding_dims, retry_after_s).
  */
-export async function startSim({ seed = 7, ttftMs = 0, tps = 0, faults = [], keyEnv, env = {} } = {}) {
-  const args = ['sim', '--listen', '127.0.0.1:0', '--seed', String(seed), '--ttft-ms', String(ttftMs),
-                '--tokens-per-second', String(tps)];
+export async function startSim({ seed = 7, ttftMs = 0, tps = 0, faults = [], keyEnv, env = {}, conf } = {}) {
+  const args = ['sim'];
+  if (conf) {
+    // settings only a config file can give (completion_tokens, ...);
+    // the flags after it override the rest
+    const file = path.join(tempDir(), 'sim.yaml');
+    writeFileSync(file, toYaml({ sim: conf }));
+    args.push('--config', file);
+  }
+  args.push('--listen', '127.0.0.1:0', '--seed', String(seed), '--ttft-ms', String(ttftMs),
+            '--tokens-per-second', String(tps));
   for (const f of faults) args.push('--fault', f);
   if (keyEnv) args.push('--require-key-env', keyEnv);
   const proc = new Proc('sim', args, { env });

@@ -123,6 +123,32 @@ describe('chat completions', () => {
     assert.ok(response.headers.get('x-request-id'));
   });
 
+  test('stream_options false, null or {}: no usage chunk, yet the gateway meters the stream', async () => {
+    for (const so of [{ include_usage: false }, null, {}, { include_usage: null }]) {
+      const rid = `so-${JSON.stringify(so).replace(/\W/g, '')}`;
+      const r = await gw.post('/v1/chat/completions', { model: 'fast', messages: MESSAGES, max_tokens: 4, stream: true,
+                                                         stream_options: so }, { key: KEY_ALL, headers: { 'X-Request-Id': rid } });
+      assert.equal(r.status, 200);
+      const events = lib.sseData(await r.text());
+      assert.equal(events.at(-1), '[DONE]');
+      for (const e of events.slice(0, -1)) {
+        const chunk = JSON.parse(e);
+        assert.ok(!chunk.usage, `stream_options ${JSON.stringify(so)}: no usage chunk, got ${e}`);
+        assert.equal(chunk.choices.length, 1);
+      }
+      const line = await gw.requestLog(rid);
+      assert.equal(line.completion_tokens, 4, 'usage was captured upstream');
+    }
+  });
+
+  test('a model name with JSON escapes is routed like the plain one', async () => {
+    const r = await gw.post('/v1/chat/completions',
+      '{"model":"f\\u0061st","messages":[{"role":"user","content":"hi"}],"max_tokens":2}', { key: KEY_ALL });
+    const body = await r.json();
+    assert.equal(r.status, 200, JSON.stringify(body));
+    assert.equal(body.model, 'sim-fast');
+  });
+
   test('stream is relayed incrementally, not buffered', async () => {
     // 20 tokens at 20 per second: the sim takes about a second
     const body = { model: 'slow', messages: MESSAGES, max_tokens: 20, stream: true };
