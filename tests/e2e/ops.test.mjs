@@ -166,6 +166,39 @@ describe('SIGHUP', () => {
   });
 });
 
+describe('SIGHUP with requests in flight', () => {
+  test('streams started before a reload finish on the configuration they started with', async () => {
+    const g = await lib.startGateway(baseConfig({ one: KEY1 }), { workers: 2 });
+    const conns = await Promise.all([0, 1, 2, 3].map(async (i) => {
+      const c = await lib.Raw.connect(g.port);
+      await c.write(lib.httpRequest('POST', '/v1/chat/completions', {
+        body: { ...lib.chat('slow', `stream ${i}`), max_tokens: 20, stream: true },
+        headers: { Authorization: `Bearer ${KEY1}`, 'Content-Type': 'application/json' },
+      }));
+      await c.wait((x) => x.buf.includes('"content":"'), { what: 'the first token' });
+      return c;
+    }));
+    // the new file drops the key, the model and the provider those streams use
+    g.writeConfig({
+      providers: [lib.simProvider('elsewhere', fast)],
+      offerings: [{ id: 'elsewhere/p', provider: 'elsewhere', model: 'sim-premium' }],
+      models: [{ name: 'other', offerings: ['elsewhere/p'] }],
+      keys: lib.keyEntries({ two: KEY2 }),
+    });
+    assert.match(await g.reload(), /configuration reloaded/);
+    for (const c of conns) {
+      const r = await c.response({ timeout: lib.ms(10000) });
+      assert.equal(r.status, 200);
+      assert.equal(lib.sseData(r.text).at(-1), '[DONE]');
+      c.destroy();
+    }
+    const r = await g.post('/v1/chat/completions', lib.chat('slow'), { key: KEY1 });
+    assert.equal(r.status, 401, 'new requests see the new keys');
+    const r2 = await g.post('/v1/chat/completions', { ...lib.chat('other'), max_tokens: 1 }, { key: KEY2 });
+    assert.equal(r2.status, 200);
+  });
+});
+
 describe('SIGTERM', () => {
   test('drains an in-flight stream to [DONE], refuses new connections, exits 0', async () => {
     const term = await lib.startGateway(baseConfig({ one: KEY1 }), { workers: 2 });
@@ -196,5 +229,27 @@ describe('SIGTERM', () => {
     assert.deepEqual(exit, { code: 0, signal: null });
     assert.equal(await lib.probeConnect(term.port), 'refused');
     assert.deepEqual(term.proc.sanitizerReport(), []);
+  });
+
+  test('a stream longer than shutdown_timeout_ms is cut at the deadline, and the process exits 0', async () => {
+    const cfg = baseConfig({ one: KEY1 });
+    const term = await lib.startGateway({ ...cfg, server: { shutdown_timeout_ms: 300 } }, { workers: 2 });
+    const c = await lib.Raw.connect(term.port);
+    // 100 tokens at 20 per second: 5 s, far past the 300 ms deadline
+    await c.write(lib.httpRequest('POST', '/v1/chat/completions', {
+      body: { ...lib.chat('slow'), max_tokens: 100, stream: true },
+      headers: { Authorization: `Bearer ${KEY1}`, 'Content-Type': 'application/json' },
+    }));
+    await c.wait((s) => s.buf.includes('"content":"'), { what: 'the first token' });
+    const t0 = Date.now();
+    term.proc.signal('SIGTERM');
+    const exit = await lib.within(term.proc.exited, lib.ms(5000), 'the gateway exit');
+    const took = Date.now() - t0;
+    assert.deepEqual(exit, { code: 0, signal: null });
+    assert.ok(took >= 250 && took < lib.ms(3000), `exited ${took} ms after SIGTERM`);
+    await c.closed({ timeout: lib.ms(2000) });
+    assert.ok(!c.buf.includes('[DONE]'), 'the stream was cut, not finished');
+    assert.deepEqual(term.proc.sanitizerReport(), []);
+    c.destroy();
   });
 });
