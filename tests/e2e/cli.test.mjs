@@ -1,8 +1,9 @@
 // The command line: --version, help, keys hash, flag and configuration
 // errors with their exit codes, and serve with --workers.
-import { after, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import * as lib from './lib.mjs';
 
@@ -118,15 +119,19 @@ describe('configuration errors exit 1 naming FILE:LINE', () => {
   });
 });
 
-describe('serve --workers', () => {
-  test('--workers 2 serves requests on many connections', async () => {
-    const sim = await lib.startSim({ seed: 1 });
-    const gw = await lib.startGateway({
+describe('serve --workers and ports', () => {
+  let sim, gw;
+  before(async () => {
+    sim = await lib.startSim({ seed: 1 });
+    gw = await lib.startGateway({
       providers: [lib.simProvider('s', sim)],
       offerings: [{ id: 's/fast', provider: 's', model: 'sim-fast' }],
       models: [{ name: 'fast', offerings: ['s/fast'] }],
       keys: lib.keyEntries({ w: 'sk-e2e-workers' }),
     }, { workers: 2 });
+  });
+
+  test('--workers 2 serves requests on many connections', async () => {
     assert.ok(gw.proc.args.includes('--workers') && gw.proc.args.includes('2'));
     const results = await Promise.all(Array.from({ length: 16 }, async (_, i) => {
       const c = await lib.Raw.connect(gw.port);
@@ -144,5 +149,36 @@ describe('serve --workers', () => {
     }
     const stats = await sim.model('sim-fast');
     assert.equal(stats.requests, 16);
+  });
+
+  test('a second gateway on a port another one listens on: exit 1', async () => {
+    // docs/operations.md: exit 1 when the address cannot be bound. With
+    // SO_REUSEPORT on both, the kernel would let the second one in and
+    // split the first one's connections between them.
+    const dup = new lib.Proc('second gateway',
+      ['serve', '--config', gw.configPath, '--listen', `127.0.0.1:${gw.port}`, '--workers', '1'], { expectCode: 1 });
+    const outcome = await Promise.race([
+      dup.exited.then(() => 'exited'),
+      dup.waitLine(/listening on/, { timeout: lib.ms(5000) }).then(() => 'listening', () => 'exited'),
+    ]);
+    if (outcome === 'listening') {
+      await dup.stop();
+      dup.expectCode = 0; // reported below, not again by stopAll
+    }
+    assert.equal(outcome, 'exited', `a second gateway started on port ${gw.port}, which another one listens on:\n${dup.tail()}`);
+    assert.equal(dup.exit.code, 1);
+    assert.match(dup.text().join('\n'), /cannot listen|in use/);
+  });
+
+  test('a port held by another program: exit 1', async () => {
+    const srv = net.createServer();
+    await new Promise((res) => srv.listen(0, '127.0.0.1', res));
+    try {
+      const r = lib.run(['sim', '--listen', `127.0.0.1:${srv.address().port}`]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /cannot listen on 127\.0\.0\.1:\d+: Address already in use/);
+    } finally {
+      srv.close();
+    }
   });
 });

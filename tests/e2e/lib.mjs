@@ -94,9 +94,10 @@ export function childEnv(extra = {}) {
 }
 
 export class Proc {
-  constructor(name, args, { env = {} } = {}) {
+  constructor(name, args, { env = {}, expectCode = 0 } = {}) {
     this.name = name;
     this.args = args;
+    this.expectCode = expectCode; // the exit code assertClean wants
     this.lines = []; // {stream, text, t}
     this.waiters = new Set();
     this.exit = null; // {code, signal}
@@ -222,12 +223,12 @@ export class Proc {
     return this.lines.filter((l) => SANITIZER.test(l.text)).map((l) => l.text);
   }
 
-  /** Asserts a clean end: exit code 0, no sanitizer report. */
+  /** Asserts a clean end: the expected exit code (0), no sanitizer report. */
   assertClean() {
     const report = this.sanitizerReport();
     assert.deepEqual(report, [], `${this.name} printed a sanitizer report:\n${this.tail(60)}`);
     assert.ok(!this.killedHard, `${this.name} did not exit after SIGTERM and was killed:\n${this.tail()}`);
-    assert.deepEqual(this.exit, { code: 0, signal: null },
+    assert.deepEqual(this.exit, { code: this.expectCode, signal: null },
       `${this.name} (${this.args.join(' ')}) exited ${fmt(this.exit)}:\n${this.tail()}`);
   }
 }
