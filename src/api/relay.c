@@ -39,6 +39,11 @@ static void count_error(tg_exchange *x, const char *kind)
 static void on_client_gone(tg_req *r, void *data)
 {
     tg_exchange *x = data;
+    if (r->cut_by_server) {
+        if (!r->status) r->status = 503;
+        x->error = "shutdown_deadline";
+        return;
+    }
     r->status = 499; /* nginx's word for "client closed the request" */
     x->error = "client_closed";
 }

@@ -18,8 +18,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static int bind_socket(const tg_addr *a, uint16_t port, int *fd_out, uint16_t *bound,
-                       tg_errmsg *err)
+/* Binds a listening socket; with reuseport every worker of this server
+ * shares the port. */
+static int bind_socket(const tg_addr *a, uint16_t port, bool reuseport, int *fd_out,
+                       uint16_t *bound, tg_errmsg *err)
 {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -41,7 +43,7 @@ static int bind_socket(const tg_addr *a, uint16_t port, int *fd_out, uint16_t *b
     if (fd < 0) return tg_errmsg_set(err, "socket: %s", strerror(errno));
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (reuseport) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 1024) < 0) {
         int e = errno;
         close(fd);
@@ -72,6 +74,7 @@ static void on_drain_deadline(uv_timer_t *t)
     tg_worker *w = t->data;
     for (tg_conn *c = w->conns, *next; c; c = next) {
         next = c->next;
+        c->req.cut_by_server = true;
         tg_conn_close(c);
     }
 }
@@ -147,8 +150,16 @@ int tg_server_start(tg_server **out, const tg_server_opts *opts, tg_errmsg *err)
     int rc = s && fds && workers ? TG_OK : TG_ENOMEM;
     uint16_t port = opts->conf.listen.port;
     unsigned bound = 0;
+    /* SO_REUSEPORT would let this process share a port another process
+     * (another tollgate) listens on; a probe without it finds that out. */
+    if (!rc && port) {
+        int probe;
+        uint16_t ignored;
+        rc = bind_socket(&opts->conf.listen, port, false, &probe, &ignored, err);
+        if (!rc) close(probe);
+    }
     for (; !rc && bound < n; bound++)
-        rc = bind_socket(&opts->conf.listen, port, &fds[bound], &port, err);
+        rc = bind_socket(&opts->conf.listen, port, true, &fds[bound], &port, err);
     if (rc) {
         for (unsigned i = 0; i + 1 < bound; i++) close(fds[i]);
         free(s);

@@ -57,6 +57,7 @@ struct tg_req {
     uint64_t bytes_in;         /* head + body as received */
     uint64_t bytes_out;        /* response bytes queued */
     int status;                /* response status once begun */
+    bool cut_by_server;        /* ended by the shutdown deadline, not the client */
     void *data;                /* the handler's */
     /* private to the server */
     tg_conn *conn_;
