@@ -357,17 +357,26 @@ static int parse_stream(tg_json_val root, tg_sim__call *c, tg_sim__err *e)
     return TG_OK;
 }
 
-static int parse_chat(tg_json_val root, prompt_acc *p, tg_sim__call *c, tg_sim__err *e)
+/* What chat and completions share: one choice only, and the stream flags. */
+static int parse_generation(tg_json_val root, tg_sim__call *c, tg_sim__err *e)
 {
-    bool has_n, has_mct;
-    uint32_t n, mct;
-    int rc;
-    if ((rc = opt_uint(root, "n", 1, 128, &has_n, &n, e))) return rc;
+    bool has_n;
+    uint32_t n;
+    int rc = opt_uint(root, "n", 1, 128, &has_n, &n, e);
+    if (rc) return rc;
     if (has_n && n > 1)
         return tg_sim__err_set(e, 400, "n",
                                "Invalid 'n': the simulated provider answers with one choice only "
                                "(n must be 1).");
-    if ((rc = parse_stream(root, c, e))) return rc;
+    return parse_stream(root, c, e);
+}
+
+static int parse_chat(tg_json_val root, prompt_acc *p, tg_sim__call *c, tg_sim__err *e)
+{
+    bool has_mct;
+    uint32_t mct;
+    int rc;
+    if ((rc = parse_generation(root, c, e))) return rc;
     if ((rc = opt_uint(root, "max_tokens", 1, UINT32_MAX, &c->has_max, &c->max_tokens, e)))
         return rc;
     if ((rc = opt_uint(root, "max_completion_tokens", 1, UINT32_MAX, &has_mct, &mct, e))) return rc;
@@ -377,15 +386,8 @@ static int parse_chat(tg_json_val root, prompt_acc *p, tg_sim__call *c, tg_sim__
 
 static int parse_completion(tg_json_val root, prompt_acc *p, tg_sim__call *c, tg_sim__err *e)
 {
-    bool has_n;
-    uint32_t n;
     int rc;
-    if ((rc = opt_uint(root, "n", 1, 128, &has_n, &n, e))) return rc;
-    if (has_n && n > 1)
-        return tg_sim__err_set(e, 400, "n",
-                               "Invalid 'n': the simulated provider answers with one choice only "
-                               "(n must be 1).");
-    if ((rc = parse_stream(root, c, e))) return rc;
+    if ((rc = parse_generation(root, c, e))) return rc;
     if ((rc = opt_uint(root, "max_tokens", 0, UINT32_MAX, &c->has_max, &c->max_tokens, e)))
         return rc;
     if (!c->has_max) c->has_max = true, c->max_tokens = 16; /* OpenAI's default */
