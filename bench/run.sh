@@ -1,0 +1,381 @@
+#!/usr/bin/env bash
+# tollgate load benchmark: the simulated provider reached directly, through
+# nginx, and through tollgate, on loopback. See bench/README.md.
+#
+#   bench/run.sh                          (make bench builds and calls it)
+#   BENCH_SECONDS=5 BENCH_RUNS=3 bench/run.sh
+#
+# Environment:
+#   BENCH_SECONDS  measured seconds per run           (default 10)
+#   BENCH_WARMUP   warm-up seconds before each run    (default 2)
+#   BENCH_RUNS     interleaved runs, medians reported (default 3)
+#   BENCH_CONNS    connection counts                  (default "1 32 256")
+#   BENCH_TARGETS  targets                     (default "direct direct-x nginx tollgate")
+#                  direct-x is a second sim on the proxies' core, measured at
+#                  1 connection only: the cost of one cross-core round trip,
+#                  of which a proxy in this layout makes two per request.
+#   BENCH_OUT      also write the results as markdown to this file
+#   BENCH_PERF     after the runs, profile tollgate with perf during one extra
+#                  32-connection run; the report goes to this file
+#   BENCH_NGINX_KEEPALIVE  idle upstream connections nginx keeps (default 64;
+#                  below the connection count, nginx opens and closes the rest)
+#   BENCH_KEEP     1: keep the temp dir (logs, configs, raw results)
+#   TOLLGATE_BIN   the gateway binary                 (default build/tollgate)
+#
+# Cores: the sim and wrk share core 1; nginx and tollgate each get core 0 (only
+# one of them is loaded at a time). The same layout holds for every target.
+# Exit status: non-zero if any measurement had errors (or setup failed); the
+# PASS/FAIL lines against the performance bar are informational.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+SECONDS_RUN=${BENCH_SECONDS:-10}
+WARMUP=${BENCH_WARMUP:-2}
+RUNS=${BENCH_RUNS:-3}
+CONNS=${BENCH_CONNS:-"1 32 256"}
+TARGETS=${BENCH_TARGETS:-"direct direct-x nginx tollgate"}
+BIN=${TOLLGATE_BIN:-$ROOT/build/tollgate}
+NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
+NGINX_KEEPALIVE=${BENCH_NGINX_KEEPALIVE:-64}
+KEY=sk-tollgate-bench
+CORE_PROXY=0
+CORE_LOAD=1
+
+die() { echo "bench: $*" >&2; exit 1; }
+for t in wrk taskset awk sort; do command -v "$t" >/dev/null || die "$t not found (scripts/deps.sh bench)"; done
+[ -x "$NGINX" ] || die "nginx not found (scripts/deps.sh bench)"
+[ -x "$BIN" ] || die "$BIN not found (make)"
+
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/tollgate-bench.XXXXXX")
+PIDS=()
+cleanup() {
+    local rc=$? p
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "bench: kept $DIR" >&2; else rm -rf "$DIR"; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- helpers ----------------------------------------------------------------
+
+# port_open PORT: something accepts connections on 127.0.0.1:PORT.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# listen_port LOG: the port from a tollgate "listening on 127.0.0.1:PORT" line.
+listen_port() { grep -o 'listening on 127\.0\.0\.1:[0-9]*' "$1" 2>/dev/null | head -n1 | sed 's/.*://'; }
+
+# wait_port_in_log PID LOG NAME: wait for the log line, print the port.
+wait_port_in_log() {
+    local port=""
+    for _ in $(seq 100); do
+        port=$(listen_port "$2")
+        [ -n "$port" ] && port_open "$port" && { echo "$port"; return; }
+        kill -0 "$1" 2>/dev/null || break
+        sleep 0.05
+    done
+    cat "$2" >&2
+    die "$3 did not start"
+}
+
+# cpu_ticks PID: utime+stime of the whole process (all threads), in ticks.
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+# rss_kib PID
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+HZ=$(getconf CLK_TCK)
+
+has() { case " $TARGETS " in *" $1 "*) return 0 ;; esac; return 1; }
+median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
+# --- start the sim, nginx, tollgate -----------------------------------------
+
+# Run a copy: the tree is shared, and a rebuild during the run must neither
+# change what is measured nor leave perf with a deleted binary.
+cp "$BIN" "$DIR/tollgate"
+BIN=$DIR/tollgate
+
+taskset -c $CORE_LOAD "$BIN" sim --listen 127.0.0.1:0 --seed 1 >"$DIR/sim.log" 2>&1 &
+SIM_PID=$!
+PIDS+=("$SIM_PID")
+SIM_PORT=$(wait_port_in_log "$SIM_PID" "$DIR/sim.log" sim)
+SIMX_PID=
+if has direct-x; then
+    taskset -c $CORE_PROXY "$BIN" sim --listen 127.0.0.1:0 --seed 1 >"$DIR/sim-x.log" 2>&1 &
+    SIMX_PID=$!
+    PIDS+=("$SIMX_PID")
+    SIMX_PORT=$(wait_port_in_log "$SIMX_PID" "$DIR/sim-x.log" "sim (direct-x)")
+fi
+
+start_nginx() {
+    # Below the ephemeral range: benchmark traffic leaves tens of thousands of
+    # client ports in use or in TIME_WAIT there, and bind() would collide.
+    local port low
+    low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range)
+    [ "$low" -gt 12000 ] || low=61000
+    for _ in $(seq 20); do
+        if [ "$low" = 61000 ]; then port=$((61000 + RANDOM % 4000)); else port=$((10000 + RANDOM % (low - 10000))); fi
+        port_open "$port" && continue
+        sed -e "s|@DIR@|$DIR|g" -e "s|@PORT@|$port|g" -e "s|@SIM_PORT@|$SIM_PORT|g" \
+            -e "s|@KEEPALIVE@|$NGINX_KEEPALIVE|g" \
+            bench/nginx.conf.in >"$DIR/nginx.conf"
+        : >"$DIR/nginx-error.log"
+        taskset -c $CORE_PROXY "$NGINX" -p "$DIR" -c "$DIR/nginx.conf" -e "$DIR/nginx-error.log" \
+            >"$DIR/nginx.out" 2>&1 &
+        NGINX_PID=$!
+        for _ in $(seq 100); do
+            port_open "$port" && { PIDS+=("$NGINX_PID"); NGINX_PORT=$port; return; }
+            kill -0 "$NGINX_PID" 2>/dev/null || break
+            sleep 0.05
+        done
+        kill "$NGINX_PID" 2>/dev/null || true
+        wait "$NGINX_PID" 2>/dev/null || true
+        grep -q 'Address already in use' "$DIR/nginx-error.log" "$DIR/nginx.out" || {
+            cat "$DIR/nginx.out" "$DIR/nginx-error.log" >&2
+            die "nginx did not start"
+        }
+    done
+    die "nginx: no free port found"
+}
+has nginx && start_nginx
+
+KEY_HASH=$("$BIN" keys hash "$KEY")
+cat >"$DIR/tollgate.yaml" <<EOF
+# generated by bench/run.sh
+server:
+  listen: 127.0.0.1:0
+  workers: 1
+log:
+  level: info
+sim:
+  enabled: false
+providers:
+  - name: sim
+    base_url: http://127.0.0.1:$SIM_PORT/v1
+offerings:
+  - {id: sim/bench, provider: sim, model: bench}
+models:
+  - {name: bench, offerings: [sim/bench]}
+keys:
+  - id: bench
+    sha256: $KEY_HASH
+EOF
+taskset -c $CORE_PROXY "$BIN" serve --config "$DIR/tollgate.yaml" >"$DIR/tollgate.out" 2>"$DIR/tollgate.log" &
+TG_PID=$!
+PIDS+=("$TG_PID")
+TG_PORT=$(wait_port_in_log "$TG_PID" "$DIR/tollgate.log" tollgate)
+
+target_port() { case $1 in direct) echo "$SIM_PORT" ;; direct-x) echo "$SIMX_PORT" ;; nginx) echo "$NGINX_PORT" ;; tollgate) echo "$TG_PORT" ;; esac; }
+target_pid() { case $1 in direct) echo "$SIM_PID" ;; direct-x) echo "$SIMX_PID" ;; nginx) echo "$NGINX_PID" ;; tollgate) echo "$TG_PID" ;; esac; }
+
+# --- the machine --------------------------------------------------------------
+
+machine() {
+    echo "machine:  $(nproc) cores, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+    echo "kernel:   $(uname -sr)"
+    echo "nginx:    $("$NGINX" -v 2>&1 | sed 's/^nginx version: //')"
+    echo "wrk:      $(wrk -v 2>&1 | head -n1 | awk '{print $2}')"
+    echo "tollgate: $("$BIN" --version 2>&1 | awk '{print $2}') ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$([ -z "$(git -C "$ROOT" status --porcelain -- src 2>/dev/null)" ] || echo ', with uncommitted changes in src'))"
+    echo "layout:   sim + wrk on core $CORE_LOAD; nginx / tollgate (1 worker) on core $CORE_PROXY; loopback"
+    echo "config:   nginx 1 process, upstream keepalive $NGINX_KEEPALIVE, access_log on; tollgate: 1 worker, log.level info"
+    echo "runs:     $RUNS interleaved x ${SECONDS_RUN}s (+${WARMUP}s warm-up), wrk -t1, connections: $CONNS"
+}
+# busy_pct SECONDS: how busy all cores were (percent) over the next SECONDS.
+busy_pct() {
+    local a b
+    a=$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat)
+    sleep "$1"
+    b=$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat)
+    echo "$a $b" | awk '{busy = $3 - $1; idle = $4 - $2; printf "%.0f", (busy + idle > 0) ? 100 * busy / (busy + idle) : 0}'
+}
+BUSY_START=$(busy_pct 2)
+machine | tee "$DIR/machine.txt"
+echo "busy:     cores ${BUSY_START}% busy in the 2 s before the benchmark (other work on the machine skews the figures)" \
+    | tee -a "$DIR/machine.txt"
+if [ "$BUSY_START" -gt 10 ]; then
+    echo "WARNING: the machine was ${BUSY_START}% busy before the benchmark: other work is running and will skew the figures" >&2
+fi
+
+# --- measure ------------------------------------------------------------------
+
+# wrk_run PORT CONNS SECONDS OUTFILE
+wrk_run() {
+    taskset -c $CORE_LOAD wrk -t1 -c"$2" -d"$3"s --timeout 5s --latency -s bench/chat.lua \
+        "http://127.0.0.1:$1/v1/chat/completions" >"$4" 2>&1 || true
+}
+field() { grep -o "\b$1=[0-9.]*" "$2" | head -n1 | cut -d= -f2; }
+
+RESULTS=$DIR/results.tsv
+: >"$RESULTS"
+export BENCH_KEY=$KEY
+for run in $(seq "$RUNS"); do
+    for c in $CONNS; do
+        for t in $TARGETS; do
+            [ "$t" = direct-x ] && [ "$c" != 1 ] && continue
+            port=$(target_port "$t")
+            pid=$(target_pid "$t")
+            [ "$WARMUP" -gt 0 ] && wrk_run "$port" "$c" "$WARMUP" "$DIR/warm-$run-$c-$t.txt"
+            cpu0=$(cpu_ticks "$pid")
+            out=$DIR/wrk-$run-$c-$t.txt
+            wrk_run "$port" "$c" "$SECONDS_RUN" "$out"
+            cpu1=$(cpu_ticks "$pid")
+            rss=$(rss_kib "$pid")
+            grep -q '^BENCH ' "$out" || { cat "$out" >&2; die "wrk failed ($t, $c connections)"; }
+            req=$(field requests "$out")
+            errs=0
+            for e in connect read write status timeout; do errs=$((errs + $(field "$e" "$out"))); done
+            [ "$req" -gt 0 ] || errs=$((errs + 1)) # no request completed at all
+            cpu_us=$(awk -v a="$cpu0" -v b="$cpu1" -v hz="$HZ" -v n="$req" \
+                'BEGIN {printf "%.1f", (n > 0) ? (b - a) * 1e6 / hz / n : 0}')
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$t" "$c" "$req" \
+                "$(field rps "$out")" "$(field p50_us "$out")" "$(field p99_us "$out")" \
+                "$cpu_us" "$rss" "$errs" >>"$RESULTS"
+            printf 'run %d  %-8s c=%-4d %9.0f rps  p50 %6d us  p99 %6d us  %6.1f cpu-us/req  errors %d\n' \
+                "$run" "$t" "$c" "$(field rps "$out")" "$(field p50_us "$out")" \
+                "$(field p99_us "$out")" "$cpu_us" "$errs" >&2
+        done
+    done
+done
+
+for t in $TARGETS; do
+    pid=$(target_pid "$t")
+    kill -0 "$pid" 2>/dev/null || die "$t (pid $pid) died during the benchmark"
+done
+
+# --- optional profile -----------------------------------------------------------
+
+if [ -n "${BENCH_PERF:-}" ]; then
+    command -v perf >/dev/null || die "BENCH_PERF: perf not found (apt-get install linux-perf)"
+    echo "profiling tollgate (pid $TG_PID) during a 32-connection run" >&2
+    perf record -g -o "$DIR/perf.data" -p "$TG_PID" -- sleep "$SECONDS_RUN" >"$DIR/perf-record.log" 2>&1 &
+    perf_pid=$!
+    PIDS+=("$perf_pid")
+    sleep 0.2
+    wrk_run "$TG_PORT" 32 "$SECONDS_RUN" "$DIR/wrk-perf.txt"
+    if ! wait "$perf_pid"; then
+        cat "$DIR/perf-record.log" >&2
+        echo "bench: perf record failed (kernel.perf_event_paranoid?); no profile written." \
+            "valgrind --tool=callgrind on a short run is the fallback" >&2
+    else
+        {
+            echo "# tollgate, 32 connections, $(field rps "$DIR/wrk-perf.txt") rps under perf"
+            echo "# perf report --no-children --sort dso"
+            perf report -i "$DIR/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep -v '^#' | grep .
+            echo "# perf report --no-children --sort symbol"
+            perf report -i "$DIR/perf.data" --no-children --sort symbol --stdio -g none 2>/dev/null | grep -v '^#' | grep .
+        } >"$BENCH_PERF"
+        echo "perf report written to $BENCH_PERF ($(field rps "$DIR/wrk-perf.txt") rps under perf)" >&2
+    fi
+fi
+
+# --- report ---------------------------------------------------------------------
+
+# med TARGET CONNS COLUMN: median over the runs of one results.tsv column.
+med() { awk -F'\t' -v t="$1" -v c="$2" -v k="$3" '$2 == t && $3 == c {print $k}' "$RESULTS" | median; }
+errsum() { awk -F'\t' -v t="$1" -v c="$2" '$2 == t && $3 == c {s += $10} END {print s + 0}' "$RESULTS"; }
+# per_run EXPR TARGET_A TARGET_B CONNS COLUMN: per-run a/b ("ratio") or a-b
+# ("diff"), median over the runs (the runs are interleaved, so drift cancels).
+per_run() {
+    awk -F'\t' -v op="$1" -v a="$2" -v b="$3" -v c="$4" -v k="$5" '
+        $3 == c && $2 == a {va[$1] = $k}
+        $3 == c && $2 == b {vb[$1] = $k}
+        END {for (r in va) if (r in vb) print ((op == "ratio") ? ((vb[r] > 0) ? va[r] / vb[r] : 0) : va[r] - vb[r])}' \
+        "$RESULTS" | median
+}
+
+TABLE=$DIR/table.md
+{
+    echo "| target | conns | RPS | p50 µs | p99 µs | CPU µs/req | RSS MiB | errors |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+    for c in $CONNS; do
+        for t in $TARGETS; do
+            [ "$t" = direct-x ] && [ "$c" != 1 ] && continue
+            printf '| %s | %s | %.0f | %.0f | %.0f | %.1f | %.1f | %s |\n' "$t" "$c" \
+                "$(med "$t" "$c" 5)" "$(med "$t" "$c" 6)" "$(med "$t" "$c" 7)" \
+                "$(med "$t" "$c" 8)" "$(awk -v k="$(med "$t" "$c" 9)" 'BEGIN {print k / 1024}')" \
+                "$(errsum "$t" "$c")"
+        done
+    done
+} >"$TABLE"
+
+RATIOS=$DIR/ratios.txt
+BAR=$DIR/bar.txt
+: >"$RATIOS"
+: >"$BAR"
+if has nginx && has tollgate; then
+    for c in $CONNS; do
+        r=$(per_run ratio tollgate nginx "$c" 5)
+        printf -- '- tollgate RPS / nginx RPS at %s connections: %.2f\n' "$c" "$r" >>"$RATIOS"
+        if [ "$c" = 32 ] || [ "$c" = 256 ]; then
+            v=$(awk -v r="$r" 'BEGIN {print ((r >= 0.7) ? "PASS" : "FAIL")}')
+            printf '%s  %s connections: tollgate %.2f x nginx RPS (bar: >= 0.70)\n' "$v" "$c" "$r" >>"$BAR"
+        fi
+    done
+fi
+if has direct && case " $CONNS " in *" 1 "*) true ;; *) false ;; esac; then
+    for t in direct-x nginx tollgate; do
+        has "$t" || continue
+        d=$(per_run diff "$t" direct 1 6)
+        printf -- '- added p50 over direct at 1 connection, %s: %.0f µs\n' "$t" "$d" >>"$RATIOS"
+        if [ "$t" = tollgate ]; then
+            v=$(awk -v d="$d" 'BEGIN {print ((d < 50) ? "PASS" : "FAIL")}')
+            printf '%s  1 connection: tollgate adds %.0f µs to p50 over direct (bar: < 50 µs)\n' "$v" "$d" >>"$BAR"
+        fi
+    done
+    if has direct-x; then
+        printf -- '  (direct-x is the sim on the proxies'"'"' core: one cross-core round trip; a proxy makes two)\n' >>"$RATIOS"
+    fi
+    if has nginx && has tollgate; then
+        printf -- '- tollgate p50 minus nginx p50 at 1 connection: %.0f µs\n' \
+            "$(per_run diff tollgate nginx 1 6)" >>"$RATIOS"
+    fi
+fi
+
+echo
+echo "medians of $RUNS runs:"
+echo
+awk -F'|' 'NR != 2 {
+    for (i = 2; i <= 9; i++) { gsub(/^ +| +$/, "", $i); gsub(/µ/, "u", $i) }
+    printf "%-9s %5s %8s %8s %8s %10s %8s %6s\n", $2, $3, $4, $5, $6, $7, $8, $9
+}' "$TABLE"
+echo
+echo "ratios (median of per-run values):"
+sed 's/^- /  /' "$RATIOS"
+echo
+cat "$BAR"
+
+TOTAL_ERRORS=$(awk -F'\t' '{s += $10} END {print s + 0}' "$RESULTS")
+if [ "$TOTAL_ERRORS" -gt 0 ]; then
+    echo
+    echo "ERRORS: $TOTAL_ERRORS failed requests (status >= 400, connect, read, write, timeout):"
+    awk -F'\t' '$10 > 0 {printf "  run %s %s c=%s: %s errors\n", $1, $2, $3, $10}' "$RESULTS"
+fi
+
+if [ -n "${BENCH_OUT:-}" ]; then
+    {
+        echo '```'
+        cat "$DIR/machine.txt"
+        echo '```'
+        echo
+        echo "Medians of $RUNS interleaved runs:"
+        echo
+        cat "$TABLE"
+        echo
+        echo "Ratios (median of the per-run values):"
+        echo
+        cat "$RATIOS"
+        echo
+        echo '```'
+        cat "$BAR"
+        echo '```'
+    } >"$BENCH_OUT"
+    echo "markdown written to $BENCH_OUT" >&2
+fi
+
+[ "$TOTAL_ERRORS" -eq 0 ] || exit 1
