@@ -27,6 +27,7 @@
  * allocation of its own per call. The memory of the upstream goes when the
  * last of its uv handles has closed (`handles` counts them). */
 #include "http/upstream.h"
+#include "http/h1.h"
 #include "base/err.h"
 
 #include <assert.h>
@@ -51,6 +52,7 @@ typedef struct {
 } hdr_span;
 
 struct tg_upcall {
+    int kind; /* TG_UPCALL_CURL, first: see h1.h */
     tg_upstream *u;
     CURL *easy;
     uv_timer_t fb_timer; /* first-byte timeout */
@@ -84,6 +86,7 @@ typedef struct sockctx {
 
 struct tg_upstream {
     uv_loop_t *loop;
+    tg_h1 *h1; /* the built-in client, for the upstreams it serves */
     CURLM *multi;
     uv_timer_t timer; /* curl's timeout */
     unsigned depth;   /* enter() without leave() */
@@ -180,6 +183,7 @@ static tg_upcall *call_new(tg_upstream *u)
         free(c);
         return NULL;
     }
+    c->kind = TG_UPCALL_CURL;
     c->u = u;
     tg_buf_init(&c->head, UP_HEAD_MAX);
     tg_buf_init(&c->req, UP_REQ_MAX);
@@ -769,6 +773,8 @@ tg_upcall *tg_upcall_start(tg_upstream *u, const tg_upcall_opts *o, const tg_upc
                            void *ud)
 {
     if (u->free_pending) return NULL;
+    if (o->client != TG_UP_CURL && tg_h1_serves(o->url))
+        return (tg_upcall *)tg_h1_start(u->h1, o, cbs, ud);
     tg_upcall *c = call_take(u);
     if (!c) return NULL;
     c->cbs = *cbs;
@@ -801,6 +807,10 @@ tg_upcall *tg_upcall_start(tg_upstream *u, const tg_upcall_opts *o, const tg_upc
 void tg_upcall_cancel(tg_upcall *c)
 {
     if (!c) return;
+    if (c->kind == TG_UPCALL_H1) {
+        tg_h1_cancel((tg_h1call *)c);
+        return;
+    }
     switch (c->state) {
     case CALL_QUEUED:
     case CALL_DEFERRED:
@@ -822,6 +832,10 @@ void tg_upcall_cancel(tg_upcall *c)
 
 void tg_upcall_resume(tg_upcall *c)
 {
+    if (c && c->kind == TG_UPCALL_H1) {
+        tg_h1_resume((tg_h1call *)c);
+        return;
+    }
     if (!c || c->state != CALL_ACTIVE || !c->paused) return;
     tg_upstream *u = c->u;
     c->paused = false;
@@ -846,7 +860,10 @@ tg_upstream *tg_upstream_new(uv_loop_t *loop)
     if (!u) return NULL;
     u->loop = loop;
     u->multi = curl_multi_init();
-    if (!u->multi) {
+    u->h1 = tg_h1_new(loop);
+    if (!u->multi || !u->h1) {
+        if (u->multi) curl_multi_cleanup(u->multi);
+        free(u->h1);
         free(u);
         return NULL;
     }
@@ -899,5 +916,6 @@ void tg_upstream_free(tg_upstream *u)
 {
     if (!u || u->free_pending) return;
     u->free_pending = true;
+    tg_h1_free(u->h1);
     if (u->depth == 0 && !u->settling) do_free(u);
 }

@@ -48,6 +48,11 @@ typedef struct {
     void (*on_done)(void *ud, tg_up_result r, const char *detail);
 } tg_upcall_cbs;
 
+/* Which client carries a call. AUTO: the built-in HTTP/1.1 client for
+ * http:// upstreams addressed by IP or localhost (see h1.h), libcurl for
+ * the rest (TLS, HTTP/2, names to resolve). CURL: libcurl always. */
+typedef enum { TG_UP_AUTO = 0, TG_UP_CURL } tg_up_client;
+
 typedef struct {
     tg_str method;          /* "POST" */
     tg_str url;
@@ -56,6 +61,7 @@ typedef struct {
     tg_str body;            /* must stay valid until on_done or cancel */
     /* 0: no limit (for connect: curl's default, 300 s) */
     uint32_t connect_timeout_ms, first_byte_timeout_ms, total_timeout_ms;
+    tg_up_client client;
 } tg_upcall_opts;
 
 tg_upstream *tg_upstream_new(uv_loop_t *loop);

@@ -277,6 +277,7 @@ typedef struct {
 
 static fixture *F;
 static bool g_in_start; /* callbacks must never run inside tg_upcall_start */
+static tg_up_client g_client; /* which client the tests run against */
 
 typedef struct probe probe;
 struct probe {
@@ -428,6 +429,7 @@ static tg_upcall *go(tg_upstream *u, probe *p, req q)
         .connect_timeout_ms = q.connect_ms ? q.connect_ms : 2000,
         .first_byte_timeout_ms = q.fb_ms,
         .total_timeout_ms = q.total_ms,
+        .client = g_client,
     };
     g_in_start = true;
     p->call = tg_upcall_start(u, &o, &CBS, p);
@@ -954,10 +956,10 @@ static void test_free_in_flight(void **state)
     int now = 0;
     for (int i = 0; i < 3; i++) {
         now += p[i].heads + p[i].bodies + p[i].dones;
-        assert_int_equal(p[i].dones, 0);
         tg_buf_release(&p[i].body);
     }
-    assert_int_equal(now, seen);
+    assert_int_equal(p[0].heads + p[0].dones, 0); /* /slow-head was in flight at the free */
+    assert_int_equal(now, seen);                  /* and nothing reached anyone after it */
 }
 
 static void test_free_in_callback(void **state)
@@ -999,6 +1001,9 @@ static void test_unsendable_request(void **state)
 
 int main(void)
 {
+    /* Every test runs twice: with the built-in HTTP/1.1 client that
+     * http://127.0.0.1 upstreams get by default, and with libcurl, which
+     * TLS and named upstreams get. */
     const struct CMUnitTest tests[] = {
         T(test_result_str),
         T(test_ok),
@@ -1024,5 +1029,9 @@ int main(void)
         T(test_free_in_callback),
         T(test_unsendable_request),
     };
-    return cmocka_run_group_tests(tests, srv_start, srv_stop);
+    g_client = TG_UP_AUTO;
+    int failed = cmocka_run_group_tests_name("built-in client", tests, srv_start, srv_stop);
+    g_client = TG_UP_CURL;
+    failed += cmocka_run_group_tests_name("libcurl", tests, srv_start, srv_stop);
+    return failed;
 }
