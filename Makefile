@@ -78,10 +78,14 @@ fuzz-build: $(addprefix $(BUILD)/,$(FUZZERS))
 $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(LIBOBJS)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
 
+# Two layouts (docs/benchmarks.md): throughput with the proxy alone on core 0
+# and the load on core 1; then 1-connection latency with everything on one
+# core, where a cross-core wake-up of this VM does not swamp the proxy's cost.
 bench:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory all
 	bench/run.sh
+	BENCH_CORE_LOAD=0 BENCH_CONNS=1 BENCH_TARGETS="direct nginx tollgate" bench/run.sh
 
 format:
 	clang-format -i $(SRCS) $(wildcard src/*/*.h src/*/*/*.h)

@@ -39,8 +39,8 @@ BIN=${TOLLGATE_BIN:-$ROOT/build/tollgate}
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 NGINX_KEEPALIVE=${BENCH_NGINX_KEEPALIVE:-64}
 KEY=sk-tollgate-bench
-CORE_PROXY=0
-CORE_LOAD=1
+CORE_PROXY=${BENCH_CORE_PROXY:-0}
+CORE_LOAD=${BENCH_CORE_LOAD:-1}
 
 die() { echo "bench: $*" >&2; exit 1; }
 for t in wrk taskset awk sort; do command -v "$t" >/dev/null || die "$t not found (scripts/deps.sh bench)"; done
