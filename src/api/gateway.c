@@ -104,12 +104,16 @@ tg_exchange *tg_exchange_new(tg_req *r, tg_gw_worker *ww, const char *endpoint)
     if (given.p && rid_ok(given)) {
         x->rid = given;
     } else {
-        char *id = tg_arena_alloc(&r->arena, 32);
+        static const char hex[] = "0123456789abcdef";
+        char *id = tg_arena_alloc(&r->arena, 28);
         if (id) {
             uint64_t a = tg_rng_next(&ww->rng), b = tg_rng_next(&ww->rng);
-            snprintf(id, 32, "req_%012llx%012llx", (unsigned long long)(a >> 16),
-                     (unsigned long long)(b >> 16));
-            x->rid = tg_str_c(id);
+            memcpy(id, "req_", 4);
+            for (int i = 0; i < 12; i++) {
+                id[4 + i] = hex[(a >> (4 * i)) & 15];
+                id[16 + i] = hex[(b >> (4 * i)) & 15];
+            }
+            x->rid = tg_str_make(id, 28);
         }
     }
     return x;

@@ -112,7 +112,7 @@ static bool closes_after(tg_req *r)
 
 /* Formats the head into the worker's buffer; TG_ENOMEM on overflow. */
 static int format_head(tg_req *r, int status, tg_str ctype, const tg_header *h, size_t nh,
-                       const tg_str *length)
+                       const size_t *length)
 {
     tg_conn *c = r->conn_;
     tg_buf *b = &c->w->out;
@@ -120,7 +120,11 @@ static int format_head(tg_req *r, int status, tg_str ctype, const tg_header *h, 
     bool http10 = tg_http_in_minor(&c->in) == 0;
     /* A server answers with its own version (RFC 9110 6.2), whatever the
      * client's; what HTTP/1.0 changes is chunking and keep-alive. */
-    int rc = tg_buf_printf(b, "HTTP/1.1 %d %s\r\n", status, tg_http_reason(status));
+    int rc = tg_buf_add_lit(b, "HTTP/1.1 ");
+    if (!rc) rc = tg_buf_add_u64(b, (uint64_t)status);
+    if (!rc) rc = tg_buf_add_char(b, ' ');
+    if (!rc) rc = tg_buf_add_str(b, tg_str_c(tg_http_reason(status)));
+    if (!rc) rc = tg_buf_add_lit(b, "\r\n");
     const char *date = tg_worker_date(c->w);
     if (!rc) rc = tg_buf_append(b, date, strlen(date));
     if (!rc && ctype.n) {
@@ -130,7 +134,7 @@ static int format_head(tg_req *r, int status, tg_str ctype, const tg_header *h, 
     }
     if (!rc && length) {
         rc = tg_buf_add_lit(b, "Content-Length: ");
-        if (!rc) rc = tg_buf_add_str(b, *length);
+        if (!rc) rc = tg_buf_add_u64(b, *length);
         if (!rc) rc = tg_buf_add_lit(b, "\r\n");
     } else if (!rc && !http10) {
         rc = tg_buf_add_lit(b, "Transfer-Encoding: chunked\r\n");
@@ -166,10 +170,7 @@ static void finish(tg_req *r)
 void tg_resp_send(tg_req *r, int status, tg_str ctype, const tg_header *h, size_t nh, tg_str body)
 {
     if (r->done_) return;
-    char len[24];
-    int ln = snprintf(len, sizeof len, "%zu", body.n);
-    tg_str length = tg_str_make(len, (size_t)ln);
-    if (format_head(r, status, ctype, h, nh, &length)) {
+    if (format_head(r, status, ctype, h, nh, &body.n)) {
         r->conn_->must_close = true;
         finish(r);
         return;

@@ -25,7 +25,18 @@ int tg_openai_read_request(tg_str body, tg_endpoint ep, tg_buf *scratch, tg_open
     out->root = tg_json_root(body.p, body.n);
     if (out->root.type != TG_JSON_OBJECT)
         return tg_errmsg_set(err, "the request body must be a JSON object");
-    out->model = tg_json_get(out->root, TG_STR("model"));
+    /* One pass over the members (the body was validated without duplicate
+     * top-level keys, so each is seen once). */
+    tg_json_val stream = {0}, k, v;
+    tg_json_iter it = tg_json_iter_init(out->root);
+    while (tg_json_iter_next(&it, &k, &v)) {
+        tg_str name;
+        if (!tg_json_str_view(k, &name)) continue; /* escaped keys: looked up below */
+        if (tg_str_eq(name, TG_STR("model"))) out->model = v;
+        else if (tg_str_eq(name, TG_STR("stream"))) stream = v;
+        else if (tg_str_eq(name, TG_STR("stream_options"))) out->stream_options = v;
+    }
+    if (!out->model.type) out->model = tg_json_get(out->root, TG_STR("model"));
     *param = "model";
     if (out->model.type == TG_JSON_NONE)
         return tg_errmsg_set(err, "you must provide a model parameter");
@@ -40,12 +51,12 @@ int tg_openai_read_request(tg_str body, tg_endpoint ep, tg_buf *scratch, tg_open
         *param = NULL;
         return TG_OK;
     }
-    tg_json_val stream = tg_json_get(out->root, TG_STR("stream"));
+    if (!stream.type) stream = tg_json_get(out->root, TG_STR("stream"));
+    if (!out->stream_options.type) out->stream_options = tg_json_get(out->root, TG_STR("stream_options"));
     *param = "stream";
     if (stream.type == TG_JSON_TRUE) out->stream = true;
     else if (stream.type != TG_JSON_NONE && stream.type != TG_JSON_FALSE && stream.type != TG_JSON_NULL)
         return tg_errmsg_set(err, "stream must be a boolean");
-    out->stream_options = tg_json_get(out->root, TG_STR("stream_options"));
     *param = "stream_options";
     if (out->stream_options.type == TG_JSON_OBJECT) {
         tg_json_val iu = tg_json_get(out->stream_options, TG_STR("include_usage"));
