@@ -119,39 +119,36 @@ tg_exchange *tg_exchange_new(tg_req *r, tg_gw_worker *ww, const char *endpoint)
     return x;
 }
 
-static int log_line(tg_exchange *x, tg_buf *b)
+/* The request's line. Hot: one per request, so written at a cursor, no
+ * printf (base/log.h). The field names and their order are an interface:
+ * log shippers parse them. */
+static int log_line(tg_exchange *x, tg_buf *b, uint64_t now)
 {
     tg_req *r = x->req;
-    uint64_t now = uv_hrtime();
-    int rc = tg_log_begin(b, TG_LOG_INFO);
-    if (!rc) rc = tg_buf_add_lit(b, ",\"msg\":\"request\",\"rid\":");
-    if (!rc) rc = tg_jsonw_str(b, x->rid);
-    if (!rc) rc = tg_buf_add_lit(b, ",\"key\":");
-    if (!rc) rc = tg_jsonw_str(b, x->key ? tg_str_c(x->key->id) : TG_STR("-"));
-    if (!rc) rc = tg_buf_printf(b, ",\"endpoint\":\"%s\",\"model\":", x->endpoint);
-    if (!rc) rc = tg_jsonw_str(b, x->model_label);
-    if (!rc) rc = tg_buf_add_lit(b, ",\"provider\":");
-    if (!rc) rc = tg_jsonw_str(b, x->off ? tg_str_c(x->off->provider->name) : TG_STR("-"));
-    if (!rc) rc = tg_buf_add_lit(b, ",\"offering\":");
-    if (!rc) rc = tg_jsonw_str(b, x->off ? tg_str_c(x->off->id) : TG_STR("-"));
-    if (!rc)
-        rc = tg_buf_printf(b,
-                           ",\"stream\":%s,\"status\":%d,\"upstream_status\":%d,\"bytes_in\":%llu,"
-                           "\"bytes_out\":%llu,\"latency_us\":%llu,\"ttfb_us\":%llu",
-                           x->oreq.stream ? "true" : "false", r->status, x->up_status,
-                           (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out,
-                           (unsigned long long)((now - r->t_start_ns) / 1000),
-                           (unsigned long long)(r->t_first_byte_ns ? (r->t_first_byte_ns - r->t_start_ns) / 1000 : 0));
-    if (!rc && x->usage.present)
-        rc = tg_buf_printf(b, ",\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"cached_tokens\":%lld",
-                           (long long)x->usage.prompt, (long long)x->usage.completion,
-                           (long long)x->usage.cached);
-    if (!rc && x->error) {
-        rc = tg_buf_add_lit(b, ",\"error\":");
-        if (!rc) rc = tg_jsonw_str(b, tg_str_c(x->error));
+    uint64_t ttfb = r->t_first_byte_ns ? r->t_first_byte_ns - r->t_start_ns : 0;
+    tg_log_line l;
+    tg_log_line_begin(&l, b, TG_LOG_INFO);
+    tg_log_kv_str(&l, "msg", TG_STR("request"));
+    tg_log_kv_str(&l, "rid", x->rid);
+    tg_log_kv_str(&l, "key", x->key ? tg_str_c(x->key->id) : TG_STR("-"));
+    tg_log_kv_str(&l, "endpoint", tg_str_c(x->endpoint));
+    tg_log_kv_str(&l, "model", x->model_label);
+    tg_log_kv_str(&l, "provider", x->off ? tg_str_c(x->off->provider->name) : TG_STR("-"));
+    tg_log_kv_str(&l, "offering", x->off ? tg_str_c(x->off->id) : TG_STR("-"));
+    tg_log_kv_bool(&l, "stream", x->oreq.stream);
+    tg_log_kv_i64(&l, "status", r->status);
+    tg_log_kv_i64(&l, "upstream_status", x->up_status);
+    tg_log_kv_u64(&l, "bytes_in", r->bytes_in);
+    tg_log_kv_u64(&l, "bytes_out", r->bytes_out);
+    tg_log_kv_u64(&l, "latency_us", (now - r->t_start_ns) / 1000);
+    tg_log_kv_u64(&l, "ttfb_us", ttfb / 1000);
+    if (x->usage.present) {
+        tg_log_kv_i64(&l, "prompt_tokens", x->usage.prompt);
+        tg_log_kv_i64(&l, "completion_tokens", x->usage.completion);
+        tg_log_kv_i64(&l, "cached_tokens", x->usage.cached);
     }
-    if (!rc) rc = tg_log_end(b);
-    return rc;
+    if (x->error) tg_log_kv_str(&l, "error", tg_str_c(x->error));
+    return tg_log_line_end(&l);
 }
 
 /* The request's end callback: every exchange ends here exactly once. */
@@ -163,8 +160,7 @@ static void exchange_end(tg_req *r, void *data)
     tg_gw_worker *ww = x->ww;
     uint64_t now = uv_hrtime();
     if (tg_log_get_level() <= TG_LOG_INFO) {
-        size_t mark = ww->log.n;
-        if (log_line(x, &ww->log)) ww->log.n = mark; /* drop a line that did not fit */
+        log_line(x, &ww->log, now); /* a line that does not fit is dropped */
         if (ww->log.n > LOG_BATCH_MAX / 2) {
             tg_log_write(ww->log.p, ww->log.n);
             tg_buf_clear(&ww->log);

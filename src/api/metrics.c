@@ -1,6 +1,7 @@
 /* Sharded request metrics and their Prometheus rendering; see metrics.h. */
 #include "api/metrics.h"
 #include "base/err.h"
+#include "base/hash.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -21,12 +22,24 @@ typedef struct {
 
 typedef struct {
     char *a;       /* model or provider */
+    size_t an;     /* strlen(a) */
     const char *b; /* kind (static) or NULL */
     int status;
     uint64_t requests, prompt_tokens, completion_tokens;
     tg_hist latency, ttfb;
 } tg_series;
 
+/* A slot of a shard's index: where the series of one (model, status) are. */
+typedef struct {
+    uint64_t h;    /* hash of (model, status) */
+    uint32_t req;  /* in req, plus one; 0: a free slot */
+    uint32_t lat;  /* in lat */
+} tg_slot;
+
+/* The arrays keep the order series first appeared in, which is the order
+ * they are rendered in. A request finds its two series through idx, an
+ * open-addressing table (linear probing, at most half full) over the
+ * (model, status) pairs seen, instead of comparing labels one by one. */
 struct tg_metrics_shard {
     pthread_mutex_t mu;
     tg_series *req; /* by (model, status) */
@@ -35,6 +48,8 @@ struct tg_metrics_shard {
     size_t nlat, caplat;
     tg_series *err; /* by (provider, kind) */
     size_t nerr, caperr;
+    tg_slot *idx;   /* NULL until the first request */
+    size_t nidx, capidx; /* capidx: 0 or a power of two */
 };
 
 struct tg_metrics {
@@ -66,6 +81,7 @@ void tg_metrics_free(tg_metrics *m)
         free_series(s->req, s->nreq);
         free_series(s->lat, s->nlat);
         free_series(s->err, s->nerr);
+        free(s->idx);
         pthread_mutex_destroy(&s->mu);
     }
     free(m);
@@ -79,7 +95,7 @@ static tg_series *series(tg_series **arr, size_t *n, size_t *cap, tg_str a, cons
 {
     for (size_t i = 0; i < *n; i++) {
         tg_series *s = &(*arr)[i];
-        if (s->status == status && s->b == b && strlen(s->a) == a.n && memcmp(s->a, a.p, a.n) == 0)
+        if (s->status == status && s->b == b && s->an == a.n && memcmp(s->a, a.p, a.n) == 0)
             return s;
     }
     if (*n == *cap) {
@@ -92,6 +108,7 @@ static tg_series *series(tg_series **arr, size_t *n, size_t *cap, tg_str a, cons
     tg_series *s = &(*arr)[*n];
     memset(s, 0, sizeof *s);
     if (!(s->a = tg_str_dup(a))) return NULL;
+    s->an = a.n;
     s->b = b;
     s->status = status;
     (*n)++;
@@ -108,17 +125,71 @@ static void observe(tg_hist *h, uint64_t ns)
     h->n++;
 }
 
+/* FNV-1a's low bits depend only on the low bits of the input: fold the
+ * high half in. */
+static size_t slot_of(uint64_t h, size_t cap) { return (size_t)(h ^ (h >> 32)) & (cap - 1); }
+
+/* Inserts into an index known to have a free slot. */
+static void idx_put(tg_slot *idx, size_t cap, tg_slot e)
+{
+    size_t i = slot_of(e.h, cap);
+    while (idx[i].req) i = (i + 1) & (cap - 1);
+    idx[i] = e;
+}
+
+/* Remembers where (model, status)'s series are. Failing to grow the index
+ * loses nothing: the next request for the pair looks it up again. */
+static void idx_add(tg_metrics_shard *s, tg_slot e)
+{
+    if ((s->nidx + 1) * 2 > s->capidx) {
+        size_t cap = s->capidx ? s->capidx * 2 : 16;
+        tg_slot *idx = calloc(cap, sizeof *idx);
+        if (!idx) return;
+        for (size_t i = 0; i < s->capidx; i++)
+            if (s->idx[i].req) idx_put(idx, cap, s->idx[i]);
+        free(s->idx);
+        s->idx = idx;
+        s->capidx = cap;
+    }
+    idx_put(s->idx, s->capidx, e);
+    s->nidx++;
+}
+
+/* The (model, status) and the model series of a request, added when
+ * missing; NULL on out-of-memory (that part of the sample is dropped). */
+static void request_series(tg_metrics_shard *s, uint64_t h, tg_str model, int status,
+                           tg_series **r, tg_series **l)
+{
+    if (s->capidx) {
+        for (size_t i = slot_of(h, s->capidx); s->idx[i].req; i = (i + 1) & (s->capidx - 1)) {
+            tg_slot *e = &s->idx[i];
+            tg_series *c = &s->req[e->req - 1];
+            if (e->h == h && c->status == status && c->an == model.n &&
+                memcmp(c->a, model.p, model.n) == 0) {
+                *r = c;
+                *l = &s->lat[e->lat];
+                return;
+            }
+        }
+    }
+    /* A pair not seen yet: the arrays are the record, the index follows. */
+    *r = series(&s->req, &s->nreq, &s->capreq, model, NULL, status);
+    *l = series(&s->lat, &s->nlat, &s->caplat, model, NULL, 0);
+    if (*r && *l) idx_add(s, (tg_slot){h, (uint32_t)(*r - s->req) + 1, (uint32_t)(*l - s->lat)});
+}
+
 void tg_metrics_request(tg_metrics_shard *s, tg_str model, int status, uint64_t latency_ns,
                         uint64_t ttfb_ns, int64_t prompt_tokens, int64_t completion_tokens)
 {
+    uint64_t h = tg_hash64(model.p, model.n, (uint64_t)(unsigned)status);
+    tg_series *r, *l;
     pthread_mutex_lock(&s->mu);
-    tg_series *r = series(&s->req, &s->nreq, &s->capreq, model, NULL, status);
+    request_series(s, h, model, status, &r, &l);
     if (r) {
         r->requests++;
         r->prompt_tokens += (uint64_t)(prompt_tokens > 0 ? prompt_tokens : 0);
         r->completion_tokens += (uint64_t)(completion_tokens > 0 ? completion_tokens : 0);
     }
-    tg_series *l = series(&s->lat, &s->nlat, &s->caplat, model, NULL, 0);
     if (l) {
         observe(&l->latency, latency_ns);
         if (ttfb_ns) observe(&l->ttfb, ttfb_ns);
@@ -150,7 +221,7 @@ static int merge(tg_metrics *m, size_t field, tg_series **out, size_t *nout)
         size_t an = field == 0 ? s->nreq : field == 1 ? s->nlat : s->nerr;
         for (size_t j = 0; j < an; j++) {
             tg_series *src = &arr[j];
-            tg_series *d = series(&all, &n, &cap, tg_str_c(src->a), src->b, src->status);
+            tg_series *d = series(&all, &n, &cap, tg_str_make(src->a, src->an), src->b, src->status);
             if (!d) {
                 free_series(all, n);
                 return TG_ENOMEM;
