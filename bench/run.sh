@@ -323,9 +323,13 @@ if has direct && case " $CONNS " in *" 1 "*) true ;; *) false ;; esac; then
         has "$t" || continue
         d=$(per_run diff "$t" direct 1 6)
         printf -- '- added p50 over direct at 1 connection, %s: %.0f µs\n' "$t" "$d" >>"$RATIOS"
-        if [ "$t" = tollgate ]; then
+        # The latency bar is judged with everything on one core: split over
+        # two, each hop pays a cross-core wake-up that dwarfs any proxy.
+        if [ "$t" = tollgate ] && [ "$CORE_LOAD" = "$CORE_PROXY" ]; then
             v=$(awk -v d="$d" 'BEGIN {print ((d < 50) ? "PASS" : "FAIL")}')
             printf '%s  1 connection: tollgate adds %.0f µs to p50 over direct (bar: < 50 µs)\n' "$v" "$d" >>"$BAR"
+        elif [ "$t" = tollgate ]; then
+            printf 'n/a   1 connection latency: judged in the one-core layout (BENCH_CORE_LOAD=%s)\n' "$CORE_PROXY" >>"$BAR"
         fi
     done
     if has direct-x; then
