@@ -20,6 +20,8 @@
 #   BENCH_NGINX_KEEPALIVE  idle upstream connections nginx keeps (default 64;
 #                  below the connection count, nginx opens and closes the rest)
 #   BENCH_KEEP     1: keep the temp dir (logs, configs, raw results)
+#   BENCH_CORE_PROXY, BENCH_CORE_LOAD  cores of nginx/tollgate and of sim+wrk
+#                  (default 0 and 1; equal: the one-core latency layout)
 #   TOLLGATE_BIN   the gateway binary                 (default build/tollgate)
 #
 # Cores: the sim and wrk share core 1; nginx and tollgate each get core 0 (only
