@@ -51,7 +51,7 @@ typedef struct {
     size_t clen;
 } srv_req;
 
-enum { SRV_KEEP, SRV_CLOSE, SRV_CLOSED };
+enum { SRV_KEEP, SRV_CLOSE, SRV_CLOSED, SRV_DROP_NEXT };
 
 static void send_all(int fd, const void *p, size_t n)
 {
@@ -144,6 +144,11 @@ static int srv_answer(int fd, const srv_req *rq, const char *body)
         int n = snprintf(h, sizeof h, "X-Method: %s\r\nX-Expect: %s\r\n", rq->method, rq->expect);
         if (rq->has_echo) snprintf(h + n, sizeof h - (size_t)n, "X-Echo: %s\r\n", rq->echo);
         srv_send_body(fd, h, body, rq->clen);
+    } else if (!strcmp(p, "/then-drop")) {
+        /* answers keep-alive, then closes on the next request unanswered:
+         * a connection that went stale as the client reused it */
+        srv_send_body(fd, "", OK_BODY, sizeof OK_BODY - 1);
+        return SRV_DROP_NEXT;
     } else if (!strcmp(p, "/interim")) {
         send_str(fd, "HTTP/1.1 100 Continue\r\n\r\n"
                      "HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
@@ -157,6 +162,7 @@ static int srv_answer(int fd, const srv_req *rq, const char *body)
 static void *srv_conn(void *arg)
 {
     int fd = (int)(intptr_t)arg, what = SRV_CLOSE;
+    bool drop = false;
     char *buf = malloc(SRV_BUF);
     size_t have = 0;
     while (buf) {
@@ -175,7 +181,10 @@ static void *srv_conn(void *arg)
             if (r <= 0) goto out;
             have += (size_t)r;
         }
+        if (drop) break;
         what = srv_answer(fd, &rq, buf + hlen);
+        drop = what == SRV_DROP_NEXT;
+        if (drop) what = SRV_KEEP;
         if (what != SRV_KEEP) break;
         have -= hlen + rq.clen;
         memmove(buf, buf + hlen + rq.clen, have);
@@ -824,6 +833,25 @@ static void test_too_big(void **state)
     tg_buf_release(&p.body);
 }
 
+/* A request on a reused connection that the upstream drops unanswered is
+ * sent again on a fresh connection, never reported as a failure. */
+static void test_stale_connection_retried(void **state)
+{
+    (void)state;
+    int before = atomic_load(&srv.accepted);
+    const char *paths[] = {"/then-drop", "/ok"};
+    for (int i = 0; i < 2; i++) {
+        probe p;
+        probe_init(&p);
+        call1(&p, (req){.path = paths[i]});
+        assert_int_equal(p.r, TG_UP_OK);
+        assert_int_equal(p.status, 200);
+        assert_int_equal(p.body.n, sizeof OK_BODY - 1);
+        tg_buf_release(&p.body);
+    }
+    assert_int_equal(atomic_load(&srv.accepted) - before, 2);
+}
+
 static void test_connection_reused(void **state)
 {
     (void)state;
@@ -1021,6 +1049,7 @@ int main(void)
         T(test_pause_resume),
         T(test_too_big),
         T(test_connection_reused),
+        T(test_stale_connection_retried),
         T(test_parallel),
         T(test_start_from_callback),
         T(test_start_from_done),
