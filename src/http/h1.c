@@ -42,14 +42,12 @@ struct tg_h1call {
     char origin[80];
     tg_buf req; /* request line and headers */
     tg_str body;
-    tg_buf head; /* response header bytes */
-    tg_hdr_span spans[TG_MAX_REQ_HEADERS * 2];
-    tg_header hdrs[TG_MAX_REQ_HEADERS * 2];
-    size_t nspans;
+    tg_hdrs head; /* the answer's header names and values */
+    tg_header hdrs[TG_MAX_HDR_SPANS];
     tg_buf hold; /* decoded body bytes held by a pause */
     uint64_t rx; /* answer bytes received */
     tg_up_result deferred; /* a failure found inside tg_h1_start, reported by the timer */
-    bool connecting, last_was_value, interim, paused, complete, in_feed, cancelled, retried;
+    bool connecting, interim, paused, complete, in_feed, cancelled, retried;
     char msg[160];
 };
 
@@ -96,7 +94,7 @@ static void call_closed(uv_handle_t *t)
     tg_h1call *c = t->data;
     tg_h1 *h = c->h;
     tg_buf_release(&c->req);
-    tg_buf_release(&c->head);
+    tg_hdrs_release(&c->head);
     tg_buf_release(&c->hold);
     free(c);
     handle_gone(h);
@@ -169,7 +167,7 @@ static tg_h1call *call_take(tg_h1 *h)
         c->kind = TG_UPCALL_H1;
         c->h = h;
         tg_buf_init(&c->req, H1_REQ_MAX);
-        tg_buf_init(&c->head, H1_HEAD_MAX);
+        tg_hdrs_init(&c->head, H1_HEAD_MAX, TG_MAX_HDR_SPANS);
         tg_buf_init(&c->hold, H1_HOLD_MAX);
         uv_timer_init(h->loop, &c->timer);
         c->timer.data = c;
@@ -271,42 +269,20 @@ static void timer_arm(tg_h1call *c)
 
 static tg_h1call *call_of(http_parser *p) { return ((h1conn *)p->data)->call; }
 
-static int head_add(tg_h1call *c, const char *at, size_t n)
-{
-    return tg_buf_append(&c->head, at, n) ? -1 : 0;
-}
-
 static int on_begin(http_parser *p)
 {
-    tg_h1call *c = call_of(p);
-    tg_buf_clear(&c->head);
-    c->nspans = 0;
-    c->last_was_value = false;
+    tg_hdrs_clear(&call_of(p)->head);
     return 0;
 }
 
 static int on_field(http_parser *p, const char *at, size_t n)
 {
-    tg_h1call *c = call_of(p);
-    if (c->last_was_value || c->nspans == 0) {
-        if (c->nspans == sizeof c->spans / sizeof c->spans[0]) return -1;
-        c->spans[c->nspans++] = (tg_hdr_span){(uint32_t)c->head.n, 0, 0, 0};
-        c->last_was_value = false;
-    }
-    c->spans[c->nspans - 1].name_len += (uint32_t)n;
-    return head_add(c, at, n);
+    return tg_hdrs_field(&call_of(p)->head, at, n) ? -1 : 0;
 }
 
 static int on_value(http_parser *p, const char *at, size_t n)
 {
-    tg_h1call *c = call_of(p);
-    tg_hdr_span *sp = &c->spans[c->nspans - 1];
-    if (!c->last_was_value) {
-        sp->value_off = (uint32_t)c->head.n;
-        c->last_was_value = true;
-    }
-    sp->value_len += (uint32_t)n;
-    return head_add(c, at, n);
+    return tg_hdrs_value(&call_of(p)->head, at, n) ? -1 : 0;
 }
 
 static int on_head_done(http_parser *p)
@@ -314,13 +290,8 @@ static int on_head_done(http_parser *p)
     tg_h1call *c = call_of(p);
     c->interim = p->status_code >= 100 && p->status_code < 200;
     if (c->interim) return 0;
-    const char *h = c->head.p ? c->head.p : "";
-    for (size_t i = 0; i < c->nspans; i++) {
-        tg_hdr_span *sp = &c->spans[i];
-        c->hdrs[i] = (tg_header){tg_str_make(h + sp->name_off, sp->name_len),
-                                 tg_str_make(h + sp->value_off, sp->value_len)};
-    }
-    c->cbs.on_head(c->ud, p->status_code, c->hdrs, c->nspans);
+    tg_hdrs_views(&c->head, c->hdrs);
+    c->cbs.on_head(c->ud, p->status_code, c->hdrs, c->head.n);
     if (c->cancelled) http_parser_pause(p, 1);
     return 0;
 }

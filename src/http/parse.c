@@ -22,12 +22,12 @@ static int pause_at(http_parser *p, tg_in_event ev)
     return 0;
 }
 
-static int head_append(tg_http_in *in, const char *p, size_t n)
+static int head_refused(tg_http_in *in, int rc)
 {
-    if (tg_buf_append(&in->head, p, n))
-        return refuse(in, 431, "the request head is larger than the gateway accepts "
-                               "(server.max_header_bytes)");
-    return 0;
+    if (rc == TG_EINVAL)
+        return refuse(in, 431, "the request has more headers than the gateway accepts (64)");
+    return refuse(in, 431, "the request head is larger than the gateway accepts "
+                           "(server.max_header_bytes)");
 }
 
 static int on_message_begin(http_parser *p) { return pause_at(p, TG_IN_BEGIN); }
@@ -35,34 +35,22 @@ static int on_message_begin(http_parser *p) { return pause_at(p, TG_IN_BEGIN); }
 static int on_url(http_parser *p, const char *at, size_t n)
 {
     tg_http_in *in = in_of(p);
-    if (!in->url_len) in->url_off = (uint32_t)in->head.n;
+    if (!in->url_len) in->url_off = (uint32_t)in->hdrs.bytes.n;
     in->url_len += (uint32_t)n;
-    return head_append(in, at, n);
+    int rc = tg_buf_append(&in->hdrs.bytes, at, n);
+    return rc ? head_refused(in, rc) : 0;
 }
 
 static int on_header_field(http_parser *p, const char *at, size_t n)
 {
-    tg_http_in *in = in_of(p);
-    if (in->last_was_value || in->nspans == 0) {
-        if (in->nspans == TG_MAX_REQ_HEADERS)
-            return refuse(in, 431, "the request has more headers than the gateway accepts (64)");
-        in->spans[in->nspans++] = (tg_hdr_span){(uint32_t)in->head.n, 0, 0, 0};
-        in->last_was_value = false;
-    }
-    in->spans[in->nspans - 1].name_len += (uint32_t)n;
-    return head_append(in, at, n);
+    int rc = tg_hdrs_field(&in_of(p)->hdrs, at, n);
+    return rc ? head_refused(in_of(p), rc) : 0;
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t n)
 {
-    tg_http_in *in = in_of(p);
-    tg_hdr_span *sp = &in->spans[in->nspans - 1];
-    if (!in->last_was_value) {
-        sp->value_off = (uint32_t)in->head.n;
-        in->last_was_value = true;
-    }
-    sp->value_len += (uint32_t)n;
-    return head_append(in, at, n);
+    int rc = tg_hdrs_value(&in_of(p)->hdrs, at, n);
+    return rc ? head_refused(in_of(p), rc) : 0;
 }
 
 static int too_big(tg_http_in *in)
@@ -105,13 +93,13 @@ void tg_http_in_init(tg_http_in *in, uint32_t max_header_bytes, uint32_t max_bod
     http_parser_init(&in->parser, HTTP_REQUEST);
     in->parser.data = in;
     in->max_body = max_body_bytes;
-    tg_buf_init(&in->head, max_header_bytes);
+    tg_hdrs_init(&in->hdrs, max_header_bytes, TG_MAX_REQ_HEADERS);
     tg_buf_init(&in->body, max_body_bytes);
 }
 
 void tg_http_in_release(tg_http_in *in)
 {
-    tg_buf_release(&in->head);
+    tg_hdrs_release(&in->hdrs);
     tg_buf_release(&in->body);
 }
 
@@ -152,13 +140,9 @@ static tg_method method_of(unsigned m)
 
 void tg_http_in_fill(tg_http_in *in, tg_req *r)
 {
-    const char *h = in->head.p ? in->head.p : "";
-    for (size_t i = 0; i < in->nspans; i++) {
-        tg_hdr_span *sp = &in->spans[i];
-        r->headers[i].name = tg_str_make(h + sp->name_off, sp->name_len);
-        r->headers[i].value = tg_str_make(h + sp->value_off, sp->value_len);
-    }
-    r->nheaders = in->nspans;
+    const char *h = in->hdrs.bytes.p ? in->hdrs.bytes.p : "";
+    tg_hdrs_views(&in->hdrs, r->headers);
+    r->nheaders = in->hdrs.n;
     tg_str url = tg_str_make(h + in->url_off, in->url_len);
     const char *q = memchr(url.p, '?', url.n);
     r->path = q ? tg_str_make(url.p, (size_t)(q - url.p)) : url;
@@ -176,11 +160,9 @@ bool tg_http_in_expects_continue(const tg_http_in *in, const tg_req *r)
 
 void tg_http_in_next(tg_http_in *in)
 {
-    tg_buf_clear(&in->head);
+    tg_hdrs_clear(&in->hdrs);
     tg_buf_clear(&in->body);
-    in->nspans = 0;
     in->url_off = in->url_len = 0;
-    in->last_was_value = false;
     in->event = TG_IN_MORE;
 }
 
@@ -189,4 +171,53 @@ tg_str tg_req_header(const tg_req *r, tg_str name)
     for (size_t i = 0; i < r->nheaders; i++)
         if (tg_str_ieq(r->headers[i].name, name)) return r->headers[i].value;
     return TG_STR_NULL;
+}
+
+void tg_hdrs_init(tg_hdrs *h, size_t max_bytes, size_t max_headers)
+{
+    tg_buf_init(&h->bytes, max_bytes);
+    h->n = 0;
+    h->max = max_headers < TG_MAX_HDR_SPANS ? max_headers : TG_MAX_HDR_SPANS;
+    h->last_was_value = false;
+}
+
+void tg_hdrs_release(tg_hdrs *h) { tg_buf_release(&h->bytes); }
+
+void tg_hdrs_clear(tg_hdrs *h)
+{
+    tg_buf_clear(&h->bytes);
+    h->n = 0;
+    h->last_was_value = false;
+}
+
+int tg_hdrs_field(tg_hdrs *h, const char *at, size_t n)
+{
+    if (h->last_was_value || h->n == 0) {
+        if (h->n == h->max) return TG_EINVAL;
+        h->spans[h->n++] = (tg_hdr_span){(uint32_t)h->bytes.n, 0, 0, 0};
+        h->last_was_value = false;
+    }
+    h->spans[h->n - 1].name_len += (uint32_t)n;
+    return tg_buf_append(&h->bytes, at, n);
+}
+
+int tg_hdrs_value(tg_hdrs *h, const char *at, size_t n)
+{
+    tg_hdr_span *sp = &h->spans[h->n - 1];
+    if (!h->last_was_value) {
+        sp->value_off = (uint32_t)h->bytes.n;
+        h->last_was_value = true;
+    }
+    sp->value_len += (uint32_t)n;
+    return tg_buf_append(&h->bytes, at, n);
+}
+
+void tg_hdrs_views(const tg_hdrs *h, tg_header *out)
+{
+    const char *b = h->bytes.p ? h->bytes.p : "";
+    for (size_t i = 0; i < h->n; i++) {
+        const tg_hdr_span *sp = &h->spans[i];
+        out[i] = (tg_header){tg_str_make(b + sp->name_off, sp->name_len),
+                             tg_str_make(b + sp->value_off, sp->value_len)};
+    }
 }

@@ -23,6 +23,29 @@ typedef struct {
     uint32_t name_off, name_len, value_off, value_len;
 } tg_hdr_span;
 
+#define TG_MAX_HDR_SPANS (2 * TG_MAX_REQ_HEADERS)
+
+/* Header names and values as http_parser hands them over: a name or a
+ * value may come in several pieces, across reads. Bytes are copied into
+ * `bytes` (capped) and remembered as offsets, since the buffer may move as
+ * it grows; tg_hdrs_views turns them into views once the head is whole.
+ * Shared by the request parser and the upstream client (h1.c). */
+typedef struct {
+    tg_buf bytes;
+    tg_hdr_span spans[TG_MAX_HDR_SPANS];
+    size_t n, max;
+    bool last_was_value;
+} tg_hdrs;
+
+void tg_hdrs_init(tg_hdrs *h, size_t max_bytes, size_t max_headers);
+void tg_hdrs_release(tg_hdrs *h);
+void tg_hdrs_clear(tg_hdrs *h);
+/* TG_ETOOBIG past the byte cap, TG_EINVAL past max_headers. */
+int tg_hdrs_field(tg_hdrs *h, const char *at, size_t n);
+int tg_hdrs_value(tg_hdrs *h, const char *at, size_t n);
+/* Views of the n headers into out (valid until the next change). */
+void tg_hdrs_views(const tg_hdrs *h, tg_header *out);
+
 typedef enum {
     TG_IN_MORE,     /* everything fed was consumed; feed more */
     TG_IN_BEGIN,    /* a request started */
@@ -33,13 +56,10 @@ typedef enum {
 
 typedef struct {
     http_parser parser;
-    tg_buf head;
+    tg_hdrs hdrs;           /* the url's bytes go in hdrs.bytes too */
     tg_buf body;
-    tg_hdr_span spans[TG_MAX_REQ_HEADERS];
-    size_t nspans;
     uint32_t url_off, url_len;
     uint32_t max_body;
-    bool last_was_value;
     tg_in_event event;      /* what the last callback saw */
     int status;             /* on TG_IN_ERROR: 400, 413, 431 or 505 */
     char msg[160];          /* on TG_IN_ERROR: for the client */

@@ -37,9 +37,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             memset(&r, 0, sizeof r);
             tg_http_in_fill(&in, &r);
             assert(r.nheaders <= TG_MAX_REQ_HEADERS);
-            assert(inside(r.path, &in.head) && inside(r.query, &in.head));
+            assert(inside(r.path, &in.hdrs.bytes) && inside(r.query, &in.hdrs.bytes));
             for (size_t i = 0; i < r.nheaders; i++)
-                assert(inside(r.headers[i].name, &in.head) && inside(r.headers[i].value, &in.head));
+                assert(inside(r.headers[i].name, &in.hdrs.bytes) && inside(r.headers[i].value, &in.hdrs.bytes));
             assert(r.body.n <= 4096);
             if (ev == TG_IN_MESSAGE) tg_http_in_next(&in);
         } else if (ev == TG_IN_MORE && used == 0) {
