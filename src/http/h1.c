@@ -400,6 +400,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (nread != 0) conn_close(k);
         return;
     }
+    if (nread == 0) return; /* libuv's EAGAIN, not an end */
     if (nread == UV_EOF) {
         feed(c, NULL, 0);
         return;
