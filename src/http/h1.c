@@ -288,7 +288,8 @@ static int on_value(http_parser *p, const char *at, size_t n)
 static int on_head_done(http_parser *p)
 {
     tg_h1call *c = call_of(p);
-    c->interim = p->status_code >= 100 && p->status_code < 200;
+    if (p->status_code < 100 || p->status_code > 599) return -1; /* not HTTP: malformed */
+    c->interim = p->status_code < 200;
     if (c->interim) return 0;
     tg_hdrs_views(&c->head, c->hdrs);
     c->cbs.on_head(c->ud, p->status_code, c->hdrs, c->head.n);
@@ -299,7 +300,7 @@ static int on_head_done(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t n)
 {
     tg_h1call *c = call_of(p);
-    if (c->cancelled) return 0;
+    if (c->cancelled || c->interim) return 0; /* a 1xx has no body for the caller */
     if (c->paused) return tg_buf_append(&c->hold, at, n) ? -1 : 0;
     int rc = c->cbs.on_body(c->ud, at, n);
     if (rc < 0) {
