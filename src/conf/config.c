@@ -16,6 +16,7 @@
  * a message; a sha256 field is never echoed either (someone may have pasted
  * the key itself there). */
 #include "conf/config.h"
+#include "base/jsonw.h"
 #include "conf/yaml.h"
 
 #include <arpa/inet.h>
@@ -545,6 +546,13 @@ static int offering_item(tg_yaml_walk *w, const tg_yaml_node *m, void *item, tg_
     if (!rc) rc = tg_yaml_require(w, m, "model", &model);
     if (!rc) rc = tg_yaml_field(w, m, "id", id_value, &o->id);
     if (!rc) rc = tg_yaml_field(w, m, "model", id_value, &o->upstream_model);
+    if (!rc) {
+        tg_buf q;
+        tg_buf_init(&q, 4096);
+        rc = tg_jsonw_str(&q, tg_str_c(o->upstream_model));
+        if (rc) tg_buf_release(&q);
+        else o->upstream_json = q.p; /* NUL-terminated; owned by the snapshot */
+    }
     if (rc) return rc;
     size_t mark = tg_yaml_push_field(w, "provider");
     rc = tg_yaml_need_scalar(w, prov);
@@ -764,6 +772,7 @@ static void config_free(tg_config *c)
     for (size_t i = 0; i < c->nofferings; i++) {
         free(c->offerings[i].id);
         free(c->offerings[i].upstream_model);
+        free(c->offerings[i].upstream_json);
     }
     for (size_t i = 0; i < c->nmodels; i++) {
         free(c->models[i].name);

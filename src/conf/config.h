@@ -108,6 +108,8 @@ typedef struct {
     int line;
     tg_provider *provider;
     char *upstream_model;   /* the name the provider knows */
+    char *upstream_json;    /* the same as a quoted JSON string, for the body
+                               rewrite: escaped once here, not per request */
 } tg_offering;
 
 /* A public model name; its offerings in order of preference. The route

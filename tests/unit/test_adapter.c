@@ -1,16 +1,21 @@
 /* The OpenAI adapter: request reading, the in-place rewrite of the model
  * and stream_options (every other byte untouched), usage extraction. */
 #include "route/adapters/openai.h"
+#include "base/jsonw.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
-static tg_offering off(const char *upstream)
+/* An offering as the config loader builds it (upstream_json included). */
+static tg_offering off(const char *upstream, tg_buf *quoted)
 {
     static tg_provider p = {.name = "p"};
-    return (tg_offering){.id = "p/x", .provider = &p, .upstream_model = (char *)upstream};
+    tg_buf_init(quoted, 4096);
+    assert_int_equal(tg_jsonw_str(quoted, tg_str_c(upstream)), 0);
+    return (tg_offering){.id = "p/x", .provider = &p, .upstream_model = (char *)upstream,
+                         .upstream_json = quoted->p};
 }
 
 /* Rewrites body for an offering and returns the result in out. */
@@ -24,8 +29,10 @@ static int rewrite(const char *body, tg_endpoint ep, const char *upstream, tg_bu
     tg_buf_init(out, 1 << 20);
     int rc = tg_openai_read_request(tg_str_c(body), ep, &scratch, req, &err, &param);
     if (!rc) {
-        tg_offering o = off(upstream);
+        tg_buf quoted;
+        tg_offering o = off(upstream, &quoted);
         rc = tg_openai_upstream_body(tg_str_c(body), req, &o, out);
+        tg_buf_release(&quoted);
     }
     tg_buf_release(&scratch);
     return rc;

@@ -102,6 +102,7 @@ static void test_example(void **state)
     const tg_model *fast = tg_config_model(c, TG_STR("fast"));
     assert_int_equal(fast->noffering, 1);
     assert_string_equal(fast->offerings[0]->upstream_model, "sim-fast");
+    assert_string_equal(fast->offerings[0]->upstream_json, "\"sim-fast\"");
     assert_string_equal(tg_config_model(c, TG_STR("premium"))->offerings[0]->upstream_model,
                         "sim-premium");
     assert_null(tg_config_model(c, TG_STR("gpt-5")));

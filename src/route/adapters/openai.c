@@ -1,6 +1,5 @@
 /* OpenAI dialect; see openai.h. */
 #include "route/adapters/openai.h"
-#include "base/jsonw.h"
 
 tg_str tg_openai_path(tg_endpoint ep)
 {
@@ -91,15 +90,11 @@ static tg_json_splice usage_splice(const tg_openai_req *req)
 int tg_openai_upstream_body(tg_str body, const tg_openai_req *req, const tg_offering *off,
                             tg_buf *out)
 {
-    /* The quoted upstream name goes after the body in out, then moves. */
     size_t root_off = (size_t)(req->root.p - body.p);
-    tg_buf name;
-    tg_buf_init(&name, 4096);
-    int rc = tg_jsonw_str(&name, tg_str_c(off->upstream_model));
-    if (rc) goto out;
     tg_json_splice s[2];
     size_t ns = 0;
-    s[ns++] = (tg_json_splice){(size_t)(req->model.p - body.p), req->model.n, tg_buf_str(&name)};
+    s[ns++] = (tg_json_splice){(size_t)(req->model.p - body.p), req->model.n,
+                               tg_str_c(off->upstream_json)};
     if (req->stream && !req->include_usage) {
         tg_json_splice u = usage_splice(req);
         u.off += root_off;
@@ -110,10 +105,7 @@ int tg_openai_upstream_body(tg_str body, const tg_openai_req *req, const tg_offe
             s[1] = t;
         }
     }
-    rc = tg_json_apply(body, s, ns, out);
-out:
-    tg_buf_release(&name);
-    return rc;
+    return tg_json_apply(body, s, ns, out);
 }
 
 static int64_t int_of(tg_json_val obj, const char *key)
