@@ -60,9 +60,3 @@ int tg_jsonw_str(tg_buf *b, tg_str s)
     if (!rc) rc = tg_buf_add_char(b, '"');
     return rc;
 }
-
-int tg_jsonw_key(tg_buf *b, const char *key)
-{
-    int rc = tg_jsonw_str(b, tg_str_c(key));
-    return rc ? rc : tg_buf_add_char(b, ':');
-}

@@ -9,7 +9,5 @@
 /* Appends s as a quoted JSON string; bytes below 0x20, '"' and '\\' are
  * escaped, invalid UTF-8 bytes become U+FFFD. */
 int tg_jsonw_str(tg_buf *b, tg_str s);
-/* Appends "key": with key escaped (key is a C literal or config string). */
-int tg_jsonw_key(tg_buf *b, const char *key);
 
 #endif

@@ -9,7 +9,8 @@
 #include "gate/auth.h"
 #include "base/hash.h"
 
-tg_str tg_auth_presented(const tg_req *r)
+/* The key presented, or a NULL p when there is none; never logged. */
+static tg_str presented_key(const tg_req *r)
 {
     tg_str v = tg_req_header(r, TG_STR("authorization"));
     if (v.p) {
@@ -27,7 +28,7 @@ tg_str tg_auth_presented(const tg_req *r)
 
 tg_auth_result tg_auth_check(const tg_config *cfg, const tg_req *r, const tg_key **key)
 {
-    tg_str presented = tg_auth_presented(r);
+    tg_str presented = presented_key(r);
     if (!presented.p) return TG_AUTH_MISSING;
     uint8_t h[TG_SHA256_LEN];
     tg_sha256(presented, h);

@@ -19,8 +19,5 @@ typedef enum {
 
 /* Sets *key on TG_AUTH_OK. */
 tg_auth_result tg_auth_check(const tg_config *cfg, const tg_req *r, const tg_key **key);
-/* The key presented, or a NULL p when there is none (for tg_auth_check and
- * tests; never log it). */
-tg_str tg_auth_presented(const tg_req *r);
 
 #endif
