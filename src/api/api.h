@@ -70,7 +70,6 @@ typedef struct {
     tg_buf resp;                /* buffered upstream body */
     tg_sse sse;
     tg_usage usage;
-    uint64_t t_upstream_ns;     /* when the upstream call started */
 } tg_exchange;
 
 /* gateway.c */

@@ -278,7 +278,6 @@ void tg_relay_start(tg_exchange *x, tg_str url, uint32_t connect_ms, uint32_t fi
         .first_byte_timeout_ms = first_byte_ms,
         .total_timeout_ms = total_ms,
     };
-    x->t_upstream_ns = uv_hrtime();
     x->call = tg_upcall_start(x->ww->up, &o, &cbs, x);
     if (!x->call) {
         char msg[256];

@@ -67,7 +67,7 @@ struct tg_req {
     void *drain_data_;
     void (*end_cb_)(tg_req *, void *);
     void *end_data_;
-    bool streaming_, done_, expect_continue_, keep_alive_;
+    bool streaming_, done_, keep_alive_;
 };
 
 typedef void (*tg_handler_fn)(tg_req *r, void *data);
