@@ -14,6 +14,7 @@
 #include "base/err.h"
 #include "base/hash.h"
 #include "base/log.h"
+#include "base/money.h"
 #include "base/str.h"
 
 #include <stdatomic.h>
@@ -102,7 +103,23 @@ typedef struct {
     size_t nforward_headers;
 } tg_provider;
 
-/* One model at one provider. Prices arrive with metering (issue 3). */
+/* What a provider bills for one offering, from the offering's `price:`
+ * block, each a USD decimal string in the file. Token prices are nanos per
+ * 1M tokens. A kind the file leaves out bills like its parent: cached input
+ * and cache writes at the input price, reasoning at the output price. An
+ * offering without a price block costs nothing (a self-hosted model). */
+typedef struct {
+    tg_nanos input;           /* price.input */
+    tg_nanos cached_input;    /* price.cached_input, default = input */
+    tg_nanos cache_write;     /* price.cache_write, default = input */
+    tg_nanos output;          /* price.output */
+    tg_nanos reasoning;       /* price.reasoning, default = output */
+    tg_nanos per_request;     /* price.request: a fee per call, default 0 */
+    int64_t batch_discount_bps; /* price.batch_discount_bps, 0..10000: off the
+                                   token cost of batch calls, default 0 */
+} tg_price;
+
+/* One model at one provider, with what it costs. */
 typedef struct {
     char *id;               /* "openai/gpt-4o-mini" */
     int line;
@@ -110,6 +127,7 @@ typedef struct {
     char *upstream_model;   /* the name the provider knows */
     char *upstream_json;    /* the same as a quoted JSON string, for the body
                                rewrite: escaped once here, not per request */
+    tg_price price;
 } tg_offering;
 
 /* A public model name; its offerings in order of preference. The route
@@ -121,6 +139,66 @@ typedef struct {
     size_t noffering;
 } tg_model;
 
+/* A plan a customer is on. Only its id matters to pricing (overrides by
+ * plan); fees, credits and caps arrive with issue 4. */
+typedef struct {
+    char *id;
+    int line;
+} tg_plan;
+
+/* A fixed price per action unit: a request tagged with the unit is
+ * charged price x its unit count, whatever its tokens cost. */
+typedef struct {
+    char *name;             /* "report" */
+    tg_nanos price;
+} tg_unit_price;
+
+/* How cost becomes charge. In an app every field is set (defaults: no
+ * markup, no surcharge, no units, no platform fee); in an override only
+ * the fields it names are, and the others come from the app.
+ *   charge = unit price x count        when the request's unit is listed
+ *          = cost + cost x markup_bps / 10,000 + surcharge   otherwise
+ *   fee    = charge x platform_fee_bps / 10,000
+ *   margin = charge - cost - fee */
+typedef struct {
+    bool has_markup, has_surcharge, has_fee;
+    int64_t markup_bps;       /* margin.markup_bps, -10000..1000000 */
+    tg_nanos surcharge;       /* margin.surcharge: USD per request */
+    int64_t platform_fee_bps; /* margin.platform_fee_bps, 0..10000 */
+    tg_unit_price *units;     /* margin.units: {report: "0.40"} */
+    size_t nunits;
+} tg_margin;
+
+/* An override of an app's margin for requests that match every field it
+ * names (NULL: any). The most specific match wins: each named field
+ * weighs customer 8, plan 4, feature 2, model 1 and the highest total
+ * wins; two overrides with the same fields and values are a config error. */
+typedef struct {
+    int line;
+    char *plan, *customer, *feature, *model; /* model: the public name asked */
+    tg_margin margin;
+} tg_override;
+
+typedef struct {
+    char *id;
+    int line;
+    tg_margin margin;         /* every has_ flag true */
+    tg_override *overrides;
+    size_t noverrides;
+    bool show_charge;         /* X-Tollgate-Charge on responses, default true */
+    bool show_cost;           /* X-Tollgate-Cost on responses, default false */
+    bool create_customers;    /* an unknown X-Tollgate-Customer is created
+                                 (default false: refused) */
+    tg_plan *default_plan;    /* created customers get it; may be NULL */
+} tg_app;
+
+typedef struct {
+    char *id;
+    int line;
+    tg_app *app;
+    tg_plan *plan;            /* may be NULL */
+} tg_customer;
+
 typedef struct {
     char *id;               /* what logs and metrics show; never the key */
     int line;
@@ -128,7 +206,25 @@ typedef struct {
     bool admin;
     char **models;          /* allowed public models; NULL with nmodels 0: all */
     size_t nmodels;
+    tg_app *app;            /* key.app, or the customer's app; NULL: unattributed */
+    tg_customer *customer;  /* key.customer: a customer key; NULL: an app key
+                               (names its customer per request) or none */
 } tg_key;
+
+typedef enum { TG_FSYNC_INTERVAL = 0, TG_FSYNC_ALWAYS, TG_FSYNC_NEVER } tg_fsync_policy;
+
+/* Usage records: the journal and the ledger (DESIGN.md, Durability). Paths
+ * are relative to the working directory. Changing this section needs a
+ * restart; a reload that changes it is refused. */
+typedef struct {
+    bool enabled;             /* metering.enabled, default true */
+    char *data_dir;           /* default "tollgate-data": journal/ and ledger.db */
+    tg_fsync_policy fsync;    /* default interval */
+    uint32_t fsync_interval_ms; /* default 1000 */
+    uint64_t segment_bytes;   /* journal segment size before rotation, default 64 MiB */
+    uint32_t batch_records;   /* ledger commit batch, default 8192 */
+    uint32_t flush_ms;        /* the ledger commits at least this often, default 200 */
+} tg_metering_conf;
 
 typedef struct tg_config {
     char *path;
@@ -143,6 +239,13 @@ typedef struct tg_config {
     size_t nmodels;
     tg_key *keys;
     size_t nkeys;
+    tg_plan *plans;
+    size_t nplans;
+    tg_app *apps;
+    size_t napps;
+    tg_customer *customers;
+    size_t ncustomers;
+    tg_metering_conf metering;
     atomic_long refs;       /* tg_config_ref/unref; starts at 1 */
 } tg_config;
 
@@ -164,6 +267,9 @@ void tg_config_unref(tg_config *c);
 
 const tg_model *tg_config_model(const tg_config *c, tg_str name);
 const tg_provider *tg_config_provider(const tg_config *c, tg_str name);
+const tg_app *tg_config_app(const tg_config *c, tg_str id);
+const tg_customer *tg_config_customer(const tg_config *c, tg_str id);
+const tg_plan *tg_config_plan(const tg_config *c, tg_str id);
 /* Whether key k may use model m. */
 bool tg_key_allows(const tg_key *k, const tg_model *m);
 

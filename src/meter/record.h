@@ -1,0 +1,104 @@
+/* The usage record: one per client request that passed authentication and
+ * attribution, however it ended. It is what the journal writes, the ledger
+ * projects and every report sums (DESIGN.md, Money and Durability).
+ *
+ * Invariants (tg_record_check asserts them):
+ *   charge == cost + margin + fee, exactly;
+ *   cached + cache_write <= prompt; reasoning <= completion; all tokens >= 0.
+ * Tokens are counted once each, in OpenAI's convention whatever the
+ * provider's dialect: `prompt` is every input token, cached reads and cache
+ * writes included; `completion` every output token, reasoning included.
+ * Strings are NUL-terminated copies, at most TG_TAG_MAX bytes; "" means
+ * absent. */
+#ifndef TG_METER_RECORD_H
+#define TG_METER_RECORD_H
+
+#include "base/money.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define TG_TAG_MAX 128
+#define TG_RECORD_ID_LEN 16
+
+typedef struct {
+    int64_t prompt;       /* all input tokens */
+    int64_t cached;       /* of prompt: read from the provider's cache */
+    int64_t cache_write;  /* of prompt: written to the provider's cache */
+    int64_t completion;   /* all output tokens */
+    int64_t reasoning;    /* of completion: reasoning tokens */
+} tg_tokens;
+
+/* How the request was served (DESIGN.md's route taken). */
+typedef enum {
+    TG_RT_PRIMARY = 0,
+    TG_RT_FALLBACK,
+    TG_RT_CACHE,
+    TG_RT_BATCH,
+    TG_RT_DEGRADED,
+    TG_RT_ESCALATED,
+    TG_RT_COUNT_
+} tg_route_kind;
+const char *tg_route_kind_name(tg_route_kind k); /* "primary", ... */
+
+typedef enum {
+    TG_OUT_COMPLETED = 0, /* a whole 2xx answer reached the client */
+    TG_OUT_PARTIAL,       /* a 2xx stream that ended early (client gone, upstream cut) */
+    TG_OUT_FAILED,        /* an error answer: refused, or the provider failed */
+    TG_OUT_INTERRUPTED,   /* the gateway stopped (crash) before the outcome; settled
+                             at the next start for the estimated input */
+    TG_OUT_COUNT_
+} tg_outcome;
+const char *tg_outcome_name(tg_outcome o); /* "completed", ... */
+
+typedef enum { TG_EPK_CHAT = 0, TG_EPK_COMPLETIONS, TG_EPK_EMBEDDINGS, TG_EPK_MESSAGES, TG_EPK_COUNT_ } tg_ep_kind;
+const char *tg_ep_kind_name(tg_ep_kind e); /* "chat", "completions", "embeddings", "messages" */
+
+/* Who caused a request and what for. */
+typedef struct {
+    char app[TG_TAG_MAX + 1];
+    char customer[TG_TAG_MAX + 1];
+    char plan[TG_TAG_MAX + 1];
+    char workspace[TG_TAG_MAX + 1];
+    char user[TG_TAG_MAX + 1];
+    char feature[TG_TAG_MAX + 1];
+    char workflow[TG_TAG_MAX + 1];
+    char run[TG_TAG_MAX + 1];
+    char unit[TG_TAG_MAX + 1];
+    int64_t unit_count;   /* 1 when a unit is named without a count */
+} tg_tags;
+
+typedef struct {
+    uint8_t id[TG_RECORD_ID_LEN]; /* unique; time-ordered (48-bit unix ms first) */
+    char rid[TG_TAG_MAX + 1];     /* the request id (X-Request-Id) */
+    char key_id[TG_TAG_MAX + 1];
+    tg_tags tags;
+    char model[TG_TAG_MAX + 1];    /* the public model asked for */
+    char offering[TG_TAG_MAX + 1]; /* "" when none was chosen */
+    char provider[TG_TAG_MAX + 1];
+    char rule[TG_TAG_MAX + 1];     /* which margin rule priced it: "app" or "override@LINE" */
+    int64_t t_start_ms;            /* unix ms */
+    int64_t latency_us;            /* whole request */
+    int64_t ttft_us;               /* to the first byte of the answer; 0: none */
+    int32_t status;                /* HTTP status sent to the client (0: interrupted) */
+    uint8_t endpoint;              /* tg_ep_kind */
+    uint8_t route;                 /* tg_route_kind */
+    uint8_t outcome;               /* tg_outcome */
+    bool stream;
+    bool estimated;                /* tokens counted locally: the provider gave no usage */
+    tg_tokens tokens;
+    tg_nanos cost;                 /* what the provider bills */
+    tg_nanos charge;               /* what the customer is charged */
+    tg_nanos margin;               /* what the builder earns */
+    tg_nanos fee;                  /* the platform's fee */
+} tg_usage_rec;
+
+/* Asserts the invariants above (abort in every build: a broken money
+ * invariant must never reach a ledger). */
+void tg_record_check(const tg_usage_rec *r);
+/* Copies s into a tag field, truncating at TG_TAG_MAX. */
+void tg_record_set(char dst[TG_TAG_MAX + 1], const char *p, size_t n);
+/* 32 lowercase hex digits of r->id, NUL-terminated. */
+void tg_record_id_hex(const uint8_t id[TG_RECORD_ID_LEN], char out[2 * TG_RECORD_ID_LEN + 1]);
+
+#endif
