@@ -78,8 +78,34 @@ static tg_sim__model_stat *model_stat(tg_sim__ctx *sim, tg_str model)
     return m;
 }
 
-void tg_sim__record(tg_sim__ctx *sim, tg_str model, bool stream, tg_sim_fault fault, bool rejected,
-                    uint32_t prompt, uint32_t completion)
+static void served_add(tg_sim__ctx *sim, tg_str rid, tg_str model, bool stream, tg_sim_fault fault,
+                       uint32_t prompt, uint32_t completion)
+{
+    if (sim->nserved == sim->capserved) {
+        size_t cap = sim->capserved ? sim->capserved * 2 : 1024;
+        tg_sim__served *n = cap <= TG_SIM__MAX_SERVED ? realloc(sim->served, cap * sizeof *n) : NULL;
+        if (!n) {
+            sim->served_truncated = true;
+            return;
+        }
+        sim->served = n;
+        sim->capserved = cap;
+    }
+    tg_sim__served *e = &sim->served[sim->nserved++];
+    size_t rn = rid.n < sizeof e->rid ? rid.n : sizeof e->rid - 1;
+    size_t mn = model.n < sizeof e->model ? model.n : sizeof e->model - 1;
+    memcpy(e->rid, rid.p ? rid.p : "", rn);
+    e->rid[rn] = '\0';
+    memcpy(e->model, model.p, mn);
+    e->model[mn] = '\0';
+    e->stream = stream;
+    e->fault = (uint8_t)fault;
+    e->prompt = prompt;
+    e->completion = completion;
+}
+
+void tg_sim__record(tg_sim__ctx *sim, tg_str rid, tg_str model, bool stream, tg_sim_fault fault,
+                    bool rejected, uint32_t prompt, uint32_t completion)
 {
     /* faults other than cut bill nothing, whatever the caller passed */
     if (fault != TG_SIM_FAULT_NONE && fault != TG_SIM_FAULT_CUT) prompt = completion = 0;
@@ -93,6 +119,7 @@ void tg_sim__record(tg_sim__ctx *sim, tg_str model, bool stream, tg_sim_fault fa
         m->streams += stream;
         m->prompt_tokens += prompt;
         m->completion_tokens += completion;
+        served_add(sim, rid, model, stream, fault, prompt, completion);
     }
     pthread_mutex_unlock(&sim->mu);
 }
@@ -105,6 +132,8 @@ static void stats_reset(tg_sim__ctx *sim)
     sim->nmodels = 0;
     sim->other = (tg_sim__model_stat){0};
     sim->requests = sim->rejected = 0;
+    sim->nserved = 0;
+    sim->served_truncated = false;
     memset(sim->faults, 0, sizeof sim->faults);
     atomic_store(&sim->draws, 0); /* a reset run draws the same faults again */
     pthread_mutex_unlock(&sim->mu);
@@ -139,6 +168,30 @@ static int stats_json(tg_sim__ctx *sim, tg_buf *b)
         rc = stat_json(b, sim->models[i].name, &sim->models[i], i > 0);
     if (!rc && sim->other.requests) rc = stat_json(b, "(other)", &sim->other, sim->nmodels > 0);
     if (!rc) rc = tg_buf_add_lit(b, "}}");
+    pthread_mutex_unlock(&sim->mu);
+    return rc;
+}
+
+/* /sim/requests: every request that named a model, in the order the sim
+ * billed it, with what it billed. Tests match it against a ledger. */
+static int served_json(tg_sim__ctx *sim, tg_buf *b)
+{
+    pthread_mutex_lock(&sim->mu);
+    int rc = tg_buf_add_lit(b, "{\"requests\":[");
+    for (size_t i = 0; !rc && i < sim->nserved; i++) {
+        const tg_sim__served *e = &sim->served[i];
+        if (i) rc = tg_buf_add_char(b, ',');
+        if (!rc) rc = tg_buf_add_lit(b, "{\"id\":");
+        if (!rc) rc = tg_jsonw_str(b, tg_str_c(e->rid));
+        if (!rc) rc = tg_buf_add_lit(b, ",\"model\":");
+        if (!rc) rc = tg_jsonw_str(b, tg_str_c(e->model));
+        if (!rc)
+            rc = tg_buf_printf(b, ",\"stream\":%s,\"fault\":\"%s\",\"prompt_tokens\":%u,"
+                                  "\"completion_tokens\":%u}",
+                               e->stream ? "true" : "false", tg_sim_fault_name((tg_sim_fault)e->fault),
+                               e->prompt, e->completion);
+    }
+    if (!rc) rc = tg_buf_printf(b, "],\"truncated\":%s}", sim->served_truncated ? "true" : "false");
     pthread_mutex_unlock(&sim->mu);
     return rc;
 }
@@ -214,17 +267,17 @@ static bool fault_now(tg_sim__ctx *sim, tg_req *r, const tg_sim__call *c, tg_sim
     case TG_SIM_FAULT_TIMEOUT:
         /* never answered; the server frees the request when the client
          * closes (or when a drain gives up) and tells us here */
-        tg_sim__record(sim, c->model, c->stream, f, false, 0, 0);
+        tg_sim__record(sim, c->rid, c->model, c->stream, f, false, 0, 0);
         tg_req_on_abort(r, on_timeout_abort, NULL);
         return true;
     case TG_SIM_FAULT_RESET:
-        tg_sim__record(sim, c->model, c->stream, f, false, 0, 0);
+        tg_sim__record(sim, c->rid, c->model, c->stream, f, false, 0, 0);
         tg_resp_close(r, true);
         return true;
     default:
         return false;
     }
-    tg_sim__record(sim, c->model, c->stream, f, false, 0, 0);
+    tg_sim__record(sim, c->rid, c->model, c->stream, f, false, 0, 0);
     send_err(r, &e, h, nh);
     return true;
 }
@@ -238,7 +291,8 @@ typedef enum {
     EP_EMBEDDING,
     EP_MODELS,
     EP_STATS,
-    EP_RESET
+    EP_RESET,
+    EP_SERVED
 } endpoint;
 
 static endpoint route(tg_str path, tg_method *want)
@@ -251,6 +305,7 @@ static endpoint route(tg_str path, tg_method *want)
         {"/v1/chat/completions", EP_CHAT, TG_POST}, {"/v1/completions", EP_COMPLETION, TG_POST},
         {"/v1/embeddings", EP_EMBEDDING, TG_POST},  {"/v1/models", EP_MODELS, TG_GET},
         {"/sim/stats", EP_STATS, TG_GET},           {"/sim/stats/reset", EP_RESET, TG_POST},
+        {"/sim/requests", EP_SERVED, TG_GET},
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         if (tg_str_eq(path, tg_str_c(table[i].path))) {
@@ -304,6 +359,20 @@ static void send_models(tg_req *r)
     send_json(r, 200, NULL, 0, TG_STR(body));
 }
 
+static void send_served(tg_sim__ctx *sim, tg_req *r)
+{
+    tg_buf b;
+    tg_buf_init(&b, 256u << 20);
+    if (served_json(sim, &b)) {
+        tg_sim__err e;
+        tg_sim__err_set(&e, 500, NULL, "The request list does not fit in memory.");
+        send_err(r, &e, NULL, 0);
+    } else {
+        send_json(r, 200, NULL, 0, tg_buf_str(&b));
+    }
+    tg_buf_release(&b);
+}
+
 static void send_stats(tg_sim__ctx *sim, tg_req *r)
 {
     tg_buf b;
@@ -325,11 +394,12 @@ static void inference(tg_sim__ctx *sim, tg_req *r, tg_sim__kind kind)
     tg_sim_fault f;
     /* the body first: rule draws count only requests that could be served */
     if (tg_sim__parse(&sim->conf, kind, r->body, &r->arena, &c, &e) || pick_fault(sim, r, &f, &e)) {
-        tg_sim__record(sim, TG_STR_NULL, false, TG_SIM_FAULT_NONE, e.status < 500, 0, 0);
+        tg_sim__record(sim, TG_STR_NULL, TG_STR_NULL, false, TG_SIM_FAULT_NONE, e.status < 500, 0, 0);
         send_err(r, &e, NULL, 0);
         return;
     }
     if (kind == TG_SIM__EMBEDDING) c.stream = false;
+    c.rid = tg_req_header(r, TG_STR("X-Request-Id"));
     if (!fault_now(sim, r, &c, f)) tg_sim__answer(sim, r, &c, f);
 }
 
@@ -345,7 +415,7 @@ static void handle(tg_req *r, void *data)
                         "Incorrect API key provided. The simulated provider expects "
                         "\"Authorization: Bearer <key>\" with the key it was started with.");
         e.code = "invalid_api_key";
-        tg_sim__record(sim, TG_STR_NULL, false, TG_SIM_FAULT_NONE, true, 0, 0);
+        tg_sim__record(sim, TG_STR_NULL, TG_STR_NULL, false, TG_SIM_FAULT_NONE, true, 0, 0);
         send_err(r, &e, NULL, 0);
         return;
     }
@@ -354,7 +424,7 @@ static void handle(tg_req *r, void *data)
         tg_sim__err_set(&e, ep == EP_NONE ? 404 : 405, NULL, "%s (%s %.*s)",
                         ep == EP_NONE ? "Invalid URL" : "Invalid method for URL",
                         method_name(r->method), r->path.n > 200 ? 200 : (int)r->path.n, r->path.p);
-        if (api) tg_sim__record(sim, TG_STR_NULL, false, TG_SIM_FAULT_NONE, true, 0, 0);
+        if (api) tg_sim__record(sim, TG_STR_NULL, TG_STR_NULL, false, TG_SIM_FAULT_NONE, true, 0, 0);
         send_err(r, &e, &allow, ep == EP_NONE ? 0 : 1);
         return;
     }
@@ -369,7 +439,7 @@ static void handle(tg_req *r, void *data)
         inference(sim, r, TG_SIM__EMBEDDING);
         break;
     case EP_MODELS:
-        tg_sim__record(sim, TG_STR_NULL, false, TG_SIM_FAULT_NONE, false, 0, 0);
+        tg_sim__record(sim, TG_STR_NULL, TG_STR_NULL, false, TG_SIM_FAULT_NONE, false, 0, 0);
         send_models(r);
         break;
     case EP_STATS:
@@ -378,6 +448,9 @@ static void handle(tg_req *r, void *data)
     case EP_RESET:
         stats_reset(sim);
         send_stats(sim, r);
+        break;
+    case EP_SERVED:
+        send_served(sim, r);
         break;
     case EP_NONE:
         break;
@@ -391,6 +464,7 @@ static void sim_free(tg_sim__ctx *sim)
     for (size_t i = 0; i < sim->nmodels; i++)
         free(sim->models[i].name);
     free(sim->models);
+    free(sim->served);
     free(sim->key);
     pthread_mutex_destroy(&sim->mu);
     free(sim);

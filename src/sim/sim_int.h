@@ -39,6 +39,18 @@ typedef struct {
     uint64_t requests, streams, prompt_tokens, completion_tokens;
 } tg_sim__model_stat;
 
+/* One served request in /sim/requests: what the sim billed it. */
+typedef struct {
+    char rid[129];              /* X-Request-Id as sent, truncated; "" without one */
+    char model[64];             /* truncated */
+    bool stream;
+    uint8_t fault;              /* tg_sim_fault */
+    uint32_t prompt, completion;
+} tg_sim__served;
+
+/* Entries /sim/requests keeps (later requests count only in the stats). */
+#define TG_SIM__MAX_SERVED 200000
+
 typedef struct {
     tg_sim_conf conf;
     char *key; /* required bearer key, or NULL */
@@ -51,6 +63,9 @@ typedef struct {
     tg_sim__model_stat *models;
     size_t nmodels;
     tg_sim__model_stat other; /* beyond TG_SIM__MAX_STAT_MODELS */
+    tg_sim__served *served;   /* grows to TG_SIM__MAX_SERVED */
+    size_t nserved, capserved;
+    bool served_truncated;
 } tg_sim__ctx;
 
 /* An error for the client, in OpenAI's shape. */
@@ -73,6 +88,7 @@ int tg_sim__err_json(tg_buf *b, const char *type, const char *msg, const char *p
 typedef struct {
     tg_sim__kind kind;
     tg_str model;
+    tg_str rid;               /* the X-Request-Id header, or empty */
     bool stream, include_usage;
     bool has_max;
     uint32_t max_tokens;
@@ -135,9 +151,10 @@ int tg_sim__ev_usage(tg_buf *b, const tg_sim__head *h, uint32_t prompt, uint32_t
 int tg_sim__ev_done(tg_buf *b);
 
 /* Records one request in the stats (model empty: rejected before it named
- * one; rejected: answered with a 4xx of the sim's own). */
-void tg_sim__record(tg_sim__ctx *sim, tg_str model, bool stream, tg_sim_fault fault, bool rejected,
-                    uint32_t prompt, uint32_t completion);
+ * one; rejected: answered with a 4xx of the sim's own), and, when it named
+ * a model, in /sim/requests under its request id rid. */
+void tg_sim__record(tg_sim__ctx *sim, tg_str rid, tg_str model, bool stream, tg_sim_fault fault,
+                    bool rejected, uint32_t prompt, uint32_t completion);
 
 /* Answers call c on r: now, or after the simulated latency, with fault
  * NONE, CUT or MALFORMED. Takes over r (and records it). */

@@ -40,6 +40,8 @@ typedef struct {
     tg_sim__plan plan;
     char model[TG_SIM__MAX_MODEL];
     size_t model_n;
+    char rid[129];      /* X-Request-Id, truncated: the request may be gone when we record */
+    size_t rid_n;
     uint32_t prompt;
     uint32_t limit; /* tokens to send: all, or half for a cut */
     uint32_t sent;
@@ -89,8 +91,8 @@ static void job_record(job *j, uint32_t completion)
 {
     if (j->recorded) return;
     j->recorded = true;
-    tg_sim__record(j->sim, tg_str_make(j->model, j->model_n), j->stream, j->fault, false, j->prompt,
-                   completion);
+    tg_sim__record(j->sim, tg_str_make(j->rid, j->rid_n), tg_str_make(j->model, j->model_n), j->stream,
+                   j->fault, false, j->prompt, completion);
 }
 
 static void on_abort(tg_req *r, void *data)
@@ -320,6 +322,8 @@ void tg_sim__answer(tg_sim__ctx *sim, tg_req *r, const tg_sim__call *c, tg_sim_f
     j->tps = sim->conf.tokens_per_sec;
     j->model_n = c->model.n; /* at most TG_SIM__MAX_MODEL: the parser checked */
     memcpy(j->model, c->model.p, c->model.n);
+    j->rid_n = c->rid.n < sizeof j->rid ? c->rid.n : sizeof j->rid;
+    if (j->rid_n) memcpy(j->rid, c->rid.p, j->rid_n);
     tg_buf_init(&j->out, TG_SIM__MAX_BODY);
     if ((rc = tg_sim__head_init(sim, &j->head, c))) goto fail;
     if (c->kind != TG_SIM__EMBEDDING) tg_sim__plan_make(&sim->conf, c, &j->plan);
@@ -350,7 +354,7 @@ fail:
     }
     tg_buf b;
     tg_buf_init(&b, 4096);
-    tg_sim__record(sim, c->model, c->stream, TG_SIM_FAULT_NONE, false, 0, 0);
+    tg_sim__record(sim, c->rid, c->model, c->stream, TG_SIM_FAULT_NONE, false, 0, 0);
     tg_sim__err_json(&b, "server_error",
                      rc == TG_ETOOBIG ? "The answer would be too large for the simulated provider."
                                       : "The simulated provider ran out of memory.",
