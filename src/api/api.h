@@ -12,10 +12,14 @@
 #include "api/gateway.h"
 #include "api/metrics.h"
 #include "base/rng.h"
+#include "gate/customers.h"
+#include "gate/tags.h"
 #include "http/server.h"
 #include "http/sse.h"
 #include "http/upstream.h"
+#include "meter/journal.h"
 #include "route/adapters/openai.h"
+#include "store/ledger.h"
 
 #include <pthread.h>
 
@@ -28,6 +32,11 @@ struct tg_gateway {
     atomic_ulong cfg_gen;
     tg_metrics *metrics;
     uint32_t shutdown_timeout_ms;
+    /* metering (NULL when metering.enabled is false) */
+    tg_metering_conf metering;  /* as started: a reload may not change it */
+    tg_journal *journal;
+    tg_ledger *ledger;
+    tg_customers *customers;    /* created at runtime (gate/customers.h) */
 };
 
 typedef struct {
@@ -39,7 +48,8 @@ typedef struct {
     unsigned long cfg_gen;
     tg_buf log;                 /* access lines, flushed once per loop turn */
     uv_prepare_t flush;
-    tg_rng rng;                 /* request ids */
+    tg_rng rng;                 /* request and record ids */
+    tg_journal_writer *jw;      /* NULL without metering */
 } tg_gw_worker;
 
 #define TG_MAX_UP_HEADERS (8 + TG_MAX_FORWARD_HEADERS)
@@ -70,6 +80,16 @@ typedef struct {
     tg_buf resp;                /* buffered upstream body */
     tg_sse sse;
     tg_usage usage;
+    /* metering (api/metering.c) */
+    tg_attribution attr;
+    tg_usage_rec *rec;          /* NULL: not metered (refused before attribution) */
+    tg_jticket ticket;
+    bool priced;                /* rec holds the final tokens and amounts */
+    bool upstream_called;
+    int64_t est_prompt;         /* local estimate of the input tokens */
+    int64_t stream_events;      /* content events relayed: the completion estimate */
+    tg_header resp_hdr[2];      /* X-Tollgate-Charge / -Cost on the response */
+    size_t nresp_hdr;
 } tg_exchange;
 
 /* gateway.c */
@@ -85,6 +105,13 @@ void tg_exchange_json(tg_exchange *x, int status, tg_str body);
 /* openai.c */
 void tg_openai_proxy(tg_exchange *x, tg_endpoint ep);
 void tg_openai_models(tg_exchange *x, tg_str id);
+
+/* metering.c: the usage record of an exchange (see the file). */
+void tg_metering_start(tg_exchange *x);
+int tg_metering_intent(tg_exchange *x);
+void tg_metering_price(tg_exchange *x);
+int tg_metering_sse_summary(tg_exchange *x, tg_buf *out);
+void tg_metering_end(tg_exchange *x);
 
 /* relay.c: calls the offering's provider and relays the answer. */
 void tg_relay_start(tg_exchange *x, tg_str url, uint32_t connect_ms, uint32_t first_byte_ms,

@@ -7,6 +7,7 @@
 #include "base/jsonw.h"
 #include "base/log.h"
 #include "sim/sim.h"
+#include "store/store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,9 @@ int tg_gateway_reload(tg_gateway *gw, const char *path, tg_errmsg *err)
     int rc = tg_config_load(path, &cfg, err);
     if (!rc) {
         rc = resolve_builtin(gw, cfg, err);
+        if (!rc && !tg_metering_conf_eq(&cfg->metering, &gw->metering))
+            rc = tg_errmsg_set(err, "%s: metering: this section changed; it takes effect only "
+                                    "at a restart", cfg->path);
         if (rc) tg_config_unref(cfg);
     }
     tg_metrics_reload(gw->metrics, rc == TG_OK);
@@ -147,6 +151,10 @@ static int log_line(tg_exchange *x, tg_buf *b, uint64_t now)
         tg_log_kv_i64(&l, "completion_tokens", x->usage.completion);
         tg_log_kv_i64(&l, "cached_tokens", x->usage.cached);
     }
+    if (x->rec) {
+        tg_log_kv_i64(&l, "cost_nanos", x->rec->cost);
+        tg_log_kv_i64(&l, "charge_nanos", x->rec->charge);
+    }
     if (x->error) tg_log_kv_str(&l, "error", tg_str_c(x->error));
     return tg_log_line_end(&l);
 }
@@ -158,6 +166,7 @@ static void exchange_end(tg_req *r, void *data)
     if (x->call) tg_upcall_cancel(x->call);
     x->call = NULL;
     tg_gw_worker *ww = x->ww;
+    tg_metering_end(x);
     uint64_t now = uv_hrtime();
     if (tg_log_get_level() <= TG_LOG_INFO) {
         log_line(x, &ww->log, now); /* a line that does not fit is dropped */
@@ -178,8 +187,12 @@ static void exchange_end(tg_req *r, void *data)
 
 void tg_exchange_json(tg_exchange *x, int status, tg_str body)
 {
-    tg_header h[2] = {{TG_STR("X-Request-Id"), x->rid}, {TG_STR("Retry-After"), x->retry_after}};
-    size_t nh = x->retry_after.n && (status == 429 || status == 503) ? 2 : 1;
+    tg_header h[4] = {{TG_STR("X-Request-Id"), x->rid}};
+    size_t nh = 1;
+    if (x->retry_after.n && (status == 429 || status == 503))
+        h[nh++] = (tg_header){TG_STR("Retry-After"), x->retry_after};
+    for (size_t i = 0; i < x->nresp_hdr; i++)
+        h[nh++] = x->resp_hdr[i];
     tg_resp_send(x->req, status, TG_STR("application/json"), h, nh, body);
 }
 
@@ -292,6 +305,92 @@ static void on_server_error(tg_req *r, int status, const char *type, const char 
     tg_openai_error(x, status, type, NULL, NULL, msg);
 }
 
+/* ---- metering: journal, store and ledger ---- */
+
+#define RECOVERY_BATCH 4096
+
+typedef struct {
+    tg_store *store;
+    tg_usage_rec *batch;
+    size_t n;
+    uint64_t inserted;
+    tg_errmsg *err;
+} tg_recovery;
+
+static int flush_recovery(tg_recovery *rv)
+{
+    size_t inserted = 0;
+    int rc = rv->n ? tg_store_put(rv->store, rv->batch, rv->n, &inserted, rv->err) : TG_OK;
+    rv->inserted += inserted;
+    rv->n = 0;
+    return rc;
+}
+
+static int load_customer(void *ud, const char *app, const char *id, const char *plan, int64_t first_ms)
+{
+    (void)first_ms;
+    return tg_customers_put(ud, tg_str_c(id), tg_str_c(app), tg_str_c(plan));
+}
+
+static int recovered_record(void *ud, const tg_usage_rec *r)
+{
+    tg_recovery *rv = ud;
+    rv->batch[rv->n++] = *r;
+    if (rv->n < RECOVERY_BATCH) return TG_OK;
+    return flush_recovery(rv);
+}
+
+/* Opens the store, settles what an earlier process left in the journal,
+ * and starts the ledger thread. Runs before any worker, so the journal's
+ * old segments are read while nothing appends. */
+static int metering_start(tg_gateway *gw, const tg_config *cfg, tg_errmsg *err)
+{
+    const tg_metering_conf *m = &cfg->metering;
+    gw->metering = *m;
+    if (!m->enabled) return TG_OK;
+    tg_store *st = NULL;
+    tg_recovery rv = {0};
+    tg_journal_stats js = {0};
+    int rc = TG_ENOMEM;
+    if (!(gw->customers = tg_customers_new())) goto out;
+    char *path = tg_store_path(m->data_dir);
+    if (!path) goto out;
+    rc = tg_store_open(path, TG_STORE_RW, &st, err);
+    free(path);
+    if (rc) goto out;
+    if ((rc = tg_store_each_customer(st, load_customer, gw->customers, err))) goto out;
+    if ((rc = tg_journal_open(m, &gw->journal, err))) goto out;
+    rv.store = st;
+    rv.err = err;
+    rc = TG_ENOMEM;
+    if (!(rv.batch = malloc(RECOVERY_BATCH * sizeof *rv.batch))) goto out;
+    if ((rc = tg_journal_recover(gw->journal, recovered_record, &rv, &js, err))) goto out;
+    if ((rc = flush_recovery(&rv))) goto out;
+    if ((rc = tg_journal_recovered(gw->journal, err))) goto out;
+    if (js.segments)
+        tg_log(TG_LOG_INFO, "metering: recovered %llu records from %llu journal segments (%llu "
+               "interrupted, %llu torn segments), %llu new in the store",
+               (unsigned long long)(js.outcomes + js.interrupted), (unsigned long long)js.segments,
+               (unsigned long long)js.interrupted, (unsigned long long)js.torn,
+               (unsigned long long)rv.inserted);
+    rc = tg_ledger_start(m, st, gw->journal, &gw->ledger, err);
+    if (!rc) st = NULL; /* the ledger's now */
+out:
+    free(rv.batch);
+    if (st) tg_store_close(st);
+    return rc;
+}
+
+static void metering_stop(tg_gateway *gw)
+{
+    if (gw->ledger) tg_ledger_stop(gw->ledger);
+    if (gw->journal) tg_journal_close(gw->journal);
+    tg_customers_free(gw->customers);
+    gw->ledger = NULL;
+    gw->journal = NULL;
+    gw->customers = NULL;
+}
+
 /* ---- workers ---- */
 
 /* A prepare handle runs right before the loop blocks for I/O, so lines
@@ -323,6 +422,10 @@ static void worker_start(tg_worker *w, void *data)
     uv_prepare_start(&ww->flush, on_flush);
     uv_unref((uv_handle_t *)&ww->flush);
     worker_config(ww);
+    if (gw->journal && !(ww->jw = tg_journal_writer_new(gw->journal, tg_worker_index(w)))) {
+        tg_log(TG_LOG_ERROR, "gateway: out of memory starting a worker");
+        abort();
+    }
     tg_worker_set_data(w, ww);
 }
 
@@ -339,6 +442,7 @@ static void worker_stop(tg_worker *w, void *data)
     tg_gw_worker *ww = tg_worker_data(w);
     on_flush(&ww->flush);
     tg_upstream_free(ww->up);
+    if (ww->jw) tg_journal_writer_free(ww->jw);
     if (ww->cfg) tg_config_unref(ww->cfg);
     uv_close((uv_handle_t *)&ww->flush, on_flush_closed);
 }
@@ -359,6 +463,7 @@ int tg_gateway_start(tg_config *cfg, tg_gateway **out, tg_errmsg *err)
             snprintf(gw->sim_url, sizeof gw->sim_url, "http://127.0.0.1:%u/v1", tg_server_port(gw->sim));
     }
     if (!rc) rc = resolve_builtin(gw, cfg, err);
+    if (!rc) rc = metering_start(gw, cfg, err);
     unsigned workers = cfg->server.workers;
     if (!rc && !(gw->metrics = tg_metrics_new(workers ? workers : 64))) rc = TG_ENOMEM;
     if (!rc) {
@@ -372,6 +477,7 @@ int tg_gateway_start(tg_config *cfg, tg_gateway **out, tg_errmsg *err)
             tg_server_drain(gw->sim, 0);
             tg_server_join(gw->sim);
         }
+        metering_stop(gw);
         tg_metrics_free(gw->metrics);
         pthread_mutex_destroy(&gw->cfg_mu);
         free(gw);
@@ -391,6 +497,7 @@ void tg_gateway_stop(tg_gateway *gw)
         tg_server_drain(gw->sim, 0);
         tg_server_join(gw->sim);
     }
+    metering_stop(gw);
     tg_metrics_free(gw->metrics);
     tg_config_unref(gw->cfg);
     pthread_mutex_destroy(&gw->cfg_mu);

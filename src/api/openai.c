@@ -9,6 +9,7 @@
 #include "api/api.h"
 #include "base/jsonw.h"
 #include "gate/auth.h"
+#include "gate/tags.h"
 #include "route/route.h"
 
 #include <stdio.h>
@@ -66,6 +67,17 @@ void tg_openai_proxy(tg_exchange *x, tg_endpoint ep)
         tg_openai_error(x, 400, "invalid_request_error", NULL, param, err.msg);
         return;
     }
+    tg_attr_result ar = tg_attribute(x->cfg, x->ww->gw->customers, x->key, x->req, x->oreq.root,
+                                     &x->attr, &err, &param);
+    if (ar) {
+        static const int status[] = {0, 400, 403, 404, 500};
+        static const char *const code[] = {NULL, "invalid_tag", "customer_forbidden",
+                                           "customer_not_found", NULL};
+        tg_openai_error(x, status[ar], ar == TG_ATTR_NOMEM ? "server_error" : "invalid_request_error",
+                        code[ar], param, ar == TG_ATTR_NOMEM ? "out of memory" : err.msg);
+        return;
+    }
+    tg_metering_start(x);
     tg_route_result rr = tg_route_pick(x->cfg, x->key, x->oreq.model_name, &x->model, &x->off, &err);
     if (x->model) x->model_label = tg_str_c(x->model->name);
     else x->model_label = TG_STR("unknown");
@@ -85,6 +97,12 @@ void tg_openai_proxy(tg_exchange *x, tg_endpoint ep)
     if (tg_openai_upstream_body(x->req->body, &x->oreq, x->off, &x->upbody)) {
         tg_openai_error(x, 413, "invalid_request_error", "request_too_large", NULL,
                         "the request body is too large to forward");
+        return;
+    }
+    if (tg_metering_intent(x)) {
+        tg_openai_error(x, 503, "server_error", "metering_unavailable", NULL,
+                        "the gateway could not record this request's usage (its journal is not "
+                        "writable), so it was not sent; try again, and tell the gateway's operator");
         return;
     }
     upstream_headers(x);

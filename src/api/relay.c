@@ -78,12 +78,17 @@ static int on_event(void *ud, tg_str raw, tg_str data)
     tg_exchange *x = ud;
     if (tg_str_eq(data, TG_STR("[DONE]"))) {
         x->done_seen = true;
-        return forward(x, raw);
+        tg_buf b;
+        tg_buf_init(&b, 256);
+        int rc = tg_metering_sse_summary(x, &b) == TG_OK && b.n ? forward(x, tg_buf_str(&b)) : 0;
+        tg_buf_release(&b);
+        return rc ? -1 : forward(x, raw);
     }
     if (data.n == 0) return forward(x, raw); /* comments and keep-alives */
     if (tg_json_validate(data.p, data.n, 0, NULL, NULL)) return 1;
     tg_json_val chunk = tg_json_root(data.p, data.n);
     tg_openai_usage(chunk, &x->usage);
+    x->stream_events++;
     if (!x->oreq.include_usage && tg_json_get(chunk, TG_STR("usage")).type == TG_JSON_OBJECT) {
         tg_json_val choices = tg_json_get(chunk, TG_STR("choices"));
         tg_json_iter it = tg_json_iter_init(choices);
@@ -260,6 +265,7 @@ static void on_done(void *ud, tg_up_result res, const char *detail)
         return;
     }
     tg_openai_usage(tg_json_root(body.p, body.n), &x->usage);
+    tg_metering_price(x);
     tg_exchange_json(x, x->up_status, body);
 }
 

@@ -1,0 +1,210 @@
+/* Metering on the request path: every exchange that passed attribution
+ * becomes one usage record (meter/record.h).
+ *
+ *   tg_metering_start   after attribution: the record's who, what and when
+ *   tg_metering_intent  after routing, before the upstream call: the
+ *                       record priced for its estimated input, appended
+ *                       to the journal as an intent (a failed append
+ *                       refuses the request: nothing unrecorded goes out)
+ *   tg_metering_price   when the answer is known: final tokens (the
+ *                       provider's usage, or a local estimate, flagged),
+ *                       cost, charge, margin, fee; and the response headers
+ *   tg_metering_end     from the exchange's end callback, exactly once:
+ *                       status, outcome and timings, the outcome appended
+ *                       to the journal and handed to the ledger.
+ *
+ * Token estimates (used only when a provider reports no usage): a token per
+ * 4 bytes of the request's messages/prompt/input text as sent, and one
+ * token per streamed content event. They are crude on purpose: cheap, and
+ * the record says they are estimates. */
+#include "api/api.h"
+#include "base/clock.h"
+#include "meter/price.h"
+
+#include <stdio.h>
+
+static tg_ep_kind ep_kind(tg_endpoint ep)
+{
+    switch (ep) {
+    case TG_EP_CHAT: return TG_EPK_CHAT;
+    case TG_EP_COMPLETIONS: return TG_EPK_COMPLETIONS;
+    default: return TG_EPK_EMBEDDINGS;
+    }
+}
+
+/* 48 bits of unix ms, then 80 random bits: unique, and in time order so
+ * the store appends. */
+static void new_id(tg_gw_worker *ww, int64_t ms, uint8_t id[TG_RECORD_ID_LEN])
+{
+    for (int i = 0; i < 6; i++)
+        id[i] = (uint8_t)((uint64_t)ms >> (40 - 8 * i));
+    uint64_t a = tg_rng_next(&ww->rng), b = tg_rng_next(&ww->rng);
+    memcpy(id + 6, &a, 8);
+    memcpy(id + 14, &b, 2);
+}
+
+static int64_t estimate_prompt(const tg_exchange *x)
+{
+    static const char *const fields[] = {"messages", "prompt", "input"};
+    for (size_t i = 0; i < 3; i++) {
+        tg_json_val v = tg_json_get(x->oreq.root, tg_str_c(fields[i]));
+        if (v.type != TG_JSON_NONE) return (int64_t)(v.n + 3) / 4;
+    }
+    return 0;
+}
+
+void tg_metering_start(tg_exchange *x)
+{
+    if (!x->ww->jw) return;
+    tg_usage_rec *r = tg_arena_alloc(&x->req->arena, sizeof *r);
+    if (!r) return; /* refused later: the intent cannot be written without a record */
+    memset(r, 0, sizeof *r);
+    r->t_start_ms = (int64_t)tg_clock_wall_ms();
+    new_id(x->ww, r->t_start_ms, r->id);
+    tg_record_set(r->rid, x->rid.p, x->rid.n);
+    tg_record_set(r->key_id, x->key->id, strlen(x->key->id));
+    r->tags = x->attr.tags;
+    tg_str m = x->oreq.model_name;
+    tg_record_set(r->model, m.p, m.n);
+    r->endpoint = ep_kind(x->ep);
+    r->stream = x->oreq.stream;
+    r->route = TG_RT_PRIMARY;
+    x->rec = r;
+}
+
+static void price_ctx(const tg_exchange *x, tg_price_ctx *c)
+{
+    const tg_tags *t = &x->rec->tags;
+    *c = (tg_price_ctx){
+        .app = x->attr.app,
+        .customer = tg_str_c(t->customer),
+        .plan = tg_str_c(t->plan),
+        .feature = tg_str_c(t->feature),
+        .model = tg_str_c(x->rec->model),
+        .unit = tg_str_c(t->unit),
+        .unit_count = t->unit_count,
+    };
+}
+
+/* Prices r's tokens at x's offering; an overflow (absurd token counts from
+ * a provider) prices the record at zero and logs, rather than lose it. */
+static void price(tg_exchange *x, tg_usage_rec *r)
+{
+    tg_price_ctx c;
+    tg_priced p;
+    tg_errmsg err;
+    price_ctx(x, &c);
+    if (!x->off || tg_price_request(x->off, &c, &r->tokens, &p, &err)) {
+        if (x->off) tg_log(TG_LOG_WARN, "metering: request %s not priced: %s", r->rid, err.msg);
+        memset(&p, 0, sizeof p);
+    }
+    tg_price_to_record(&p, r);
+}
+
+int tg_metering_intent(tg_exchange *x)
+{
+    tg_usage_rec *r = x->rec;
+    if (!x->ww->jw) return TG_OK;
+    if (!r) return TG_ENOMEM;
+    tg_record_set(r->offering, x->off->id, strlen(x->off->id));
+    const char *pn = x->off->provider->name;
+    tg_record_set(r->provider, pn, strlen(pn));
+    x->est_prompt = estimate_prompt(x);
+    r->tokens = (tg_tokens){.prompt = x->est_prompt};
+    r->estimated = true;
+    price(x, r);
+    int rc = tg_journal_intent(x->ww->jw, r, &x->ticket);
+    x->upstream_called = rc == TG_OK;
+    return rc;
+}
+
+/* The tokens the record bills: the provider's, else an estimate when the
+ * provider may have done work, else none. */
+static void final_tokens(tg_exchange *x, tg_usage_rec *r)
+{
+    const tg_usage *u = &x->usage;
+    if (u->present) {
+        r->tokens = tg_tokens_openai(u->prompt, u->completion, u->cached, u->reasoning);
+        r->estimated = false;
+        return;
+    }
+    bool answered = x->up_status >= 200 && x->up_status < 300;
+    bool abandoned = x->upstream_called && !x->up_status; /* no answer yet: client or gateway gone */
+    if (answered || abandoned) {
+        int64_t completion = x->relay_stream ? x->stream_events : (int64_t)(x->resp.n + 3) / 4;
+        r->tokens = (tg_tokens){.prompt = x->est_prompt, .completion = answered ? completion : 0};
+        r->estimated = true;
+    } else {
+        r->tokens = (tg_tokens){0};
+        r->estimated = false;
+    }
+}
+
+static void add_money_header(tg_exchange *x, tg_str name, tg_nanos v)
+{
+    char *s = tg_arena_alloc(&x->req->arena, TG_MONEY_STRLEN);
+    if (!s || x->nresp_hdr >= sizeof x->resp_hdr / sizeof x->resp_hdr[0]) return;
+    size_t n = tg_money_fmt(s, v);
+    x->resp_hdr[x->nresp_hdr++] = (tg_header){name, tg_str_make(s, n)};
+}
+
+void tg_metering_price(tg_exchange *x)
+{
+    tg_usage_rec *r = x->rec;
+    if (!r || x->priced) return;
+    x->priced = true;
+    final_tokens(x, r);
+    price(x, r);
+    const tg_app *app = x->attr.app;
+    if (!app || app->show_charge) add_money_header(x, TG_STR("X-Tollgate-Charge"), r->charge);
+    if (app && app->show_cost) add_money_header(x, TG_STR("X-Tollgate-Cost"), r->cost);
+}
+
+/* An SSE comment before [DONE] with what the response headers would have
+ * said (a stream's headers leave before its usage is known). SDKs skip
+ * comments; a client that wants the figures reads the line. */
+int tg_metering_sse_summary(tg_exchange *x, tg_buf *out)
+{
+    tg_metering_price(x);
+    if (!x->nresp_hdr) return TG_OK;
+    int rc = tg_buf_add_lit(out, ": tollgate");
+    for (size_t i = 0; !rc && i < x->nresp_hdr; i++) {
+        tg_str n = x->resp_hdr[i].name; /* "X-Tollgate-Charge" -> "charge" */
+        rc = tg_buf_printf(out, " %c%.*s=%.*s", n.p[11] | 0x20, (int)n.n - 12, n.p + 12,
+                           TG_STR_FMT(x->resp_hdr[i].value));
+    }
+    if (!rc) rc = tg_buf_add_lit(out, "\n\n");
+    return rc;
+}
+
+static tg_outcome outcome_of(const tg_exchange *x, int status)
+{
+    if (status >= 200 && status < 300) {
+        if (x->relay_stream && !x->done_seen) return TG_OUT_PARTIAL;
+        return x->error ? TG_OUT_PARTIAL : TG_OUT_COMPLETED;
+    }
+    if (status == 499 && (x->stream_started || x->upstream_called)) return TG_OUT_PARTIAL;
+    return TG_OUT_FAILED;
+}
+
+void tg_metering_end(tg_exchange *x)
+{
+    tg_usage_rec *r = x->rec;
+    if (!r) return;
+    tg_req *q = x->req;
+    uint64_t now = uv_hrtime();
+    tg_metering_price(x);
+    r->status = q->status;
+    r->outcome = (uint8_t)outcome_of(x, q->status);
+    r->latency_us = (int64_t)(now - q->t_start_ns) / 1000;
+    r->ttft_us = q->t_first_byte_ns ? (int64_t)(q->t_first_byte_ns - q->t_start_ns) / 1000 : 0;
+    tg_record_check(r);
+    tg_gw_worker *ww = x->ww;
+    if (tg_journal_outcome(ww->jw, r, &x->ticket)) {
+        /* the intent stays unsettled in the journal: the next start
+         * settles it as interrupted, so the request is still billed */
+        tg_log(TG_LOG_ERROR, "metering: the outcome of request %s could not be journaled", r->rid);
+        return;
+    }
+    tg_ledger_submit(ww->gw->ledger, r, &x->ticket);
+}
