@@ -356,22 +356,37 @@ static int explain_rule(tg_buf *b, const tg_price_ctx *ctx, const tg_priced *p)
     return rc ? rc : explain_overrides(b, app, ctx, p->rule);
 }
 
+static int explain_markup(tg_buf *b, const tg_price_ctx *ctx, const tg_priced *p)
+{
+    /* recomputed: it succeeded when the request was priced */
+    tg_nanos markup = 0;
+    (void)tg_money_bps(p->cost, p->markup_bps, &markup);
+    int rc = tg_buf_printf(b, "policy       markup %lld bps of cost = ", (long long)p->markup_bps);
+    rc = rc ? rc : put_usd(b, "", markup);
+    rc = rc ? rc : put_usd(b, "; surcharge ", p->surcharge);
+    if (!rc && ctx->unit.n)
+        rc = tg_buf_printf(b, "; unit \"%.*s\" has no price here", TG_STR_FMT(ctx->unit));
+    rc = rc ? rc : tg_buf_add_lit(b, "\n             charge = cost + markup + surcharge");
+    if (!rc && (__int128)p->cost + markup + p->surcharge < 0)
+        rc = tg_buf_add_lit(b, ", below 0: clamped to 0");
+    return rc ? rc : tg_buf_add_char(b, '\n');
+}
+
 static int explain_policy(tg_buf *b, const tg_price_ctx *ctx, const tg_priced *p)
 {
     if (!ctx->app) return TG_OK;
     int rc;
     if (p->unit) {
-        rc = put_usd(b, "policy       unit price: charge = ", p->unit->price);
-        rc = rc ? rc : tg_buf_printf(b, " per %s x %lld\n", p->unit->name, (long long)ctx->unit_count);
+        rc = put_usd(b, "policy       unit price ", p->unit->price);
+        rc = rc ? rc : tg_buf_printf(b, " per %s x %lld units = charge (tokens do not change it)\n",
+                                     p->unit->name, (long long)ctx->unit_count);
     } else {
-        rc = tg_buf_printf(b, "policy       charge = cost + cost x %lld bps", (long long)p->markup_bps);
-        rc = rc ? rc : put_usd(b, " + surcharge ", p->surcharge);
-        if (!rc && ctx->unit.n)
-            rc = tg_buf_printf(b, " (unit \"%.*s\" has no price here)", TG_STR_FMT(ctx->unit));
-        rc = rc ? rc : tg_buf_add_lit(b, ", never below 0\n");
+        rc = explain_markup(b, ctx, p);
     }
-    return rc ? rc : tg_buf_printf(b, "             fee = charge x %lld bps\n",
-                                   (long long)p->platform_fee_bps);
+    rc = rc ? rc : tg_buf_printf(b, "             fee = %lld bps of charge = ",
+                                 (long long)p->platform_fee_bps);
+    rc = rc ? rc : put_usd(b, "", p->fee);
+    return rc ? rc : tg_buf_add_lit(b, "; margin = charge - cost - fee\n");
 }
 
 /* margin / charge as a percentage with two decimals, rounded half away from zero */
