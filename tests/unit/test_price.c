@@ -521,7 +521,8 @@ static void test_explain(void **state)
     tg_buf_clear(&b);
     c.unit = TG_STR("");
     a.noverrides = 0;
-    a.margin.markup_bps = -30000;
+    a.margin.markup_bps = -30000; /* outside the loader's range: pricing still clamps */
+    a.margin.surcharge = 0;
     p = price_ok(&o, &c, t);
     assert_int_equal(tg_price_explain(&o, &c, &t, &p, &b), TG_OK);
     assert_non_null(strstr(b.p, "below 0: clamped to 0"));
