@@ -20,7 +20,10 @@ static int say(tg_errmsg *err, const char *what)
     return tg_errmsg_set(err, "%s", what);
 }
 
-static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
 
 /* Whether s has the shape digits[.digits] with at least one digit overall
  * and at most one point; nothing else is a decimal here. */
@@ -58,7 +61,8 @@ int tg_money_parse(tg_str s, tg_nanos *out, tg_errmsg *err)
         if (nfrac == MONEY_FRAC_DIGITS) return say(err, "has more than 9 digits after the point");
         frac = frac * 10 + (s.p[i] - '0');
     }
-    for (; nfrac < MONEY_FRAC_DIGITS; nfrac++) frac *= 10;
+    for (; nfrac < MONEY_FRAC_DIGITS; nfrac++)
+        frac *= 10;
     if (whole > MONEY_MAX_USD || (whole == MONEY_MAX_USD && frac > 0))
         return say(err, "is too large");
     *out = whole * TG_NANOS_PER_USD + frac;
@@ -83,7 +87,10 @@ int tg_money_format(tg_buf *b, tg_nanos v)
     return tg_buf_append(b, tmp, n);
 }
 
-static bool fits(__int128 v) { return v >= INT64_MIN && v <= INT64_MAX; }
+static bool fits(__int128 v)
+{
+    return v >= INT64_MIN && v <= INT64_MAX;
+}
 
 /* round-half-away-from-zero(p / d) for d > 0 */
 static __int128 div_round(__int128 p, int64_t d)
@@ -131,7 +138,8 @@ tg_nanos tg_money_round_cents(tg_nanos v)
 static size_t count_at_least(__int128 units, const int64_t *w, size_t n, __int128 sum, __int128 r)
 {
     size_t c = 0;
-    for (size_t i = 0; i < n; i++) c += (units * w[i]) % sum >= r;
+    for (size_t i = 0; i < n; i++)
+        c += (units * w[i]) % sum >= r;
     return c;
 }
 

@@ -18,8 +18,14 @@
 #include <stdio.h>
 #include <string.h>
 
-static int64_t clamp0(int64_t v) { return v < 0 ? 0 : v; }
-static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t clamp0(int64_t v)
+{
+    return v < 0 ? 0 : v;
+}
+static int64_t min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
 
 tg_tokens tg_tokens_openai(int64_t prompt, int64_t completion, int64_t cached, int64_t reasoning)
 {
@@ -126,7 +132,8 @@ static int price_cost(const tg_price *pr, const tg_tokens *t, bool batch, tg_pri
     int rc;
     if ((rc = kind_cost(uncached, pr->input, "input cost", &p->input, err)) ||
         (rc = kind_cost(t->cached, pr->cached_input, "cached input cost", &p->cached_input, err)) ||
-        (rc = kind_cost(t->cache_write, pr->cache_write, "cache write cost", &p->cache_write, err)) ||
+        (rc = kind_cost(t->cache_write, pr->cache_write, "cache write cost", &p->cache_write,
+                        err)) ||
         (rc = kind_cost(plain_out, pr->output, "output cost", &p->output, err)) ||
         (rc = kind_cost(t->reasoning, pr->reasoning, "reasoning cost", &p->reasoning, err)))
         return rc;
@@ -269,7 +276,8 @@ static int explain_prices(tg_buf *b, const tg_offering *off)
     rc = rc ? rc : put_usd(b, ", output ", pr->output);
     rc = rc ? rc : put_usd(b, ", reasoning ", pr->reasoning);
     rc = rc ? rc : put_usd(b, "\n             per request USD ", pr->per_request);
-    rc = rc ? rc : tg_buf_printf(b, ", batch discount %lld bps\n", (long long)pr->batch_discount_bps);
+    rc = rc ? rc
+            : tg_buf_printf(b, ", batch discount %lld bps\n", (long long)pr->batch_discount_bps);
     return rc;
 }
 
@@ -279,9 +287,9 @@ static int explain_tokens(tg_buf *b, const tg_tokens *t, bool batch)
                          "tokens       prompt %lld = input %lld + cached %lld + cache_write %lld;"
                          " completion %lld = output %lld + reasoning %lld%s\n",
                          (long long)t->prompt, (long long)(t->prompt - t->cached - t->cache_write),
-                         (long long)t->cached, (long long)t->cache_write,
-                         (long long)t->completion, (long long)(t->completion - t->reasoning),
-                         (long long)t->reasoning, batch ? " (batch)" : "");
+                         (long long)t->cached, (long long)t->cache_write, (long long)t->completion,
+                         (long long)(t->completion - t->reasoning), (long long)t->reasoning,
+                         batch ? " (batch)" : "");
 }
 
 static int cost_line(tg_buf *b, const char *kind, int64_t tokens, tg_nanos price, tg_nanos v)
@@ -296,7 +304,8 @@ static int explain_cost(tg_buf *b, const tg_offering *off, const tg_tokens *t, c
 {
     const tg_price *pr = &off->price;
     int rc = tg_buf_add_lit(b, "cost by kind (USD, each rounded half-up to the nano)\n");
-    rc = rc ? rc : cost_line(b, "input", t->prompt - t->cached - t->cache_write, pr->input, p->input);
+    rc = rc ? rc
+            : cost_line(b, "input", t->prompt - t->cached - t->cache_write, pr->input, p->input);
     rc = rc ? rc : cost_line(b, "cached_input", t->cached, pr->cached_input, p->cached_input);
     rc = rc ? rc : cost_line(b, "cache_write", t->cache_write, pr->cache_write, p->cache_write);
     rc = rc ? rc : cost_line(b, "output", t->completion - t->reasoning, pr->output, p->output);
@@ -304,8 +313,9 @@ static int explain_cost(tg_buf *b, const tg_offering *off, const tg_tokens *t, c
     rc = rc ? rc : put_usd(b, "  per request  ", p->per_request);
     if (!rc && p->batch_discount) {
         rc = put_usd(b, "\n  batch        - ", p->batch_discount);
-        rc = rc ? rc : tg_buf_printf(b, " (%lld bps of the token cost, not of the per-request fee)",
-                                     (long long)pr->batch_discount_bps);
+        rc = rc ? rc
+                : tg_buf_printf(b, " (%lld bps of the token cost, not of the per-request fee)",
+                                (long long)pr->batch_discount_bps);
     }
     return rc ? rc : tg_buf_add_char(b, '\n');
 }
@@ -347,12 +357,14 @@ static int explain_rule(tg_buf *b, const tg_price_ctx *ctx, const tg_priced *p)
     const tg_app *app = ctx->app;
     if (!app)
         return tg_buf_add_lit(b, "rule         cost: no app, so charge = cost, margin and fee 0\n");
-    int rc = p->rule ? tg_buf_printf(b, "rule         override@%d of app %s: the most specific match"
-                                        " (weights customer 8, plan 4, feature 2, model 1)\n",
-                                     p->rule->line, app->id ? app->id : "?")
-                     : tg_buf_printf(b, "rule         app %s's own margin: %s\n",
-                                     app->id ? app->id : "?",
-                                     app->noverrides ? "no override matches" : "it has no overrides");
+    int rc =
+        p->rule
+            ? tg_buf_printf(b,
+                            "rule         override@%d of app %s: the most specific match"
+                            " (weights customer 8, plan 4, feature 2, model 1)\n",
+                            p->rule->line, app->id ? app->id : "?")
+            : tg_buf_printf(b, "rule         app %s's own margin: %s\n", app->id ? app->id : "?",
+                            app->noverrides ? "no override matches" : "it has no overrides");
     return rc ? rc : explain_overrides(b, app, ctx, p->rule);
 }
 
@@ -378,13 +390,15 @@ static int explain_policy(tg_buf *b, const tg_price_ctx *ctx, const tg_priced *p
     int rc;
     if (p->unit) {
         rc = put_usd(b, "policy       unit price ", p->unit->price);
-        rc = rc ? rc : tg_buf_printf(b, " per %s x %lld units = charge (tokens do not change it)\n",
-                                     p->unit->name, (long long)ctx->unit_count);
+        rc = rc ? rc
+                : tg_buf_printf(b, " per %s x %lld units = charge (tokens do not change it)\n",
+                                p->unit->name, (long long)ctx->unit_count);
     } else {
         rc = explain_markup(b, ctx, p);
     }
-    rc = rc ? rc : tg_buf_printf(b, "             fee = %lld bps of charge = ",
-                                 (long long)p->platform_fee_bps);
+    rc = rc ? rc
+            : tg_buf_printf(
+                  b, "             fee = %lld bps of charge = ", (long long)p->platform_fee_bps);
     rc = rc ? rc : put_usd(b, "", p->fee);
     return rc ? rc : tg_buf_add_lit(b, "; margin = charge - cost - fee\n");
 }

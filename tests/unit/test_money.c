@@ -45,7 +45,8 @@ static void test_parse_forms(void **state)
         tg_nanos v = -1;
         tg_errmsg e = {{0}};
         if (parse(ok[i].s, &v, &e)) fail_msg("%s: %s", ok[i].s, e.msg);
-        if (v != ok[i].v) fail_msg("%s: got %lld, want %lld", ok[i].s, (long long)v, (long long)ok[i].v);
+        if (v != ok[i].v)
+            fail_msg("%s: got %lld, want %lld", ok[i].s, (long long)v, (long long)ok[i].v);
     }
 }
 
@@ -84,7 +85,8 @@ static void test_parse_refusals(void **state)
         tg_errmsg e = {{0}};
         int rc = parse(bad[i].s, &v, &e);
         if (rc != TG_EINVAL) fail_msg("\"%s\" should be refused", bad[i].s);
-        if (strcmp(e.msg, bad[i].why)) fail_msg("\"%s\": got \"%s\", want \"%s\"", bad[i].s, e.msg, bad[i].why);
+        if (strcmp(e.msg, bad[i].why))
+            fail_msg("\"%s\": got \"%s\", want \"%s\"", bad[i].s, e.msg, bad[i].why);
         assert_int_equal(v, 42); /* untouched on error */
     }
     /* a NUL inside the length is a character like any other */
@@ -139,7 +141,8 @@ static void test_format_round_trip(void **state)
         tg_money_fmt(s, v);
         tg_nanos back = -1;
         tg_errmsg e;
-        if (parse(s, &back, &e) || back != v) fail_msg("%lld -> %s -> %lld", (long long)v, s, (long long)back);
+        if (parse(s, &back, &e) || back != v)
+            fail_msg("%lld -> %s -> %lld", (long long)v, s, (long long)back);
     }
 }
 
@@ -205,7 +208,7 @@ static void test_bps(void **state)
 {
     (void)state;
     assert_int_equal(bps(10000, 2000), 2000);
-    assert_int_equal(bps(1, 5000), 1);   /* 0.5 -> 1 */
+    assert_int_equal(bps(1, 5000), 1); /* 0.5 -> 1 */
     assert_int_equal(bps(1, 4999), 0);
     assert_int_equal(bps(3, 5000), 2);   /* 1.5 -> 2 */
     assert_int_equal(bps(1, -5000), -1); /* -0.5 -> -1, away from zero */
@@ -252,7 +255,7 @@ static void test_round_cents(void **state)
 {
     (void)state;
     assert_int_equal(tg_money_round_cents(0), 0);
-    assert_int_equal(tg_money_round_cents(5000000), 10000000);  /* half a cent: up */
+    assert_int_equal(tg_money_round_cents(5000000), 10000000); /* half a cent: up */
     assert_int_equal(tg_money_round_cents(4999999), 0);
     assert_int_equal(tg_money_round_cents(10000000), 10000000);
     assert_int_equal(tg_money_round_cents(14999999), 10000000);
@@ -265,12 +268,14 @@ static void test_round_cents(void **state)
     assert_int_equal(tg_money_round_cents(INT64_MIN), INT64_MIN + 4775808);
 }
 
-static void split_ok(tg_nanos total, const int64_t *w, size_t n, tg_nanos unit, const tg_nanos *want)
+static void split_ok(tg_nanos total, const int64_t *w, size_t n, tg_nanos unit,
+                     const tg_nanos *want)
 {
     tg_nanos parts[16];
     assert_int_equal(tg_money_split(total, w, n, unit, parts), TG_OK);
     for (size_t i = 0; i < n; i++)
-        if (parts[i] != want[i]) fail_msg("part %zu: got %lld, want %lld", i, (long long)parts[i], (long long)want[i]);
+        if (parts[i] != want[i])
+            fail_msg("part %zu: got %lld, want %lld", i, (long long)parts[i], (long long)want[i]);
 }
 
 static void test_split(void **state)
@@ -306,7 +311,8 @@ static void test_split_refusals(void **state)
     assert_int_equal(tg_money_split(-10, w, 3, 1, parts), TG_EINVAL);
     assert_int_equal(tg_money_split(10, w, 3, 0, parts), TG_EINVAL);
     assert_int_equal(tg_money_split(10, w, 3, -1, parts), TG_EINVAL);
-    assert_int_equal(tg_money_split(TG_NANOS_PER_CENT + 1, w, 3, TG_NANOS_PER_CENT, parts), TG_EINVAL);
+    assert_int_equal(tg_money_split(TG_NANOS_PER_CENT + 1, w, 3, TG_NANOS_PER_CENT, parts),
+                     TG_EINVAL);
     assert_int_equal(tg_money_split(10, (int64_t[]){0, 0, 0}, 3, 1, parts), TG_EINVAL);
     assert_int_equal(tg_money_split(10, (int64_t[]){1, -1, 3}, 3, 1, parts), TG_EINVAL);
 }
@@ -322,7 +328,8 @@ static void test_split_random(void **state)
         int64_t w[16];
         tg_nanos parts[16];
         int64_t sum = 0;
-        for (size_t i = 0; i < n; i++) sum += w[i] = (int64_t)tg_rng_below(&r, round % 2 ? 4 : 1000000);
+        for (size_t i = 0; i < n; i++)
+            sum += w[i] = (int64_t)tg_rng_below(&r, round % 2 ? 4 : 1000000);
         if (sum == 0) w[0] = 1, sum = 1;
         tg_nanos unit = round % 3 ? 1 : TG_NANOS_PER_CENT;
         tg_nanos total = (tg_nanos)tg_rng_below(&r, 1000000000000ULL) / unit * unit;
@@ -343,12 +350,18 @@ static void test_split_random(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_forms),     cmocka_unit_test(test_parse_refusals),
-        cmocka_unit_test(test_format),          cmocka_unit_test(test_format_round_trip),
-        cmocka_unit_test(test_tokens_rounding), cmocka_unit_test(test_tokens_overflow),
-        cmocka_unit_test(test_bps),             cmocka_unit_test(test_bps_overflow),
-        cmocka_unit_test(test_add),             cmocka_unit_test(test_round_cents),
-        cmocka_unit_test(test_split),           cmocka_unit_test(test_split_refusals),
+        cmocka_unit_test(test_parse_forms),
+        cmocka_unit_test(test_parse_refusals),
+        cmocka_unit_test(test_format),
+        cmocka_unit_test(test_format_round_trip),
+        cmocka_unit_test(test_tokens_rounding),
+        cmocka_unit_test(test_tokens_overflow),
+        cmocka_unit_test(test_bps),
+        cmocka_unit_test(test_bps_overflow),
+        cmocka_unit_test(test_add),
+        cmocka_unit_test(test_round_cents),
+        cmocka_unit_test(test_split),
+        cmocka_unit_test(test_split_refusals),
         cmocka_unit_test(test_split_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

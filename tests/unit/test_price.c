@@ -21,19 +21,24 @@
 
 #define USD TG_NANOS_PER_USD
 /* a price per 1M tokens from nanos per token, to keep the arithmetic legible */
-#define PER_TOKEN(n) ((tg_nanos)(n) * 1000000)
+#define PER_TOKEN(n) ((tg_nanos)(n)*1000000)
 
 static tg_offering offering(tg_nanos in, tg_nanos cached, tg_nanos cw, tg_nanos out, tg_nanos reas)
 {
     tg_offering o = {.id = "sim/model", .line = 7};
-    o.price = (tg_price){.input = in, .cached_input = cached, .cache_write = cw, .output = out, .reasoning = reas};
+    o.price = (tg_price){
+        .input = in, .cached_input = cached, .cache_write = cw, .output = out, .reasoning = reas};
     return o;
 }
 
 static tg_margin margin(int64_t markup, tg_nanos surcharge, int64_t fee)
 {
-    return (tg_margin){.has_markup = true, .has_surcharge = true, .has_fee = true,
-                       .markup_bps = markup, .surcharge = surcharge, .platform_fee_bps = fee};
+    return (tg_margin){.has_markup = true,
+                       .has_surcharge = true,
+                       .has_fee = true,
+                       .markup_bps = markup,
+                       .surcharge = surcharge,
+                       .platform_fee_bps = fee};
 }
 
 static tg_app app_with(tg_margin m)
@@ -43,8 +48,12 @@ static tg_app app_with(tg_margin m)
 
 static tg_price_ctx ctx_for(const tg_app *app)
 {
-    return (tg_price_ctx){.app = app, .customer = TG_STR("acme"), .plan = TG_STR("pro"),
-                          .feature = TG_STR("chat"), .model = TG_STR("gpt"), .unit = TG_STR("")};
+    return (tg_price_ctx){.app = app,
+                          .customer = TG_STR("acme"),
+                          .plan = TG_STR("pro"),
+                          .feature = TG_STR("chat"),
+                          .model = TG_STR("gpt"),
+                          .unit = TG_STR("")};
 }
 
 static tg_priced price_ok(const tg_offering *o, const tg_price_ctx *c, tg_tokens t)
@@ -56,8 +65,8 @@ static tg_priced price_ok(const tg_offering *o, const tg_price_ctx *c, tg_tokens
     return p;
 }
 
-static const tg_tokens T_ALL = {.prompt = 1000, .cached = 200, .cache_write = 100,
-                                .completion = 500, .reasoning = 50};
+static const tg_tokens T_ALL = {
+    .prompt = 1000, .cached = 200, .cache_write = 100, .completion = 500, .reasoning = 50};
 
 static void test_cost_kinds(void **state)
 {
@@ -89,7 +98,8 @@ static void test_cost_rounds_per_kind(void **state)
     /* 0.00015 USD/1M is 0.15 nano a token: 3 tokens = 0.45 -> 0; 0.5 -> 1 */
     tg_offering o = offering(150000, 500000, 150000, 1500000, 1500000);
     tg_price_ctx c = ctx_for(NULL);
-    tg_priced p = price_ok(&o, &c, (tg_tokens){.prompt = 4, .cached = 1, .completion = 3, .reasoning = 1});
+    tg_priced p =
+        price_ok(&o, &c, (tg_tokens){.prompt = 4, .cached = 1, .completion = 3, .reasoning = 1});
     assert_int_equal(p.input, 0);        /* 3 x 0.15 = 0.45 */
     assert_int_equal(p.cached_input, 1); /* 1 x 0.5 */
     assert_int_equal(p.output, 3);       /* 2 x 1.5 = 3 */
@@ -106,7 +116,8 @@ static void test_normalise(void **state)
     assert_memory_equal(&a, &b, sizeof a);
     assert_int_equal(a.prompt, 1000);
     assert_int_equal(a.cached, 300);
-    tg_offering o = offering(PER_TOKEN(10), PER_TOKEN(1), PER_TOKEN(12), PER_TOKEN(40), PER_TOKEN(40));
+    tg_offering o =
+        offering(PER_TOKEN(10), PER_TOKEN(1), PER_TOKEN(12), PER_TOKEN(40), PER_TOKEN(40));
     tg_price_ctx c = ctx_for(NULL);
     tg_priced pa = price_ok(&o, &c, a), pb = price_ok(&o, &c, b);
     assert_int_equal(pa.cost, pb.cost);
@@ -181,7 +192,10 @@ static void test_batch_discount(void **state)
     assert_int_equal(price_ok(&s, &c, (tg_tokens){.prompt = 1}).cost, 0);
 }
 
-static tg_offering simple(void) { return offering(PER_TOKEN(10), PER_TOKEN(10), PER_TOKEN(10), PER_TOKEN(30), PER_TOKEN(30)); }
+static tg_offering simple(void)
+{
+    return offering(PER_TOKEN(10), PER_TOKEN(10), PER_TOKEN(10), PER_TOKEN(30), PER_TOKEN(30));
+}
 /* cost 1000 x 10 + 1000 x 30 = 40,000 nanos */
 static const tg_tokens T_SIMPLE = {.prompt = 1000, .completion = 1000};
 
@@ -302,8 +316,11 @@ static void test_unit_prices(void **state)
 static tg_override ov(int line, const char *customer, const char *plan, const char *feature,
                       const char *model, int64_t markup)
 {
-    tg_override o = {.line = line, .customer = (char *)customer, .plan = (char *)plan,
-                     .feature = (char *)feature, .model = (char *)model};
+    tg_override o = {.line = line,
+                     .customer = (char *)customer,
+                     .plan = (char *)plan,
+                     .feature = (char *)feature,
+                     .model = (char *)model};
     o.margin.has_markup = true;
     o.margin.markup_bps = markup;
     return o;
@@ -483,7 +500,8 @@ static void test_explain(void **state)
     (void)state;
     tg_offering o = offering(150000000, 75000000, 187500000, 600000000, 600000000);
     tg_app a = app_with(margin(2000, USD / 1000, 300));
-    tg_override ovs[] = {ov(41, "globex", NULL, NULL, NULL, 0), ov(42, NULL, "pro", NULL, NULL, 5000),
+    tg_override ovs[] = {ov(41, "globex", NULL, NULL, NULL, 0),
+                         ov(42, NULL, "pro", NULL, NULL, 5000),
                          ov(43, NULL, "pro", "chat", NULL, 4000)};
     a.overrides = ovs;
     a.noverrides = 3;
@@ -493,9 +511,17 @@ static void test_explain(void **state)
     tg_buf b;
     tg_buf_init(&b, 1 << 16);
     assert_int_equal(tg_price_explain(&o, &c, &t, &p, &b), TG_OK);
-    const char *want[] = {"sim/model", "input 0.150000000", "cached 200", "override@43",
-                          "override@41", "request customer is \"acme\"", "weight 4",
-                          "weight 6 (highest: chosen)", "markup 4000 bps of cost = 0.000175500", "300 bps of charge = 0.000048428", "% of charge",
+    const char *want[] = {"sim/model",
+                          "input 0.150000000",
+                          "cached 200",
+                          "override@43",
+                          "override@41",
+                          "request customer is \"acme\"",
+                          "weight 4",
+                          "weight 6 (highest: chosen)",
+                          "markup 4000 bps of cost = 0.000175500",
+                          "300 bps of charge = 0.000048428",
+                          "% of charge",
                           "charge       USD "};
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         if (!strstr(b.p, want[i])) fail_msg("explain lacks \"%s\":\n%s", want[i], b.p);
@@ -535,7 +561,6 @@ static void test_explain(void **state)
     tg_buf_release(&small);
     tg_buf_release(&b);
 }
-
 
 /* ---- conservation over random records ---- */
 
@@ -656,8 +681,10 @@ static void test_conservation(void **state)
         c.plan = pick_str(&r, r_plans, 2);
         c.feature = pick_str(&r, r_features, 2);
         c.model = tg_str_c(r_models[tg_rng_below(&r, 2)]);
-        c.unit = tg_rng_below(&r, 2) ? tg_str_c((const char *[]){"report", "page", "essay", "x"}[tg_rng_below(&r, 4)])
-                                     : TG_STR("");
+        c.unit =
+            tg_rng_below(&r, 2)
+                ? tg_str_c((const char *[]){"report", "page", "essay", "x"}[tg_rng_below(&r, 4)])
+                : TG_STR("");
         c.unit_count = (int64_t)tg_rng_below(&r, 6);
         c.batch = tg_rng_below(&r, 8) == 0;
         tg_tokens t = r_tokens(&r);
@@ -693,20 +720,29 @@ static void test_conservation(void **state)
     /* the run reached every branch it means to test */
     assert_true(refused > 0 && leaks > 0 && units > 0 && overrides > 0);
     print_message("conservation: %d records, %ld refused (overflow), %ld margin leaks, %ld unit "
-                  "priced, %ld by an override\n", R_RECORDS, refused, leaks, units, overrides);
+                  "priced, %ld by an override\n",
+                  R_RECORDS, refused, leaks, units, overrides);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cost_kinds),       cmocka_unit_test(test_cost_rounds_per_kind),
-        cmocka_unit_test(test_normalise),        cmocka_unit_test(test_normalise_clamps),
-        cmocka_unit_test(test_defaults_shape),   cmocka_unit_test(test_batch_discount),
-        cmocka_unit_test(test_markup),           cmocka_unit_test(test_negative_markup),
-        cmocka_unit_test(test_surcharge_and_fee), cmocka_unit_test(test_unit_prices),
-        cmocka_unit_test(test_override_weights), cmocka_unit_test(test_override_policy),
-        cmocka_unit_test(test_record_fill),      cmocka_unit_test(test_overflow),
-        cmocka_unit_test(test_explain),          cmocka_unit_test(test_conservation),
+        cmocka_unit_test(test_cost_kinds),
+        cmocka_unit_test(test_cost_rounds_per_kind),
+        cmocka_unit_test(test_normalise),
+        cmocka_unit_test(test_normalise_clamps),
+        cmocka_unit_test(test_defaults_shape),
+        cmocka_unit_test(test_batch_discount),
+        cmocka_unit_test(test_markup),
+        cmocka_unit_test(test_negative_markup),
+        cmocka_unit_test(test_surcharge_and_fee),
+        cmocka_unit_test(test_unit_prices),
+        cmocka_unit_test(test_override_weights),
+        cmocka_unit_test(test_override_policy),
+        cmocka_unit_test(test_record_fill),
+        cmocka_unit_test(test_overflow),
+        cmocka_unit_test(test_explain),
+        cmocka_unit_test(test_conservation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
