@@ -40,6 +40,7 @@ typedef struct {
     const tg_unit_price *unit;/* the unit price that set the charge, or NULL */
     int64_t markup_bps, platform_fee_bps; /* the effective policy */
     tg_nanos surcharge;
+    const tg_app *app;        /* ctx->app: NULL when priced at cost */
 } tg_priced;
 
 /* Normalises a provider's usage to tg_tokens (counted once each):
@@ -53,13 +54,15 @@ tg_tokens tg_tokens_anthropic(int64_t input, int64_t output, int64_t cache_read,
 /* The override that applies to ctx, or NULL for the app's own margin. */
 const tg_override *tg_price_rule(const tg_app *app, const tg_price_ctx *ctx);
 
-/* Prices t at off for ctx. TG_EINVAL (err says why) only when an amount
- * would overflow int64; out then holds zeros. */
+/* Prices t at off for ctx. t must hold the invariants of record.h (as
+ * tg_tokens_openai/anthropic return them). TG_EINVAL (err says why) only
+ * when an amount would overflow int64 or ctx->unit_count is negative;
+ * out then holds zeros. */
 int tg_price_request(const tg_offering *off, const tg_price_ctx *ctx, const tg_tokens *t,
                      tg_priced *out, tg_errmsg *err);
 
-/* Fills r->cost, charge, margin, fee and rule from p ("app" or
- * "override@LINE"). */
+/* Fills r->cost, charge, margin, fee and rule from p ("app",
+ * "override@LINE", or "cost" for a request without an app). */
 void tg_price_to_record(const tg_priced *p, tg_usage_rec *r);
 
 /* A person's explanation of p: the offering's prices, each kind's cost,
