@@ -80,4 +80,35 @@ void tg_journal_settle(tg_journal *j, const tg_jticket *t);
 int tg_record_encode(const tg_usage_rec *r, bool intent, tg_buf *out);
 int tg_record_decode(const uint8_t *p, size_t n, tg_usage_rec *r, bool *intent);
 
+/* The encoding, version 1 (docs/durability.md has the table): a version
+ * byte, a flags byte (intent, stream, estimated), the 16-byte id, the
+ * enums, then fixed-width little-endian integers, then each string as a
+ * u8 length and its bytes (no NUL, at most TG_TAG_MAX). tg_record_encode
+ * appends to out and refuses (TG_EINVAL, out unchanged) a record that
+ * decode would refuse: one that breaks record.h's invariants, or whose
+ * strings are not NUL-terminated within TG_TAG_MAX bytes. TG_ETOOBIG /
+ * TG_ENOMEM come from out. A payload is between these sizes: */
+#define TG_RECORD_VERSION 1
+#define TG_RECORD_MIN_LEN 144
+#define TG_RECORD_MAX_LEN (TG_RECORD_MIN_LEN + 15 * TG_TAG_MAX)
+/* A frame: [u32 payload length][u32 crc32c of the payload][payload]. */
+#define TG_JOURNAL_FRAME_HDR 8
+
+/* CRC-32C (Castagnoli, reflected, as iSCSI and ext4 use it), continuing
+ * from crc: tg_crc32c(0, "123456789", 9) == 0xE3069283, and
+ * tg_crc32c(tg_crc32c(0, a, na), b, nb) is the CRC of a followed by b. */
+uint32_t tg_crc32c(uint32_t crc, const void *p, size_t n);
+
+/* Reads the frames of a segment's bytes p[0..n) in order, decoding each
+ * and calling fn with the record and its intent flag. Returns TG_OK when
+ * p is whole frames only; TG_EINVAL at the first frame that is short (a
+ * torn tail), has a length outside the payload sizes above, a wrong
+ * checksum or a payload decode refuses; fn's nonzero return as it is (the
+ * scan stops there). *consumed is the number of bytes of whole, valid
+ * frames before the stop (n on TG_OK; with fn's code, the end of the
+ * frame fn refused). Recovery uses it; so does the fuzz target, which is
+ * why it is public. Never reads outside p[0..n). */
+int tg_journal_scan(const uint8_t *p, size_t n, int (*fn)(void *ud, const tg_usage_rec *r, bool intent),
+                    void *ud, size_t *consumed);
+
 #endif
