@@ -50,12 +50,25 @@ typedef struct {
     uint64_t torn;         /* segments that ended in a torn or corrupt frame */
 } tg_journal_stats;
 
-/* Opens (creating) data_dir/journal. TG_EIO with err naming the path. */
+/* Opens (creating) data_dir/journal. TG_EIO with err naming the path.
+ * Takes an flock on data_dir/journal/lock, so a second process on the
+ * same data_dir fails here (TG_EIO) rather than deleting the first one's
+ * segments. Lists the segments already there (those tg_journal_recover
+ * reads); new segments are numbered from one past the largest SEQ found,
+ * one counter for all workers, so SEQ order is append order. Under
+ * `interval` it starts the flusher thread. */
 int tg_journal_open(const tg_metering_conf *c, tg_journal **out, tg_errmsg *err);
-/* See above. fn returning nonzero stops the replay with that code. */
+/* See above. fn returning nonzero stops the replay with that code.
+ * Outcomes come in file order, then the interrupted intents in file
+ * order; an id seen twice is handed over once. TG_EIO when a segment
+ * cannot be read, TG_ENOMEM; never fails on a torn or corrupt segment (it
+ * is logged and counted in st->torn). Keeps ~40 bytes per record read,
+ * plus each pending intent encoded, until it returns. Call once. */
 int tg_journal_recover(tg_journal *j, int (*fn)(void *ud, const tg_usage_rec *r), void *ud,
                        tg_journal_stats *st, tg_errmsg *err);
-/* Deletes the segments tg_journal_recover read. */
+/* Deletes the segments tg_journal_recover read, then fsyncs the
+ * directory. TG_EINVAL (nothing deleted) unless tg_journal_recover
+ * returned TG_OK: what was not handed over stays for the next start. */
 int tg_journal_recovered(tg_journal *j, tg_errmsg *err);
 /* Stops the flusher (a last fsync of everything) and frees j; writers and
  * tickets must be gone. Segments whose records are all settled are
@@ -67,7 +80,11 @@ tg_journal_writer *tg_journal_writer_new(tg_journal *j, unsigned worker);
 void tg_journal_writer_free(tg_journal_writer *w);
 /* Append r as an intent / an outcome and record the segment in t (t
  * starts zeroed). TG_EIO when the write fails (the caller refuses the
- * request: nothing unrecorded goes upstream). */
+ * request: nothing unrecorded goes upstream); under `always`, also when
+ * the fsync fails. On any error t is untouched and the record is not in
+ * the journal (a partial frame is cut off, or, if that fails, left as a
+ * torn tail that recovery skips; the writer moves to a new segment
+ * either way). TG_EINVAL for a record tg_record_check would refuse. */
 int tg_journal_intent(tg_journal_writer *w, const tg_usage_rec *r, tg_jticket *t);
 int tg_journal_outcome(tg_journal_writer *w, const tg_usage_rec *r, tg_jticket *t);
 /* The ledger committed the outcome behind t: both segments may go. Any thread. */
