@@ -13,6 +13,10 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -657,6 +661,117 @@ static void test_lock_and_stop(void **state)
     tmp_remove(&t);
 }
 
+/* A write the file size limit cuts short: the partial frame is cut off,
+ * the append fails, the writer moves on to a new segment, and recovery
+ * sees exactly the records whose appends succeeded. */
+static void test_failed_write(void **state)
+{
+    (void)state;
+    tmp t;
+    tmp_make(&t, TG_FSYNC_NEVER, 64 << 20);
+    tg_journal *j = jopen(&t);
+    tg_journal_writer *w = tg_journal_writer_new(j, 0);
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    void (*oldsig)(int) = signal(SIGXFSZ, SIG_IGN);
+    lim = old;
+    lim.rlim_cur = 900; /* four frames and part of a fifth */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    int ok = 0, failed = 0;
+    for (uint32_t i = 0; i < 7; i++) {
+        tg_usage_rec r;
+        tg_jticket tk = {0};
+        make_rec(&r, i);
+        int rc = tg_journal_outcome(w, &r, &tk);
+        if (rc) {
+            assert_int_equal(rc, TG_EIO);
+            assert_null(tk.outcome);
+            failed++;
+        } else {
+            ok++;
+        }
+    }
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, oldsig);
+    assert_int_equal(failed, 1);
+    assert_int_equal(nsegs(&t), 2);
+    struct stat sb;
+    char path[160];
+    snprintf(path, sizeof path, "%s/w0-1.tgj", t.jdir);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_true(sb.st_size <= 900 && sb.st_size > 700); /* the torn bytes are gone */
+    tg_journal_writer_free(w);
+    tg_journal_close(j);
+    got *g = calloc(1, sizeof *g);
+    tg_journal_stats st = recover_all(&t, g);
+    assert_int_equal(st.torn, 0);
+    assert_int_equal(st.outcomes, ok);
+    free(g);
+    tmp_remove(&t);
+}
+
+/* Settles on another thread while the writer rotates and the flusher
+ * runs: every segment goes exactly once (ASan / TSan builds check it). */
+enum { QN = 4096 };
+typedef struct {
+    pthread_mutex_t mu;
+    tg_jticket q[QN];
+    size_t head, tail;
+    bool done;
+    tg_journal *j;
+} settle_q;
+
+static void *settler(void *arg)
+{
+    settle_q *sq = arg;
+    for (;;) {
+        pthread_mutex_lock(&sq->mu);
+        bool empty = sq->head == sq->tail, done = sq->done;
+        tg_jticket t = empty ? (tg_jticket){0} : sq->q[sq->head++ % QN];
+        pthread_mutex_unlock(&sq->mu);
+        if (!empty) tg_journal_settle(sq->j, &t);
+        else if (done) return NULL;
+        else sched_yield();
+    }
+}
+
+static void test_settle_threads(void **state)
+{
+    (void)state;
+    tmp t;
+    tmp_make(&t, TG_FSYNC_INTERVAL, 1500);
+    t.c.fsync_interval_ms = 1;
+    settle_q sq = {.j = jopen(&t)};
+    pthread_mutex_init(&sq.mu, NULL);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, settler, &sq), 0);
+    tg_journal_writer *w = tg_journal_writer_new(sq.j, 0);
+    for (uint32_t i = 0; i < 20000; i++) {
+        tg_usage_rec r;
+        tg_jticket tk = {0};
+        make_rec(&r, i);
+        assert_int_equal(tg_journal_intent(w, &r, &tk), 0);
+        assert_int_equal(tg_journal_outcome(w, &r, &tk), 0);
+        for (;;) {
+            pthread_mutex_lock(&sq.mu);
+            bool room = sq.tail - sq.head < QN;
+            if (room) sq.q[sq.tail++ % QN] = tk;
+            pthread_mutex_unlock(&sq.mu);
+            if (room) break;
+            sched_yield();
+        }
+    }
+    tg_journal_writer_free(w);
+    pthread_mutex_lock(&sq.mu);
+    sq.done = true;
+    pthread_mutex_unlock(&sq.mu);
+    pthread_join(th, NULL);
+    tg_journal_close(sq.j); /* the flusher may hold the last reference until it stops */
+    assert_int_equal(nsegs(&t), 0);
+    pthread_mutex_destroy(&sq.mu);
+    tmp_remove(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -671,6 +786,8 @@ int main(void)
         cmocka_unit_test(test_fsync_policies),
         cmocka_unit_test(test_many),
         cmocka_unit_test(test_lock_and_stop),
+        cmocka_unit_test(test_failed_write),
+        cmocka_unit_test(test_settle_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
