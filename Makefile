@@ -94,3 +94,8 @@ clean:
 	rm -rf build build-asan build-fuzz
 
 -include $(OBJS:.o=.d)
+
+# The journal's append cost per request, per fsync policy (bench/journal_bench.c).
+$(BUILD)/bench/journal_bench: bench/journal_bench.c $(LIBOBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)

@@ -50,12 +50,25 @@ typedef struct {
     uint64_t torn;         /* segments that ended in a torn or corrupt frame */
 } tg_journal_stats;
 
-/* Opens (creating) data_dir/journal. TG_EIO with err naming the path. */
+/* Opens (creating) data_dir/journal. TG_EIO with err naming the path.
+ * Takes an flock on data_dir/journal/lock, so a second process on the
+ * same data_dir fails here (TG_EIO) rather than deleting the first one's
+ * segments. Lists the segments already there (those tg_journal_recover
+ * reads); new segments are numbered from one past the largest SEQ found,
+ * one counter for all workers, so SEQ order is append order. Under
+ * `interval` it starts the flusher thread. */
 int tg_journal_open(const tg_metering_conf *c, tg_journal **out, tg_errmsg *err);
-/* See above. fn returning nonzero stops the replay with that code. */
+/* See above. fn returning nonzero stops the replay with that code.
+ * Outcomes come in file order, then the interrupted intents in file
+ * order; an id seen twice is handed over once. TG_EIO when a segment
+ * cannot be read, TG_ENOMEM; never fails on a torn or corrupt segment (it
+ * is logged and counted in st->torn). Keeps ~40 bytes per record read,
+ * plus each pending intent encoded, until it returns. Call once. */
 int tg_journal_recover(tg_journal *j, int (*fn)(void *ud, const tg_usage_rec *r), void *ud,
                        tg_journal_stats *st, tg_errmsg *err);
-/* Deletes the segments tg_journal_recover read. */
+/* Deletes the segments tg_journal_recover read, then fsyncs the
+ * directory. TG_EINVAL (nothing deleted) unless tg_journal_recover
+ * returned TG_OK: what was not handed over stays for the next start. */
 int tg_journal_recovered(tg_journal *j, tg_errmsg *err);
 /* Stops the flusher (a last fsync of everything) and frees j; writers and
  * tickets must be gone. Segments whose records are all settled are
@@ -67,7 +80,11 @@ tg_journal_writer *tg_journal_writer_new(tg_journal *j, unsigned worker);
 void tg_journal_writer_free(tg_journal_writer *w);
 /* Append r as an intent / an outcome and record the segment in t (t
  * starts zeroed). TG_EIO when the write fails (the caller refuses the
- * request: nothing unrecorded goes upstream). */
+ * request: nothing unrecorded goes upstream); under `always`, also when
+ * the fsync fails. On any error t is untouched and the record is not in
+ * the journal (a partial frame is cut off, or, if that fails, left as a
+ * torn tail that recovery skips; the writer moves to a new segment
+ * either way). TG_EINVAL for a record tg_record_check would refuse. */
 int tg_journal_intent(tg_journal_writer *w, const tg_usage_rec *r, tg_jticket *t);
 int tg_journal_outcome(tg_journal_writer *w, const tg_usage_rec *r, tg_jticket *t);
 /* The ledger committed the outcome behind t: both segments may go. Any thread. */
@@ -79,5 +96,36 @@ void tg_journal_settle(tg_journal *j, const tg_jticket *t);
  * not a record, so it is safe on a torn or hostile file. */
 int tg_record_encode(const tg_usage_rec *r, bool intent, tg_buf *out);
 int tg_record_decode(const uint8_t *p, size_t n, tg_usage_rec *r, bool *intent);
+
+/* The encoding, version 1 (docs/durability.md has the table): a version
+ * byte, a flags byte (intent, stream, estimated), the 16-byte id, the
+ * enums, then fixed-width little-endian integers, then each string as a
+ * u8 length and its bytes (no NUL, at most TG_TAG_MAX). tg_record_encode
+ * appends to out and refuses (TG_EINVAL, out unchanged) a record that
+ * decode would refuse: one that breaks record.h's invariants, or whose
+ * strings are not NUL-terminated within TG_TAG_MAX bytes. TG_ETOOBIG /
+ * TG_ENOMEM come from out. A payload is between these sizes: */
+#define TG_RECORD_VERSION 1
+#define TG_RECORD_MIN_LEN 144
+#define TG_RECORD_MAX_LEN (TG_RECORD_MIN_LEN + 15 * TG_TAG_MAX)
+/* A frame: [u32 payload length][u32 crc32c of the payload][payload]. */
+#define TG_JOURNAL_FRAME_HDR 8
+
+/* CRC-32C (Castagnoli, reflected, as iSCSI and ext4 use it), continuing
+ * from crc: tg_crc32c(0, "123456789", 9) == 0xE3069283, and
+ * tg_crc32c(tg_crc32c(0, a, na), b, nb) is the CRC of a followed by b. */
+uint32_t tg_crc32c(uint32_t crc, const void *p, size_t n);
+
+/* Reads the frames of a segment's bytes p[0..n) in order, decoding each
+ * and calling fn with the record and its intent flag. Returns TG_OK when
+ * p is whole frames only; TG_EINVAL at the first frame that is short (a
+ * torn tail), has a length outside the payload sizes above, a wrong
+ * checksum or a payload decode refuses; fn's nonzero return as it is (the
+ * scan stops there). *consumed is the number of bytes of whole, valid
+ * frames before the stop (n on TG_OK; with fn's code, the end of the
+ * frame fn refused). Recovery uses it; so does the fuzz target, which is
+ * why it is public. Never reads outside p[0..n). */
+int tg_journal_scan(const uint8_t *p, size_t n, int (*fn)(void *ud, const tg_usage_rec *r, bool intent),
+                    void *ud, size_t *consumed);
 
 #endif

@@ -1,0 +1,214 @@
+/* The journal's record codec and framing (see journal.h): a usage record
+ * as a compact, versioned binary payload, CRC-32C, and the frame reader
+ * recovery and the fuzz target share.
+ *
+ * decode reads bytes that a crash may have torn or a person may have
+ * edited, so it trusts nothing: every length is checked against what is
+ * left, every enum against its range, and the record's money and token
+ * invariants are checked here (returning TG_EINVAL) rather than with
+ * tg_record_check, which aborts. encode runs the same checks, so a record
+ * the journal writes is always one recovery can read back: a record that
+ * decode refused would end its segment's replay and take the records
+ * after it along. */
+#include "meter/journal.h"
+
+#include <pthread.h>
+#include <string.h>
+
+/* ---- CRC-32C: slicing-by-8 over tables built once ---- */
+
+static uint32_t crc_tab[8][256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+        crc_tab[0][i] = c;
+    }
+    for (uint32_t i = 0; i < 256; i++)
+        for (int t = 1; t < 8; t++) crc_tab[t][i] = (crc_tab[t - 1][i] >> 8) ^ crc_tab[0][crc_tab[t - 1][i] & 0xff];
+}
+
+static inline uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+uint32_t tg_crc32c(uint32_t crc, const void *data, size_t n)
+{
+    pthread_once(&crc_once, crc_init);
+    const uint8_t *p = data;
+    uint32_t c = ~crc;
+    for (; n >= 8; n -= 8, p += 8) {
+        uint32_t lo = rd32(p) ^ c, hi = rd32(p + 4);
+        c = crc_tab[7][lo & 0xff] ^ crc_tab[6][(lo >> 8) & 0xff] ^ crc_tab[5][(lo >> 16) & 0xff] ^
+            crc_tab[4][lo >> 24] ^ crc_tab[3][hi & 0xff] ^ crc_tab[2][(hi >> 8) & 0xff] ^
+            crc_tab[1][(hi >> 16) & 0xff] ^ crc_tab[0][hi >> 24];
+    }
+    while (n--) c = (c >> 8) ^ crc_tab[0][(c ^ *p++) & 0xff];
+    return ~c;
+}
+
+/* ---- the record ---- */
+
+enum { F_INTENT = 1, F_STREAM = 2, F_ESTIMATED = 4, F_ALL = 7 };
+
+/* The string fields, in their order on disk. */
+#define NSTR 15
+static void str_fields(tg_usage_rec *r, char *f[NSTR])
+{
+    char *all[NSTR] = {r->rid,           r->key_id,       r->tags.app,      r->tags.customer,
+                       r->tags.plan,     r->tags.workspace, r->tags.user,   r->tags.feature,
+                       r->tags.workflow, r->tags.run,     r->tags.unit,     r->model,
+                       r->offering,      r->provider,     r->rule};
+    memcpy(f, all, sizeof all);
+}
+
+/* record.h's invariants, as a test rather than an abort. */
+static bool rec_valid(const tg_usage_rec *r)
+{
+    const tg_tokens *t = &r->tokens;
+    if (t->prompt < 0 || t->cached < 0 || t->cache_write < 0 || t->completion < 0 || t->reasoning < 0)
+        return false;
+    if (t->cached > t->prompt || t->cache_write > t->prompt - t->cached) return false;
+    if (t->reasoning > t->completion) return false;
+    if ((__int128)r->cost + r->margin + r->fee != r->charge) return false;
+    return r->route < TG_RT_COUNT_ && r->outcome < TG_OUT_COUNT_ && r->endpoint < TG_EPK_COUNT_;
+}
+
+static inline uint8_t *put64(uint8_t *q, int64_t sv)
+{
+    uint64_t v = (uint64_t)sv;
+    for (int i = 0; i < 8; i++) q[i] = (uint8_t)(v >> (8 * i));
+    return q + 8;
+}
+
+static inline int64_t get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+    return (int64_t)v;
+}
+
+/* The integers after the header, in order: the same list for both ways. */
+#define NINT 13
+static void int_fields(tg_usage_rec *r, int64_t *f[NINT])
+{
+    int64_t *all[NINT] = {&r->t_start_ms,       &r->latency_us,         &r->ttft_us,
+                          &r->tokens.prompt,    &r->tokens.cached,      &r->tokens.cache_write,
+                          &r->tokens.completion, &r->tokens.reasoning,  &r->cost,
+                          &r->charge,           &r->margin,             &r->fee,
+                          &r->tags.unit_count};
+    memcpy(f, all, sizeof all);
+}
+
+int tg_record_encode(const tg_usage_rec *rec, bool intent, tg_buf *out)
+{
+    /* The field lists take non-const pointers; encode only reads them. */
+    tg_usage_rec *r = (tg_usage_rec *)rec;
+    char *s[NSTR];
+    size_t len[NSTR], total = TG_RECORD_MIN_LEN;
+    str_fields(r, s);
+    for (int i = 0; i < NSTR; i++) {
+        len[i] = strnlen(s[i], TG_TAG_MAX + 1);
+        if (len[i] > TG_TAG_MAX) return TG_EINVAL;
+        total += len[i];
+    }
+    if (!rec_valid(r)) return TG_EINVAL;
+    int rc = tg_buf_reserve(out, total);
+    if (rc) return rc;
+
+    uint8_t *q = (uint8_t *)out->p + out->n;
+    *q++ = TG_RECORD_VERSION;
+    *q++ = (uint8_t)((intent ? F_INTENT : 0) | (r->stream ? F_STREAM : 0) | (r->estimated ? F_ESTIMATED : 0));
+    memcpy(q, r->id, TG_RECORD_ID_LEN);
+    q += TG_RECORD_ID_LEN;
+    *q++ = r->endpoint;
+    *q++ = r->route;
+    *q++ = r->outcome;
+    uint32_t st = (uint32_t)r->status;
+    for (int i = 0; i < 4; i++) *q++ = (uint8_t)(st >> (8 * i));
+    int64_t *f[NINT];
+    int_fields(r, f);
+    for (int i = 0; i < NINT; i++) q = put64(q, *f[i]);
+    for (int i = 0; i < NSTR; i++) {
+        *q++ = (uint8_t)len[i];
+        memcpy(q, s[i], len[i]);
+        q += len[i];
+    }
+    out->n += total;
+    out->p[out->n] = '\0';
+    return TG_OK;
+}
+
+/* The strings of p[0..n) into r; false unless they fill it exactly. */
+static bool decode_strings(const uint8_t *p, size_t n, tg_usage_rec *r)
+{
+    char *s[NSTR];
+    str_fields(r, s);
+    for (int i = 0; i < NSTR; i++) {
+        if (n < 1) return false;
+        size_t l = *p++;
+        n--;
+        if (l > TG_TAG_MAX || l > n || memchr(p, '\0', l)) return false;
+        memcpy(s[i], p, l);
+        s[i][l] = '\0';
+        p += l;
+        n -= l;
+    }
+    return n == 0;
+}
+
+int tg_record_decode(const uint8_t *p, size_t n, tg_usage_rec *r, bool *intent)
+{
+    if (n < TG_RECORD_MIN_LEN || n > TG_RECORD_MAX_LEN) return TG_EINVAL;
+    if (p[0] != TG_RECORD_VERSION || (p[1] & ~F_ALL)) return TG_EINVAL;
+    memset(r, 0, sizeof *r);
+    uint8_t flags = p[1];
+    const uint8_t *q = p + 2;
+    memcpy(r->id, q, TG_RECORD_ID_LEN);
+    q += TG_RECORD_ID_LEN;
+    r->endpoint = *q++;
+    r->route = *q++;
+    r->outcome = *q++;
+    r->status = (int32_t)rd32(q);
+    q += 4;
+    int64_t *f[NINT];
+    int_fields(r, f);
+    for (int i = 0; i < NINT; i++, q += 8) *f[i] = get64(q);
+    r->stream = flags & F_STREAM;
+    r->estimated = flags & F_ESTIMATED;
+    if (!decode_strings(q, n - (size_t)(q - p), r) || !rec_valid(r)) return TG_EINVAL;
+    *intent = flags & F_INTENT;
+    return TG_OK;
+}
+
+/* ---- frames ---- */
+
+int tg_journal_scan(const uint8_t *p, size_t n, int (*fn)(void *ud, const tg_usage_rec *r, bool intent),
+                    void *ud, size_t *consumed)
+{
+    tg_usage_rec r;
+    size_t off = 0;
+    int rc = TG_OK;
+    while (off < n) {
+        bool intent;
+        if (n - off < TG_JOURNAL_FRAME_HDR) goto bad;
+        uint32_t len = rd32(p + off), crc = rd32(p + off + 4);
+        if (len < TG_RECORD_MIN_LEN || len > TG_RECORD_MAX_LEN) goto bad;
+        if (n - off - TG_JOURNAL_FRAME_HDR < len) goto bad;
+        const uint8_t *pl = p + off + TG_JOURNAL_FRAME_HDR;
+        if (tg_crc32c(0, pl, len) != crc || tg_record_decode(pl, len, &r, &intent)) goto bad;
+        off += TG_JOURNAL_FRAME_HDR + len;
+        rc = fn(ud, &r, intent);
+        if (rc) goto out;
+    }
+    goto out;
+bad:
+    rc = TG_EINVAL;
+out:
+    *consumed = off;
+    return rc;
+}

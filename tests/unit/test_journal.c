@@ -1,0 +1,793 @@
+/* The journal (meter/journal.c, meter/codec.c): the record codec and what
+ * it refuses, CRC-32C, and the files: recovery of outcomes and interrupted
+ * intents, torn tails, rotation and deletion on settle, fsync policies,
+ * and a large replay. Each test works in its own mkdtemp directory. */
+#include "meter/journal.h"
+#include "base/err.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- helpers ---- */
+
+typedef struct {
+    char dir[64];
+    char jdir[96];
+    tg_metering_conf c;
+} tmp;
+
+static void tmp_make(tmp *t, tg_fsync_policy p, uint64_t segment_bytes)
+{
+    strcpy(t->dir, "/tmp/tg-journal-XXXXXX");
+    assert_non_null(mkdtemp(t->dir));
+    snprintf(t->jdir, sizeof t->jdir, "%s/journal", t->dir);
+    memset(&t->c, 0, sizeof t->c);
+    t->c.enabled = true;
+    t->c.data_dir = t->dir;
+    t->c.fsync = p;
+    t->c.fsync_interval_ms = 5;
+    t->c.segment_bytes = segment_bytes;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void tmp_remove(tmp *t) { assert_int_equal(nftw(t->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS), 0); }
+
+/* How many segment files the journal directory holds. */
+static int nsegs(tmp *t)
+{
+    int n = 0;
+    DIR *d = opendir(t->jdir);
+    assert_non_null(d);
+    for (struct dirent *e; (e = readdir(d));)
+        if (strstr(e->d_name, ".tgj")) n++;
+    closedir(d);
+    return n;
+}
+
+static bool seg_exists(tmp *t, unsigned worker, unsigned seq)
+{
+    char p[160];
+    snprintf(p, sizeof p, "%s/w%u-%u.tgj", t->jdir, worker, seq);
+    return access(p, F_OK) == 0;
+}
+
+/* A valid record numbered i, priced and tagged from i. */
+static void make_rec(tg_usage_rec *r, uint32_t i)
+{
+    memset(r, 0, sizeof *r);
+    r->id[0] = 0x01;
+    memcpy(r->id + 12, &i, 4);
+    snprintf(r->rid, sizeof r->rid, "req-%u", i);
+    snprintf(r->key_id, sizeof r->key_id, "key-%u", i % 7);
+    strcpy(r->tags.app, "support-bot");
+    snprintf(r->tags.customer, sizeof r->tags.customer, "cust-%u", i % 13);
+    strcpy(r->model, "gpt-4o-mini");
+    strcpy(r->offering, "openai/gpt-4o-mini");
+    strcpy(r->provider, "openai");
+    strcpy(r->rule, "app");
+    r->tags.unit_count = 1;
+    r->t_start_ms = 1700000000000LL + i;
+    r->latency_us = 1000 + i;
+    r->status = 200;
+    r->outcome = TG_OUT_COMPLETED;
+    r->tokens.prompt = 100 + i;
+    r->tokens.cached = 10;
+    r->tokens.completion = 50;
+    r->cost = 1000 + i;
+    r->margin = 300;
+    r->fee = 20;
+    r->charge = r->cost + r->margin + r->fee;
+}
+
+static uint32_t rec_num(const tg_usage_rec *r)
+{
+    uint32_t i;
+    memcpy(&i, r->id + 12, 4);
+    return i;
+}
+
+/* What recovery handed over: a few records kept whole, every one counted. */
+#define KEEP 64
+typedef struct {
+    tg_usage_rec kept[KEEP];
+    size_t n, ninterrupted;
+    uint8_t *seen; /* per record number, how often */
+    size_t nseen;
+} got;
+
+static int collect(void *ud, const tg_usage_rec *r)
+{
+    got *g = ud;
+    tg_record_check(r);
+    if (g->n < KEEP) g->kept[g->n] = *r;
+    g->n++;
+    if (r->outcome == TG_OUT_INTERRUPTED) g->ninterrupted++;
+    uint32_t i = rec_num(r);
+    if (g->seen && i < g->nseen) g->seen[i]++;
+    return 0;
+}
+
+static tg_journal *jopen(tmp *t)
+{
+    tg_journal *j = NULL;
+    tg_errmsg err;
+    int rc = tg_journal_open(&t->c, &j, &err);
+    if (rc) fail_msg("open: %s", err.msg);
+    return j;
+}
+
+/* Opens, recovers into g, marks recovered, closes. */
+static tg_journal_stats recover_all(tmp *t, got *g)
+{
+    tg_journal_stats st;
+    tg_errmsg err;
+    tg_journal *j = jopen(t);
+    int rc = tg_journal_recover(j, collect, g, &st, &err);
+    if (rc) fail_msg("recover: %s", err.msg);
+    assert_int_equal(tg_journal_recovered(j, &err), 0);
+    tg_journal_close(j);
+    return st;
+}
+
+/* ---- codec ---- */
+
+static void test_crc32c(void **state)
+{
+    (void)state;
+    assert_int_equal(tg_crc32c(0, "123456789", 9), 0xE3069283u);
+    assert_int_equal(tg_crc32c(0, "", 0), 0);
+    assert_int_equal(tg_crc32c(tg_crc32c(0, "1234", 4), "56789", 5), 0xE3069283u);
+    uint8_t zeros[32] = {0};
+    assert_int_equal(tg_crc32c(0, zeros, 32), 0x8A9136AAu); /* RFC 3720 B.4 */
+    uint8_t inc[32];
+    for (int i = 0; i < 32; i++) inc[i] = (uint8_t)i;
+    assert_int_equal(tg_crc32c(0, inc, 32), 0x46DD794Eu);
+}
+
+static void full_rec(tg_usage_rec *r)
+{
+    make_rec(r, 77);
+    char *s[] = {r->rid,       r->key_id,         r->tags.app,     r->tags.customer, r->tags.plan,
+                 r->tags.workspace, r->tags.user, r->tags.feature, r->tags.workflow, r->tags.run,
+                 r->tags.unit, r->model,          r->offering,     r->provider,      r->rule};
+    for (size_t k = 0; k < sizeof s / sizeof s[0]; k++) {
+        memset(s[k], 'a' + (int)k, TG_TAG_MAX);
+        s[k][TG_TAG_MAX] = '\0';
+        s[k][3] = (char)0xC3; /* any byte but NUL */
+    }
+    r->tags.unit_count = 12;
+    r->ttft_us = 4567;
+    r->status = -1;
+    r->endpoint = TG_EPK_MESSAGES;
+    r->route = TG_RT_ESCALATED;
+    r->outcome = TG_OUT_PARTIAL;
+    r->stream = true;
+    r->estimated = true;
+    r->tokens = (tg_tokens){INT64_MAX, 5, INT64_MAX - 5, 1000, 1000};
+    r->cost = -7;
+    r->margin = INT64_MAX;
+    r->fee = 0;
+    r->charge = INT64_MAX - 7;
+}
+
+static void roundtrip(const tg_usage_rec *r, bool intent, size_t want_len)
+{
+    tg_buf b;
+    tg_buf_init(&b, 1 << 16);
+    assert_int_equal(tg_record_encode(r, intent, &b), 0);
+    assert_int_equal(b.n, want_len);
+    tg_usage_rec back;
+    bool bi = !intent;
+    assert_int_equal(tg_record_decode((const uint8_t *)b.p, b.n, &back, &bi), 0);
+    assert_true(bi == intent);
+    assert_memory_equal(&back, r, sizeof back);
+    tg_buf_release(&b);
+}
+
+static void test_roundtrip(void **state)
+{
+    (void)state;
+    tg_usage_rec r;
+    full_rec(&r);
+    roundtrip(&r, true, TG_RECORD_MAX_LEN);
+    roundtrip(&r, false, TG_RECORD_MAX_LEN);
+    memset(&r, 0, sizeof r);
+    roundtrip(&r, false, TG_RECORD_MIN_LEN);
+    make_rec(&r, 3);
+    roundtrip(&r, true, TG_RECORD_MIN_LEN + strlen("req-3key-3support-botcust-3gpt-4o-mini"
+                                                   "openai/gpt-4o-miniopenaiapp"));
+}
+
+/* Encodes make_rec(1), applies edit, expects decode to refuse. */
+static void refuse(void (*edit)(tg_buf *b))
+{
+    tg_usage_rec r;
+    bool intent;
+    tg_buf b;
+    tg_buf_init(&b, 1 << 16);
+    make_rec(&r, 1);
+    assert_int_equal(tg_record_encode(&r, false, &b), 0);
+    assert_int_equal(tg_record_decode((const uint8_t *)b.p, b.n, &r, &intent), 0);
+    edit(&b);
+    assert_int_equal(tg_record_decode((const uint8_t *)b.p, b.n, &r, &intent), TG_EINVAL);
+    tg_buf_release(&b);
+}
+
+#define OFF_FLAGS 1
+#define OFF_ENUMS 18
+#define OFF_INTS 25
+#define OFF_STRS 129
+static void put_i64(tg_buf *b, int field, int64_t v) { memcpy(b->p + OFF_INTS + 8 * field, &v, 8); }
+
+static void e_version(tg_buf *b) { b->p[0] = 2; }
+static void e_flags(tg_buf *b) { b->p[OFF_FLAGS] |= 8; }
+static void e_trailing(tg_buf *b) { tg_buf_add_char(b, 'x'); }
+static void e_short(tg_buf *b) { b->n--; }
+static void e_endpoint(tg_buf *b) { b->p[OFF_ENUMS] = TG_EPK_COUNT_; }
+static void e_route(tg_buf *b) { b->p[OFF_ENUMS + 1] = TG_RT_COUNT_; }
+static void e_outcome(tg_buf *b) { b->p[OFF_ENUMS + 2] = (char)200; }
+static void e_neg_tokens(tg_buf *b) { put_i64(b, 7, -1); } /* reasoning */
+static void e_cached(tg_buf *b) { put_i64(b, 4, 1000000); }
+static void e_cache_write(tg_buf *b) { put_i64(b, 5, INT64_MAX); }
+static void e_reasoning(tg_buf *b) { put_i64(b, 7, 51); }
+static void e_charge(tg_buf *b) { put_i64(b, 9, 1); }
+static void e_nul(tg_buf *b) { b->p[OFF_STRS + 2] = '\0'; }               /* in "req-1" */
+static void e_strlen_over(tg_buf *b) { b->p[OFF_STRS] = 100; } /* past the end */
+
+/* The last string ("app") made TG_TAG_MAX + 1 bytes long. */
+static void e_strlen_cap(tg_buf *b)
+{
+    b->n -= 4;
+    tg_buf_add_char(b, (char)(TG_TAG_MAX + 1));
+    for (int i = 0; i <= TG_TAG_MAX; i++) tg_buf_add_char(b, 'r');
+}
+
+static void test_decode_refuses(void **state)
+{
+    (void)state;
+    void (*edits[])(tg_buf *) = {e_version,  e_flags,      e_trailing, e_short,       e_endpoint,
+                                 e_route,    e_outcome,    e_neg_tokens, e_cached,    e_cache_write,
+                                 e_reasoning, e_charge,    e_nul,      e_strlen_over, e_strlen_cap};
+    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) refuse(edits[i]);
+
+    /* every truncation */
+    tg_usage_rec r;
+    bool intent;
+    tg_buf b;
+    tg_buf_init(&b, 1 << 16);
+    make_rec(&r, 9);
+    assert_int_equal(tg_record_encode(&r, true, &b), 0);
+    for (size_t n = 0; n < b.n; n++)
+        assert_int_equal(tg_record_decode((const uint8_t *)b.p, n, &r, &intent), TG_EINVAL);
+
+    /* encode refuses what decode would */
+    size_t n0 = b.n;
+    make_rec(&r, 9);
+    r.charge++;
+    assert_int_equal(tg_record_encode(&r, true, &b), TG_EINVAL);
+    make_rec(&r, 9);
+    memset(r.model, 'm', sizeof r.model); /* no NUL within TG_TAG_MAX + 1 */
+    assert_int_equal(tg_record_encode(&r, true, &b), TG_EINVAL);
+    make_rec(&r, 9);
+    r.outcome = TG_OUT_COUNT_;
+    assert_int_equal(tg_record_encode(&r, true, &b), TG_EINVAL);
+    assert_int_equal(b.n, n0);
+    tg_buf_release(&b);
+}
+
+static int count_frames(void *ud, const tg_usage_rec *r, bool intent)
+{
+    (void)r, (void)intent;
+    (*(int *)ud)++;
+    return 0;
+}
+
+static void test_scan(void **state)
+{
+    (void)state;
+    tg_buf b;
+    tg_buf_init(&b, 1 << 20);
+    size_t ends[3];
+    for (uint32_t i = 0; i < 3; i++) {
+        tg_usage_rec r;
+        make_rec(&r, i);
+        size_t at = b.n;
+        tg_buf_append(&b, "\0\0\0\0\0\0\0\0", 8);
+        assert_int_equal(tg_record_encode(&r, i & 1, &b), 0);
+        uint32_t len = (uint32_t)(b.n - at - 8), crc = tg_crc32c(0, b.p + at + 8, len);
+        memcpy(b.p + at, &len, 4);
+        memcpy(b.p + at + 4, &crc, 4);
+        ends[i] = b.n;
+    }
+    int n = 0;
+    size_t used;
+    assert_int_equal(tg_journal_scan((const uint8_t *)b.p, b.n, count_frames, &n, &used), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(used, b.n);
+    n = 0;
+    assert_int_equal(tg_journal_scan((const uint8_t *)b.p, b.n - 1, count_frames, &n, &used), TG_EINVAL);
+    assert_int_equal(n, 2);
+    assert_int_equal(used, ends[1]);
+    b.p[ends[0] + 20] ^= 1; /* a bit flip in the second payload */
+    n = 0;
+    assert_int_equal(tg_journal_scan((const uint8_t *)b.p, b.n, count_frames, &n, &used), TG_EINVAL);
+    assert_int_equal(n, 1);
+    assert_int_equal(used, ends[0]);
+    tg_buf_release(&b);
+}
+
+/* ---- files ---- */
+
+static void test_recover_interrupted(void **state)
+{
+    (void)state;
+    tmp t;
+    tmp_make(&t, TG_FSYNC_NEVER, 64 << 20);
+    tg_journal *j = jopen(&t);
+    tg_journal_writer *w = tg_journal_writer_new(j, 3);
+    for (uint32_t i = 0; i < 10; i++) {
+        tg_usage_rec r;
+        tg_jticket tk = {0};
+        make_rec(&r, i);
+        r.tokens.completion = 0; /* an intent knows only its input */
+        assert_int_equal(tg_journal_intent(w, &r, &tk), 0);
+        assert_non_null(tk.intent);
+        if (i % 2) continue;
+        make_rec(&r, i);
+        r.cost += 500; /* the outcome's price replaces the estimate */
+        r.charge += 500;
+        assert_int_equal(tg_journal_outcome(w, &r, &tk), 0);
+    }
+    tg_journal_writer_free(w);
+    tg_journal_close(j); /* nothing settled: the segment stays */
+    assert_true(seg_exists(&t, 3, 1));
+
+    got *g = calloc(1, sizeof *g);
+    tg_journal_stats st;
+    tg_errmsg err;
+    j = jopen(&t);
+    tg_journal_writer *w2 = tg_journal_writer_new(j, 0); /* a new process's writer */
+    assert_int_equal(tg_journal_recovered(j, &err), TG_EINVAL); /* not before recover */
+    assert_int_equal(tg_journal_recover(j, collect, g, &st, &err), 0);
+    assert_int_equal(st.segments, 1);
+    assert_int_equal(st.outcomes, 5);
+    assert_int_equal(st.interrupted, 5);
+    assert_int_equal(st.torn, 0);
+    assert_int_equal(g->n, 10);
+    for (uint32_t k = 0; k < 5; k++) { /* outcomes first, in file order */
+        tg_usage_rec *r = &g->kept[k];
+        assert_int_equal(rec_num(r), 2 * k);
+        assert_int_equal(r->outcome, TG_OUT_COMPLETED);
+        assert_int_equal(r->cost, 1000 + 2 * k + 500);
+        assert_int_equal(r->tokens.completion, 50);
+    }
+    for (uint32_t k = 0; k < 5; k++) { /* then the interrupted intents */
+        tg_usage_rec *r = &g->kept[5 + k];
+        uint32_t i = 2 * k + 1;
+        assert_int_equal(rec_num(r), i);
+        assert_int_equal(r->outcome, TG_OUT_INTERRUPTED);
+        assert_int_equal(r->status, 0);
+        assert_true(r->estimated);
+        assert_int_equal(r->latency_us, 0);
+        assert_int_equal(r->cost, 1000 + i); /* priced as the intent was */
+        assert_int_equal(r->charge, 1000 + i + 320);
+        assert_int_equal(r->tokens.prompt, 100 + i);
+        assert_int_equal(r->tokens.completion, 0);
+        assert_string_equal(r->tags.app, "support-bot");
+    }
+    tg_usage_rec r;
+    tg_jticket tk = {0};
+    make_rec(&r, 99);
+    assert_int_equal(tg_journal_intent(w2, &r, &tk), 0); /* a segment after the old ones */
+    assert_int_equal(tg_journal_recovered(j, &err), 0);
+    assert_false(seg_exists(&t, 3, 1));
+    assert_true(seg_exists(&t, 0, 2));
+    tg_journal_settle(j, &tk);
+    tg_journal_writer_free(w2);
+    assert_int_equal(nsegs(&t), 0);
+    tg_journal_close(j);
+
+    memset(g, 0, sizeof *g);
+    st = recover_all(&t, g); /* nothing left */
+    assert_int_equal(st.segments, 0);
+    assert_int_equal(g->n, 0);
+    free(g);
+    tmp_remove(&t);
+}
+
+/* Writes n intent+outcome pairs with worker 0, settling none. */
+static void write_pairs(tmp *t, uint32_t n)
+{
+    tg_journal *j = jopen(t);
+    tg_journal_writer *w = tg_journal_writer_new(j, 0);
+    for (uint32_t i = 0; i < n; i++) {
+        tg_usage_rec r;
+        tg_jticket tk = {0};
+        make_rec(&r, i);
+        assert_int_equal(tg_journal_intent(w, &r, &tk), 0);
+        assert_int_equal(tg_journal_outcome(w, &r, &tk), 0);
+    }
+    tg_journal_writer_free(w);
+    tg_journal_close(j);
+}
+
+static void test_torn_tail(void **state)
+{
+    (void)state;
+    tmp t;
+    char path[160];
+    tmp_make(&t, TG_FSYNC_NEVER, 64 << 20);
+    snprintf(path, sizeof path, "%s/w0-1.tgj", t.jdir);
+
+    /* cut mid-frame: the last pair's outcome is torn, its intent is interrupted */
+    write_pairs(&t, 20);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(truncate(path, sb.st_size - 10), 0);
+    got *g = calloc(1, sizeof *g);
+    tg_journal_stats st = recover_all(&t, g);
+    assert_int_equal(st.torn, 1);
+    assert_int_equal(st.outcomes, 19);
+    assert_int_equal(st.interrupted, 1);
+    assert_int_equal(rec_num(&g->kept[19]), 19);
+
+    /* a flipped byte in the 6th frame (record 2's outcome): nothing after it */
+    write_pairs(&t, 20);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    off_t at = 0;
+    for (int k = 0; k < 5; k++) { /* walk the frame headers */
+        uint32_t len;
+        assert_int_equal(pread(fd, &len, 4, at), 4);
+        at += TG_JOURNAL_FRAME_HDR + len;
+    }
+    char c;
+    at += TG_JOURNAL_FRAME_HDR + 100;
+    assert_int_equal(pread(fd, &c, 1, at), 1);
+    c ^= 0x40;
+    assert_int_equal(pwrite(fd, &c, 1, at), 1);
+    close(fd);
+    memset(g, 0, sizeof *g);
+    st = recover_all(&t, g);
+    assert_int_equal(st.torn, 1);
+    assert_int_equal(st.outcomes, 2);
+    assert_int_equal(st.interrupted, 1); /* record 2's intent was intact, its outcome lost */
+    assert_int_equal(g->n, 3);
+
+    /* a file of garbage and an empty file: no crash, no records */
+    write_pairs(&t, 1);
+    fd = open(path, O_WRONLY | O_TRUNC);
+    assert_int_equal(write(fd, "\xff\xff\xff\xffgarbage", 11), 11);
+    close(fd);
+    snprintf(path, sizeof path, "%s/w1-7.tgj", t.jdir);
+    fd = open(path, O_WRONLY | O_CREAT, 0600);
+    close(fd);
+    memset(g, 0, sizeof *g);
+    st = recover_all(&t, g);
+    assert_int_equal(st.segments, 2);
+    assert_int_equal(st.torn, 1);
+    assert_int_equal(g->n, 0);
+    assert_int_equal(nsegs(&t), 0);
+    free(g);
+    tmp_remove(&t);
+}
+
+static void test_rotation_and_settle(void **state)
+{
+    (void)state;
+    tmp t;
+    tmp_make(&t, TG_FSYNC_NEVER, 1000); /* about four frames a segment */
+    tg_journal *j = jopen(&t);
+    tg_journal_writer *w = tg_journal_writer_new(j, 0);
+    enum { N = 40 };
+    tg_jticket tk[N];
+    memset(tk, 0, sizeof tk);
+    for (uint32_t i = 0; i < N; i++) {
+        tg_usage_rec r;
+        make_rec(&r, i);
+        assert_int_equal(tg_journal_intent(w, &r, &tk[i]), 0);
+        assert_int_equal(tg_journal_outcome(w, &r, &tk[i]), 0);
+    }
+    int before = nsegs(&t);
+    assert_true(before >= 15);
+    struct stat sb;
+    char path[160];
+    snprintf(path, sizeof path, "%s/w0-1.tgj", t.jdir);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_true(sb.st_size <= 1000);
+
+    /* all settled but request 0, which is in the first segment */
+    assert_ptr_equal(tk[0].intent, tk[0].outcome);
+    for (int i = N - 1; i > 0; i--) tg_journal_settle(j, &tk[i]);
+    assert_int_equal(nsegs(&t), 2); /* the first, and the one still open */
+    assert_true(seg_exists(&t, 0, 1));
+    tg_journal_settle(j, &tk[0]);
+    assert_int_equal(nsegs(&t), 1);
+    assert_false(seg_exists(&t, 0, 1));
+    tg_journal_writer_free(w);
+    assert_int_equal(nsegs(&t), 0);
+    tg_journal_close(j);
+    tmp_remove(&t);
+}
+
+/* An outcome written segments after its intent, and an outcome written twice. */
+static void test_pairs_across_segments(void **state)
+{
+    (void)state;
+    tmp t;
+    tmp_make(&t, TG_FSYNC_NEVER, 800);
+    tg_journal *j = jopen(&t);
+    tg_journal_writer *w = tg_journal_writer_new(j, 0);
+    tg_usage_rec a, r;
+    tg_jticket tk = {0};
+    make_rec(&a, 1000);
+    assert_int_equal(tg_journal_intent(w, &a, &tk), 0);
+    for (uint32_t i = 0; i < 20; i++) {
+        make_rec(&r, i);
+        assert_int_equal(tg_journal_intent(w, &r, &tk), 0);
+        assert_int_equal(tg_journal_outcome(w, &r, &tk), 0);
+    }
+    assert_int_equal(tg_journal_outcome(w, &r, &tk), 0); /* record 19 again */
+    a.latency_us = 777;
+    assert_int_equal(tg_journal_outcome(w, &a, &tk), 0);
+    assert_int_equal(tg_journal_intent(w, &a, &tk), 0); /* an intent after its outcome */
+    tg_journal_writer_free(w);
+    tg_journal_close(j);
+    assert_true(nsegs(&t) > 5);
+
+    got *g = calloc(1, sizeof *g);
+    uint8_t seen[1001] = {0};
+    g->seen = seen;
+    g->nseen = sizeof seen;
+    tg_journal_stats st = recover_all(&t, g);
+    assert_int_equal(st.outcomes, 21);
+    assert_int_equal(st.interrupted, 0);
+    assert_int_equal(seen[1000], 1);
+    assert_int_equal(seen[19], 1);
+    assert_int_equal(g->kept[20].latency_us, 777);
+    free(g);
+    tmp_remove(&t);
+}
+
+static void policy_run(tg_fsync_policy p)
+{
+    tmp t;
+    tmp_make(&t, p, 4096);
+    tg_journal *j = jopen(&t);
+    tg_journal_writer *w = tg_journal_writer_new(j, 1);
+    for (uint32_t i = 0; i < 200; i++) {
+        tg_usage_rec r;
+        tg_jticket tk = {0};
+        make_rec(&r, i);
+        assert_int_equal(tg_journal_intent(w, &r, &tk), 0);
+        assert_int_equal(tg_journal_outcome(w, &r, &tk), 0);
+        if (i < 100) tg_journal_settle(j, &tk); /* settled segments go, even mid-flush */
+        if (i % 50 == 0) nanosleep(&(struct timespec){0, 3000000}, NULL);
+    }
+    nanosleep(&(struct timespec){0, 20000000}, NULL); /* a few flusher passes */
+    tg_journal_writer_free(w);
+    tg_journal_close(j);
+    got *g = calloc(1, sizeof *g);
+    tg_journal_stats st = recover_all(&t, g);
+    assert_true(st.outcomes >= 100 && st.outcomes < 120); /* the first kept segment may hold settled ones */
+    assert_int_equal(st.interrupted, 0);
+    free(g);
+    tmp_remove(&t);
+}
+
+static void test_fsync_policies(void **state)
+{
+    (void)state;
+    policy_run(TG_FSYNC_ALWAYS);
+    policy_run(TG_FSYNC_INTERVAL);
+    policy_run(TG_FSYNC_NEVER);
+}
+
+static void test_many(void **state)
+{
+    (void)state;
+    enum { N = 100000 };
+    tmp t;
+    tmp_make(&t, TG_FSYNC_NEVER, 4 << 20);
+    tg_journal *j = jopen(&t);
+    tg_journal_writer *w[2] = {tg_journal_writer_new(j, 0), tg_journal_writer_new(j, 1)};
+    for (uint32_t i = 0; i < N; i++) {
+        tg_usage_rec r;
+        tg_jticket tk = {0};
+        make_rec(&r, i);
+        assert_int_equal(tg_journal_intent(w[i & 1], &r, &tk), 0);
+        if (i % 7) assert_int_equal(tg_journal_outcome(w[i & 1], &r, &tk), 0);
+    }
+    tg_journal_writer_free(w[0]);
+    tg_journal_writer_free(w[1]);
+    tg_journal_close(j);
+    got *g = calloc(1, sizeof *g);
+    g->seen = calloc(N, 1);
+    g->nseen = N;
+    tg_journal_stats st = recover_all(&t, g);
+    assert_int_equal(st.outcomes, N - (N + 6) / 7);
+    assert_int_equal(st.interrupted, (N + 6) / 7);
+    assert_true(st.segments > 2);
+    for (uint32_t i = 0; i < N; i++) assert_int_equal(g->seen[i], 1);
+    assert_int_equal(nsegs(&t), 0);
+    free(g->seen);
+    free(g);
+    tmp_remove(&t);
+}
+
+static int stop_at_third(void *ud, const tg_usage_rec *r)
+{
+    (void)r;
+    return ++*(int *)ud == 3 ? 42 : 0;
+}
+
+static void test_lock_and_stop(void **state)
+{
+    (void)state;
+    tmp t;
+    tmp_make(&t, TG_FSYNC_INTERVAL, 64 << 20);
+    write_pairs(&t, 5);
+    tg_journal *j = jopen(&t), *j2 = NULL;
+    tg_errmsg err;
+    assert_int_equal(tg_journal_open(&t.c, &j2, &err), TG_EIO); /* one process per data_dir */
+    assert_non_null(strstr(err.msg, "another tollgate"));
+    int n = 0;
+    tg_journal_stats st;
+    assert_int_equal(tg_journal_recover(j, stop_at_third, &n, &st, &err), 42);
+    assert_int_equal(tg_journal_recovered(j, &err), TG_EINVAL); /* keeps what was not handed over */
+    tg_journal_close(j);
+    assert_int_equal(nsegs(&t), 1);
+    tmp_remove(&t);
+}
+
+/* A write the file size limit cuts short: the partial frame is cut off,
+ * the append fails, the writer moves on to a new segment, and recovery
+ * sees exactly the records whose appends succeeded. */
+static void test_failed_write(void **state)
+{
+    (void)state;
+    tmp t;
+    tmp_make(&t, TG_FSYNC_NEVER, 64 << 20);
+    tg_journal *j = jopen(&t);
+    tg_journal_writer *w = tg_journal_writer_new(j, 0);
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    void (*oldsig)(int) = signal(SIGXFSZ, SIG_IGN);
+    lim = old;
+    lim.rlim_cur = 900; /* four frames and part of a fifth */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    int ok = 0, failed = 0;
+    for (uint32_t i = 0; i < 7; i++) {
+        tg_usage_rec r;
+        tg_jticket tk = {0};
+        make_rec(&r, i);
+        int rc = tg_journal_outcome(w, &r, &tk);
+        if (rc) {
+            assert_int_equal(rc, TG_EIO);
+            assert_null(tk.outcome);
+            failed++;
+        } else {
+            ok++;
+        }
+    }
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, oldsig);
+    assert_int_equal(failed, 1);
+    assert_int_equal(nsegs(&t), 2);
+    struct stat sb;
+    char path[160];
+    snprintf(path, sizeof path, "%s/w0-1.tgj", t.jdir);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_true(sb.st_size <= 900 && sb.st_size > 700); /* the torn bytes are gone */
+    tg_journal_writer_free(w);
+    tg_journal_close(j);
+    got *g = calloc(1, sizeof *g);
+    tg_journal_stats st = recover_all(&t, g);
+    assert_int_equal(st.torn, 0);
+    assert_int_equal(st.outcomes, ok);
+    free(g);
+    tmp_remove(&t);
+}
+
+/* Settles on another thread while the writer rotates and the flusher
+ * runs: every segment goes exactly once (ASan / TSan builds check it). */
+enum { QN = 4096 };
+typedef struct {
+    pthread_mutex_t mu;
+    tg_jticket q[QN];
+    size_t head, tail;
+    bool done;
+    tg_journal *j;
+} settle_q;
+
+static void *settler(void *arg)
+{
+    settle_q *sq = arg;
+    for (;;) {
+        pthread_mutex_lock(&sq->mu);
+        bool empty = sq->head == sq->tail, done = sq->done;
+        tg_jticket t = empty ? (tg_jticket){0} : sq->q[sq->head++ % QN];
+        pthread_mutex_unlock(&sq->mu);
+        if (!empty) tg_journal_settle(sq->j, &t);
+        else if (done) return NULL;
+        else sched_yield();
+    }
+}
+
+static void test_settle_threads(void **state)
+{
+    (void)state;
+    tmp t;
+    tmp_make(&t, TG_FSYNC_INTERVAL, 1500);
+    t.c.fsync_interval_ms = 1;
+    settle_q sq = {.j = jopen(&t)};
+    pthread_mutex_init(&sq.mu, NULL);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, settler, &sq), 0);
+    tg_journal_writer *w = tg_journal_writer_new(sq.j, 0);
+    for (uint32_t i = 0; i < 20000; i++) {
+        tg_usage_rec r;
+        tg_jticket tk = {0};
+        make_rec(&r, i);
+        assert_int_equal(tg_journal_intent(w, &r, &tk), 0);
+        assert_int_equal(tg_journal_outcome(w, &r, &tk), 0);
+        for (;;) {
+            pthread_mutex_lock(&sq.mu);
+            bool room = sq.tail - sq.head < QN;
+            if (room) sq.q[sq.tail++ % QN] = tk;
+            pthread_mutex_unlock(&sq.mu);
+            if (room) break;
+            sched_yield();
+        }
+    }
+    tg_journal_writer_free(w);
+    pthread_mutex_lock(&sq.mu);
+    sq.done = true;
+    pthread_mutex_unlock(&sq.mu);
+    pthread_join(th, NULL);
+    tg_journal_close(sq.j); /* the flusher may hold the last reference until it stops */
+    assert_int_equal(nsegs(&t), 0);
+    pthread_mutex_destroy(&sq.mu);
+    tmp_remove(&t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_crc32c),
+        cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_decode_refuses),
+        cmocka_unit_test(test_scan),
+        cmocka_unit_test(test_recover_interrupted),
+        cmocka_unit_test(test_torn_tail),
+        cmocka_unit_test(test_rotation_and_settle),
+        cmocka_unit_test(test_pairs_across_segments),
+        cmocka_unit_test(test_fsync_policies),
+        cmocka_unit_test(test_many),
+        cmocka_unit_test(test_lock_and_stop),
+        cmocka_unit_test(test_failed_write),
+        cmocka_unit_test(test_settle_threads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
