@@ -286,7 +286,8 @@ static void test_error_messages(void **state)
                  "max_connections, max_header_bytes, max_body_bytes, max_response_bytes, "
                  "header_timeout_ms, request_timeout_ms, idle_timeout_ms, shutdown_timeout_ms)");
     expect_error("sever: {}\n", "t.yaml:1: unknown field 'sever' (expected one of: server, log, "
-                                "sim, providers, offerings, models, keys)");
+                                "sim, providers, offerings, models, plans, apps, customers, keys, "
+                                "metering)");
     expect_error(BASE "keys:\n  - {id: a, sha256: " DEMO_HASH ", admn: true}\n",
                  "t.yaml:9: keys[0]: unknown field 'admn' (expected one of: id, sha256, admin, "
                  "models)");
