@@ -290,7 +290,7 @@ static void test_error_messages(void **state)
                                 "metering)");
     expect_error(BASE "keys:\n  - {id: a, sha256: " DEMO_HASH ", admn: true}\n",
                  "t.yaml:9: keys[0]: unknown field 'admn' (expected one of: id, sha256, admin, "
-                 "models)");
+                 "models, app, customer)");
     expect_error("server:\n  workers: 1\n  workers: 2\n",
                  "t.yaml:3: server: field 'workers' appears twice (first at line 2)");
 
