@@ -9,9 +9,10 @@
  * without their overrides, then customers (which name an app), and only
  * then the overrides (which name customers, and must name a customer of
  * their own app), and keys last. A sha256 value is never echoed in a
- * message: someone may have pasted the key itself there. Every array is calloc'd to its final size
- * and its count grows as items are filled, so a snapshot that fails half-way is freed by
- * tg_conf__catalog_free like a whole one. */
+ * message: someone may have pasted the key itself there. Every array is
+ * calloc'd to its final size and its count grows as items are filled, so a
+ * snapshot that fails half-way is freed by tg_conf__catalog_free like a
+ * whole one. */
 #include "conf/walk.h"
 
 #include <stdlib.h>

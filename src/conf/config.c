@@ -521,12 +521,16 @@ static int model_item(tg_yaml_walk *w, const tg_yaml_node *m, void *item, tg_yam
 
 static int fsync_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
 {
-    static const char *const names[] = {"interval", "always", "never"}; /* tg_fsync_policy */
+    static const struct {
+        const char *name;
+        tg_fsync_policy policy;
+    } names[] = {
+        {"always", TG_FSYNC_ALWAYS}, {"interval", TG_FSYNC_INTERVAL}, {"never", TG_FSYNC_NEVER}};
     int rc = tg_yaml_need_scalar(w, v);
     if (rc) return rc;
-    for (int i = 0; i < 3; i++)
-        if (tg_str_eq(v->str, tg_str_c(names[i]))) {
-            *(tg_fsync_policy *)dst = (tg_fsync_policy)i;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (tg_str_eq(v->str, tg_str_c(names[i].name))) {
+            *(tg_fsync_policy *)dst = names[i].policy;
             return TG_OK;
         }
     return tg_yaml_fail(w, v->line, "must be one of always, interval, never");
@@ -536,7 +540,7 @@ static int data_dir_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
 {
     tg_str s;
     char *dir;
-    int rc = tg_yaml_text(w, v, 4096, &s);
+    int rc = tg_yaml_text(w, v, 4096, &s); /* PATH_MAX on Linux */
     if (!rc) rc = tg_conf__dup(w, s, &dir);
     if (rc) return rc;
     free(*(char **)dst); /* the default */
@@ -560,10 +564,12 @@ static int walk_metering(tg_yaml_walk *w, const tg_yaml_node *m)
     if (!rc) rc = tg_yaml_field(w, m, "enabled", tg_conf__bool_value, &mt->enabled);
     if (!rc) rc = tg_yaml_field(w, m, "data_dir", data_dir_value, &mt->data_dir);
     if (!rc) rc = tg_yaml_field(w, m, "fsync", fsync_value, &mt->fsync);
-    if (!rc) rc = tg_yaml_u32_fields(w, m, mt, metering_u32, 3);
+    if (!rc)
+        rc = tg_yaml_u32_fields(w, m, mt, metering_u32, sizeof metering_u32 / sizeof *metering_u32);
     const tg_yaml_node *seg = tg_yaml_get(m, "segment_bytes");
     if (!rc && seg) {
         size_t mark = tg_yaml_push_field(w, "segment_bytes");
+        /* past 1 GiB a segment only makes recovery scans and deletion coarser */
         rc = tg_yaml_u64(w, seg, 64u << 10, 1u << 30, &mt->segment_bytes);
         tg_yaml_pop(w, mark);
     }
