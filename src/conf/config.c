@@ -3,21 +3,23 @@
  *
  * The readers of conf/yaml.h keep the dotted path of the field being read
  * ("providers[0].base_url") so that every message reads
- * "FILE:LINE: path: problem"; this file holds the schema. Every mapping is
- * checked against the fields it may hold before any is read, so a typo is
- * an error, never a silently dropped setting.
+ * "FILE:LINE: path: problem"; this file and catalog.c hold the schema
+ * (walk.h is what they share). Every mapping is checked against the fields
+ * it may hold before any is read, so a typo is an error, never a silently
+ * dropped setting.
  * Sections are read in dependency order whatever their order in the file:
  * sim before providers (builtin:sim needs it), providers before offerings,
- * offerings before models, models before keys. A snapshot under construction
- * is always freeable: arrays are calloc'd to their final size up front (so
- * pointers into them stay valid) and counts grow as items are filled.
+ * offerings before models, models before the catalog (catalog.c: plans,
+ * apps, customers, then keys, which name them). A snapshot under
+ * construction is always freeable: arrays are calloc'd to their final size
+ * up front (so pointers into them stay valid) and counts grow as items are
+ * filled.
  *
  * Secrets: provider keys come from getenv at load time and are never put in
- * a message; a sha256 field is never echoed either (someone may have pasted
- * the key itself there). */
+ * a message (nor are key hashes: catalog.c). */
 #include "conf/config.h"
 #include "base/jsonw.h"
-#include "conf/yaml.h"
+#include "conf/walk.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,8 +30,6 @@
 #include <string.h>
 
 #define MAX_FILE_BYTES (4u << 20)
-#define MAX_NAME_LEN 64 /* provider names, key ids, env names, header names */
-#define MAX_ID_LEN 256  /* offering ids, model names, upstream model names */
 #define MAX_URL_LEN 2048
 #define DAY_MS 86400000u
 
@@ -98,7 +98,7 @@ void tg_sim_conf_defaults(tg_sim_conf *s)
     s->retry_after_s = 1;
 }
 
-static void config_defaults(tg_config *c)
+static int config_defaults(tg_config *c)
 {
     tg_server_conf *s = &c->server;
     tg_addr_parse(TG_STR("127.0.0.1:8080"), &s->listen);
@@ -113,41 +113,18 @@ static void config_defaults(tg_config *c)
     s->shutdown_timeout_ms = 10000;
     c->log_level = TG_LOG_INFO;
     tg_sim_conf_defaults(&c->sim);
+    tg_metering_conf *mt = &c->metering;
+    mt->enabled = true;
+    mt->fsync = TG_FSYNC_INTERVAL;
+    mt->fsync_interval_ms = 1000;
+    mt->segment_bytes = 64u << 20;
+    mt->batch_records = 8192;
+    mt->flush_ms = 200;
     atomic_init(&c->refs, 1);
+    return (mt->data_dir = strdup("tollgate-data")) ? TG_OK : TG_ENOMEM;
 }
 
 /* ---- values particular to this schema -------------------------------- */
-
-static tg_config *conf(tg_yaml_walk *w)
-{
-    return w->data;
-}
-
-/* A name that appears in logs, metrics and paths: letters, digits, . _ - */
-static int scalar_name(tg_yaml_walk *w, const tg_yaml_node *v, tg_str *out)
-{
-    int rc = tg_yaml_text(w, v, MAX_NAME_LEN, out);
-    if (rc) return rc;
-    const char *ok = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
-    if (strspn(out->p, ok) != out->n)
-        return tg_yaml_fail(w, v->line, "may contain only letters, digits, '.', '_' and '-'");
-    return TG_OK;
-}
-
-/* A model name or id as clients and providers spell it: no spaces. */
-static int scalar_id(tg_yaml_walk *w, const tg_yaml_node *v, tg_str *out)
-{
-    int rc = tg_yaml_text(w, v, MAX_ID_LEN, out);
-    if (rc) return rc;
-    if (memchr(out->p, ' ', out->n)) return tg_yaml_fail(w, v->line, "must not contain spaces");
-    return TG_OK;
-}
-
-static int dup_into(tg_yaml_walk *w, tg_str s, char **out)
-{
-    *out = tg_str_dup(s);
-    return *out ? TG_OK : tg_yaml_nomem(w);
-}
 
 static int addr_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
 {
@@ -160,41 +137,18 @@ static int addr_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
     return TG_OK;
 }
 
-static int bool_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
-{
-    return tg_yaml_bool(w, v, dst);
-}
-
-static int name_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
-{
-    tg_str s;
-    int rc = scalar_name(w, v, &s);
-    return rc ? rc : dup_into(w, s, dst);
-}
-
-static int id_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
-{
-    tg_str s;
-    int rc = scalar_id(w, v, &s);
-    return rc ? rc : dup_into(w, s, dst);
-}
-
 /* ---- server, log, sim -------------------------------------------------- */
 
-// clang-format off
-#define U32(type, yname, member, lo, hi) {yname, offsetof(type, member), lo, hi}
-// clang-format on
-
 static const tg_yaml_u32 server_u32[] = {
-    U32(tg_server_conf, "workers", workers, 0, 1024),
-    U32(tg_server_conf, "max_connections", max_connections, 1, 1000000),
-    U32(tg_server_conf, "max_header_bytes", max_header_bytes, 1024, 16u << 20),
-    U32(tg_server_conf, "max_body_bytes", max_body_bytes, 1, 1u << 30),
-    U32(tg_server_conf, "max_response_bytes", max_response_bytes, 1024, 1u << 30),
-    U32(tg_server_conf, "header_timeout_ms", header_timeout_ms, 1, DAY_MS),
-    U32(tg_server_conf, "request_timeout_ms", request_timeout_ms, 1, DAY_MS),
-    U32(tg_server_conf, "idle_timeout_ms", idle_timeout_ms, 1, DAY_MS),
-    U32(tg_server_conf, "shutdown_timeout_ms", shutdown_timeout_ms, 0, DAY_MS),
+    TG_CONF_U32(tg_server_conf, "workers", workers, 0, 1024),
+    TG_CONF_U32(tg_server_conf, "max_connections", max_connections, 1, 1000000),
+    TG_CONF_U32(tg_server_conf, "max_header_bytes", max_header_bytes, 1024, 16u << 20),
+    TG_CONF_U32(tg_server_conf, "max_body_bytes", max_body_bytes, 1, 1u << 30),
+    TG_CONF_U32(tg_server_conf, "max_response_bytes", max_response_bytes, 1024, 1u << 30),
+    TG_CONF_U32(tg_server_conf, "header_timeout_ms", header_timeout_ms, 1, DAY_MS),
+    TG_CONF_U32(tg_server_conf, "request_timeout_ms", request_timeout_ms, 1, DAY_MS),
+    TG_CONF_U32(tg_server_conf, "idle_timeout_ms", idle_timeout_ms, 1, DAY_MS),
+    TG_CONF_U32(tg_server_conf, "shutdown_timeout_ms", shutdown_timeout_ms, 0, DAY_MS),
 };
 
 static int walk_server(tg_yaml_walk *w, const tg_yaml_node *m)
@@ -206,9 +160,9 @@ static int walk_server(tg_yaml_walk *w, const tg_yaml_node *m)
         "shutdown_timeout_ms", NULL};
     // clang-format on
     int rc = tg_yaml_check_fields(w, m, fields);
-    if (!rc) rc = tg_yaml_field(w, m, "listen", addr_value, &conf(w)->server.listen);
+    if (!rc) rc = tg_yaml_field(w, m, "listen", addr_value, &tg_conf__config(w)->server.listen);
     if (!rc)
-        rc = tg_yaml_u32_fields(w, m, &conf(w)->server, server_u32,
+        rc = tg_yaml_u32_fields(w, m, &tg_conf__config(w)->server, server_u32,
                                 sizeof server_u32 / sizeof *server_u32);
     return rc;
 }
@@ -226,7 +180,7 @@ static int walk_log(tg_yaml_walk *w, const tg_yaml_node *m)
 {
     static const char *const fields[] = {"level", NULL};
     int rc = tg_yaml_check_fields(w, m, fields);
-    if (!rc) rc = tg_yaml_field(w, m, "level", level_value, &conf(w)->log_level);
+    if (!rc) rc = tg_yaml_field(w, m, "level", level_value, &tg_conf__config(w)->log_level);
     return rc;
 }
 
@@ -234,8 +188,8 @@ static int completion_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
 {
     static const char *const fields[] = {"min", "max", NULL};
     static const tg_yaml_u32 f[] = {
-        U32(tg_sim_conf, "min", completion_min, 0, 1000000),
-        U32(tg_sim_conf, "max", completion_max, 0, 1000000),
+        TG_CONF_U32(tg_sim_conf, "min", completion_min, 0, 1000000),
+        TG_CONF_U32(tg_sim_conf, "max", completion_max, 0, 1000000),
     };
     tg_sim_conf *s = dst;
     int rc = tg_yaml_need_map(w, v);
@@ -250,7 +204,7 @@ static int completion_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
 static int fault_rule(tg_yaml_walk *w, const tg_yaml_node *m, tg_sim_fault_rule *r)
 {
     static const char *const fields[] = {"kind", "percent", NULL};
-    static const tg_yaml_u32 f[] = {U32(tg_sim_fault_rule, "percent", percent, 1, 100)};
+    static const tg_yaml_u32 f[] = {TG_CONF_U32(tg_sim_fault_rule, "percent", percent, 1, 100)};
     const tg_yaml_node *kind, *pct;
     int rc = tg_yaml_need_map(w, m);
     if (!rc) rc = tg_yaml_check_fields(w, m, fields);
@@ -293,10 +247,10 @@ static int faults_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
 }
 
 static const tg_yaml_u32 sim_u32[] = {
-    U32(tg_sim_conf, "ttft_ms", ttft_ms, 0, 600000),
-    U32(tg_sim_conf, "tokens_per_second", tokens_per_sec, 0, 1000000),
-    U32(tg_sim_conf, "embedding_dims", embedding_dims, 1, 65536),
-    U32(tg_sim_conf, "retry_after_s", retry_after_s, 0, 86400),
+    TG_CONF_U32(tg_sim_conf, "ttft_ms", ttft_ms, 0, 600000),
+    TG_CONF_U32(tg_sim_conf, "tokens_per_second", tokens_per_sec, 0, 1000000),
+    TG_CONF_U32(tg_sim_conf, "embedding_dims", embedding_dims, 1, 65536),
+    TG_CONF_U32(tg_sim_conf, "retry_after_s", retry_after_s, 0, 86400),
 };
 
 static int walk_sim(tg_yaml_walk *w, const tg_yaml_node *m)
@@ -304,9 +258,9 @@ static int walk_sim(tg_yaml_walk *w, const tg_yaml_node *m)
     static const char *const fields[] = {
         "enabled",           "listen",         "seed",          "ttft_ms", "tokens_per_second",
         "completion_tokens", "embedding_dims", "retry_after_s", "faults",  NULL};
-    tg_sim_conf *s = &conf(w)->sim;
+    tg_sim_conf *s = &tg_conf__config(w)->sim;
     int rc = tg_yaml_check_fields(w, m, fields);
-    if (!rc) rc = tg_yaml_field(w, m, "enabled", bool_value, &s->enabled);
+    if (!rc) rc = tg_yaml_field(w, m, "enabled", tg_conf__bool_value, &s->enabled);
     if (!rc) rc = tg_yaml_field(w, m, "listen", addr_value, &s->listen);
     if (!rc) rc = tg_yaml_u32_fields(w, m, s, sim_u32, sizeof sim_u32 / sizeof *sim_u32);
     const tg_yaml_node *seed = tg_yaml_get(m, "seed");
@@ -329,7 +283,7 @@ static int base_url_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
     int rc = tg_yaml_text(w, v, MAX_URL_LEN, &s);
     if (rc) return rc;
     if (tg_str_eq(s, TG_STR("builtin:sim"))) {
-        if (!conf(w)->sim.enabled)
+        if (!tg_conf__config(w)->sim.enabled)
             return tg_yaml_fail(w, v->line,
                                 "builtin:sim needs the simulated provider: set sim.enabled: true");
         p->builtin_sim = true;
@@ -345,7 +299,7 @@ static int base_url_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
         return tg_yaml_fail(w, v->line, "must not contain spaces, '?' or '#'");
     while (s.n > scheme && s.p[s.n - 1] == '/')
         s.n--;
-    return dup_into(w, s, &p->base_url);
+    return tg_conf__dup(w, s, &p->base_url);
 }
 
 /* Reads the key now, so a reload sees the environment of the process. */
@@ -353,13 +307,13 @@ static int api_key_env_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
 {
     tg_provider *p = dst;
     tg_str s;
-    int rc = tg_yaml_text(w, v, MAX_NAME_LEN, &s);
+    int rc = tg_yaml_text(w, v, TG_CONF_MAX_NAME, &s);
     if (rc) return rc;
     if (s.n == 0 || (s.p[0] >= '0' && s.p[0] <= '9') ||
         strspn(s.p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") != s.n)
         return tg_yaml_fail(w, v->line,
                             "must be an environment variable name (letters, digits, '_')");
-    if ((rc = dup_into(w, s, &p->api_key_env))) return rc;
+    if ((rc = tg_conf__dup(w, s, &p->api_key_env))) return rc;
     const char *key = getenv(p->api_key_env);
     p->available = key && *key;
     if (!p->available) return TG_OK;
@@ -368,7 +322,7 @@ static int api_key_env_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
             return tg_yaml_fail(w, v->line,
                                 "the value of $%s contains spaces or control characters",
                                 p->api_key_env);
-    return dup_into(w, tg_str_c(key), &p->api_key);
+    return tg_conf__dup(w, tg_str_c(key), &p->api_key);
 }
 
 static bool is_tchar(char ch)
@@ -387,7 +341,7 @@ static const char *const never_forwarded[] = {
 static int header_name(tg_yaml_walk *w, const tg_yaml_node *v, tg_provider *p)
 {
     tg_str s;
-    int rc = tg_yaml_text(w, v, MAX_NAME_LEN, &s);
+    int rc = tg_yaml_text(w, v, TG_CONF_MAX_NAME, &s);
     if (rc) return rc;
     for (size_t i = 0; i < s.n; i++)
         if (!is_tchar(s.p[i])) return tg_yaml_fail(w, v->line, "is not a valid header name");
@@ -401,7 +355,7 @@ static int header_name(tg_yaml_walk *w, const tg_yaml_node *v, tg_provider *p)
     for (size_t i = 0; i < p->nforward_headers; i++)
         if (tg_str_ieq(s, tg_str_c(p->forward_headers[i])))
             return tg_yaml_fail(w, v->line, "header '%s' is listed twice", tg_yaml_quote(q, s));
-    return dup_into(w, s, &p->forward_headers[p->nforward_headers++]);
+    return tg_conf__dup(w, s, &p->forward_headers[p->nforward_headers++]);
 }
 
 static int forward_headers_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
@@ -430,9 +384,9 @@ static int dialect_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
 }
 
 static const tg_yaml_u32 provider_u32[] = {
-    U32(tg_provider, "connect_timeout_ms", connect_timeout_ms, 1, DAY_MS),
-    U32(tg_provider, "first_byte_timeout_ms", first_byte_timeout_ms, 1, DAY_MS),
-    U32(tg_provider, "total_timeout_ms", total_timeout_ms, 1, DAY_MS),
+    TG_CONF_U32(tg_provider, "connect_timeout_ms", connect_timeout_ms, 1, DAY_MS),
+    TG_CONF_U32(tg_provider, "first_byte_timeout_ms", first_byte_timeout_ms, 1, DAY_MS),
+    TG_CONF_U32(tg_provider, "total_timeout_ms", total_timeout_ms, 1, DAY_MS),
 };
 
 static int provider_item(tg_yaml_walk *w, const tg_yaml_node *m, void *item, tg_yaml_dupent *d)
@@ -454,7 +408,7 @@ static int provider_item(tg_yaml_walk *w, const tg_yaml_node *m, void *item, tg_
     if (!rc) rc = tg_yaml_check_fields(w, m, fields);
     if (!rc) rc = tg_yaml_require(w, m, "name", &v);
     if (!rc) rc = tg_yaml_require(w, m, "base_url", &v);
-    if (!rc) rc = tg_yaml_field(w, m, "name", name_value, &p->name);
+    if (!rc) rc = tg_yaml_field(w, m, "name", tg_conf__name_value, &p->name);
     if (!rc) rc = tg_yaml_field(w, m, "dialect", dialect_value, &p->dialect);
     if (!rc) rc = tg_yaml_field(w, m, "base_url", base_url_value, p);
     if (!rc) rc = tg_yaml_field(w, m, "api_key_env", api_key_env_value, p);
@@ -464,78 +418,11 @@ static int provider_item(tg_yaml_walk *w, const tg_yaml_node *m, void *item, tg_
     return rc;
 }
 
-/* ---- lists of items ---------------------------------------------------- */
-
-typedef int (*item_fn)(tg_yaml_walk *w, const tg_yaml_node *m, void *item, tg_yaml_dupent *d);
-
-/* Walks list v into a calloc'd array of item_size; *count grows as items
- * are filled so a failure leaves a freeable prefix. d gets one entry per
- * item for the duplicate check. */
-static int walk_list(tg_yaml_walk *w, const tg_yaml_node *v, size_t item_size, void **arr,
-                     size_t *count, item_fn fn, tg_yaml_dupent **d)
-{
-    int rc = tg_yaml_need_seq(w, v);
-    if (rc || v->n == 0) return rc;
-    *arr = calloc(v->n, item_size);
-    *d = calloc(v->n, sizeof **d);
-    if (!*arr || !*d) return tg_yaml_nomem(w);
-    size_t i = 0;
-    for (const tg_yaml_node *it = v->child; it && !rc; it = it->next, i++) {
-        size_t mark = tg_yaml_push_index(w, i);
-        *count = i + 1;
-        rc = fn(w, it, (char *)*arr + i * item_size, &(*d)[i]);
-        (*d)[i].idx = i;
-        tg_yaml_pop(w, mark);
-    }
-    return rc;
-}
-
-/* One section holding a list, checked for duplicate names afterwards. */
-static int section_list(tg_yaml_walk *w, const tg_yaml_node *root, const char *name,
-                        size_t item_size, void **arr, size_t *count, item_fn fn,
-                        const char *idfield, const char *what)
-{
-    const tg_yaml_node *v = tg_yaml_get(root, name);
-    if (!v || tg_yaml_is_null(v)) return TG_OK;
-    tg_yaml_dupent *d = NULL;
-    size_t mark = tg_yaml_push_field(w, name);
-    int rc = walk_list(w, v, item_size, arr, count, fn, &d);
-    tg_yaml_pop(w, mark);
-    if (!rc) rc = tg_yaml_dup_check(w, d, *count, name, idfield, what, true);
-    free(d);
-    return rc;
-}
-
 /* ---- offerings, models, keys ------------------------------------------ */
-
-/* "a, b, c" of up to `max` bytes, for "unknown X (defined: ...)": the
- * char * at offset `off` of each of the n items of size `size` at base. */
-static const char *name_list(char *out, size_t max, const void *base, size_t size, size_t off,
-                             size_t n)
-{
-    size_t used = 0;
-    if (n == 0) return "none";
-    out[0] = '\0';
-    for (size_t i = 0; i < n; i++) {
-        const char *name;
-        memcpy(&name, (const char *)base + i * size + off, sizeof name);
-        int r = snprintf(out + used, max - used, "%s%s", i ? ", " : "", name);
-        if (r < 0 || (size_t)r >= max - used) { /* does not fit: end with "..." */
-            memcpy(out + max - 4, "...", 4);
-            break;
-        }
-        used += (size_t)r;
-    }
-    return out;
-}
-// clang-format off
-#define NAMES(buf, type, arr, n, member) \
-    name_list(buf, sizeof buf, arr, sizeof(type), offsetof(type, member), n)
-// clang-format on
 
 static int offering_item(tg_yaml_walk *w, const tg_yaml_node *m, void *item, tg_yaml_dupent *d)
 {
-    static const char *const fields[] = {"id", "provider", "model", NULL};
+    static const char *const fields[] = {"id", "provider", "model", "price", NULL};
     tg_offering *o = item;
     const tg_yaml_node *id, *prov, *model;
     o->line = m->line;
@@ -544,25 +431,28 @@ static int offering_item(tg_yaml_walk *w, const tg_yaml_node *m, void *item, tg_
     if (!rc) rc = tg_yaml_require(w, m, "id", &id);
     if (!rc) rc = tg_yaml_require(w, m, "provider", &prov);
     if (!rc) rc = tg_yaml_require(w, m, "model", &model);
-    if (!rc) rc = tg_yaml_field(w, m, "id", id_value, &o->id);
-    if (!rc) rc = tg_yaml_field(w, m, "model", id_value, &o->upstream_model);
+    if (!rc) rc = tg_yaml_field(w, m, "id", tg_conf__id_value, &o->id);
+    if (!rc) rc = tg_yaml_field(w, m, "model", tg_conf__id_value, &o->upstream_model);
+    if (!rc) rc = tg_yaml_field(w, m, "price", tg_conf__price_value, &o->price);
     if (!rc) {
         tg_buf q;
         tg_buf_init(&q, 4096);
         rc = tg_jsonw_str(&q, tg_str_c(o->upstream_model));
-        if (rc) tg_buf_release(&q);
-        else o->upstream_json = q.p; /* NUL-terminated; owned by the snapshot */
+        if (rc)
+            tg_buf_release(&q);
+        else
+            o->upstream_json = q.p; /* NUL-terminated; owned by the snapshot */
     }
     if (rc) return rc;
     size_t mark = tg_yaml_push_field(w, "provider");
     rc = tg_yaml_need_scalar(w, prov);
-    if (!rc) o->provider = (tg_provider *)tg_config_provider(conf(w), prov->str);
+    if (!rc) o->provider = (tg_provider *)tg_config_provider(tg_conf__config(w), prov->str);
     if (!rc && !o->provider) {
-        tg_config *c = conf(w);
+        tg_config *c = tg_conf__config(w);
         char q[48], list[120];
         rc = tg_yaml_fail(w, prov->line, "unknown provider '%s' (defined: %s)",
                           tg_yaml_quote(q, prov->str),
-                          NAMES(list, tg_provider, c->providers, c->nproviders, name));
+                          TG_CONF_NAMES(list, tg_provider, c->providers, c->nproviders, name));
     }
     tg_yaml_pop(w, mark);
     *d = (tg_yaml_dupent){tg_str_c(o->id), 0, id->line};
@@ -580,13 +470,13 @@ static int model_offering(tg_yaml_walk *w, const tg_yaml_node *v, tg_model *md)
 {
     int rc = tg_yaml_need_scalar(w, v);
     if (rc) return rc;
-    tg_config *c = conf(w);
+    tg_config *c = tg_conf__config(w);
     char q[48], list[120];
     const tg_offering *o = find_offering(c, v->str);
     if (!o)
         return tg_yaml_fail(w, v->line, "unknown offering '%s' (defined: %s)",
                             tg_yaml_quote(q, v->str),
-                            NAMES(list, tg_offering, c->offerings, c->nofferings, id));
+                            TG_CONF_NAMES(list, tg_offering, c->offerings, c->nofferings, id));
     for (size_t i = 0; i < md->noffering; i++)
         if (md->offerings[i] == o)
             return tg_yaml_fail(w, v->line, "offering '%s' is listed twice",
@@ -621,94 +511,78 @@ static int model_item(tg_yaml_walk *w, const tg_yaml_node *m, void *item, tg_yam
     if (!rc) rc = tg_yaml_check_fields(w, m, fields);
     if (!rc) rc = tg_yaml_require(w, m, "name", &name);
     if (!rc) rc = tg_yaml_require(w, m, "offerings", &offs);
-    if (!rc) rc = tg_yaml_field(w, m, "name", id_value, &md->name);
+    if (!rc) rc = tg_yaml_field(w, m, "name", tg_conf__id_value, &md->name);
     if (!rc) rc = tg_yaml_field(w, m, "offerings", model_offerings_value, md);
     if (!rc) *d = (tg_yaml_dupent){tg_str_c(md->name), 0, name->line};
     return rc;
 }
 
-static int key_model(tg_yaml_walk *w, const tg_yaml_node *v, tg_key *k)
+/* ---- metering ---------------------------------------------------------- */
+
+static int fsync_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
 {
+    static const struct {
+        const char *name;
+        tg_fsync_policy policy;
+    } names[] = {
+        {"always", TG_FSYNC_ALWAYS}, {"interval", TG_FSYNC_INTERVAL}, {"never", TG_FSYNC_NEVER}};
     int rc = tg_yaml_need_scalar(w, v);
     if (rc) return rc;
-    tg_config *c = conf(w);
-    char q[48], list[120];
-    const tg_model *md = tg_config_model(c, v->str);
-    if (!md)
-        return tg_yaml_fail(w, v->line, "unknown model '%s' (defined: %s)",
-                            tg_yaml_quote(q, v->str),
-                            NAMES(list, tg_model, c->models, c->nmodels, name));
-    for (size_t i = 0; i < k->nmodels; i++)
-        if (strcmp(k->models[i], md->name) == 0)
-            return tg_yaml_fail(w, v->line, "model '%s' is listed twice", tg_yaml_quote(q, v->str));
-    return dup_into(w, tg_str_c(md->name), &k->models[k->nmodels++]);
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (tg_str_eq(v->str, tg_str_c(names[i].name))) {
+            *(tg_fsync_policy *)dst = names[i].policy;
+            return TG_OK;
+        }
+    return tg_yaml_fail(w, v->line, "must be one of always, interval, never");
 }
 
-static int key_models_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
+static int data_dir_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
 {
-    tg_key *k = dst;
-    int rc = tg_yaml_need_seq(w, v);
+    tg_str s;
+    char *dir;
+    int rc = tg_yaml_text(w, v, 4096, &s); /* PATH_MAX on Linux */
+    if (!rc) rc = tg_conf__dup(w, s, &dir);
     if (rc) return rc;
-    if (v->n == 0)
-        return tg_yaml_fail(w, v->line, "must list at least one model (leave it out to allow all)");
-    if (!(k->models = calloc(v->n, sizeof *k->models))) return tg_yaml_nomem(w);
-    size_t i = 0;
-    for (const tg_yaml_node *it = v->child; it && !rc; it = it->next, i++) {
-        size_t mark = tg_yaml_push_index(w, i);
-        rc = key_model(w, it, k);
+    free(*(char **)dst); /* the default */
+    *(char **)dst = dir;
+    return TG_OK;
+}
+
+static const tg_yaml_u32 metering_u32[] = {
+    TG_CONF_U32(tg_metering_conf, "fsync_interval_ms", fsync_interval_ms, 1, 60000),
+    TG_CONF_U32(tg_metering_conf, "batch_records", batch_records, 1, 1000000),
+    TG_CONF_U32(tg_metering_conf, "flush_ms", flush_ms, 1, 60000),
+};
+
+static int walk_metering(tg_yaml_walk *w, const tg_yaml_node *m)
+{
+    static const char *const fields[] = {
+        "enabled",       "data_dir",      "fsync",    "fsync_interval_ms",
+        "segment_bytes", "batch_records", "flush_ms", NULL};
+    tg_metering_conf *mt = &tg_conf__config(w)->metering;
+    int rc = tg_yaml_check_fields(w, m, fields);
+    if (!rc) rc = tg_yaml_field(w, m, "enabled", tg_conf__bool_value, &mt->enabled);
+    if (!rc) rc = tg_yaml_field(w, m, "data_dir", data_dir_value, &mt->data_dir);
+    if (!rc) rc = tg_yaml_field(w, m, "fsync", fsync_value, &mt->fsync);
+    if (!rc)
+        rc = tg_yaml_u32_fields(w, m, mt, metering_u32, sizeof metering_u32 / sizeof *metering_u32);
+    const tg_yaml_node *seg = tg_yaml_get(m, "segment_bytes");
+    if (!rc && seg) {
+        size_t mark = tg_yaml_push_field(w, "segment_bytes");
+        /* past 1 GiB a segment only makes recovery scans and deletion coarser */
+        rc = tg_yaml_u64(w, seg, 64u << 10, 1u << 30, &mt->segment_bytes);
         tg_yaml_pop(w, mark);
     }
     return rc;
 }
 
-static int sha256_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
+bool tg_metering_conf_eq(const tg_metering_conf *a, const tg_metering_conf *b)
 {
-    int rc = tg_yaml_need_scalar(w, v);
-    if (rc) return rc;
-    /* Never echo the value: it may be the key itself, pasted by mistake. */
-    if (tg_hex_decode32(v->str, dst))
-        return tg_yaml_fail(w, v->line,
-                            "must be 64 hex digits, the SHA-256 of the key "
-                            "(tollgate keys hash KEY); got %zu characters",
-                            v->str.n);
-    return TG_OK;
-}
-
-static int key_item(tg_yaml_walk *w, const tg_yaml_node *m, void *item, tg_yaml_dupent *d)
-{
-    static const char *const fields[] = {"id", "sha256", "admin", "models", NULL};
-    tg_key *k = item;
-    const tg_yaml_node *id, *sha;
-    k->line = m->line;
-    int rc = tg_yaml_need_map(w, m);
-    if (!rc) rc = tg_yaml_check_fields(w, m, fields);
-    if (!rc) rc = tg_yaml_require(w, m, "id", &id);
-    if (!rc) rc = tg_yaml_require(w, m, "sha256", &sha);
-    if (!rc) rc = tg_yaml_field(w, m, "id", name_value, &k->id);
-    if (!rc) rc = tg_yaml_field(w, m, "sha256", sha256_value, k->hash);
-    if (!rc) rc = tg_yaml_field(w, m, "admin", bool_value, &k->admin);
-    if (!rc) rc = tg_yaml_field(w, m, "models", key_models_value, k);
-    if (!rc) *d = (tg_yaml_dupent){tg_str_c(k->id), 0, id->line};
-    return rc;
-}
-
-/* Keys are unique by hash too: two ids for one secret would make the id a
- * lie in every log line. */
-static int key_hash_check(tg_yaml_walk *w, const tg_yaml_node *keys)
-{
-    tg_config *c = conf(w);
-    if (c->nkeys < 2) return TG_OK;
-    tg_yaml_dupent *d = calloc(c->nkeys, sizeof *d);
-    if (!d) return tg_yaml_nomem(w);
-    /* the list in the file, item by item, for the line of each sha256 */
-    const tg_yaml_node *it = keys->child;
-    for (size_t i = 0; i < c->nkeys; i++, it = it->next) {
-        tg_str h = tg_str_make((const char *)c->keys[i].hash, TG_SHA256_LEN);
-        d[i] = (tg_yaml_dupent){h, i, tg_yaml_get(it, "sha256")->line};
-    }
-    int rc = tg_yaml_dup_check(w, d, c->nkeys, "keys", "sha256", "sha256", false);
-    free(d);
-    return rc;
+    bool dirs = (a->data_dir && b->data_dir) ? strcmp(a->data_dir, b->data_dir) == 0
+                                             : a->data_dir == b->data_dir;
+    return a->enabled == b->enabled && dirs && a->fsync == b->fsync &&
+           a->fsync_interval_ms == b->fsync_interval_ms && a->segment_bytes == b->segment_bytes &&
+           a->batch_records == b->batch_records && a->flush_ms == b->flush_ms;
 }
 
 /* ---- the whole file ---------------------------------------------------- */
@@ -728,9 +602,10 @@ static int section_map(tg_yaml_walk *w, const tg_yaml_node *root, const char *na
 
 static int walk_root(tg_yaml_walk *w, const tg_yaml_node *root)
 {
-    static const char *const fields[] = {"server",    "log",    "sim",  "providers",
-                                         "offerings", "models", "keys", NULL};
-    tg_config *c = conf(w);
+    static const char *const fields[] = {"server",    "log",    "sim",      "providers",
+                                         "offerings", "models", "plans",    "apps",
+                                         "customers", "keys",   "metering", NULL};
+    tg_config *c = tg_conf__config(w);
     if (!root || tg_yaml_is_null(root)) return TG_OK;
     if (root->kind != TG_YAML_MAP)
         return tg_yaml_fail(w, root->line,
@@ -741,18 +616,19 @@ static int walk_root(tg_yaml_walk *w, const tg_yaml_node *root)
     if (!rc) rc = section_map(w, root, "log", walk_log);
     if (!rc) rc = section_map(w, root, "sim", walk_sim);
     if (!rc)
-        rc = section_list(w, root, "providers", sizeof(tg_provider), (void **)&c->providers,
-                          &c->nproviders, provider_item, "name", "provider name");
+        rc =
+            tg_conf__section_list(w, root, "providers", sizeof(tg_provider), (void **)&c->providers,
+                                  &c->nproviders, provider_item, "name", "provider name");
     if (!rc)
-        rc = section_list(w, root, "offerings", sizeof(tg_offering), (void **)&c->offerings,
-                          &c->nofferings, offering_item, "id", "offering id");
+        rc =
+            tg_conf__section_list(w, root, "offerings", sizeof(tg_offering), (void **)&c->offerings,
+                                  &c->nofferings, offering_item, "id", "offering id");
     if (!rc)
-        rc = section_list(w, root, "models", sizeof(tg_model), (void **)&c->models, &c->nmodels,
-                          model_item, "name", "model name");
-    if (!rc)
-        rc = section_list(w, root, "keys", sizeof(tg_key), (void **)&c->keys, &c->nkeys, key_item,
-                          "id", "key id");
-    if (!rc && c->nkeys) rc = key_hash_check(w, tg_yaml_get(root, "keys"));
+        rc = tg_conf__section_list(w, root, "models", sizeof(tg_model), (void **)&c->models,
+                                   &c->nmodels, model_item, "name", "model name");
+    if (!rc) rc = tg_conf__catalog(w, root);
+    if (!rc) rc = tg_conf__keys(w, root);
+    if (!rc) rc = section_map(w, root, "metering", walk_metering);
     return rc;
 }
 
@@ -788,6 +664,8 @@ static void config_free(tg_config *c)
     free(c->offerings);
     free(c->models);
     free(c->keys);
+    tg_conf__catalog_free(c);
+    free(c->metering.data_dir);
     free(c->path);
     free(c);
 }
@@ -800,11 +678,10 @@ int tg_config_parse(const char *name, tg_str text, tg_config **out, tg_errmsg *e
     if (rc) return rc;
     tg_config *c = calloc(1, sizeof *c);
     tg_yaml_walk w = {.file = name, .err = err, .data = c};
-    if (!c || !(c->path = strdup(name))) {
+    if (!c || !(c->path = strdup(name)) || config_defaults(c)) {
         rc = tg_yaml_nomem(&w);
         goto out;
     }
-    config_defaults(c);
     rc = walk_root(&w, doc.root);
 out:
     tg_yaml_release(&doc);

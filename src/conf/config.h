@@ -155,7 +155,9 @@ typedef struct {
 
 /* How cost becomes charge. In an app every field is set (defaults: no
  * markup, no surcharge, no units, no platform fee); in an override only
- * the fields it names are, and the others come from the app.
+ * the fields it names are, and the others come from the app. Units have no
+ * has_ flag: an override sets them when nunits > 0 (the loader refuses an
+ * override that sets nothing), and its list then stands for the app's.
  *   charge = unit price x count        when the request's unit is listed
  *          = cost + cost x markup_bps / 10,000 + surcharge   otherwise
  *   fee    = charge x platform_fee_bps / 10,000
@@ -226,6 +228,10 @@ typedef struct {
     uint32_t flush_ms;        /* the ledger commits at least this often, default 200 */
 } tg_metering_conf;
 
+/* Whether two metering sections are the same, field by field (data_dir by
+ * its text): the gateway refuses a reload for which this is false. */
+bool tg_metering_conf_eq(const tg_metering_conf *a, const tg_metering_conf *b);
+
 typedef struct tg_config {
     char *path;
     tg_server_conf server;
@@ -270,6 +276,12 @@ const tg_provider *tg_config_provider(const tg_config *c, tg_str name);
 const tg_app *tg_config_app(const tg_config *c, tg_str id);
 const tg_customer *tg_config_customer(const tg_config *c, tg_str id);
 const tg_plan *tg_config_plan(const tg_config *c, tg_str id);
+/* Whether s is a valid tag: 1..128 bytes, each a letter, a digit or one of
+ * . _ : @ / + = # -. App, customer, plan and unit ids in the file follow
+ * it, and so must tags a request brings (X-Tollgate-Customer, -Feature,
+ * ...), so that whatever ends up in a usage record, a report or a CSV is
+ * one plain token. */
+bool tg_tag_valid(tg_str s);
 /* Whether key k may use model m. */
 bool tg_key_allows(const tg_key *k, const tg_model *m);
 

@@ -338,6 +338,7 @@ int tg_yaml_text(tg_yaml_walk *w, const tg_yaml_node *v, size_t max, tg_str *out
             return tg_yaml_fail(w, v->line, "must not contain control characters");
     }
     if (v->str.n > max) return tg_yaml_fail(w, v->line, "must be at most %zu characters", max);
+    if (v->str.n == 0) return tg_yaml_fail(w, v->line, "must not be empty");
     *out = v->str;
     return TG_OK;
 }

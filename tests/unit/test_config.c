@@ -107,17 +107,73 @@ static void test_example(void **state)
                         "sim-premium");
     assert_null(tg_config_model(c, TG_STR("gpt-5")));
 
-    assert_int_equal(c->nkeys, 2);
+    /* prices, exact to the nano */
+    const tg_offering *mini = tg_config_model(c, TG_STR("gpt-4o-mini"))->offerings[0];
+    assert_int_equal(mini->price.input, 150000000);
+    assert_int_equal(mini->price.cached_input, 75000000);
+    assert_int_equal(mini->price.cache_write, 150000000);
+    assert_int_equal(mini->price.output, 600000000);
+    assert_int_equal(mini->price.reasoning, 600000000);
+    assert_int_equal(mini->price.per_request, 0);
+    assert_int_equal(mini->price.batch_discount_bps, 5000);
+    const tg_offering *prem = tg_config_model(c, TG_STR("premium"))->offerings[0];
+    assert_int_equal(prem->price.input, 2500000000);
+    assert_int_equal(prem->price.cached_input, 1250000000);
+    assert_int_equal(prem->price.output, 10000000000);
+    assert_int_equal(fast->offerings[0]->price.input, 100000000);
+    assert_int_equal(fast->offerings[0]->price.output, 400000000);
+    for (size_t i = 0; i < c->nofferings; i++)
+        assert_true(c->offerings[i].price.input > 0); /* every offering is priced */
+
+    assert_int_equal(c->nplans, 4);
+    assert_non_null(tg_config_plan(c, TG_STR("enterprise")));
+    assert_int_equal(c->napps, 1);
+    const tg_app *app = tg_config_app(c, TG_STR("demo-app"));
+    assert_non_null(app);
+    assert_int_equal(app->margin.markup_bps, 3000);
+    assert_int_equal(app->margin.platform_fee_bps, 500);
+    assert_int_equal(app->margin.surcharge, 0);
+    assert_int_equal(app->margin.nunits, 1);
+    assert_string_equal(app->margin.units[0].name, "report");
+    assert_int_equal(app->margin.units[0].price, 400000000);
+    assert_int_equal(app->noverrides, 2);
+    assert_string_equal(app->overrides[0].plan, "pro");
+    assert_int_equal(app->overrides[0].margin.markup_bps, 2000);
+    assert_string_equal(app->overrides[1].feature, "classify");
+    assert_int_equal(app->overrides[1].margin.surcharge, 1000000);
+    assert_true(app->show_charge);
+    assert_false(app->show_cost);
+    assert_true(app->create_customers);
+    assert_ptr_equal(app->default_plan, tg_config_plan(c, TG_STR("starter")));
+    const tg_customer *acme = tg_config_customer(c, TG_STR("acme"));
+    assert_ptr_equal(acme->app, app);
+    assert_ptr_equal(acme->plan, tg_config_plan(c, TG_STR("pro")));
+    assert_ptr_equal(tg_config_customer(c, TG_STR("globex"))->plan,
+                     tg_config_plan(c, TG_STR("starter")));
+
+    assert_int_equal(c->nkeys, 3);
     uint8_t h[TG_SHA256_LEN];
     tg_sha256(TG_STR("sk-tollgate-demo"), h);
     assert_string_equal(c->keys[0].id, "demo");
     assert_memory_equal(c->keys[0].hash, h, TG_SHA256_LEN);
     assert_false(c->keys[0].admin);
     assert_true(tg_key_allows(&c->keys[0], fast));
-    tg_sha256(TG_STR("sk-tollgate-admin"), h);
-    assert_string_equal(c->keys[1].id, "admin");
+    assert_ptr_equal(c->keys[0].customer, acme);
+    assert_ptr_equal(c->keys[0].app, app);
+    tg_sha256(TG_STR("sk-tollgate-app"), h);
+    assert_string_equal(c->keys[1].id, "demo-app");
     assert_memory_equal(c->keys[1].hash, h, TG_SHA256_LEN);
-    assert_true(c->keys[1].admin);
+    assert_ptr_equal(c->keys[1].app, app);
+    assert_null(c->keys[1].customer);
+    tg_sha256(TG_STR("sk-tollgate-admin"), h);
+    assert_string_equal(c->keys[2].id, "admin");
+    assert_memory_equal(c->keys[2].hash, h, TG_SHA256_LEN);
+    assert_true(c->keys[2].admin);
+    assert_null(c->keys[2].app);
+
+    assert_true(c->metering.enabled);
+    assert_string_equal(c->metering.data_dir, "tollgate-data");
+    assert_int_equal(c->metering.fsync, TG_FSYNC_INTERVAL);
     tg_config_unref(c);
 }
 
@@ -142,6 +198,14 @@ static void test_defaults(void **state)
         assert_int_equal(c->log_level, TG_LOG_INFO);
         assert_false(c->sim.enabled);
         assert_int_equal(c->nproviders + c->nofferings + c->nmodels + c->nkeys, 0);
+        assert_int_equal(c->nplans + c->napps + c->ncustomers, 0);
+        assert_true(c->metering.enabled);
+        assert_string_equal(c->metering.data_dir, "tollgate-data");
+        assert_int_equal(c->metering.fsync, TG_FSYNC_INTERVAL);
+        assert_int_equal(c->metering.fsync_interval_ms, 1000);
+        assert_int_equal(c->metering.segment_bytes, 64u << 20);
+        assert_int_equal(c->metering.batch_records, 8192);
+        assert_int_equal(c->metering.flush_ms, 200);
         assert_int_equal(atomic_load(&c->refs), 1);
         tg_config_unref(c);
     }
@@ -174,6 +238,10 @@ static void test_defaults(void **state)
     assert_int_equal(p->line, 2);
     assert_int_equal(c->offerings[0].line, 5);
     assert_int_equal(c->models[0].line, 7);
+    /* no price block: free */
+    const tg_price zero = {0};
+    assert_memory_equal(&c->offerings[0].price, &zero, sizeof zero);
+    assert_null(c->keys);
     tg_config_unref(c);
 }
 
@@ -286,10 +354,11 @@ static void test_error_messages(void **state)
                  "max_connections, max_header_bytes, max_body_bytes, max_response_bytes, "
                  "header_timeout_ms, request_timeout_ms, idle_timeout_ms, shutdown_timeout_ms)");
     expect_error("sever: {}\n", "t.yaml:1: unknown field 'sever' (expected one of: server, log, "
-                                "sim, providers, offerings, models, keys)");
+                                "sim, providers, offerings, models, plans, apps, customers, keys, "
+                                "metering)");
     expect_error(BASE "keys:\n  - {id: a, sha256: " DEMO_HASH ", admn: true}\n",
                  "t.yaml:9: keys[0]: unknown field 'admn' (expected one of: id, sha256, admin, "
-                 "models)");
+                 "models, app, customer)");
     expect_error("server:\n  workers: 1\n  workers: 2\n",
                  "t.yaml:3: server: field 'workers' appears twice (first at line 2)");
 
@@ -421,6 +490,475 @@ static void test_duplicates(void **state)
                  "t.yaml:12: keys[2].sha256: duplicate sha256 (keys[0] at line 9 has the same)");
 }
 
+/* ---- prices, plans, apps, customers, key owners, metering ------------- */
+
+#define H3 "1111111111111111111111111111111111111111111111111111111111111111"
+#define H4 "2222222222222222222222222222222222222222222222222222222222222222"
+
+/* BASE, two plans, a customer of each of two apps, and the apps last so a
+ * case can go on with a1's fields: lines 1..14, a1 at 14. */
+#define CAT                                                                                        \
+    BASE "plans: [{id: starter}, {id: pro}]\n"                                                     \
+         "customers:\n"                                                                            \
+         "  - {id: acme, app: a1, plan: pro}\n"                                                    \
+         "  - {id: globex, app: a2}\n"                                                             \
+         "apps:\n"                                                                                 \
+         "  - id: a2\n"                                                                            \
+         "  - id: a1\n"
+
+/* One priced offering, on line 4. */
+#define PRICE(block)                                                                               \
+    "providers:\n  - {name: p, base_url: \"http://x\"}\n"                                          \
+    "offerings:\n  - {id: o, provider: p, model: m, price: " block "}\n"
+
+/* An app x with one more field on line 11. */
+#define APP(field) BASE "plans: [{id: starter}]\napps:\n  - id: x\n    " field "\n"
+
+static void test_prices(void **state)
+{
+    (void)state;
+    /* plain and quoted scalars alike, read exactly from their text */
+    tg_config *c = parse_ok("providers:\n  - {name: p, base_url: \"http://x\"}\n"
+                            "offerings:\n"
+                            "  - id: o\n"
+                            "    provider: p\n"
+                            "    model: m\n"
+                            "    price:\n"
+                            "      input: 0.15\n"
+                            "      cached_input: \"0.075\"\n"
+                            "      cache_write: \"1\"\n"
+                            "      output: .6\n"
+                            "      reasoning: \"2.\"\n"
+                            "      request: \"0.000000001\"\n"
+                            "      batch_discount_bps: 5000\n");
+    const tg_price *p = &c->offerings[0].price;
+    assert_int_equal(p->input, 150000000);
+    assert_int_equal(p->cached_input, 75000000);
+    assert_int_equal(p->cache_write, 1000000000);
+    assert_int_equal(p->output, 600000000);
+    assert_int_equal(p->reasoning, 2000000000);
+    assert_int_equal(p->per_request, 1);
+    assert_int_equal(p->batch_discount_bps, 5000);
+    tg_config_unref(c);
+
+    /* left out: cached input and cache writes at the input price, reasoning at output */
+    c = parse_ok(PRICE("{input: \"3\", output: \"15\"}"));
+    p = &c->offerings[0].price;
+    assert_int_equal(p->cached_input, 3000000000);
+    assert_int_equal(p->cache_write, 3000000000);
+    assert_int_equal(p->reasoning, 15000000000);
+    assert_int_equal(p->per_request, 0);
+    assert_int_equal(p->batch_discount_bps, 0);
+    tg_config_unref(c);
+    c = parse_ok(PRICE("{}"));
+    const tg_price zero = {0};
+    assert_memory_equal(&c->offerings[0].price, &zero, sizeof zero);
+    tg_config_unref(c);
+    /* the largest price there is, and a discount of everything */
+    c = parse_ok(PRICE("{output: 9000000000.000000000, batch_discount_bps: 10000}"));
+    assert_true(c->offerings[0].price.output == 9000000000LL * TG_NANOS_PER_USD);
+    assert_int_equal(c->offerings[0].price.batch_discount_bps, 10000);
+    tg_config_unref(c);
+
+    expect_error(PRICE("{input: garbage}"),
+                 "t.yaml:4: offerings[0].price.input: \"garbage\" is not a decimal number");
+    expect_error(PRICE("{input: \"-1\"}"),
+                 "t.yaml:4: offerings[0].price.input: \"-1\" is negative");
+    expect_error(PRICE("{output: -0.5}"),
+                 "t.yaml:4: offerings[0].price.output: \"-0.5\" is negative");
+    expect_error(PRICE("{cached_input: 0.1234567891}"),
+                 "t.yaml:4: offerings[0].price.cached_input: \"0.1234567891\" has more than 9 "
+                 "digits after the point");
+    expect_error(PRICE("{reasoning: \"9000000000.000000001\"}"),
+                 "t.yaml:4: offerings[0].price.reasoning: \"9000000000.000000001\" is too large");
+    expect_error(PRICE("{cache_write: 99999999999999999999999}"),
+                 "t.yaml:4: offerings[0].price.cache_write: \"99999999999999999999999\" is too "
+                 "large");
+    expect_error(PRICE("{request: 1e3}"),
+                 "t.yaml:4: offerings[0].price.request: \"1e3\" is not a decimal number");
+    expect_error(PRICE("{input: \" 1\"}"),
+                 "t.yaml:4: offerings[0].price.input: \" 1\" is not a decimal number");
+    expect_error(PRICE("{input: \"1,5\"}"),
+                 "t.yaml:4: offerings[0].price.input: \"1,5\" is not a decimal number");
+    expect_error(PRICE("{input: \"\"}"),
+                 "t.yaml:4: offerings[0].price.input: \"\" is not a decimal number");
+    expect_error(PRICE("{input: }"), "t.yaml:4: offerings[0].price.input: missing value");
+    expect_error(PRICE("{input: [1]}"),
+                 "t.yaml:4: offerings[0].price.input: must be a single value, not a list");
+    expect_error(PRICE("{inpt: 1}"),
+                 "t.yaml:4: offerings[0].price: unknown field 'inpt' (expected one of: input, "
+                 "cached_input, cache_write, output, reasoning, request, batch_discount_bps)");
+    expect_error(PRICE("{batch_discount_bps: 10001}"),
+                 "t.yaml:4: offerings[0].price.batch_discount_bps: must be between 0 and 10000");
+    expect_error(PRICE("{batch_discount_bps: -1}"),
+                 "t.yaml:4: offerings[0].price.batch_discount_bps: must be between 0 and 10000");
+    expect_error(PRICE("{batch_discount_bps: \"50\"}"),
+                 "t.yaml:4: offerings[0].price.batch_discount_bps: must be a whole number "
+                 "(decimal digits, '-' if negative)");
+    expect_error(PRICE("0.15"), "t.yaml:4: offerings[0].price: must be a mapping of field: "
+                                "value, not a single value");
+}
+
+static void test_catalog(void **state)
+{
+    (void)state;
+    tg_config *c =
+        parse_ok(BASE "plans: [{id: starter}, {id: pro}]\n"
+                      "apps:\n"
+                      "  - id: \"shop:eu/1\"\n"
+                      "    margin:\n"
+                      "      markup_bps: -2500\n"
+                      "      surcharge: \"0.002\"\n"
+                      "      platform_fee_bps: 10000\n"
+                      "      units: {report: \"0.40\", \"doc#2\": 1}\n"
+                      "    overrides:\n"
+                      "      - {customer: acme, markup_bps: 0}\n"
+                      "      - {plan: pro, feature: summarize, model: mini, surcharge: "
+                      "0, platform_fee_bps: 0}\n"
+                      "      - {plan: pro, units: {report: \"0.30\"}}\n"
+                      "      - {customer: acme, plan: pro, markup_bps: 1000000}\n"
+                      "    show_charge: false\n"
+                      "    show_cost: true\n"
+                      "    create_customers: true\n"
+                      "    default_plan: starter\n"
+                      "  - id: a2\n"
+                      "customers:\n"
+                      "  - {id: acme, app: \"shop:eu/1\", plan: pro}\n"
+                      "  - {id: globex, app: a2}\n"
+                      "keys:\n"
+                      "  - {id: k1, sha256: " DEMO_HASH ", customer: acme}\n"
+                      "  - {id: k2, sha256: " ADMIN_HASH ", app: a2}\n"
+                      "  - {id: k3, sha256: " H3 ", customer: acme, app: \"shop:eu/1\"}\n"
+                      "  - {id: k4, sha256: " H4 ", admin: true}\n");
+    assert_int_equal(c->nplans, 2);
+    assert_int_equal(c->napps, 2);
+    assert_int_equal(c->ncustomers, 2);
+    const tg_plan *starter = tg_config_plan(c, TG_STR("starter"));
+    const tg_plan *pro = tg_config_plan(c, TG_STR("pro"));
+    assert_ptr_equal(starter, &c->plans[0]);
+    assert_ptr_equal(pro, &c->plans[1]);
+    assert_int_equal(pro->line, 8);
+
+    const tg_app *a = tg_config_app(c, TG_STR("shop:eu/1"));
+    assert_ptr_equal(a, &c->apps[0]);
+    assert_int_equal(a->line, 10);
+    assert_true(a->margin.has_markup && a->margin.has_surcharge && a->margin.has_fee);
+    assert_int_equal(a->margin.markup_bps, -2500);
+    assert_int_equal(a->margin.surcharge, 2000000);
+    assert_int_equal(a->margin.platform_fee_bps, 10000);
+    assert_int_equal(a->margin.nunits, 2);
+    assert_string_equal(a->margin.units[0].name, "report");
+    assert_int_equal(a->margin.units[0].price, 400000000);
+    assert_string_equal(a->margin.units[1].name, "doc#2");
+    assert_int_equal(a->margin.units[1].price, 1000000000);
+    assert_false(a->show_charge);
+    assert_true(a->show_cost);
+    assert_true(a->create_customers);
+    assert_ptr_equal(a->default_plan, starter);
+
+    assert_int_equal(a->noverrides, 4);
+    const tg_override *o = a->overrides;
+    assert_int_equal(o[0].line, 17);
+    assert_string_equal(o[0].customer, "acme");
+    assert_null(o[0].plan);
+    assert_null(o[0].feature);
+    assert_null(o[0].model);
+    assert_true(o[0].margin.has_markup);
+    assert_int_equal(o[0].margin.markup_bps, 0);
+    assert_false(o[0].margin.has_surcharge || o[0].margin.has_fee || o[0].margin.nunits);
+    assert_string_equal(o[1].plan, "pro");
+    assert_string_equal(o[1].feature, "summarize");
+    assert_string_equal(o[1].model, "mini");
+    assert_false(o[1].margin.has_markup);
+    assert_true(o[1].margin.has_surcharge && o[1].margin.has_fee);
+    assert_int_equal(o[1].margin.surcharge + o[1].margin.platform_fee_bps, 0);
+    assert_false(o[2].margin.has_markup || o[2].margin.has_surcharge || o[2].margin.has_fee);
+    assert_int_equal(o[2].margin.nunits, 1);
+    assert_int_equal(o[2].margin.units[0].price, 300000000);
+    assert_string_equal(o[3].customer, "acme");
+    assert_string_equal(o[3].plan, "pro");
+    assert_int_equal(o[3].margin.markup_bps, 1000000);
+
+    /* an app without a margin block: every field set, all zero; headers by default */
+    const tg_app *a2 = tg_config_app(c, TG_STR("a2"));
+    assert_true(a2->margin.has_markup && a2->margin.has_surcharge && a2->margin.has_fee);
+    assert_int_equal(a2->margin.markup_bps + a2->margin.surcharge + a2->margin.platform_fee_bps, 0);
+    assert_int_equal(a2->margin.nunits, 0);
+    assert_null(a2->margin.units);
+    assert_int_equal(a2->noverrides, 0);
+    assert_true(a2->show_charge);
+    assert_false(a2->show_cost);
+    assert_false(a2->create_customers);
+    assert_null(a2->default_plan);
+
+    const tg_customer *acme = tg_config_customer(c, TG_STR("acme"));
+    const tg_customer *globex = tg_config_customer(c, TG_STR("globex"));
+    assert_ptr_equal(acme->app, a);
+    assert_ptr_equal(acme->plan, pro);
+    assert_int_equal(acme->line, 27);
+    assert_ptr_equal(globex->app, a2);
+    assert_null(globex->plan);
+
+    /* a customer key bills its customer's app; an app key names no customer */
+    assert_ptr_equal(c->keys[0].customer, acme);
+    assert_ptr_equal(c->keys[0].app, a);
+    assert_null(c->keys[1].customer);
+    assert_ptr_equal(c->keys[1].app, a2);
+    assert_ptr_equal(c->keys[2].customer, acme);
+    assert_ptr_equal(c->keys[2].app, a);
+    assert_true(c->keys[3].admin);
+    assert_null(c->keys[3].app);
+    assert_null(c->keys[3].customer);
+
+    /* lookups: exact, whole ids only */
+    assert_null(tg_config_app(c, TG_STR("shop")));
+    assert_null(tg_config_app(c, TG_STR("A2")));
+    assert_null(tg_config_customer(c, TG_STR("acme ")));
+    assert_null(tg_config_customer(c, TG_STR_NULL));
+    assert_null(tg_config_plan(c, TG_STR("team")));
+    tg_config_unref(c);
+}
+
+static void test_catalog_errors(void **state)
+{
+    (void)state;
+    /* plans */
+    expect_error("plans: [{id: a}, {id: b}, {id: a}]\n",
+                 "t.yaml:1: plans[2].id: duplicate plan id 'a' (first at line 1)");
+    expect_error("plans: [{id: a, fee: 1}]\n",
+                 "t.yaml:1: plans[0]: unknown field 'fee' (expected one of: id)");
+    expect_error("plans: [{id: \"\"}]\n", "t.yaml:1: plans[0].id: must not be empty");
+    expect_error("plans: [starter]\n",
+                 "t.yaml:1: plans[0]: must be a mapping of field: value, not a single value");
+
+    /* apps */
+    expect_error(APP("default_plan: gold"),
+                 "t.yaml:11: apps[0].default_plan: unknown plan 'gold' (defined: starter)");
+    expect_error(APP("margin: {markup_bps: 1000001}"),
+                 "t.yaml:11: apps[0].margin.markup_bps: must be between -10000 and 1000000");
+    expect_error(APP("margin: {markup_bps: -10001}"),
+                 "t.yaml:11: apps[0].margin.markup_bps: must be between -10000 and 1000000");
+    expect_error(APP("margin: {markup_bps: 99999999999999999999}"),
+                 "t.yaml:11: apps[0].margin.markup_bps: must be between -10000 and 1000000");
+    expect_error(APP("margin: {markup_bps: 1.5}"),
+                 "t.yaml:11: apps[0].margin.markup_bps: must be a whole number (decimal digits, "
+                 "'-' if negative)");
+    expect_error(APP("margin: {markup_bps: \"-\"}"),
+                 "t.yaml:11: apps[0].margin.markup_bps: must be a whole number (decimal digits, "
+                 "'-' if negative)");
+    expect_error(APP("margin: {platform_fee_bps: 10001}"),
+                 "t.yaml:11: apps[0].margin.platform_fee_bps: must be between 0 and 10000");
+    expect_error(APP("margin: {surcharge: \"-1\"}"),
+                 "t.yaml:11: apps[0].margin.surcharge: \"-1\" is negative");
+    expect_error(APP("margin: {units: {r: \"0.1234567890\"}}"),
+                 "t.yaml:11: apps[0].margin.units.r: \"0.1234567890\" has more than 9 digits "
+                 "after the point");
+    expect_error(APP("margin: {units: [r]}"),
+                 "t.yaml:11: apps[0].margin.units: must be a mapping of field: value, not a list");
+    expect_error(APP("margin: {units: {\"a b\": 1}}"),
+                 "t.yaml:11: apps[0].margin.units: 'a b' may contain only letters, digits and . "
+                 "_ - : @ / + = #");
+    expect_error(APP("margin: {units: {r: 1, s: 2, r: 3}}"),
+                 "t.yaml:11: apps[0].margin.units: unit 'r' is listed twice");
+    expect_error(APP("margin: {fee: 1}"),
+                 "t.yaml:11: apps[0].margin: unknown field 'fee' (expected one of: markup_bps, "
+                 "surcharge, platform_fee_bps, units)");
+    expect_error(APP("show_cost: yes"), "t.yaml:11: apps[0].show_cost: must be true or false");
+    expect_error(APP("overrides: {plan: starter}"),
+                 "t.yaml:11: apps[0].overrides: must be a list, not a mapping");
+    expect_error(APP("owner: me"),
+                 "t.yaml:11: apps[0]: unknown field 'owner' (expected one of: id, margin, "
+                 "overrides, show_charge, show_cost, create_customers, default_plan)");
+    expect_error("apps:\n  - id: \"my app\"\n",
+                 "t.yaml:2: apps[0].id: 'my app' may contain only letters, digits and . _ - : @ "
+                 "/ + = #");
+    expect_error("apps:\n  - id: a,b\n",
+                 "t.yaml:2: apps[0].id: 'a,b' may contain only letters, digits and . _ - : @ / + "
+                 "= #");
+    expect_error("apps:\n  - id: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n",
+                 "t.yaml:2: apps[0].id: must be at most 128 characters");
+    expect_error("apps:\n  - {show_cost: true}\n",
+                 "t.yaml:2: apps[0]: missing required field 'id'");
+    expect_error("apps:\n  - id: x\n  - id: y\n  - id: x\n",
+                 "t.yaml:4: apps[2].id: duplicate app id 'x' (first at line 2)");
+
+    /* customers */
+    expect_error("customers:\n  - {id: c, app: nope}\n",
+                 "t.yaml:2: customers[0].app: unknown app 'nope' (defined: none)");
+    expect_error("apps: [{id: a}]\ncustomers:\n  - {id: c, app: a, plan: gold}\n",
+                 "t.yaml:3: customers[0].plan: unknown plan 'gold' (defined: none)");
+    expect_error("apps: [{id: a}]\ncustomers:\n  - {id: c}\n",
+                 "t.yaml:3: customers[0]: missing required field 'app'");
+    expect_error("apps: [{id: a}, {id: b}]\ncustomers:\n  - {id: c, app: a}\n  - {id: c, app: b}\n",
+                 "t.yaml:4: customers[1].id: duplicate customer id 'c' (first at line 3)");
+
+    /* overrides, on a1 (line 14) */
+#define OV CAT "    overrides:\n"
+    expect_error(OV "      - {markup_bps: 1}\n",
+                 "t.yaml:16: apps[1].overrides[0]: names none of plan, customer, feature or "
+                 "model (the app's margin covers every request)");
+    expect_error(OV "      - {plan: pro}\n",
+                 "t.yaml:16: apps[1].overrides[0]: sets none of markup_bps, surcharge, "
+                 "platform_fee_bps or units");
+    expect_error(OV "      - {plan: pro, units: {}}\n",
+                 "t.yaml:16: apps[1].overrides[0]: sets none of markup_bps, surcharge, "
+                 "platform_fee_bps or units");
+    expect_error(OV "      - {plan: gold, markup_bps: 1}\n",
+                 "t.yaml:16: apps[1].overrides[0].plan: unknown plan 'gold' (defined: starter, "
+                 "pro)");
+    expect_error(OV "      - {customer: acme, markup_bps: 1}\n      - {customer: globex, "
+                    "markup_bps: 1}\n",
+                 "t.yaml:17: apps[1].overrides[1].customer: customer 'globex' belongs to app "
+                 "'a2', not to 'a1'");
+    expect_error(OV "      - {customer: nobody, markup_bps: 1}\n",
+                 "t.yaml:16: apps[1].overrides[0].customer: unknown customer 'nobody' (defined: "
+                 "acme, globex)");
+    expect_error(OV "      - {model: maxi, markup_bps: 1}\n",
+                 "t.yaml:16: apps[1].overrides[0].model: unknown model 'maxi' (defined: mini)");
+    expect_error(OV "      - {feature: \"a b\", markup_bps: 1}\n",
+                 "t.yaml:16: apps[1].overrides[0].feature: 'a b' may contain only letters, "
+                 "digits and . _ - : @ / + = #");
+    expect_error(OV "      - {plan: pro, markup_bps: -10001}\n",
+                 "t.yaml:16: apps[1].overrides[0].markup_bps: must be between -10000 and "
+                 "1000000");
+    expect_error(OV "      - {plan: pro, platform_fee_bps: 10001}\n",
+                 "t.yaml:16: apps[1].overrides[0].platform_fee_bps: must be between 0 and 10000");
+    expect_error(OV "      - {plan: pro, surcharge: 0.0000000001}\n",
+                 "t.yaml:16: apps[1].overrides[0].surcharge: \"0.0000000001\" has more than 9 "
+                 "digits after the point");
+    expect_error(OV "      - {plan: pro, units: {r: x}}\n",
+                 "t.yaml:16: apps[1].overrides[0].units.r: \"x\" is not a decimal number");
+    expect_error(OV "      - {plan: pro, markup: 1}\n",
+                 "t.yaml:16: apps[1].overrides[0]: unknown field 'markup' (expected one of: plan, "
+                 "customer, feature, model, markup_bps, surcharge, platform_fee_bps, units)");
+    /* the same match twice, whatever else differs and whatever the field order */
+    expect_error(OV "      - {plan: pro, feature: x, markup_bps: 1}\n"
+                    "      - {plan: pro, markup_bps: 1}\n"
+                    "      - {customer: acme, markup_bps: 1}\n"
+                    "      - {feature: x, surcharge: 1, plan: pro}\n",
+                 "t.yaml:19: apps[1].overrides[3]: matches the same requests as overrides[0] at "
+                 "line 16");
+    expect_error(OV "      - {customer: acme, markup_bps: 1}\n"
+                    "      - {model: mini, markup_bps: 1}\n"
+                    "      - {model: mini, markup_bps: 2}\n"
+                    "      - {customer: acme, markup_bps: 2}\n",
+                 "t.yaml:18: apps[1].overrides[2]: matches the same requests as overrides[1] at "
+                 "line 17");
+    /* overlapping but different matches are fine: the most specific wins */
+    tg_config *c = parse_ok(OV "      - {plan: pro, markup_bps: 1}\n"
+                               "      - {plan: pro, feature: x, markup_bps: 2}\n"
+                               "      - {customer: acme, plan: pro, markup_bps: 3}\n"
+                               "      - {customer: acme, markup_bps: 4}\n"
+                               "      - {model: mini, markup_bps: 5}\n");
+    assert_int_equal(c->apps[1].noverrides, 5);
+    tg_config_unref(c);
+#undef OV
+
+    /* keys */
+    expect_error(CAT "keys:\n  - {id: k, sha256: " DEMO_HASH ", customer: acme, app: a2}\n",
+                 "t.yaml:16: keys[0].app: is 'a2', but customer 'acme' belongs to app 'a1'");
+    expect_error(CAT "keys:\n  - {id: k, sha256: " DEMO_HASH ", customer: nobody}\n",
+                 "t.yaml:16: keys[0].customer: unknown customer 'nobody' (defined: acme, globex)");
+    expect_error(CAT "keys:\n  - {id: k, sha256: " DEMO_HASH ", app: nope}\n",
+                 "t.yaml:16: keys[0].app: unknown app 'nope' (defined: a2, a1)");
+    expect_error("keys:\n  - {id: k, sha256: " DEMO_HASH ", app: a}\n",
+                 "t.yaml:2: keys[0].app: unknown app 'a' (defined: none)");
+
+    /* an empty quoted string is no name */
+    expect_error("providers:\n  - {name: \"\", base_url: \"http://x\"}\n",
+                 "t.yaml:2: providers[0].name: must not be empty");
+}
+
+static void test_metering(void **state)
+{
+    (void)state;
+    tg_config *c = parse_ok("metering:\n"
+                            "  enabled: false\n"
+                            "  data_dir: /var/lib/tollgate\n"
+                            "  fsync: always\n"
+                            "  fsync_interval_ms: 60000\n"
+                            "  segment_bytes: 65536\n"
+                            "  batch_records: 1000000\n"
+                            "  flush_ms: 1\n");
+    const tg_metering_conf *m = &c->metering;
+    assert_false(m->enabled);
+    assert_string_equal(m->data_dir, "/var/lib/tollgate");
+    assert_int_equal(m->fsync, TG_FSYNC_ALWAYS);
+    assert_int_equal(m->fsync_interval_ms, 60000);
+    assert_int_equal(m->segment_bytes, 65536);
+    assert_int_equal(m->batch_records, 1000000);
+    assert_int_equal(m->flush_ms, 1);
+
+    /* a reload is refused when any field differs */
+    tg_config *d = parse_ok("metering: {fsync: never}\n");
+    tg_config *e = parse_ok("metering:\n");
+    tg_config *f = parse_ok("log: {level: warn}\nmetering: {data_dir: tollgate-data}\n");
+    assert_int_equal(d->metering.fsync, TG_FSYNC_NEVER);
+    assert_true(tg_metering_conf_eq(&e->metering, &f->metering));
+    assert_true(tg_metering_conf_eq(&c->metering, &c->metering));
+    assert_false(tg_metering_conf_eq(&c->metering, &e->metering));
+    assert_false(tg_metering_conf_eq(&d->metering, &e->metering));
+    tg_metering_conf x = e->metering, y = x;
+    char other[] = "other";
+    y.data_dir = other;
+    assert_false(tg_metering_conf_eq(&x, &y));
+    y = x, y.enabled = false;
+    assert_false(tg_metering_conf_eq(&x, &y));
+    y = x, y.fsync_interval_ms++;
+    assert_false(tg_metering_conf_eq(&x, &y));
+    y = x, y.segment_bytes++;
+    assert_false(tg_metering_conf_eq(&x, &y));
+    y = x, y.batch_records++;
+    assert_false(tg_metering_conf_eq(&x, &y));
+    y = x, y.flush_ms++;
+    assert_false(tg_metering_conf_eq(&x, &y));
+    tg_config_unref(c);
+    tg_config_unref(d);
+    tg_config_unref(e);
+    tg_config_unref(f);
+
+    expect_error("metering: {fsync: sometimes}\n",
+                 "t.yaml:1: metering.fsync: must be one of always, interval, never");
+    expect_error("metering: {segment_bytes: 65535}\n",
+                 "t.yaml:1: metering.segment_bytes: must be between 65536 and 1073741824");
+    expect_error("metering: {fsync_interval_ms: 0}\n",
+                 "t.yaml:1: metering.fsync_interval_ms: must be between 1 and 60000");
+    expect_error("metering: {batch_records: 1000001}\n",
+                 "t.yaml:1: metering.batch_records: must be between 1 and 1000000");
+    expect_error("metering: {flush_ms: 60001}\n",
+                 "t.yaml:1: metering.flush_ms: must be between 1 and 60000");
+    expect_error("metering: {data_dir: \"\"}\n", "t.yaml:1: metering.data_dir: must not be empty");
+    expect_error("metering: {enabled: 1}\n", "t.yaml:1: metering.enabled: must be true or false");
+    expect_error("metering: [1]\n",
+                 "t.yaml:1: metering: must be a mapping of field: value, not a list");
+    expect_error("metering: {fsync_ms: 1}\n",
+                 "t.yaml:1: metering: unknown field 'fsync_ms' (expected one of: enabled, "
+                 "data_dir, fsync, fsync_interval_ms, segment_bytes, batch_records, flush_ms)");
+}
+
+static void test_tags(void **state)
+{
+    (void)state;
+    char max[129];
+    memset(max, 'x', 128);
+    max[128] = '\0';
+    const char *good[] = {"a", "0", "acme", "A-Z_0.9:@/+=#-", "user@example.com", "team/eu+1=2#3",
+                          max};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        assert_true(tg_tag_valid(tg_str_c(good[i])));
+    assert_false(tg_tag_valid(TG_STR_NULL));
+    assert_false(tg_tag_valid(tg_str_make(max, 0)));
+    char over[130];
+    memset(over, 'x', 129);
+    assert_false(tg_tag_valid(tg_str_make(over, 129)));
+    const char *bad[] = {"a b", "a,b", "a;b", "a\"b", "a'b", "a\\b", "a\tb", "caf\xc3\xa9", "a\nb",
+                         "a*b", "a?b", "a%b", "a&b",  "<a>", "a|b",  "a!b",  "a(b)"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_false(tg_tag_valid(tg_str_c(bad[i])));
+    assert_false(tg_tag_valid(tg_str_make("a\0b", 3))); /* a NUL is not a tag byte */
+}
+
 static void test_yaml_errors(void **state)
 {
     (void)state;
@@ -546,11 +1084,14 @@ static void test_faults(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_example),     cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_full),        cmocka_unit_test(test_error_messages),
-        cmocka_unit_test(test_duplicates),  cmocka_unit_test(test_yaml_errors),
-        cmocka_unit_test(test_api_key_env), cmocka_unit_test(test_load_errors),
-        cmocka_unit_test(test_addr),        cmocka_unit_test(test_faults),
+        cmocka_unit_test(test_example),        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_full),           cmocka_unit_test(test_error_messages),
+        cmocka_unit_test(test_duplicates),     cmocka_unit_test(test_yaml_errors),
+        cmocka_unit_test(test_api_key_env),    cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_addr),           cmocka_unit_test(test_faults),
+        cmocka_unit_test(test_prices),         cmocka_unit_test(test_catalog),
+        cmocka_unit_test(test_catalog_errors), cmocka_unit_test(test_metering),
+        cmocka_unit_test(test_tags),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
