@@ -4,7 +4,7 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libuv libcurl yaml-0.1 libcrypto
+PKGS    := libuv libcurl yaml-0.1 libcrypto sqlite3
 OPT     ?= -O2
 CFLAGS  := $(XCFLAGS) -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wvla \
            -Isrc $(shell pkg-config --cflags $(PKGS)) -pthread -MMD -MP
