@@ -94,3 +94,8 @@ clean:
 	rm -rf build build-asan build-fuzz
 
 -include $(OBJS:.o=.d)
+
+# Ledger projection and report benchmark (issue 3): build/bench/ledger_bench [N] [DIR]
+$(BUILD)/bench/ledger_bench: bench/ledger_bench.c $(LIBOBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)

@@ -9,6 +9,9 @@
  *    2 failed, 3 interrupted);
  *  - money is INTEGER nano-USD; times are unix ms (bucket: UTC start of
  *    the hour, day or month); "" means an absent tag.
+ *  - the day and month rollups are filled by folding whole days of usage
+ *    (see sqlite_int.h), so they lag the usage table by a day at most;
+ *    reports add the rows not folded yet.
  * Every table is STRICT: a value of the wrong type (a REAL from an
  * overflowing sum) is an error, never a silent conversion. The usage table
  * has no secondary index: reports read rollups, and every index would slow
@@ -61,7 +64,12 @@ static const char m1_initial[] =
     USER_ROLLUP("rollup_user_day") USER_ROLLUP("rollup_user_month")
     "CREATE TABLE customers ("
     " app TEXT NOT NULL, id TEXT NOT NULL, plan TEXT NOT NULL, first_seen_ms INTEGER NOT NULL,"
-    " PRIMARY KEY (app, id)) STRICT, WITHOUT ROWID;\n";
+    " PRIMARY KEY (app, id)) STRICT, WITHOUT ROWID;\n"
+    /* usage rows whose id (its unix ms) is before frontier_ms are in the
+     * rollups, the others not yet (sqlite_int.h, Folding) */
+    "CREATE TABLE fold_state ("
+    " one INTEGER PRIMARY KEY CHECK (one = 1), frontier_ms INTEGER NOT NULL) STRICT;\n"
+    "INSERT INTO fold_state VALUES (1, 0);\n";
 
 const char *const tg_store_migrations_[] = {
     m1_initial,

@@ -10,8 +10,12 @@
  * changes nothing, and rollups count each record exactly once. Rollups by
  * hour, day and month over (app, customer, workspace, feature, workflow,
  * model, offering, provider, route), and by day and month over (app,
- * customer, user), are updated in the same transaction as the records they
- * sum, so they always equal sums over the usage table.
+ * customer, user), are filled by folding whole days of usage into them
+ * (a day is folded in the first put that carries ids an hour past its end;
+ * records that arrive later for a folded day go into the rollups at once).
+ * A scan adds the usage rows not folded yet to the rollup rows it reads, in
+ * one snapshot, so what a reader sees always equals sums over the usage
+ * table.
  *
  * Money columns are INTEGER nano-USD in STRICT tables: an addition that
  * overflowed int64 would become a REAL, which a STRICT table refuses, so
@@ -69,6 +73,11 @@ char *tg_store_path(const char *data_dir);
 int tg_store_put(tg_store *s, const tg_usage_rec *recs, size_t n, size_t *inserted,
                  tg_errmsg *err);
 
+/* Folds every day that ended an hour or more before now_ms (unix ms) into
+ * the rollups now, instead of at the next put that passes it. Reads see
+ * the same sums either way; this only moves work. TG_EIO. */
+int tg_store_fold(tg_store *s, int64_t now_ms, tg_errmsg *err);
+
 /* The customers seen in usage records, in (app, id) order: a customer
  * created at runtime (by a key or a header) is remembered here from its
  * first record. fn returning nonzero stops the walk with that code. */
@@ -117,8 +126,12 @@ typedef struct {
 } tg_scan_filter;
 
 /* Calls fn for every row of rollup k with from_ms <= bucket < to_ms that
- * passes f, in key order. fn returning nonzero stops the scan with that
- * code. TG_EIO on a database error. */
+ * passes f, then for every usage record not folded yet whose t_start_ms
+ * is in [from_ms, to_ms) and passes f, as a row of its own (bucket and
+ * key as rollup k would file it). So a key may come more than once: the
+ * caller sums. from_ms and to_ms should be bucket boundaries of k. fn
+ * returning nonzero stops the scan with that code. TG_EIO on a database
+ * error. */
 int tg_store_scan(tg_store *s, tg_rollup_kind k, int64_t from_ms, int64_t to_ms,
                   const tg_scan_filter *f, int (*fn)(void *ud, const tg_rollup_row *r), void *ud,
                   tg_errmsg *err);
