@@ -244,13 +244,9 @@ int tg_store_migrate(const char *path, int *applied, int *version, tg_errmsg *er
 void tg_store_close(tg_store *s)
 {
     if (!s) return;
-    sqlite3_finalize(s->ins_usage);
-    sqlite3_finalize(s->ins_customer);
-    for (int k = 0; k < TG_ROLL_COUNT_; k++) {
-        sqlite3_finalize(s->up_roll[k]);
-        sqlite3_finalize(s->next_bucket[k]);
-        for (int f = 0; f < NFILTERS; f++) sqlite3_finalize(s->scan[k][f]);
-    }
+    /* every statement the handle prepared, whichever file did it */
+    sqlite3_stmt *st;
+    while (s->db && (st = sqlite3_next_stmt(s->db, NULL))) sqlite3_finalize(st);
     for (int i = 0; i < AGG_COUNT_; i++) tg_agg_release(&s->agg[i]);
     sqlite3_close(s->db);
     free(s->path);
