@@ -17,8 +17,6 @@
     ADD_("requests") "," ADD_("errors") "," ADD_("interrupted") "," ADD_("estimated") ","         \
     ADD_("prompt") "," ADD_("cached") "," ADD_("cache_write") "," ADD_("completion") ","          \
     ADD_("reasoning") "," ADD_("cost") "," ADD_("charge") "," ADD_("margin") "," ADD_("fee")
-#define DIMS "app, customer, workspace, feature, workflow, model, offering, provider, route"
-#define USER_DIMS "app, customer, user_id"
 
 /* ---- statements ---- */
 
@@ -81,7 +79,7 @@ static int insert_usage(tg_store *s, const tg_usage_rec *r, tg_errmsg *err)
     return sqlite3_changes(s->db) == 1;
 }
 
-static void bind_measures(sqlite3_stmt *st, int i, const tg_measures *m)
+void tg_sq_bind_measures(sqlite3_stmt *st, int i, const tg_measures *m)
 {
     const int64_t v[] = {m->requests,          m->errors,           m->interrupted,
                          m->estimated,         m->tokens.prompt,    m->tokens.cached,
@@ -109,7 +107,7 @@ static int upsert_rollup(tg_store *s, int k, const tg_agg *a, tg_errmsg *err)
             for (int j = 0; j < 6; j++) bind_text(st, i++, t[j]);
             sqlite3_bind_int(st, i++, r->route);
         }
-        bind_measures(st, i, &x->m);
+        tg_sq_bind_measures(st, i, &x->m);
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
         if (rc != SQLITE_DONE) return tg_sq_fail(s, err, "updating a rollup");
@@ -154,87 +152,6 @@ static int aggregate(tg_store *s, const tg_usage_rec *r, int64_t *day_c, int64_t
 
 /* ---- folding ---- */
 
-/* Bucket expressions in SQL, equal to agg.c's (floor, also below 1970). */
-#define FLOOR_(t, u) "(" t " - ((" t " %% " u ") + " u ") %% " u ")"
-#define MONTH_(b) "(CAST(strftime('%%s', " b " / 1000, 'unixepoch', 'start of month') AS INTEGER) * 1000)"
-#define SUMS_OF_USAGE                                                                             \
-    "count(*), sum(outcome = %d), sum(outcome = %d), sum(estimated), sum(prompt), sum(cached),"   \
-    " sum(cache_write), sum(completion), sum(reasoning), sum(cost), sum(charge), sum(margin),"    \
-    " sum(fee)"
-#define SUMS_OF_ROLLUP                                                                            \
-    "sum(requests), sum(errors), sum(interrupted), sum(estimated), sum(prompt), sum(cached),"     \
-    " sum(cache_write), sum(completion), sum(reasoning), sum(cost), sum(charge), sum(margin),"    \
-    " sum(fee)"
-#define UPSERT_(key) " ON CONFLICT (" key ") DO UPDATE SET " MEASURE_ADD
-
-/* A day's usage summed by hour and dimensions into temp.fold_hour and by
- * day and user into temp.fold_user (sum() fails on overflow: exact), then
- * added into the five rollups. "WHERE true" keeps SQLite from reading ON
- * CONFLICT as a join's ON. */
-static const char *const fold_sql[NFOLD] = {
-    "DELETE FROM temp.fold_hour",
-    "INSERT INTO temp.fold_hour SELECT " FLOOR_("t_start_ms", "3600000") " AS b, " DIMS ", "
-    SUMS_OF_USAGE " FROM usage WHERE id >= ?1 AND id < ?2 GROUP BY b, " DIMS,
-    "INSERT INTO rollup_hour SELECT * FROM temp.fold_hour WHERE true" UPSERT_(TG_SQ_DIM_KEY),
-    "INSERT INTO rollup_day SELECT " FLOOR_("bucket", "86400000") " AS b, " DIMS ", "
-    SUMS_OF_ROLLUP " FROM temp.fold_hour WHERE true GROUP BY b, " DIMS UPSERT_(TG_SQ_DIM_KEY),
-    "INSERT INTO rollup_month SELECT " MONTH_("bucket") " AS b, " DIMS ", " SUMS_OF_ROLLUP
-    " FROM temp.fold_hour WHERE true GROUP BY b, " DIMS UPSERT_(TG_SQ_DIM_KEY),
-    "DELETE FROM temp.fold_user",
-    "INSERT INTO temp.fold_user SELECT " FLOOR_("t_start_ms", "86400000") " AS b, " USER_DIMS ", "
-    SUMS_OF_USAGE " FROM usage WHERE id >= ?1 AND id < ?2 GROUP BY b, " USER_DIMS,
-    "INSERT INTO rollup_user_day SELECT * FROM temp.fold_user WHERE true" UPSERT_(TG_SQ_USER_KEY),
-    "INSERT INTO rollup_user_month SELECT " MONTH_("bucket") " AS b, " USER_DIMS ", "
-    SUMS_OF_ROLLUP " FROM temp.fold_user WHERE true GROUP BY b, " USER_DIMS UPSERT_(TG_SQ_USER_KEY),
-};
-
-#define TEMP_MEASURES                                                                             \
-    "requests INT, errors INT, interrupted INT, estimated INT, prompt INT, cached INT,"            \
-    " cache_write INT, completion INT, reasoning INT, cost INT, charge INT, margin INT, fee INT"
-
-static int prepare_fold(tg_store *s, tg_errmsg *err)
-{
-    if (s->fold[0]) return TG_OK;
-    int rc = tg_sq_exec(s,
-                        "CREATE TEMP TABLE IF NOT EXISTS fold_hour (bucket INT, app TEXT,"
-                        " customer TEXT, workspace TEXT, feature TEXT, workflow TEXT, model TEXT,"
-                        " offering TEXT, provider TEXT, route INT, " TEMP_MEASURES ");"
-                        "CREATE TEMP TABLE IF NOT EXISTS fold_user (bucket INT, app TEXT,"
-                        " customer TEXT, user_id TEXT, " TEMP_MEASURES ")",
-                        err);
-    for (int i = 0; i < NFOLD && !rc; i++) {
-        char sql[2048];
-        snprintf(sql, sizeof sql, fold_sql[i], TG_OUT_FAILED, TG_OUT_INTERRUPTED);
-        rc = tg_sq_prepare(s, &s->fold[i], sql, err);
-    }
-    return rc;
-}
-
-static int step_done(tg_store *s, sqlite3_stmt *st, tg_errmsg *err)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? TG_OK : tg_sq_fail(s, err, "folding a day into the rollups");
-}
-
-/* Folds the usage rows with ids in [from, to). */
-static int fold_range(tg_store *s, int64_t from, int64_t to, tg_errmsg *err)
-{
-    uint8_t a[TG_RECORD_ID_LEN], b[TG_RECORD_ID_LEN];
-    tg_sq_id_at(from, a);
-    tg_sq_id_at(to, b);
-    int rc = TG_OK;
-    for (int i = 0; i < NFOLD && !rc; i++) {
-        sqlite3_stmt *st = s->fold[i];
-        if (sqlite3_bind_parameter_count(st) == 2) {
-            sqlite3_bind_blob(st, 1, a, TG_RECORD_ID_LEN, SQLITE_STATIC);
-            sqlite3_bind_blob(st, 2, b, TG_RECORD_ID_LEN, SQLITE_STATIC);
-        }
-        rc = step_done(s, st, err);
-    }
-    return rc;
-}
-
 /* The ms of the first usage id at or after `at`: 1 and *ms, 0 when none. */
 static int next_record(tg_store *s, int64_t at, int64_t *ms, tg_errmsg *err)
 {
@@ -259,10 +176,9 @@ static int fold_until(tg_store *s, int64_t target, int64_t *frontier, tg_errmsg 
     int rc, found;
     *frontier = s->frontier;
     if (target <= at) return TG_OK;
-    if ((rc = prepare_fold(s, err))) return rc;
     while ((found = next_record(s, at, &ms, err)) == 1 && ms < target) {
         int64_t day = tg_bucket_day(ms);
-        if ((rc = fold_range(s, day > at ? day : at, day + MS_DAY, err))) return rc;
+        if ((rc = tg_sq_fold_range(s, day > at ? day : at, day + MS_DAY, err))) return rc;
         at = day + MS_DAY;
     }
     if (found < 0) return found;

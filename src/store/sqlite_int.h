@@ -12,7 +12,7 @@
  * a journal replay, a request that began long ago) are added to the
  * rollups at once. When a batch carries ids past the end of a day plus
  * TG_STORE_FOLD_GRACE_MS, that day is folded: its usage rows are summed
- * with SQL into every rollup and the frontier moves past it, in the same
+ * into every rollup (fold.c) and the frontier moves past it, in the same
  * transaction. Readers (scan.c) add the usage rows at or after the
  * frontier to what the rollups hold, in one read transaction, so a report
  * is exact whatever has been folded. */
@@ -30,7 +30,7 @@
 /* The aggregates of a put's late records: the rollups' order, then customers. */
 enum { AGG_HOUR, AGG_DAY, AGG_MONTH, AGG_USER_DAY, AGG_USER_MONTH, AGG_CUSTOMERS, AGG_COUNT_ };
 #define NFILTERS 4 /* scan filters: none, app, customer, both */
-#define NFOLD 9    /* statements of a fold */
+#define NFOLD 1    /* statements of a fold */
 
 extern const char *const tg_store_rollup_tables_[TG_ROLL_COUNT_];
 
@@ -61,6 +61,11 @@ int tg_sq_prepare(tg_store *s, sqlite3_stmt **st, const char *sql, tg_errmsg *er
 int tg_sq_frontier(tg_store *s, int64_t *out, tg_errmsg *err);
 /* The 16-byte id that starts unix ms t (t clamped to 48 bits). */
 void tg_sq_id_at(int64_t t, uint8_t id[TG_RECORD_ID_LEN]);
+/* Binds m's 13 measures from parameter i on. */
+void tg_sq_bind_measures(sqlite3_stmt *st, int i, const tg_measures *m);
+/* Sums the usage rows with ids in [from, to) into every rollup (fold.c);
+ * inside the caller's transaction, with the put statements prepared. */
+int tg_sq_fold_range(tg_store *s, int64_t from, int64_t to, tg_errmsg *err);
 /* The unix ms in an id's first 48 bits. */
 int64_t tg_sq_id_ms(const uint8_t *id);
 
