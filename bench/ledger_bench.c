@@ -6,7 +6,9 @@
  * month (2026-11) with a realistic shape: 3 apps, 2,000 customers (a few
  * large, most small), 3 workspaces and about 20 users each, 6 features, 4
  * workflows (mostly implied by the feature), 5 models over 6 offerings at
- * 3 providers, routes mostly primary. It projects them into a fresh
+ * 3 providers (a feature mostly uses one model, as apps configure it),
+ * routes mostly primary. It prints the rollups' row counts, which is what
+ * the cost depends on. It projects them into a fresh
  * store in DIR (default: a new temporary directory, removed after) with
  * tg_store_put in batches of 8192, then times month reports by customer,
  * feature and user, and prints a markdown table. */
@@ -15,6 +17,7 @@
 #include "store/store.h"
 
 #include <inttypes.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,7 +63,8 @@ static void gen(tg_rng *g, uint64_t i, uint64_t n, int64_t t0, int64_t span, tg_
     for (int b = 0; b < 6; b++) r->id[b] = (uint8_t)((uint64_t)t >> (40 - 8 * b));
     for (int b = 0; b < 8; b++) r->id[8 + b] = (uint8_t)(i >> (56 - 8 * b));
     unsigned c = pick_customer(g), f = (unsigned)tg_rng_below(g, 6);
-    unsigned m = (unsigned)tg_rng_below(g, 5), route_draw = (unsigned)tg_rng_below(g, 100);
+    /* each feature has its model; one request in five tries another */
+    unsigned m = tg_rng_below(g, 5) ? f % 5 : (unsigned)tg_rng_below(g, 5), route_draw = (unsigned)tg_rng_below(g, 100);
     snprintf(r->rid, sizeof r->rid, "req-%" PRIu64, i);
     snprintf(r->key_id, sizeof r->key_id, "key-%u", c);
     snprintf(r->tags.app, sizeof r->tags.app, "%s", apps[c % NAPPS]);
@@ -171,6 +175,22 @@ int main(int argc, char **argv)
     printf("| projection (tg_store_put, batches of %d) | %.0f records/s (%.1f s) |\n", BATCH,
            (double)total_ins / t_put, t_put);
     printf("| generating records (not counted) | %.1f s |\n", t_gen);
+    sqlite3 *db;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        const char *t[] = {"rollup_hour", "rollup_day", "rollup_month", "rollup_user_day",
+                           "rollup_user_month", "customers"};
+        printf("| rollup rows |");
+        for (int i = 0; i < 6; i++) {
+            char q[128];
+            sqlite3_stmt *st;
+            snprintf(q, sizeof q, "SELECT count(*) FROM %s", t[i]);
+            if (sqlite3_prepare_v2(db, q, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+                printf(" %s %lld;", t[i] + (i < 5 ? 7 : 0), (long long)sqlite3_column_int64(st, 0));
+            sqlite3_finalize(st);
+        }
+        printf(" |\n");
+    }
+    sqlite3_close(db);
     printf("| database on disk (with WAL) | %.2f GiB (%.0f bytes/record) |\n",
            (double)kib / 1048576.0, (double)kib * 1024.0 / (double)total_ins);
     const char *bys[] = {"customer", "feature", "user"};
