@@ -4,7 +4,7 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := libuv libcurl yaml-0.1 libcrypto
+PKGS    := libuv libcurl yaml-0.1 libcrypto sqlite3
 OPT     ?= -O2
 CFLAGS  := $(XCFLAGS) -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wvla \
            -Isrc $(shell pkg-config --cflags $(PKGS)) -pthread -MMD -MP
@@ -95,7 +95,8 @@ clean:
 
 -include $(OBJS:.o=.d)
 
-# The journal's append cost per request, per fsync policy (bench/journal_bench.c).
-$(BUILD)/bench/journal_bench: bench/journal_bench.c $(LIBOBJS)
+# Micro benchmarks (make bench runs them): the journal's append cost per
+# request by fsync policy, and the ledger's projection rate and report time.
+$(BUILD)/bench/%: bench/%.c $(LIBOBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-build=(gcc make pkg-config libuv1-dev libcurl4-openssl-dev libhttp-parser-dev libyaml-dev libssl-dev)
+build=(gcc make pkg-config libuv1-dev libcurl4-openssl-dev libhttp-parser-dev libyaml-dev libssl-dev libsqlite3-dev)
 test=(libcmocka-dev clang libclang-rt-14-dev)
 bench=(wrk nginx-light util-linux procps)
 

@@ -1,0 +1,297 @@
+/* The ledger thread. See ledger.h.
+ *
+ * The queue is two pairs of parallel arrays (records, tickets): workers
+ * append to the pending pair under the mutex; the thread swaps it with its
+ * own pair and commits outside the lock, so a worker waits at most for a
+ * memcpy and, rarely, a realloc. The records of a batch are contiguous,
+ * which is what tg_store_put takes.
+ *
+ * A record is settled in the journal only after the transaction holding
+ * it committed; a record whose commit keeps failing is never settled, so
+ * the journal still has it for the next start. */
+#include "store/ledger.h"
+
+#include "base/clock.h"
+#include "base/log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_BATCH 8192
+#define DEFAULT_FLUSH_MS 200
+#define BACKOFF_MIN_MS 50
+#define BACKOFF_MAX_MS 5000
+#define TRIES_AT_STOP 5 /* commit attempts left once stop is asked */
+#define WARN_DEPTH 65536
+
+typedef struct {
+    tg_usage_rec *recs;
+    tg_jticket *tickets;
+    size_t n, cap;
+} queue;
+
+struct tg_ledger {
+    tg_store *store;
+    tg_ledger_settle_fn settle;
+    void *settle_ud;
+    size_t batch;
+    uint32_t flush_ms;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t wake; /* the thread: records arrived, or stop */
+    pthread_cond_t done; /* tg_ledger_sync: records were committed */
+    queue pending;       /* under mu */
+    queue work;          /* the thread's own */
+    bool stopping;       /* under mu */
+    uint64_t seq_in;     /* under mu: records submitted */
+    uint64_t seq_done;   /* under mu: records committed or given up */
+    size_t warn_at;      /* under mu: the depth that logs the next warning */
+    _Atomic uint64_t submitted, committed, inserted, batches, failures, queued;
+};
+
+static void queue_release(queue *q)
+{
+    free(q->recs);
+    free(q->tickets);
+    *q = (queue){0};
+}
+
+static int queue_reserve(queue *q, size_t want)
+{
+    if (want <= q->cap) return TG_OK;
+    size_t cap = q->cap ? q->cap : 1024;
+    while (cap < want) cap *= 2;
+    tg_usage_rec *r = realloc(q->recs, cap * sizeof *r);
+    if (!r) return TG_ENOMEM;
+    q->recs = r;
+    tg_jticket *t = realloc(q->tickets, cap * sizeof *t);
+    if (!t) return TG_ENOMEM;
+    q->tickets = t;
+    q->cap = cap;
+    return TG_OK;
+}
+
+/* ---- the thread ---- */
+
+static void deadline_in(struct timespec *ts, uint32_t ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+/* Waits (mu held) for a full batch, flush_ms after the first record, or
+ * stop. Returns false when stopping with nothing left. */
+static bool wait_for_work(tg_ledger *l)
+{
+    while (!l->stopping && l->pending.n == 0) pthread_cond_wait(&l->wake, &l->mu);
+    struct timespec dl;
+    deadline_in(&dl, l->flush_ms);
+    while (!l->stopping && l->pending.n < l->batch)
+        if (pthread_cond_timedwait(&l->wake, &l->mu, &dl) == ETIMEDOUT) break;
+    return l->pending.n > 0;
+}
+
+/* Sleeps ms, or less when stop is asked (mu not held). */
+static void backoff(tg_ledger *l, uint32_t ms)
+{
+    struct timespec dl;
+    deadline_in(&dl, ms);
+    pthread_mutex_lock(&l->mu);
+    while (!l->stopping)
+        if (pthread_cond_timedwait(&l->wake, &l->mu, &dl) == ETIMEDOUT) break;
+    pthread_mutex_unlock(&l->mu);
+}
+
+static bool stopping(tg_ledger *l)
+{
+    pthread_mutex_lock(&l->mu);
+    bool s = l->stopping;
+    pthread_mutex_unlock(&l->mu);
+    return s;
+}
+
+/* Commits recs[0..n) with retries; false when it gave up (at stop). */
+static bool commit_batch(tg_ledger *l, const tg_usage_rec *recs, size_t n)
+{
+    uint32_t wait_ms = BACKOFF_MIN_MS;
+    for (unsigned tries = 1, at_stop = 0;; tries++) {
+        tg_errmsg err = {{0}};
+        size_t ins = 0;
+        int rc = tg_store_put(l->store, recs, n, &ins, &err);
+        if (!rc) {
+            atomic_fetch_add_explicit(&l->inserted, ins, memory_order_relaxed);
+            atomic_fetch_add_explicit(&l->batches, 1, memory_order_relaxed);
+            return true;
+        }
+        atomic_fetch_add_explicit(&l->failures, 1, memory_order_relaxed);
+        if (stopping(l) && ++at_stop >= TRIES_AT_STOP) return false;
+        tg_log(TG_LOG_WARN, "ledger: committing %zu records failed (attempt %u): %s; retrying in %u ms",
+               n, tries, err.msg, wait_ms);
+        backoff(l, wait_ms);
+        wait_ms = wait_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : wait_ms * 2;
+    }
+}
+
+static void commit_all(tg_ledger *l, queue *w)
+{
+    size_t lost = 0;
+    for (size_t off = 0; off < w->n; off += l->batch) {
+        size_t n = w->n - off < l->batch ? w->n - off : l->batch;
+        if (commit_batch(l, w->recs + off, n)) {
+            for (size_t i = 0; l->settle && i < n; i++)
+                l->settle(l->settle_ud, &w->tickets[off + i]);
+            atomic_fetch_add_explicit(&l->committed, n, memory_order_relaxed);
+        } else {
+            lost += n;
+        }
+        atomic_fetch_sub_explicit(&l->queued, n, memory_order_relaxed);
+    }
+    if (lost)
+        tg_log(TG_LOG_ERROR,
+               "ledger: stopping with %zu records not committed to the store; %s", lost,
+               l->settle ? "they stay in the journal for the next start"
+                         : "there is no journal: they are lost");
+}
+
+static void *ledger_main(void *arg)
+{
+    tg_ledger *l = arg;
+    pthread_mutex_lock(&l->mu);
+    while (wait_for_work(l)) {
+        queue t = l->pending;
+        l->pending = l->work;
+        l->work = t;
+        l->warn_at = WARN_DEPTH;
+        pthread_mutex_unlock(&l->mu);
+        commit_all(l, &l->work);
+        size_t n = l->work.n;
+        l->work.n = 0;
+        pthread_mutex_lock(&l->mu);
+        l->seq_done += n;
+        pthread_cond_broadcast(&l->done);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+/* ---- the API ---- */
+
+static void journal_settle(void *ud, const tg_jticket *t) { tg_journal_settle(ud, t); }
+
+int tg_ledger_start(const tg_metering_conf *c, tg_store *s, tg_journal *j, tg_ledger **out,
+                    tg_errmsg *err)
+{
+    return tg_ledger_start_with(c, s, j ? journal_settle : NULL, j, out, err);
+}
+
+static int init_sync(tg_ledger *l)
+{
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca)) return TG_ENOMEM;
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int rc = pthread_mutex_init(&l->mu, NULL) || pthread_cond_init(&l->wake, &ca) ||
+             pthread_cond_init(&l->done, NULL);
+    pthread_condattr_destroy(&ca);
+    return rc ? TG_ENOMEM : TG_OK;
+}
+
+int tg_ledger_start_with(const tg_metering_conf *c, tg_store *s, tg_ledger_settle_fn fn, void *ud,
+                         tg_ledger **out, tg_errmsg *err)
+{
+    tg_ledger *l = calloc(1, sizeof *l);
+    if (!l || init_sync(l)) {
+        free(l);
+        tg_store_close(s);
+        tg_errmsg_set(err, "ledger: out of memory");
+        return TG_ENOMEM;
+    }
+    l->store = s;
+    l->settle = fn;
+    l->settle_ud = ud;
+    l->batch = c && c->batch_records ? c->batch_records : DEFAULT_BATCH;
+    l->flush_ms = c && c->flush_ms ? c->flush_ms : DEFAULT_FLUSH_MS;
+    l->warn_at = WARN_DEPTH;
+    if (queue_reserve(&l->pending, l->batch) || queue_reserve(&l->work, l->batch) ||
+        pthread_create(&l->thread, NULL, ledger_main, l)) {
+        queue_release(&l->pending);
+        queue_release(&l->work);
+        tg_store_close(s);
+        free(l);
+        tg_errmsg_set(err, "ledger: cannot start its thread");
+        return TG_EIO;
+    }
+    *out = l;
+    return TG_OK;
+}
+
+void tg_ledger_submit(tg_ledger *l, const tg_usage_rec *r, const tg_jticket *t)
+{
+    pthread_mutex_lock(&l->mu);
+    queue *q = &l->pending;
+    /* Out of memory here leaves no good choice: dropping a record is what
+     * the ledger must never do, and the journal has it anyway. Abort. */
+    if (queue_reserve(q, q->n + 1)) {
+        tg_log(TG_LOG_ERROR, "ledger: out of memory queueing a usage record");
+        abort();
+    }
+    q->recs[q->n] = *r;
+    q->tickets[q->n] = t ? *t : (tg_jticket){0};
+    size_t n = ++q->n;
+    l->seq_in++;
+    if (n == 1 || n == l->batch) pthread_cond_signal(&l->wake);
+    if (n >= l->warn_at) {
+        tg_log(TG_LOG_WARN, "ledger: %zu records waiting for the store", n);
+        l->warn_at *= 2;
+    }
+    /* counted under mu, before the thread can take the record and count
+     * it out of `queued` */
+    atomic_fetch_add_explicit(&l->submitted, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&l->queued, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&l->mu);
+}
+
+void tg_ledger_sync(tg_ledger *l)
+{
+    pthread_mutex_lock(&l->mu);
+    uint64_t want = l->seq_in;
+    pthread_cond_signal(&l->wake);
+    while (l->seq_done < want) pthread_cond_wait(&l->done, &l->mu);
+    pthread_mutex_unlock(&l->mu);
+}
+
+void tg_ledger_stop(tg_ledger *l)
+{
+    if (!l) return;
+    pthread_mutex_lock(&l->mu);
+    l->stopping = true;
+    pthread_cond_broadcast(&l->wake);
+    pthread_mutex_unlock(&l->mu);
+    pthread_join(l->thread, NULL);
+    tg_store_close(l->store);
+    queue_release(&l->pending);
+    queue_release(&l->work);
+    pthread_cond_destroy(&l->wake);
+    pthread_cond_destroy(&l->done);
+    pthread_mutex_destroy(&l->mu);
+    free(l);
+}
+
+void tg_ledger_stats(tg_ledger *l, tg_ledger_counts *out)
+{
+    *out = (tg_ledger_counts){
+        .submitted = atomic_load_explicit(&l->submitted, memory_order_relaxed),
+        .committed = atomic_load_explicit(&l->committed, memory_order_relaxed),
+        .inserted = atomic_load_explicit(&l->inserted, memory_order_relaxed),
+        .batches = atomic_load_explicit(&l->batches, memory_order_relaxed),
+        .failures = atomic_load_explicit(&l->failures, memory_order_relaxed),
+        .queued = atomic_load_explicit(&l->queued, memory_order_relaxed),
+    };
+}

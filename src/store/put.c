@@ -1,0 +1,280 @@
+/* Writing: records into usage, late ones straight into the rollups, and
+ * folding closed days into the rollups (sqlite_int.h, Folding).
+ *
+ * One transaction per put; statements prepared once per handle. A record
+ * whose id the table already has is skipped before it reaches any rollup,
+ * which is what makes a replay a no-op. */
+#include "store/sqlite_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MS_DAY 86400000LL
+
+#define ADD_(c) c " = " c " + excluded." c
+#define MEASURE_ADD                                                                               \
+    ADD_("requests") "," ADD_("errors") "," ADD_("interrupted") "," ADD_("estimated") ","         \
+    ADD_("prompt") "," ADD_("cached") "," ADD_("cache_write") "," ADD_("completion") ","          \
+    ADD_("reasoning") "," ADD_("cost") "," ADD_("charge") "," ADD_("margin") "," ADD_("fee")
+
+/* ---- statements ---- */
+
+static int prepare_put(tg_store *s, tg_errmsg *err)
+{
+    int rc = tg_sq_prepare(s, &s->ins_usage,
+                           "INSERT INTO usage VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
+                           "?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING",
+                           err);
+    if (!rc)
+        rc = tg_sq_prepare(s, &s->ins_customer,
+                           "INSERT INTO customers VALUES (?,?,?,?) ON CONFLICT (app, id) DO NOTHING",
+                           err);
+    if (!rc)
+        rc = tg_sq_prepare(s, &s->next_id,
+                           "SELECT id FROM usage WHERE id >= ?1 ORDER BY id LIMIT 1", err);
+    for (int k = 0; k < TG_ROLL_COUNT_ && !rc; k++) {
+        bool user = k >= TG_ROLL_USER_DAY;
+        char sql[1024];
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO %s (%s, " TG_SQ_MEASURE_COLS ") VALUES (%s?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                 " ON CONFLICT (%s) DO UPDATE SET " MEASURE_ADD,
+                 tg_store_rollup_tables_[k], user ? TG_SQ_USER_KEY : TG_SQ_DIM_KEY,
+                 user ? "?,?,?,?," : "?,?,?,?,?,?,?,?,?,?,", user ? TG_SQ_USER_KEY : TG_SQ_DIM_KEY);
+        rc = tg_sq_prepare(s, &s->up_roll[k], sql, err);
+    }
+    return rc;
+}
+
+/* ---- late records: straight into the rollups ---- */
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+}
+
+/* Returns 1 when the record was new, 0 when its id was there, or an error. */
+static int insert_usage(tg_store *s, const tg_usage_rec *r, tg_errmsg *err)
+{
+    sqlite3_stmt *st = s->ins_usage;
+    int i = 1;
+    sqlite3_bind_blob(st, i++, r->id, TG_RECORD_ID_LEN, SQLITE_STATIC);
+    const char *texts1[] = {r->rid,           r->key_id,        r->tags.app,     r->tags.customer,
+                            r->tags.plan,     r->tags.workspace, r->tags.user,   r->tags.feature,
+                            r->tags.workflow, r->tags.run,      r->tags.unit};
+    for (size_t k = 0; k < sizeof texts1 / sizeof *texts1; k++) bind_text(st, i++, texts1[k]);
+    sqlite3_bind_int64(st, i++, r->tags.unit_count);
+    const char *texts2[] = {r->model, r->offering, r->provider, r->rule};
+    for (size_t k = 0; k < 4; k++) bind_text(st, i++, texts2[k]);
+    const int64_t ints[] = {r->t_start_ms,        r->latency_us,         r->ttft_us,
+                            r->status,            r->endpoint,           r->route,
+                            r->outcome,           r->stream,             r->estimated,
+                            r->tokens.prompt,     r->tokens.cached,      r->tokens.cache_write,
+                            r->tokens.completion, r->tokens.reasoning,   r->cost,
+                            r->charge,            r->margin,             r->fee};
+    for (size_t k = 0; k < sizeof ints / sizeof *ints; k++) sqlite3_bind_int64(st, i++, ints[k]);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return tg_sq_fail(s, err, "inserting usage");
+    return sqlite3_changes(s->db) == 1;
+}
+
+void tg_sq_bind_measures(sqlite3_stmt *st, int i, const tg_measures *m)
+{
+    const int64_t v[] = {m->requests,          m->errors,           m->interrupted,
+                         m->estimated,         m->tokens.prompt,    m->tokens.cached,
+                         m->tokens.cache_write, m->tokens.completion, m->tokens.reasoning,
+                         m->cost,              m->charge,           m->margin,
+                         m->fee};
+    for (size_t k = 0; k < sizeof v / sizeof *v; k++) sqlite3_bind_int64(st, i + (int)k, v[k]);
+}
+
+static int upsert_rollup(tg_store *s, int k, const tg_agg *a, tg_errmsg *err)
+{
+    sqlite3_stmt *st = s->up_roll[k];
+    for (size_t e = 0; e < a->n; e++) {
+        const tg_agg_ent *x = &a->ents[e];
+        const tg_usage_rec *r = x->r;
+        int i = 1;
+        sqlite3_bind_int64(st, i++, x->bucket);
+        bind_text(st, i++, r->tags.app);
+        bind_text(st, i++, r->tags.customer);
+        if (a->kind == TG_AGG_USER) {
+            bind_text(st, i++, r->tags.user);
+        } else {
+            const char *t[] = {r->tags.workspace, r->tags.feature,  r->tags.workflow,
+                               r->model,          r->offering,      r->provider};
+            for (int j = 0; j < 6; j++) bind_text(st, i++, t[j]);
+            sqlite3_bind_int(st, i++, r->route);
+        }
+        tg_sq_bind_measures(st, i, &x->m);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) return tg_sq_fail(s, err, "updating a rollup");
+    }
+    return TG_OK;
+}
+
+static int upsert_customers(tg_store *s, const tg_agg *a, tg_errmsg *err)
+{
+    sqlite3_stmt *st = s->ins_customer;
+    for (size_t e = 0; e < a->n; e++) {
+        const tg_usage_rec *r = a->ents[e].r;
+        if (!r->tags.customer[0]) continue; /* no customer attributed */
+        bind_text(st, 1, r->tags.app);
+        bind_text(st, 2, r->tags.customer);
+        bind_text(st, 3, r->tags.plan);
+        sqlite3_bind_int64(st, 4, r->t_start_ms);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE) return tg_sq_fail(s, err, "recording a customer");
+    }
+    return TG_OK;
+}
+
+/* Adds a late record to every aggregate. The month of a day is cached:
+ * gmtime per record would cost more than the rest of the add. */
+static int aggregate(tg_store *s, const tg_usage_rec *r, int64_t *day_c, int64_t *month_c)
+{
+    int64_t day = tg_bucket_day(r->t_start_ms);
+    if (day != *day_c) {
+        *day_c = day;
+        *month_c = tg_bucket_month(day);
+    }
+    uint64_t hd = tg_agg_key_hash(r, TG_AGG_DIMS), hu = tg_agg_key_hash(r, TG_AGG_USER);
+    int rc = tg_agg_add(&s->agg[AGG_HOUR], r, tg_bucket_hour(r->t_start_ms), hd);
+    if (!rc) rc = tg_agg_add(&s->agg[AGG_DAY], r, day, hd);
+    if (!rc) rc = tg_agg_add(&s->agg[AGG_MONTH], r, *month_c, hd);
+    if (!rc) rc = tg_agg_add(&s->agg[AGG_USER_DAY], r, day, hu);
+    if (!rc) rc = tg_agg_add(&s->agg[AGG_USER_MONTH], r, *month_c, hu);
+    return rc;
+}
+
+/* ---- folding ---- */
+
+/* The ms of the first usage id at or after `at`: 1 and *ms, 0 when none. */
+static int next_record(tg_store *s, int64_t at, int64_t *ms, tg_errmsg *err)
+{
+    uint8_t a[TG_RECORD_ID_LEN];
+    tg_sq_id_at(at, a);
+    sqlite3_bind_blob(s->next_id, 1, a, TG_RECORD_ID_LEN, SQLITE_STATIC);
+    int rc = sqlite3_step(s->next_id), found = 0;
+    if (rc == SQLITE_ROW && sqlite3_column_bytes(s->next_id, 0) == TG_RECORD_ID_LEN) {
+        *ms = tg_sq_id_ms(sqlite3_column_blob(s->next_id, 0));
+        found = 1;
+    }
+    sqlite3_reset(s->next_id);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? found : tg_sq_fail(s, err, "finding records");
+}
+
+/* Folds, day by day, every record with an id before `target` (a day
+ * boundary) that is not folded yet, and moves the frontier there: inside
+ * the caller's transaction. *frontier is the new one, for after commit. */
+static int fold_until(tg_store *s, int64_t target, int64_t *frontier, tg_errmsg *err)
+{
+    int64_t at = s->frontier, ms = 0;
+    int rc, found;
+    *frontier = s->frontier;
+    if (target <= at) return TG_OK;
+    while ((found = next_record(s, at, &ms, err)) == 1 && ms < target) {
+        int64_t day = tg_bucket_day(ms);
+        if ((rc = tg_sq_fold_range(s, day > at ? day : at, day + MS_DAY, err))) return rc;
+        at = day + MS_DAY;
+    }
+    if (found < 0) return found;
+    sqlite3_stmt *st = NULL;
+    rc = sqlite3_prepare_v2(s->db, "UPDATE fold_state SET frontier_ms = ?1", -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, target);
+        rc = sqlite3_step(st) == SQLITE_DONE ? TG_OK : TG_EIO;
+    }
+    sqlite3_finalize(st);
+    if (rc) return tg_sq_fail(s, err, "moving the fold frontier");
+    *frontier = target;
+    return TG_OK;
+}
+
+/* The day boundary before which ids are folded, given the newest id time
+ * seen: a day closes TG_STORE_FOLD_GRACE_MS after it ends, so records of
+ * requests that straddle midnight still arrive before their day is
+ * folded and take the cheap path. */
+static int64_t fold_target(int64_t newest_ms)
+{
+    return tg_bucket_day(newest_ms - TG_STORE_FOLD_GRACE_MS);
+}
+
+/* ---- put ---- */
+
+static int put_batch(tg_store *s, const tg_usage_rec *recs, size_t n, size_t *inserted,
+                     int64_t *frontier, tg_errmsg *err)
+{
+    int rc = TG_OK;
+    int64_t day_c = INT64_MIN, month_c = 0, newest = INT64_MIN;
+    for (int i = 0; i < AGG_COUNT_ && !rc; i++) rc = tg_agg_reset(&s->agg[i], n);
+    if (rc) return tg_errmsg_set(err, "%s: out of memory", s->path), TG_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const tg_usage_rec *r = &recs[i];
+        tg_record_check(r);
+        int fresh = insert_usage(s, r, err);
+        if (fresh < 0) return fresh;
+        if (!fresh) continue;
+        ++*inserted;
+        int64_t ms = tg_sq_id_ms(r->id);
+        if (ms > newest) newest = ms;
+        rc = tg_agg_add(&s->agg[AGG_CUSTOMERS], r, 0, tg_agg_key_hash(r, TG_AGG_CUSTOMER));
+        if (!rc && ms < s->frontier) rc = aggregate(s, r, &day_c, &month_c);
+        if (rc) return tg_errmsg_set(err, "%s: a rollup sum would overflow", s->path);
+    }
+    for (int k = 0; k < TG_ROLL_COUNT_ && !rc; k++) rc = upsert_rollup(s, k, &s->agg[k], err);
+    if (!rc) rc = upsert_customers(s, &s->agg[AGG_CUSTOMERS], err);
+    *frontier = s->frontier;
+    if (!rc && newest != INT64_MIN) rc = fold_until(s, fold_target(newest), frontier, err);
+    return rc;
+}
+
+/* Runs fn in a write transaction; the frontier it reports takes effect
+ * only if the commit does. */
+static int in_write_txn(tg_store *s, int (*fn)(tg_store *s, void *ud, int64_t *frontier,
+                                               tg_errmsg *err),
+                        void *ud, tg_errmsg *err)
+{
+    int64_t frontier = s->frontier;
+    int rc;
+    if (s->ro) return tg_errmsg_set(err, "%s: opened read-only", s->path);
+    if ((rc = prepare_put(s, err)) || (rc = tg_sq_exec(s, "BEGIN IMMEDIATE", err))) return rc;
+    rc = fn(s, ud, &frontier, err);
+    if (!rc) rc = tg_sq_exec(s, "COMMIT", err);
+    if (rc) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    else s->frontier = frontier;
+    return rc;
+}
+
+typedef struct {
+    const tg_usage_rec *recs;
+    size_t n, inserted;
+} put_args;
+
+static int put_fn(tg_store *s, void *ud, int64_t *frontier, tg_errmsg *err)
+{
+    put_args *a = ud;
+    return put_batch(s, a->recs, a->n, &a->inserted, frontier, err);
+}
+
+int tg_store_put(tg_store *s, const tg_usage_rec *recs, size_t n, size_t *inserted,
+                 tg_errmsg *err)
+{
+    put_args a = {recs, n, 0};
+    int rc = in_write_txn(s, put_fn, &a, err);
+    if (inserted) *inserted = rc ? 0 : a.inserted;
+    return rc;
+}
+
+static int fold_fn(tg_store *s, void *ud, int64_t *frontier, tg_errmsg *err)
+{
+    return fold_until(s, fold_target(*(const int64_t *)ud), frontier, err);
+}
+
+int tg_store_fold(tg_store *s, int64_t now_ms, tg_errmsg *err)
+{
+    return in_write_txn(s, fold_fn, &now_ms, err);
+}

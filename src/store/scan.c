@@ -1,0 +1,233 @@
+/* Reading: rollup rows for reports, plus the usage rows not folded yet
+ * (sqlite_int.h, Folding), and the customers table. */
+#include "store/sqlite_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+}
+
+int tg_store_each_customer(tg_store *s,
+                           int (*fn)(void *ud, const char *app, const char *id,
+                                     const char *plan, int64_t first_seen_ms),
+                           void *ud, tg_errmsg *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db,
+                                "SELECT app, id, plan, first_seen_ms FROM customers ORDER BY app, id",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK) return tg_sq_fail(s, err, "reading customers");
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int r = fn(ud, (const char *)sqlite3_column_text(st, 0),
+                   (const char *)sqlite3_column_text(st, 1),
+                   (const char *)sqlite3_column_text(st, 2), sqlite3_column_int64(st, 3));
+        if (r) {
+            sqlite3_finalize(st);
+            return r;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? TG_OK : tg_sq_fail(s, err, "reading customers");
+}
+
+/* Statements for rollup k with filter bits f (1: app, 2: customer). A scan
+ * goes one bucket at a time so that the filters use the primary key
+ * (bucket, app, customer, ...): after a range on bucket, SQLite could not
+ * use app and customer, and a customer's report would read a whole month. */
+static int scan_stmts(tg_store *s, int k, int f, tg_errmsg *err)
+{
+    bool user = k >= TG_ROLL_USER_DAY;
+    char sql[1024];
+    snprintf(sql, sizeof sql, "SELECT min(bucket) FROM %s WHERE bucket >= ?1 AND bucket < ?2",
+             tg_store_rollup_tables_[k]);
+    int rc = tg_sq_prepare(s, &s->next_bucket[k], sql, err);
+    if (rc) return rc;
+    snprintf(sql, sizeof sql,
+             "SELECT %s, " TG_SQ_MEASURE_COLS " FROM %s WHERE bucket = ?1%s%s ORDER BY %s",
+             user ? TG_SQ_USER_KEY : TG_SQ_DIM_KEY, tg_store_rollup_tables_[k], f & 1 ? " AND app = ?2" : "",
+             f & 2 ? " AND customer = ?3" : "", user ? TG_SQ_USER_KEY : TG_SQ_DIM_KEY);
+    return tg_sq_prepare(s, &s->scan[k][f], sql, err);
+}
+
+/* The first bucket in [from, to): 1 and *b, 0 when none, or an error. */
+static int next_bucket(tg_store *s, int k, int64_t from, int64_t to, int64_t *b, tg_errmsg *err)
+{
+    sqlite3_stmt *st = s->next_bucket[k];
+    sqlite3_bind_int64(st, 1, from);
+    sqlite3_bind_int64(st, 2, to);
+    int rc = sqlite3_step(st), found = 0;
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        *b = sqlite3_column_int64(st, 0);
+        found = 1;
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? found : tg_sq_fail(s, err, "reading a rollup");
+}
+
+static void read_measures(sqlite3_stmt *st, int i, tg_measures *m)
+{
+    int64_t *v[] = {&m->requests,          &m->errors,            &m->interrupted,
+                    &m->estimated,         &m->tokens.prompt,     &m->tokens.cached,
+                    &m->tokens.cache_write, &m->tokens.completion, &m->tokens.reasoning,
+                    &m->cost,              &m->charge,            &m->margin,
+                    &m->fee};
+    for (size_t k = 0; k < sizeof v / sizeof *v; k++) *v[k] = sqlite3_column_int64(st, i + (int)k);
+}
+
+static const char *col(sqlite3_stmt *st, int i) { return (const char *)sqlite3_column_text(st, i); }
+
+static void read_row(sqlite3_stmt *st, bool user, tg_rollup_row *r)
+{
+    *r = (tg_rollup_row){.bucket_ms = sqlite3_column_int64(st, 0),
+                         .app = col(st, 1),
+                         .customer = col(st, 2),
+                         .workspace = "", .feature = "", .workflow = "", .model = "",
+                         .offering = "", .provider = "", .user = ""};
+    if (user) {
+        r->user = col(st, 3);
+        read_measures(st, 4, &r->m);
+        return;
+    }
+    r->workspace = col(st, 3);
+    r->feature = col(st, 4);
+    r->workflow = col(st, 5);
+    r->model = col(st, 6);
+    r->offering = col(st, 7);
+    r->provider = col(st, 8);
+    r->route = (uint8_t)sqlite3_column_int(st, 9);
+    read_measures(st, 10, &r->m);
+}
+
+static int scan_bucket(tg_store *s, sqlite3_stmt *st, bool user, int64_t b,
+                       int (*fn)(void *ud, const tg_rollup_row *r), void *ud, tg_errmsg *err)
+{
+    tg_rollup_row row;
+    int rc;
+    sqlite3_bind_int64(st, 1, b);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        read_row(st, user, &row);
+        int r = fn(ud, &row);
+        if (r) {
+            sqlite3_reset(st);
+            return r;
+        }
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? TG_OK : tg_sq_fail(s, err, "reading a rollup");
+}
+
+/* ---- usage not folded yet ---- */
+
+static int usage_stmt(tg_store *s, int f, tg_errmsg *err)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "SELECT t_start_ms, app, customer, workspace, feature, workflow, model, offering,"
+             " provider, route, user_id, outcome, estimated, prompt, cached, cache_write,"
+             " completion, reasoning, cost, charge, margin, fee FROM usage"
+             " WHERE id >= ?1 AND t_start_ms >= ?2 AND t_start_ms < ?3%s%s",
+             f & 1 ? " AND app = ?4" : "", f & 2 ? " AND customer = ?5" : "");
+    return tg_sq_prepare(s, &s->scan_usage[f], sql, err);
+}
+
+/* One usage row as a rollup row of kind k (a rollup of one record). */
+static void usage_row(sqlite3_stmt *st, tg_rollup_kind k, int64_t *day_c, int64_t *month_c,
+                      tg_rollup_row *r)
+{
+    int64_t t = sqlite3_column_int64(st, 0), day = tg_bucket_day(t);
+    if (day != *day_c) {
+        *day_c = day;
+        *month_c = tg_bucket_month(day);
+    }
+    bool user = k >= TG_ROLL_USER_DAY;
+    int outcome = sqlite3_column_int(st, 11);
+    *r = (tg_rollup_row){
+        .bucket_ms = k == TG_ROLL_HOUR                                  ? tg_bucket_hour(t)
+                     : k == TG_ROLL_DAY || k == TG_ROLL_USER_DAY ? day
+                                                                        : *month_c,
+        .app = col(st, 1), .customer = col(st, 2),
+        .workspace = user ? "" : col(st, 3), .feature = user ? "" : col(st, 4),
+        .workflow = user ? "" : col(st, 5), .model = user ? "" : col(st, 6),
+        .offering = user ? "" : col(st, 7), .provider = user ? "" : col(st, 8),
+        .route = user ? 0 : (uint8_t)sqlite3_column_int(st, 9),
+        .user = user ? col(st, 10) : "",
+        .m = {.requests = 1,
+              .errors = outcome == TG_OUT_FAILED,
+              .interrupted = outcome == TG_OUT_INTERRUPTED,
+              .estimated = sqlite3_column_int(st, 12)},
+    };
+    int64_t *v[] = {&r->m.tokens.prompt,     &r->m.tokens.cached,    &r->m.tokens.cache_write,
+                    &r->m.tokens.completion, &r->m.tokens.reasoning, &r->m.cost,
+                    &r->m.charge,            &r->m.margin,           &r->m.fee};
+    for (int i = 0; i < 9; i++) *v[i] = sqlite3_column_int64(st, 13 + i);
+}
+
+static int scan_usage(tg_store *s, tg_rollup_kind k, int64_t from, int64_t to, int fi,
+                      const char *app, const char *cust,
+                      int (*fn)(void *ud, const tg_rollup_row *r), void *ud, tg_errmsg *err)
+{
+    int64_t frontier, day_c = INT64_MIN, month_c = 0;
+    int rc = tg_sq_frontier(s, &frontier, err);
+    if (!rc) rc = usage_stmt(s, fi, err);
+    if (rc) return rc;
+    sqlite3_stmt *st = s->scan_usage[fi];
+    uint8_t id[TG_RECORD_ID_LEN];
+    tg_sq_id_at(frontier, id);
+    sqlite3_bind_blob(st, 1, id, TG_RECORD_ID_LEN, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, from);
+    sqlite3_bind_int64(st, 3, to);
+    if (app) bind_text(st, 4, app);
+    if (cust) bind_text(st, 5, cust);
+    tg_rollup_row row;
+    int stop = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        usage_row(st, k, &day_c, &month_c, &row);
+        if ((stop = fn(ud, &row))) break;
+    }
+    if (!stop && rc != SQLITE_DONE) stop = tg_sq_fail(s, err, "reading usage");
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return stop;
+}
+
+/* ---- scan ---- */
+
+static int scan_rollup(tg_store *s, tg_rollup_kind k, int64_t from_ms, int64_t to_ms, int fi,
+                       const char *app, const char *cust,
+                       int (*fn)(void *ud, const tg_rollup_row *r), void *ud, tg_errmsg *err)
+{
+    int rc = scan_stmts(s, k, fi, err);
+    if (rc) return rc;
+    sqlite3_stmt *st = s->scan[k][fi];
+    if (app) bind_text(st, 2, app);
+    if (cust) bind_text(st, 3, cust);
+    int64_t b = from_ms;
+    while ((rc = next_bucket(s, k, b, to_ms, &b, err)) == 1) {
+        if ((rc = scan_bucket(s, st, k >= TG_ROLL_USER_DAY, b, fn, ud, err))) break;
+        if (b == INT64_MAX) break;
+        b++;
+    }
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+/* Rollups and unfolded usage are read in one transaction: one snapshot,
+ * so a fold committing meanwhile cannot count a record twice or never. */
+int tg_store_scan(tg_store *s, tg_rollup_kind k, int64_t from_ms, int64_t to_ms,
+                  const tg_scan_filter *f, int (*fn)(void *ud, const tg_rollup_row *r), void *ud,
+                  tg_errmsg *err)
+{
+    if ((unsigned)k >= TG_ROLL_COUNT_) return tg_errmsg_set(err, "no such rollup");
+    const char *app = f && f->app && f->app[0] ? f->app : NULL;
+    const char *cust = f && f->customer && f->customer[0] ? f->customer : NULL;
+    int fi = (app ? 1 : 0) | (cust ? 2 : 0);
+    int rc = tg_sq_exec(s, "BEGIN", err);
+    if (rc) return rc;
+    rc = scan_rollup(s, k, from_ms, to_ms, fi, app, cust, fn, ud, err);
+    if (!rc) rc = scan_usage(s, k, from_ms, to_ms, fi, app, cust, fn, ud, err);
+    sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    return rc;
+}

@@ -1,0 +1,79 @@
+/* Internals shared by the SQLite store's files (sqlite.c: open, close,
+ * migrations; put.c: writing and folding; scan.c: reading). See store.h.
+ *
+ * Folding. Writing every record's deltas into the day and month rollups
+ * at every commit would rewrite most pages of those tables each batch
+ * (their keys are spread over the whole month), so the ledger could not
+ * keep up. Instead the store keeps a frontier, a UTC day boundary in the
+ * time of record ids (their first 48 bits are unix ms):
+ *   - a record whose id is before the frontier is in every rollup;
+ *   - a record at or after it is only in the usage table.
+ * tg_store_put inserts records; ones that land before the frontier (late:
+ * a journal replay, a request that began long ago) are added to the
+ * rollups at once. When a batch carries ids past the end of a day plus
+ * TG_STORE_FOLD_GRACE_MS, that day is folded: its usage rows are summed
+ * into every rollup (fold.c) and the frontier moves past it, in the same
+ * transaction. Readers (scan.c) add the usage rows at or after the
+ * frontier to what the rollups hold, in one read transaction, so a report
+ * is exact whatever has been folded. */
+#ifndef TG_STORE_SQLITE_INT_H
+#define TG_STORE_SQLITE_INT_H
+
+#include "store/agg.h"
+#include "store/store.h"
+
+#include <sqlite3.h>
+#include <stdbool.h>
+
+#define TG_STORE_FOLD_GRACE_MS 3600000LL
+
+/* The aggregates of a put's late records: the rollups' order, then customers. */
+enum { AGG_HOUR, AGG_DAY, AGG_MONTH, AGG_USER_DAY, AGG_USER_MONTH, AGG_CUSTOMERS, AGG_COUNT_ };
+#define NFILTERS 4 /* scan filters: none, app, customer, both */
+#define NFOLD 1    /* statements of a fold */
+
+extern const char *const tg_store_rollup_tables_[TG_ROLL_COUNT_];
+
+struct tg_store {
+    sqlite3 *db;
+    char *path;
+    bool ro;
+    int64_t frontier; /* writer: fold_state.frontier_ms, read at open, kept current */
+    sqlite3_stmt *ins_usage;
+    sqlite3_stmt *up_roll[TG_ROLL_COUNT_];
+    sqlite3_stmt *ins_customer;
+    sqlite3_stmt *next_id;
+    sqlite3_stmt *fold[NFOLD];
+    sqlite3_stmt *frontier_get;
+    sqlite3_stmt *next_bucket[TG_ROLL_COUNT_];
+    sqlite3_stmt *scan[TG_ROLL_COUNT_][NFILTERS];
+    sqlite3_stmt *scan_usage[NFILTERS];
+    tg_agg agg[AGG_COUNT_];
+};
+
+/* TG_EIO with err = "<path>: <what>: <SQLite's message>". */
+int tg_sq_fail(tg_store *s, tg_errmsg *err, const char *what);
+/* sqlite3_exec of sql; TG_EIO with err set. */
+int tg_sq_exec(tg_store *s, const char *sql, tg_errmsg *err);
+/* Prepares *st once per handle (a no-op when already done). */
+int tg_sq_prepare(tg_store *s, sqlite3_stmt **st, const char *sql, tg_errmsg *err);
+/* Reads fold_state.frontier_ms. */
+int tg_sq_frontier(tg_store *s, int64_t *out, tg_errmsg *err);
+/* The 16-byte id that starts unix ms t (t clamped to 48 bits). */
+void tg_sq_id_at(int64_t t, uint8_t id[TG_RECORD_ID_LEN]);
+/* Binds m's 13 measures from parameter i on. */
+void tg_sq_bind_measures(sqlite3_stmt *st, int i, const tg_measures *m);
+/* Sums the usage rows with ids in [from, to) into every rollup (fold.c);
+ * inside the caller's transaction, with the put statements prepared. */
+int tg_sq_fold_range(tg_store *s, int64_t from, int64_t to, tg_errmsg *err);
+/* The unix ms in an id's first 48 bits. */
+int64_t tg_sq_id_ms(const uint8_t *id);
+
+#define TG_SQ_MEASURE_COLS                                                                        \
+    "requests, errors, interrupted, estimated, prompt, cached, cache_write, completion,"          \
+    " reasoning, cost, charge, margin, fee"
+#define TG_SQ_DIM_KEY                                                                             \
+    "bucket, app, customer, workspace, feature, workflow, model, offering, provider, route"
+#define TG_SQ_USER_KEY "bucket, app, customer, user_id"
+
+#endif

@@ -1,0 +1,693 @@
+/* The store, the ledger thread and reports, on real SQLite files in a
+ * temporary directory: migrations, idempotent puts, rollups equal to sums
+ * over the usage table (checked with SQL, every measure, before and after
+ * folding), reports by every grouping with their filters, period forms,
+ * errors and formats, and the ledger delivering each record exactly once
+ * from several threads. */
+#include "base/json.h"
+#include "base/rng.h"
+#include "report/report.h"
+#include "store/ledger.h"
+#include "store/store.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MS_HOUR 3600000LL
+#define MS_DAY 86400000LL
+
+static char dir[64];
+static char path[128];
+static int64_t nov1; /* 2026-11-01T00:00Z */
+
+static int setup(void **state)
+{
+    (void)state;
+    strcpy(dir, "/tmp/tg-test-store-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/sub/dir/" TG_STORE_FILE, dir);
+    struct tm tm = {.tm_year = 126, .tm_mon = 10, .tm_mday = 1};
+    nov1 = (int64_t)timegm(&tm) * 1000;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- records ---- */
+
+static const char *const apps[] = {"acme", "globex", "initech"};
+static const char *const features[] = {"summarize", "chat", "search", "", "odd,\"feature\""};
+static const char *const models[] = {"fast", "premium", "embed"};
+
+/* A random record at time t with id sequence i: ids are time-ordered. */
+static void make_rec(tg_rng *g, uint64_t i, int64_t t, tg_usage_rec *r)
+{
+    memset(r, 0, sizeof *r);
+    for (int b = 0; b < 6; b++) r->id[b] = (uint8_t)((uint64_t)t >> (40 - 8 * b));
+    for (int b = 0; b < 8; b++) r->id[8 + b] = (uint8_t)(i >> (56 - 8 * b));
+    unsigned c = (unsigned)tg_rng_below(g, 12);
+    snprintf(r->rid, sizeof r->rid, "r%llu", (unsigned long long)i);
+    snprintf(r->tags.app, sizeof r->tags.app, "%s", apps[c % 3]);
+    snprintf(r->tags.customer, sizeof r->tags.customer, "cus%u", c);
+    snprintf(r->tags.plan, sizeof r->tags.plan, "plan%u", c % 2);
+    snprintf(r->tags.workspace, sizeof r->tags.workspace, "ws%u", (unsigned)tg_rng_below(g, 2));
+    snprintf(r->tags.user, sizeof r->tags.user, "u%u", (unsigned)tg_rng_below(g, 4));
+    snprintf(r->tags.feature, sizeof r->tags.feature, "%s", features[tg_rng_below(g, 5)]);
+    snprintf(r->tags.workflow, sizeof r->tags.workflow, "wf%u", (unsigned)tg_rng_below(g, 2));
+    unsigned m = (unsigned)tg_rng_below(g, 3);
+    snprintf(r->model, sizeof r->model, "%s", models[m]);
+    snprintf(r->offering, sizeof r->offering, "off-%s", models[m]);
+    snprintf(r->provider, sizeof r->provider, "prov%u", m % 2);
+    r->route = (uint8_t)tg_rng_below(g, TG_RT_COUNT_);
+    r->outcome = (uint8_t)tg_rng_below(g, TG_OUT_COUNT_);
+    r->endpoint = (uint8_t)tg_rng_below(g, TG_EPK_COUNT_);
+    r->estimated = tg_rng_below(g, 10) == 0;
+    r->stream = tg_rng_below(g, 2);
+    r->status = 200;
+    r->t_start_ms = t;
+    r->latency_us = 1000;
+    r->tokens.prompt = (int64_t)tg_rng_below(g, 5000);
+    r->tokens.cached = (int64_t)tg_rng_below(g, (uint64_t)r->tokens.prompt / 2 + 1);
+    r->tokens.cache_write = (int64_t)tg_rng_below(g, (uint64_t)r->tokens.prompt / 4 + 1);
+    r->tokens.completion = (int64_t)tg_rng_below(g, 2000);
+    r->tokens.reasoning = (int64_t)tg_rng_below(g, (uint64_t)r->tokens.completion + 1);
+    r->cost = (int64_t)tg_rng_below(g, 10000000);
+    r->fee = (int64_t)tg_rng_below(g, 100000);
+    r->margin = (int64_t)tg_rng_below(g, 3000000) - 500000; /* sometimes negative */
+    r->charge = r->cost + r->margin + r->fee;
+}
+
+/* n records over `days` days from t0, in time order. */
+static tg_usage_rec *make_recs(uint64_t seed, size_t n, int64_t t0, int days)
+{
+    tg_usage_rec *v = malloc(n * sizeof *v);
+    assert_non_null(v);
+    tg_rng g = {seed};
+    for (size_t i = 0; i < n; i++)
+        make_rec(&g, seed * 1000000 + i, t0 + (int64_t)((__int128)i * days * MS_DAY / (int64_t)n), &v[i]);
+    return v;
+}
+
+static tg_store *open_rw(void)
+{
+    tg_store *s = NULL;
+    tg_errmsg err = {{0}};
+    int rc = tg_store_open(path, TG_STORE_RW, &s, &err);
+    if (rc) fail_msg("open: %s", err.msg);
+    return s;
+}
+
+static void put_all(tg_store *s, const tg_usage_rec *v, size_t n, size_t batch, size_t *inserted)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i += batch) {
+        size_t k = n - i < batch ? n - i : batch, ins = 0;
+        tg_errmsg err = {{0}};
+        int rc = tg_store_put(s, v + i, k, &ins, &err);
+        if (rc) fail_msg("put: %s", err.msg);
+        total += ins;
+    }
+    if (inserted) *inserted = total;
+}
+
+/* ---- SQL over the file, independent of the store's code ---- */
+
+static sqlite3 *sql_open(void)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    return db;
+}
+
+static int64_t sql_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+#define SUMS                                                                                      \
+    "count(*), sum(outcome = 2), sum(outcome = 3), sum(estimated), sum(prompt), sum(cached),"     \
+    " sum(cache_write), sum(completion), sum(reasoning), sum(cost), sum(charge), sum(margin),"    \
+    " sum(fee)"
+#define RSUMS                                                                                     \
+    "sum(requests), sum(errors), sum(interrupted), sum(estimated), sum(prompt), sum(cached),"     \
+    " sum(cache_write), sum(completion), sum(reasoning), sum(cost), sum(charge), sum(margin),"    \
+    " sum(fee)"
+#define DIMS "app, customer, workspace, feature, workflow, model, offering, provider, route"
+
+/* Rows of a that are not in b plus rows of b not in a: 0 when equal. */
+static int64_t sql_diff(sqlite3 *db, const char *a, const char *b)
+{
+    char sql[8192];
+    snprintf(sql, sizeof sql,
+             "SELECT (SELECT count(*) FROM (%s EXCEPT %s)) + (SELECT count(*) FROM (%s EXCEPT %s))",
+             a, b, b, a);
+    return sql_int(db, sql);
+}
+
+static void check_rollups_equal_usage(void)
+{
+    sqlite3 *db = sql_open();
+    const char *hour = "t_start_ms - t_start_ms % 3600000";
+    const char *day = "t_start_ms - t_start_ms % 86400000";
+    const char *month = "CAST(strftime('%s', t_start_ms / 1000, 'unixepoch', 'start of month') AS INTEGER) * 1000";
+    const char *buckets[] = {hour, day, month};
+    const char *tables[] = {"rollup_hour", "rollup_day", "rollup_month"};
+    char a[1024], b[1024];
+    for (int i = 0; i < 3; i++) {
+        snprintf(a, sizeof a, "SELECT %s AS bk, " DIMS ", " SUMS " FROM usage GROUP BY bk, " DIMS,
+                 buckets[i]);
+        snprintf(b, sizeof b, "SELECT bucket, " DIMS ", " RSUMS " FROM %s GROUP BY bucket, " DIMS,
+                 tables[i]);
+        assert_int_equal(sql_diff(db, a, b), 0);
+    }
+    const char *ubuckets[] = {day, month};
+    const char *utables[] = {"rollup_user_day", "rollup_user_month"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(a, sizeof a,
+                 "SELECT %s AS bk, app, customer, user_id, " SUMS
+                 " FROM usage GROUP BY bk, app, customer, user_id",
+                 ubuckets[i]);
+        snprintf(b, sizeof b,
+                 "SELECT bucket, app, customer, user_id, " RSUMS
+                 " FROM %s GROUP BY bucket, app, customer, user_id",
+                 utables[i]);
+        assert_int_equal(sql_diff(db, a, b), 0);
+    }
+    /* and nothing counted twice: every rollup row is one key */
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM rollup_hour WHERE requests <= 0"), 0);
+    sqlite3_close(db);
+}
+
+/* ---- tests ---- */
+
+static void test_migrations(void **state)
+{
+    (void)state;
+    tg_errmsg err = {{0}};
+    tg_store *s = NULL;
+    char missing[160];
+    snprintf(missing, sizeof missing, "%s/none.db", dir);
+    assert_int_equal(tg_store_open(missing, TG_STORE_RO, &s, &err), TG_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "none.db"));
+
+    s = open_rw(); /* creates sub/dir and applies everything */
+    tg_store_close(s);
+    int applied = -1, version = -1;
+    assert_int_equal(tg_store_migrate(path, &applied, &version, &err), TG_OK);
+    assert_int_equal(applied, 0);
+    assert_int_equal(version, tg_store_schema_version());
+    sqlite3 *db = sql_open();
+    assert_int_equal(sql_int(db, "SELECT max(version) FROM schema_version"), tg_store_schema_version());
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM schema_version"), tg_store_schema_version());
+    sqlite3_close(db);
+
+    assert_int_equal(tg_store_open(path, TG_STORE_RO, &s, &err), TG_OK);
+    tg_usage_rec r;
+    tg_rng g = {1};
+    make_rec(&g, 1, nov1, &r);
+    assert_int_not_equal(tg_store_put(s, &r, 1, NULL, &err), TG_OK);
+    tg_store_close(s);
+
+    /* a fresh file by the CLI path */
+    char other[160];
+    snprintf(other, sizeof other, "%s/m/" TG_STORE_FILE, dir);
+    assert_int_equal(tg_store_migrate(other, &applied, &version, &err), TG_OK);
+    assert_int_equal(applied, tg_store_schema_version());
+    char *p = tg_store_path("/var/x");
+    assert_string_equal(p, "/var/x/ledger.db");
+    free(p);
+}
+
+/* Sums of the usage table and of every rollup, as one string. */
+static void snapshot(char *out, size_t n)
+{
+    sqlite3 *db = sql_open();
+    const char *q[] = {"SELECT count(*) FROM usage", "SELECT sum(charge) FROM usage",
+                       "SELECT total(requests) + total(charge) FROM rollup_hour",
+                       "SELECT total(requests) + total(charge) FROM rollup_day",
+                       "SELECT total(requests) + total(charge) FROM rollup_month",
+                       "SELECT total(requests) + total(cost) FROM rollup_user_day",
+                       "SELECT total(requests) + total(fee) FROM rollup_user_month",
+                       "SELECT count(*) FROM customers"};
+    size_t at = 0;
+    for (size_t i = 0; i < sizeof q / sizeof *q; i++)
+        at += (size_t)snprintf(out + at, n - at, "%lld;", (long long)sql_int(db, q[i]));
+    sqlite3_close(db);
+}
+
+static void test_put_idempotent(void **state)
+{
+    (void)state;
+    tg_store *s = open_rw();
+    tg_usage_rec *v = make_recs(7, 3000, nov1, 3);
+    size_t ins;
+    put_all(s, v, 3000, 500, &ins);
+    assert_int_equal(ins, 3000);
+    char a[512], b[512];
+    snapshot(a, sizeof a);
+    put_all(s, v, 3000, 500, &ins); /* the same batches again */
+    assert_int_equal(ins, 0);
+    put_all(s, v + 100, 1000, 333, &ins); /* and cut differently */
+    assert_int_equal(ins, 0);
+    snapshot(b, sizeof b);
+    assert_string_equal(a, b);
+    tg_errmsg err = {{0}};
+    assert_int_equal(tg_store_fold(s, INT64_MAX, &err), TG_OK);
+    check_rollups_equal_usage();
+    snapshot(a, sizeof a);
+    put_all(s, v, 3000, 3000, &ins); /* replay after everything is folded */
+    assert_int_equal(ins, 0);
+    snapshot(b, sizeof b);
+    assert_string_equal(a, b);
+    check_rollups_equal_usage();
+    tg_store_close(s);
+    free(v);
+}
+
+/* 50k records over 5 days, put in time order, then records that arrive
+ * late (days already folded), then the rest folded: the rollups equal SQL
+ * sums over usage for every measure, and reports agree before and after
+ * folding. */
+static tg_buf run_report(tg_store *s, const char *period, const char *by, const char *app,
+                         const char *cust, tg_report_format f)
+{
+    tg_report_query q;
+    tg_errmsg err = {{0}};
+    int rc = tg_report_query_parse(&q, period, by, app, cust, 0, &err);
+    if (rc) fail_msg("query: %s", err.msg);
+    tg_buf out;
+    tg_buf_init(&out, 1 << 26);
+    rc = tg_report_run(s, &q, f, &out, &err);
+    if (rc) fail_msg("report: %s", err.msg);
+    return out;
+}
+
+static void test_rollups_match_usage(void **state)
+{
+    (void)state;
+    tg_store *s = open_rw();
+    size_t n = 50000, ins;
+    tg_usage_rec *v = make_recs(11, n, nov1 - 2 * MS_DAY, 5); /* Oct 30 .. Nov 3 */
+    put_all(s, v, n - 5000, 4096, &ins);
+    assert_int_equal(ins, n - 5000);
+    /* late: new records with ids in the first, folded, days */
+    tg_usage_rec *late = make_recs(12, 2000, nov1 - 2 * MS_DAY + 5 * MS_HOUR, 1);
+    put_all(s, late, 2000, 700, &ins);
+    assert_int_equal(ins, 2000);
+    put_all(s, v + n - 5000, 5000, 4096, &ins);
+    tg_buf before = run_report(s, "2026-11", "feature", NULL, NULL, TG_REPORT_CSV);
+    tg_buf before_u = run_report(s, "2026-10-30..2026-11-03", "user", NULL, NULL, TG_REPORT_JSON);
+    tg_errmsg err = {{0}};
+    assert_int_equal(tg_store_fold(s, INT64_MAX, &err), TG_OK);
+    check_rollups_equal_usage();
+    tg_buf after = run_report(s, "2026-11", "feature", NULL, NULL, TG_REPORT_CSV);
+    tg_buf after_u = run_report(s, "2026-10-30..2026-11-03", "user", NULL, NULL, TG_REPORT_JSON);
+    assert_int_equal(before.n, after.n);
+    assert_memory_equal(before.p, after.p, before.n);
+    assert_int_equal(before_u.n, after_u.n);
+    assert_memory_equal(before_u.p, after_u.p, before_u.n);
+    tg_buf_release(&before);
+    tg_buf_release(&after);
+    tg_buf_release(&before_u);
+    tg_buf_release(&after_u);
+    tg_store_close(s);
+    free(v);
+    free(late);
+}
+
+/* ---- reports ---- */
+
+/* A report's rows against SQL over usage: requests and charge per key. */
+static void check_report_vs_sql(tg_store *s, const char *period, int64_t from, int64_t to,
+                                tg_report_by by, const char *app, const char *cust)
+{
+    static const char *const keycols[TG_BY_COUNT_] = {
+        "app || '|' || customer", "app || '|' || customer || '|' || workspace",
+        "app || '|' || customer || '|' || user_id", "app || '|' || feature",
+        "app || '|' || workflow", "model", "offering", "provider",
+        "CASE route WHEN 0 THEN 'primary' WHEN 1 THEN 'fallback' WHEN 2 THEN 'cache'"
+        " WHEN 3 THEN 'batch' WHEN 4 THEN 'degraded' ELSE 'escalated' END",
+        "app", "strftime('%Y-%m-%d', t_start_ms / 1000, 'unixepoch')"};
+    tg_report_query q;
+    tg_errmsg err = {{0}};
+    assert_int_equal(tg_report_query_parse(&q, period, tg_report_by_name(by), app, cust, 0, &err), 0);
+    tg_report *r;
+    if (tg_report_exec(s, &q, &r, &err)) fail_msg("%s", err.msg);
+    /* the total is the sum of the rows, exactly */
+    tg_measures sum = {0};
+    for (size_t i = 0; i < r->nrows; i++) {
+        assert_int_equal(tg_measures_add(&sum, &r->rows[i].m), 0);
+        assert_true(r->rows[i].m.charge == r->rows[i].m.cost + r->rows[i].m.margin + r->rows[i].m.fee);
+        if (i && by != TG_BY_DAY) assert_true(r->rows[i - 1].m.charge >= r->rows[i].m.charge);
+    }
+    assert_memory_equal(&sum, &r->total, sizeof sum);
+    sqlite3 *db = sql_open();
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "SELECT %s AS k, count(*), sum(charge), sum(cost), sum(prompt) FROM usage WHERE"
+             " t_start_ms >= %lld AND t_start_ms < %lld AND (?1 = '' OR app = ?1) AND"
+             " (?2 = '' OR customer = ?2) GROUP BY k",
+             keycols[by], (long long)from, (long long)to);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_text(st, 1, app ? app : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, cust ? cust : "", -1, SQLITE_STATIC);
+    size_t groups = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *k = (const char *)sqlite3_column_text(st, 0);
+        bool found = false;
+        for (size_t i = 0; i < r->nrows && !found; i++) {
+            char key[512] = "";
+            for (int j = 0; j < TG_REPORT_KEYS && r->rows[i].key[j]; j++)
+                snprintf(key + strlen(key), sizeof key - strlen(key), "%s%s", j ? "|" : "",
+                         r->rows[i].key[j]);
+            if (strcmp(key, k)) continue;
+            found = true;
+            assert_int_equal(r->rows[i].m.requests, sqlite3_column_int64(st, 1));
+            assert_int_equal(r->rows[i].m.charge, sqlite3_column_int64(st, 2));
+            assert_int_equal(r->rows[i].m.cost, sqlite3_column_int64(st, 3));
+            assert_int_equal(r->rows[i].m.tokens.prompt, sqlite3_column_int64(st, 4));
+        }
+        if (!found) fail_msg("by %s: no row for %s", tg_report_by_name(by), k);
+        groups++;
+    }
+    assert_int_equal(groups, r->nrows);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    tg_report_free(r);
+}
+
+static void test_reports(void **state)
+{
+    (void)state;
+    tg_store *s = open_rw();
+    tg_usage_rec *v = make_recs(21, 6000, nov1 - MS_DAY, 4); /* Oct 31 .. Nov 3 */
+    put_all(s, v, 6000, 1000, NULL);
+    tg_store_close(s);
+    tg_errmsg err = {{0}};
+    assert_int_equal(tg_store_open(path, TG_STORE_RO, &s, &err), TG_OK);
+    int64_t nov = nov1, dec = nov1 + 30 * MS_DAY;
+    for (int by = 0; by < TG_BY_COUNT_; by++) {
+        check_report_vs_sql(s, "2026-11", nov, dec, (tg_report_by)by, NULL, NULL);
+        check_report_vs_sql(s, "2026-10-31..2026-11-02", nov - MS_DAY, nov + 2 * MS_DAY,
+                            (tg_report_by)by, NULL, NULL);
+        check_report_vs_sql(s, "2026-11-02", nov + MS_DAY, nov + 2 * MS_DAY, (tg_report_by)by,
+                            "acme", NULL);
+        check_report_vs_sql(s, "2026-11", nov, dec, (tg_report_by)by, "globex", "cus1");
+    }
+    check_report_vs_sql(s, "2026-10", nov - 31 * MS_DAY, nov, TG_BY_CUSTOMER, NULL, "cus3");
+    tg_store_close(s);
+    free(v);
+}
+
+static void test_report_queries(void **state)
+{
+    (void)state;
+    tg_report_query q;
+    tg_errmsg err = {{0}};
+    assert_int_equal(tg_report_query_parse(&q, "2026-02", "day", NULL, NULL, 0, &err), 0);
+    assert_int_equal(q.to_ms - q.from_ms, 28 * MS_DAY);
+    assert_int_equal(tg_report_query_parse(&q, "2028-02", "day", NULL, NULL, 0, &err), 0);
+    assert_int_equal(q.to_ms - q.from_ms, 29 * MS_DAY);
+    assert_int_equal(tg_report_query_parse(&q, "2026-11-05", "model", "a", "c", 3, &err), 0);
+    assert_int_equal(q.from_ms, nov1 + 4 * MS_DAY);
+    assert_int_equal(q.to_ms, nov1 + 5 * MS_DAY);
+    assert_string_equal(q.app, "a");
+    assert_int_equal(tg_report_query_parse(&q, "2026-11-01..2026-11-15", "app", NULL, NULL, 0, &err), 0);
+    assert_int_equal(q.to_ms - q.from_ms, 15 * MS_DAY);
+    const char *bad[] = {"2026-13", "2026-02-30", "2026-11-15..2026-11-01", "nov", "2026-1",
+                         "2026-11-01..", "1969-12", "2026-11-01..2026-11", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        err.msg[0] = '\0';
+        assert_int_equal(tg_report_query_parse(&q, bad[i], "app", NULL, NULL, 0, &err), TG_EINVAL);
+        assert_non_null(strstr(err.msg, "period"));
+    }
+    assert_int_equal(tg_report_query_parse(&q, "2026-x1", "app", NULL, NULL, 0, &err), TG_EINVAL);
+    assert_non_null(strstr(err.msg, "YYYY-MM-DD..YYYY-MM-DD"));
+    assert_int_equal(tg_report_query_parse(&q, "2026-11", "colour", NULL, NULL, 0, &err), TG_EINVAL);
+    assert_non_null(strstr(err.msg, "customer, workspace, user, feature, workflow, model"));
+    tg_report_format f;
+    assert_int_equal(tg_report_format_parse("xml", &f, &err), TG_EINVAL);
+    assert_non_null(strstr(err.msg, "table, csv or json"));
+    assert_int_equal(tg_report_format_parse("csv", &f, &err), 0);
+    assert_int_equal(f, TG_REPORT_CSV);
+}
+
+static void test_margin_pct(void **state)
+{
+    (void)state;
+    char b[TG_PCT_STRLEN];
+    tg_report_margin_pct(0, 0, b);
+    assert_string_equal(b, "-");
+    tg_report_margin_pct(1234, 10000, b);
+    assert_string_equal(b, "12.34");
+    tg_report_margin_pct(1, 3, b); /* 33.333.. */
+    assert_string_equal(b, "33.33");
+    tg_report_margin_pct(2, 3, b); /* 66.666.. */
+    assert_string_equal(b, "66.67");
+    tg_report_margin_pct(-1, 8, b); /* -12.5 exactly: half away from zero */
+    assert_string_equal(b, "-12.50");
+    tg_report_margin_pct(-1, 80000, b); /* -0.00125 rounds to -0.00: no sign */
+    assert_string_equal(b, "0.00");
+    tg_report_margin_pct(INT64_MAX, INT64_MAX, b);
+    assert_string_equal(b, "100.00");
+}
+
+/* Odd tag values survive CSV (RFC 4180) and JSON; shapes and exact money. */
+static void test_formats(void **state)
+{
+    (void)state;
+    tg_store *s = open_rw();
+    tg_usage_rec r[3];
+    tg_rng g = {5};
+    for (int i = 0; i < 3; i++) make_rec(&g, 900 + (uint64_t)i, nov1 + MS_DAY + i, &r[i]);
+    snprintf(r[0].tags.feature, sizeof r[0].tags.feature, "a,\"b\"");
+    snprintf(r[1].tags.feature, sizeof r[1].tags.feature, "line\nbreak");
+    snprintf(r[2].tags.feature, sizeof r[2].tags.feature, "plain");
+    for (int i = 0; i < 3; i++) {
+        snprintf(r[i].tags.app, sizeof r[i].tags.app, "fmt");
+        r[i].cost = 1234500;
+        r[i].fee = 0;
+        r[i].margin = 100 * (i + 1);
+        r[i].charge = r[i].cost + r[i].margin;
+    }
+    put_all(s, r, 3, 3, NULL);
+    tg_buf csv = run_report(s, "2026-11", "feature", "fmt", NULL, TG_REPORT_CSV);
+    assert_true(tg_str_has_prefix(tg_buf_str(&csv), TG_STR("kind,app,feature,requests,")));
+    assert_non_null(strstr(csv.p, "row,fmt,\"a,\"\"b\"\"\",1,"));
+    assert_non_null(strstr(csv.p, "row,fmt,\"line\nbreak\",1,"));
+    assert_non_null(strstr(csv.p, ",0.001234500,0.001234800,0.000000300,0.000000000,0.02\r\n"));
+    assert_non_null(strstr(csv.p, "\r\ntotal,,,3,"));
+    tg_buf_release(&csv);
+
+    tg_buf js = run_report(s, "2026-11", "feature", "fmt", NULL, TG_REPORT_JSON);
+    size_t off;
+    const char *why;
+    if (tg_json_validate(js.p, js.n, 0, &off, &why))
+        fail_msg("json at %zu: %s: %s", off, why, js.p + (off > 20 ? off - 20 : 0));
+    tg_json_val root = tg_json_root(js.p, js.n);
+    int64_t v;
+    assert_int_equal(tg_json_get(root, TG_STR("period")).type, TG_JSON_STRING);
+    assert_int_equal(tg_json_get(root, TG_STR("customer")).type, TG_JSON_NULL);
+    tg_json_val total = tg_json_get(root, TG_STR("total"));
+    assert_int_equal(tg_json_int(tg_json_get(total, TG_STR("cost_nanos")), &v), 0);
+    assert_int_equal(v, 3 * 1234500);
+    tg_str cost;
+    assert_true(tg_json_str_view(tg_json_get(total, TG_STR("cost")), &cost));
+    assert_true(tg_str_eq(cost, TG_STR("0.003703500")));
+    tg_json_val rows = tg_json_get(root, TG_STR("rows"));
+    assert_int_equal(rows.type, TG_JSON_ARRAY);
+    tg_json_iter it = tg_json_iter_init(rows);
+    tg_json_val k, row;
+    int nrows = 0;
+    int64_t sum = 0;
+    while (tg_json_iter_next(&it, &k, &row)) {
+        assert_int_equal(tg_json_int(tg_json_get(row, TG_STR("charge_nanos")), &v), 0);
+        sum += v;
+        nrows++;
+    }
+    assert_int_equal(nrows, 3);
+    assert_int_equal(tg_json_int(tg_json_get(total, TG_STR("charge_nanos")), &v), 0);
+    assert_int_equal(sum, v);
+    tg_buf_release(&js);
+
+    tg_buf t = run_report(s, "2026-11", "feature", "fmt", NULL, TG_REPORT_TABLE);
+    assert_non_null(strstr(t.p, "rounded to 6 decimals"));
+    assert_non_null(strstr(t.p, "0.001235")); /* 0.0012348 rounded */
+    assert_non_null(strstr(t.p, "TOTAL"));
+    tg_buf_release(&t);
+
+    /* a limit folds the tail into "rest"; the total still covers all */
+    tg_report_query q;
+    tg_errmsg err = {{0}};
+    assert_int_equal(tg_report_query_parse(&q, "2026-11", "feature", "fmt", NULL, 1, &err), 0);
+    tg_report *rep;
+    assert_int_equal(tg_report_exec(s, &q, &rep, &err), 0);
+    assert_int_equal(rep->nrows, 1);
+    assert_int_equal(rep->nrest, 2);
+    assert_int_equal(rep->rows[0].m.charge + rep->rest.charge, rep->total.charge);
+    tg_report_free(rep);
+    tg_store_close(s);
+}
+
+static int count_customer(void *ud, const char *app, const char *id, const char *plan, int64_t t)
+{
+    (void)plan;
+    int *n = ud;
+    if (!strcmp(app, "solo") && !strcmp(id, "first")) {
+        assert_int_equal(t, nov1 + 8); /* the earliest record's time */
+        assert_string_equal(plan, "gold");
+    }
+    assert_true(id[0] != '\0');
+    ++*n;
+    return 0;
+}
+
+static void test_customers(void **state)
+{
+    (void)state;
+    tg_store *s = open_rw();
+    tg_usage_rec r[4];
+    tg_rng g = {9};
+    for (int i = 0; i < 4; i++) {
+        make_rec(&g, 700 + (uint64_t)i, nov1 + 10 - i, &r[i]);
+        snprintf(r[i].tags.app, sizeof r[i].tags.app, "solo");
+        snprintf(r[i].tags.customer, sizeof r[i].tags.customer, "%s", i < 3 ? "first" : "");
+        snprintf(r[i].tags.plan, sizeof r[i].tags.plan, "gold");
+    }
+    put_all(s, r, 4, 4, NULL);
+    int n = 0;
+    tg_errmsg err = {{0}};
+    assert_int_equal(tg_store_each_customer(s, count_customer, &n, &err), 0);
+    sqlite3 *db = sql_open();
+    assert_int_equal(n, sql_int(db, "SELECT count(*) FROM customers"));
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM customers WHERE app = 'solo'"), 1);
+    assert_int_equal(sql_int(db, "SELECT count(DISTINCT app || '/' || customer) FROM usage WHERE customer != ''"), n);
+    sqlite3_close(db);
+    tg_store_close(s);
+}
+
+/* ---- the ledger ---- */
+
+typedef struct {
+    atomic_int settled;
+    atomic_int bad;
+} settle_count;
+
+static void on_settle(void *ud, const tg_jticket *t)
+{
+    settle_count *c = ud;
+    if (t->outcome != (tg_jseg *)(uintptr_t)0x1234) atomic_fetch_add(&c->bad, 1);
+    atomic_fetch_add(&c->settled, 1);
+}
+
+typedef struct {
+    tg_ledger *l;
+    uint64_t seed;
+    size_t n;
+} submitter;
+
+static void *submit_thread(void *arg)
+{
+    submitter *sb = arg;
+    tg_usage_rec *v = make_recs(sb->seed, sb->n, nov1 + 10 * MS_DAY, 2);
+    tg_jticket t = {.outcome = (tg_jseg *)(uintptr_t)0x1234};
+    for (size_t i = 0; i < sb->n; i++) tg_ledger_submit(sb->l, &v[i], &t);
+    free(v);
+    return NULL;
+}
+
+static void test_ledger(void **state)
+{
+    (void)state;
+    char lpath[160];
+    snprintf(lpath, sizeof lpath, "%s/ledger/" TG_STORE_FILE, dir);
+    tg_store *s;
+    tg_errmsg err = {{0}};
+    assert_int_equal(tg_store_open(lpath, TG_STORE_RW, &s, &err), 0);
+    tg_metering_conf c = {.batch_records = 1000, .flush_ms = 20};
+    settle_count sc = {0};
+    tg_ledger *l;
+    assert_int_equal(tg_ledger_start_with(&c, s, on_settle, &sc, &l, &err), 0);
+    enum { NT = 4, PER = 5000 };
+    pthread_t th[NT];
+    submitter sb[NT];
+    for (int i = 0; i < NT; i++) {
+        sb[i] = (submitter){l, 100 + (uint64_t)i, PER};
+        pthread_create(&th[i], NULL, submit_thread, &sb[i]);
+    }
+    for (int i = 0; i < NT; i++) pthread_join(th[i], NULL);
+    tg_ledger_sync(l);
+    tg_ledger_counts k;
+    tg_ledger_stats(l, &k);
+    assert_int_equal(k.submitted, NT * PER);
+    assert_int_equal(k.committed, NT * PER);
+    assert_int_equal(k.inserted, NT * PER);
+    assert_int_equal(k.queued, 0);
+    assert_true(k.batches >= NT * PER / 1000);
+    assert_int_equal(atomic_load(&sc.settled), NT * PER);
+    /* replays: the same records again, then a stop that drains them */
+    sb[0].l = l;
+    submit_thread(&sb[0]);
+    tg_ledger_stop(l); /* closes s */
+    assert_int_equal(atomic_load(&sc.settled), NT * PER + PER);
+    assert_int_equal(atomic_load(&sc.bad), 0);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(lpath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM usage"), NT * PER);
+    assert_int_equal(sql_int(db, "SELECT count(DISTINCT rid) FROM usage"), NT * PER);
+    sqlite3_close(db);
+
+    /* a small flush_ms commits a lone record without a full batch */
+    assert_int_equal(tg_store_open(lpath, TG_STORE_RW, &s, &err), 0);
+    assert_int_equal(tg_ledger_start(&c, s, NULL, &l, &err), 0);
+    tg_usage_rec one;
+    tg_rng g = {77};
+    make_rec(&g, 999999999, nov1 + 20 * MS_DAY, &one);
+    tg_ledger_submit(l, &one, NULL);
+    for (int i = 0; i < 200; i++) {
+        tg_ledger_stats(l, &k);
+        if (k.committed == 1) break;
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(k.committed, 1);
+    tg_ledger_stop(l);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollups_match_usage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reports, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_report_queries, setup, teardown),
+        cmocka_unit_test(test_margin_pct),
+        cmocka_unit_test_setup_teardown(test_formats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_customers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ledger, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
