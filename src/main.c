@@ -6,6 +6,7 @@
 #include "base/log.h"
 #include "conf/config.h"
 #include "http/server.h"
+#include "report/cli.h"
 #include "sim/sim.h"
 
 #include <signal.h>
@@ -26,6 +27,20 @@ static const char usage[] =
     "               [--fault KIND:PERCENT]... [--require-key-env NAME] [--config FILE]\n"
     "      run the simulated OpenAI-compatible provider (faults: 429 500 503 timeout\n"
     "      reset cut malformed); --config takes the sim: section of a gateway config\n"
+    "  tollgate report [--config FILE | --data-dir DIR] [--period 2026-11] [--by customer]\n"
+    "                  [--app A] [--customer C] [--limit N] [--format table|csv|json]\n"
+    "      requests, tokens, cost, charge, margin by customer, workspace, user, feature,\n"
+    "      workflow, model, offering, provider, route, app or day\n"
+    "  tollgate usage [--config FILE | --data-dir DIR] [--period P] [--app A] [--customer C]\n"
+    "                 [--rid ID] [--limit N] [--format table|csv|json]\n"
+    "      the usage records themselves, oldest first\n"
+    "  tollgate explain-price --config FILE --model NAME [--customer C | --app A] [--plan P]\n"
+    "                 [--feature F] [--unit U [--unit-count N]] [--offering ID] [--batch]\n"
+    "                 [--prompt-tokens N] [--cached-tokens N] [--cache-write-tokens N]\n"
+    "                 [--completion-tokens N] [--reasoning-tokens N]\n"
+    "      how a request would be priced, and which rule priced it\n"
+    "  tollgate migrate [--config FILE | --data-dir DIR]\n"
+    "      create the usage store or bring its schema up to date\n"
     "  tollgate keys hash KEY\n"
     "      print the sha256 of KEY, for the keys: section of the config\n"
     "  tollgate --version\n"
@@ -235,6 +250,10 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "serve")) return cmd_serve(argc - 2, argv + 2);
     if (!strcmp(cmd, "sim")) return cmd_sim(argc - 2, argv + 2);
     if (!strcmp(cmd, "keys")) return cmd_keys(argc - 2, argv + 2);
+    if (!strcmp(cmd, "report")) return tg_cli_report(argc - 2, argv + 2);
+    if (!strcmp(cmd, "usage")) return tg_cli_usage(argc - 2, argv + 2);
+    if (!strcmp(cmd, "explain-price")) return tg_cli_explain_price(argc - 2, argv + 2);
+    if (!strcmp(cmd, "migrate")) return tg_cli_migrate(argc - 2, argv + 2);
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
         printf("tollgate %s\n", TG_VERSION);
         return 0;

@@ -103,6 +103,8 @@ void tg_openai_error(tg_exchange *x, int status, const char *type, const char *c
 void tg_exchange_json(tg_exchange *x, int status, tg_str body);
 
 /* openai.c */
+/* Passes the auth gate (sets x->key) or answers 401; true when it passed. */
+bool tg_authenticate(tg_exchange *x);
 void tg_openai_proxy(tg_exchange *x, tg_endpoint ep);
 void tg_openai_models(tg_exchange *x, tg_str id);
 
@@ -112,6 +114,10 @@ int tg_metering_intent(tg_exchange *x);
 void tg_metering_price(tg_exchange *x);
 int tg_metering_sse_summary(tg_exchange *x, tg_buf *out);
 void tg_metering_end(tg_exchange *x);
+
+/* usage.c: reports over HTTP */
+void tg_admin_reports(tg_exchange *x);
+void tg_usage_report(tg_exchange *x);
 
 /* relay.c: calls the offering's provider and relays the answer. */
 void tg_relay_start(tg_exchange *x, tg_str url, uint32_t connect_ms, uint32_t first_byte_ms,

@@ -248,6 +248,8 @@ static const tg_route_entry routes[] = {
     {TG_POST, "/v1/completions", "completions", TG_EP_COMPLETIONS},
     {TG_POST, "/v1/embeddings", "embeddings", TG_EP_EMBEDDINGS},
     {TG_GET, "/v1/models", "models", -1},
+    {TG_GET, "/v1/usage", "usage", -1},
+    {TG_GET, "/admin/v1/reports", "admin_reports", -1},
     {TG_GET, "/healthz", "healthz", -1},
     {TG_GET, "/metrics", "metrics", -1},
 };
@@ -291,6 +293,8 @@ static void handle(tg_req *r, void *data)
     if (hit->ep >= 0) tg_openai_proxy(x, (tg_endpoint)hit->ep);
     else if (hit->name[0] == 'm' && hit->name[1] == 'o') tg_openai_models(x, model_id);
     else if (hit->name[0] == 'h') health(x);
+    else if (hit->name[0] == 'u') tg_usage_report(x);
+    else if (hit->name[0] == 'a') tg_admin_reports(x);
     else metrics(x);
 }
 

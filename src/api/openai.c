@@ -14,8 +14,7 @@
 
 #include <stdio.h>
 
-/* Passes the auth gate or answers 401; true when it passed. */
-static bool authenticate(tg_exchange *x)
+bool tg_authenticate(tg_exchange *x)
 {
     tg_auth_result a = tg_auth_check(x->cfg, x->req, &x->key);
     if (a == TG_AUTH_OK) return true;
@@ -59,7 +58,7 @@ static void upstream_headers(tg_exchange *x)
 
 void tg_openai_proxy(tg_exchange *x, tg_endpoint ep)
 {
-    if (!authenticate(x)) return;
+    if (!tg_authenticate(x)) return;
     tg_errmsg err;
     const char *param;
     x->ep = ep;
@@ -132,7 +131,7 @@ static int model_object(tg_buf *b, const tg_model *m)
 /* GET /v1/models (id empty) or /v1/models/{id}: what the key may use. */
 void tg_openai_models(tg_exchange *x, tg_str id)
 {
-    if (!authenticate(x)) return;
+    if (!tg_authenticate(x)) return;
     tg_buf *b = &x->scratch;
     tg_buf_clear(b);
     int rc = TG_OK;

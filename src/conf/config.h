@@ -156,8 +156,8 @@ typedef struct {
 /* How cost becomes charge. In an app every field is set (defaults: no
  * markup, no surcharge, no units, no platform fee); in an override only
  * the fields it names are, and the others come from the app. Units have no
- * has_ flag: an override sets them when nunits > 0 (the loader refuses an
- * override that sets nothing), and its list then stands for the app's.
+ * has_ flag: an override's list is looked up first and the app's after,
+ * unit by unit (the loader refuses an override that sets nothing).
  *   charge = unit price x count        when the request's unit is listed
  *          = cost + cost x markup_bps / 10,000 + surcharge   otherwise
  *   fee    = charge x platform_fee_bps / 10,000

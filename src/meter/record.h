@@ -76,7 +76,7 @@ typedef struct {
     char model[TG_TAG_MAX + 1];    /* the public model asked for */
     char offering[TG_TAG_MAX + 1]; /* "" when none was chosen */
     char provider[TG_TAG_MAX + 1];
-    char rule[TG_TAG_MAX + 1];     /* which margin rule priced it: "app" or "override@LINE" */
+    char rule[TG_TAG_MAX + 1];     /* which rule priced it: "app", "override@LINE", or "cost" (no app) */
     int64_t t_start_ms;            /* unix ms */
     int64_t latency_us;            /* whole request */
     int64_t ttft_us;               /* to the first byte of the answer; 0: none */

@@ -200,7 +200,7 @@ static int render_table(const tg_report *r, tg_buf *b)
 
 /* ---- csv ---- */
 
-static int csv_field(tg_buf *b, const char *s)
+int tg_report_csv_field(tg_buf *b, const char *s)
 {
     if (!strpbrk(s, ",\"\r\n")) return tg_buf_append(b, s, strlen(s));
     int rc = tg_buf_add_char(b, '"');
@@ -216,11 +216,11 @@ static int csv_line(tg_buf *b, const char *kind, const char *const *key, size_t 
     int rc = tg_buf_append(b, kind, strlen(kind));
     for (size_t k = 0; k < nk && !rc; k++) {
         rc = tg_buf_add_char(b, ',');
-        if (!rc && key) rc = csv_field(b, key[k]);
+        if (!rc && key) rc = tg_report_csv_field(b, key[k]);
     }
     for (size_t j = 0; j < NCOLS && !rc; j++) {
         rc = tg_buf_add_char(b, ',');
-        if (!rc) rc = csv_field(b, cell(m, &cols[j], 9, c));
+        if (!rc) rc = tg_report_csv_field(b, cell(m, &cols[j], 9, c));
     }
     return rc ? rc : tg_buf_add_lit(b, "\r\n");
 }

@@ -92,6 +92,9 @@ void tg_report_free(tg_report *r);
  * string and an integer *_nanos field. TG_ETOOBIG past out's cap, TG_ENOMEM. */
 int tg_report_render(const tg_report *r, tg_report_format f, tg_buf *out);
 
+/* Appends s as one CSV field, quoted when RFC 4180 needs it. */
+int tg_report_csv_field(tg_buf *b, const char *s);
+
 /* exec + render + free. */
 int tg_report_run(tg_store *s, const tg_report_query *q, tg_report_format f, tg_buf *out,
                   tg_errmsg *err);
