@@ -33,7 +33,7 @@ struct tg_gateway {
     tg_metrics *metrics;
     uint32_t shutdown_timeout_ms;
     /* metering (NULL when metering.enabled is false) */
-    tg_metering_conf metering;  /* as started: a reload may not change it */
+    tg_metering_conf metering;  /* as started (data_dir our own copy): a reload may not change it */
     tg_journal *journal;
     tg_ledger *ledger;
     tg_customers *customers;    /* created at runtime (gate/customers.h) */

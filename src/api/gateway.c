@@ -351,6 +351,8 @@ static int metering_start(tg_gateway *gw, const tg_config *cfg, tg_errmsg *err)
 {
     const tg_metering_conf *m = &cfg->metering;
     gw->metering = *m;
+    /* the snapshot goes at the next reload; the copy must not point into it */
+    if (m->data_dir && !(gw->metering.data_dir = strdup(m->data_dir))) return TG_ENOMEM;
     if (!m->enabled) return TG_OK;
     tg_store *st = NULL;
     tg_recovery rv = {0};
@@ -390,6 +392,8 @@ static void metering_stop(tg_gateway *gw)
     if (gw->ledger) tg_ledger_stop(gw->ledger);
     if (gw->journal) tg_journal_close(gw->journal);
     tg_customers_free(gw->customers);
+    free(gw->metering.data_dir);
+    gw->metering.data_dir = NULL;
     gw->ledger = NULL;
     gw->journal = NULL;
     gw->customers = NULL;

@@ -307,8 +307,11 @@ static int open_dir(tg_journal *j, const char *data_dir, tg_errmsg *err)
     if (asprintf(&lock, "%s/lock", j->dir) < 0) { rc = TG_ENOMEM; lock = NULL; goto out; }
     j->lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (j->lockfd < 0 || flock(j->lockfd, LOCK_EX | LOCK_NB)) {
-        tg_errmsg_set(err, "journal: cannot lock %s: %s%s", lock, strerror(errno),
-                      errno == EWOULDBLOCK ? " (another tollgate uses this data_dir)" : "");
+        if (errno == EWOULDBLOCK)
+            tg_errmsg_set(err, "journal %s is in use by another tollgate (%s is locked); "
+                               "give each gateway its own metering.data_dir", j->dir, lock);
+        else
+            tg_errmsg_set(err, "journal: cannot lock %s: %s", lock, strerror(errno));
         goto out;
     }
     rc = list_old(j, err);

@@ -414,10 +414,11 @@ export class Gateway {
     });
   }
 
-  /** cfg as YAML, with the server section the gateway was started with
-   * when cfg has none. */
+  /** cfg as YAML, with the server and metering sections the gateway was
+   * started with when cfg has none. */
   yaml(cfg) {
-    return toYaml({ ...cfg, server: cfg.server ?? this.config.server });
+    return toYaml({ ...cfg, server: cfg.server ?? this.config.server,
+                    metering: cfg.metering ?? this.config.metering });
   }
 
   /** Rewrites the configuration file (object or text); SIGHUP separately. */
@@ -739,8 +740,10 @@ export function parseResponse(buf, ended) {
 
 /** The data fields of an SSE body, in order. */
 export function sseData(text) {
-  return text.split('\n\n').filter((e) => e.trim()).map((e) =>
-    e.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart()).join('\n'));
+  // an event without a data line (only comments, such as the gateway's
+  // ": tollgate charge=..." summary) dispatches nothing
+  return text.split('\n\n').map((e) => e.split('\n').filter((l) => l.startsWith('data:')))
+    .filter((ls) => ls.length).map((ls) => ls.map((l) => l.slice(5).trimStart()).join('\n'));
 }
 
 /** Bytes of a raw request with a Content-Length body. */

@@ -161,7 +161,7 @@ describe('usage records', () => {
     const stats = await sim.stats();
     const rep = gw.report(['--period', thisMonth(), '--by', 'model', '--customer', 'acme']);
     for (const [model, upstream] of [['fast', 'sim-fast'], ['premium', 'sim-premium'], ['embed', 'text-embedding-3-small']]) {
-      const row = rep.rows.find((x) => x.key === model);
+      const row = rep.rows.find((x) => x.model === model);
       assert.ok(row, `report has a row for ${model}: ${JSON.stringify(rep.rows)}`);
       assert.equal(row.prompt_tokens, stats.models[upstream].prompt_tokens, `${model}: prompt tokens`);
       assert.equal(row.completion_tokens, stats.models[upstream].completion_tokens, `${model}: completion tokens`);
@@ -317,7 +317,7 @@ describe('reading usage over HTTP', () => {
     const r = await gw.fetch(`/v1/usage?period=${p}&by=customer`, { headers: { Authorization: `Bearer ${KEYS.cust}` } });
     assert.equal(r.status, 200);
     const body = await r.json();
-    assert.deepEqual(body.rows.map((x) => x.key), ['acme'], 'only its own customer');
+    assert.deepEqual(body.rows.map((x) => [x.app, x.customer]), [["acme-app", "acme"]], "only its own customer");
     const other = await gw.fetch(`/v1/usage?period=${p}&by=feature&customer=beta`,
       { headers: { Authorization: `Bearer ${KEYS.cust}` } });
     assert.equal(other.status, 403);
