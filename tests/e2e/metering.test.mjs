@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import {
-  assertErrorShape, sdkError, sha256, startGateway, startSim, stopAll, thisMonth, until, ms,
+  assertErrorShape, run, sdkError, sha256, startGateway, startSim, stopAll, thisMonth,
 } from './lib.mjs';
 
 after(stopAll);
@@ -339,6 +339,60 @@ describe('reading usage over HTTP', () => {
     const bad = await gw.fetch(`/admin/v1/reports?period=${p}&by=colour`, { headers: { Authorization: `Bearer ${KEYS.admin}` } });
     assert.equal(bad.status, 400);
     assert.match(assertErrorShape(await bad.json()).message, /customer/);
+  });
+});
+
+describe('the command line', () => {
+  test('report in table, csv and json agree; bad flags exit 2 with a reason', () => {
+    const p = thisMonth();
+    const json = gw.report(['--period', p, '--by', 'feature']);
+    const csv = gw.cli('report', ['--period', p, '--by', 'feature', '--format', 'csv']);
+    assert.equal(csv.code, 0, csv.stderr);
+    const lines = csv.stdout.trim().split('\n');
+    assert.match(lines[0], /^kind,app,feature,requests,/);
+    assert.equal(lines.length, json.rows.length + 2, 'a header, the rows and the total');
+    const total = lines.at(-1).split(',');
+    assert.equal(total[0], 'total');
+    const header = lines[0].split(',');
+    assert.equal(total[header.indexOf('charge')], json.total.charge);
+    const table = gw.cli('report', ['--period', p, '--by', 'feature']);
+    assert.equal(table.code, 0);
+    assert.match(table.stdout, /TOTAL/);
+    const bad = gw.cli('report', ['--by', 'colour']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /customer.*feature/s, 'an unknown --by lists the valid ones');
+    const badPeriod = gw.cli('report', ['--period', 'last-month']);
+    assert.equal(badPeriod.code, 2);
+    assert.match(badPeriod.stderr, /YYYY-MM/);
+    assert.equal(gw.cli('report', ['--frobnicate']).code, 2);
+  });
+
+  test('explain-price names the rule and its amounts add up', () => {
+    const r = gw.cli('explain-price', ['--model', 'premium', '--customer', 'acme', '--prompt-tokens', '1000',
+                                       '--completion-tokens', '200']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /offering\s+sim\/premium/);
+    const amount = (name) => BigInt(r.stdout.match(new RegExp(`^${name}\\s+USD (\\d+)\\.(\\d{9})`, 'm')).slice(1).join(''));
+    const cost = 1000n * 2500n + 200n * 10000n + 1000000n; // tokens x nanos per token + the per-request fee
+    assert.equal(amount('cost'), cost);
+    const charge = cost + bps(cost, MARKUP_BPS);
+    assert.equal(amount('charge'), charge);
+    assert.equal(amount('charge'), amount('cost') + amount('margin') + amount('fee'));
+    const bad = gw.cli('explain-price', ['--model', 'premium', '--customer', 'nobody']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /no customer 'nobody'/);
+  });
+
+  test('migrate creates a store, and says when there is nothing to do', () => {
+    const dir = `${gw.dataDir}-migrate`;
+    const first = run(['migrate', '--data-dir', dir]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /schema version \d+ \([1-9]\d* migrations? applied now\)/);
+    const again = run(['migrate', '--data-dir', dir]);
+    assert.match(again.stdout, /\(0 migrations applied now\)/);
+    const missing = run(['report', '--data-dir', `${dir}-none`]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /migrate|no such|not found/i);
   });
 });
 
