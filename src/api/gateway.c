@@ -222,11 +222,36 @@ static void health(tg_exchange *x)
     tg_exchange_json(x, 200, TG_STR("{\"status\":\"ok\"}"));
 }
 
+/* The ledger's counters: how far the projection into the store is behind. */
+static int ledger_metrics(tg_ledger *l, tg_buf *b)
+{
+    tg_ledger_counts c;
+    tg_ledger_stats(l, &c);
+    return tg_buf_printf(
+        b,
+        "# HELP tollgate_usage_records_total Usage records handed to the ledger.\n"
+        "# TYPE tollgate_usage_records_total counter\n"
+        "tollgate_usage_records_total %llu\n"
+        "# HELP tollgate_ledger_committed_total Usage records committed to the store.\n"
+        "# TYPE tollgate_ledger_committed_total counter\n"
+        "tollgate_ledger_committed_total %llu\n"
+        "# HELP tollgate_ledger_queued Usage records waiting for the store.\n"
+        "# TYPE tollgate_ledger_queued gauge\n"
+        "tollgate_ledger_queued %llu\n"
+        "# HELP tollgate_ledger_failures_total Failed store commits (each retried).\n"
+        "# TYPE tollgate_ledger_failures_total counter\n"
+        "tollgate_ledger_failures_total %llu\n",
+        (unsigned long long)c.submitted, (unsigned long long)c.committed,
+        (unsigned long long)c.queued, (unsigned long long)c.failures);
+}
+
 static void metrics(tg_exchange *x)
 {
     tg_buf b;
     tg_buf_init(&b, 16 << 20);
-    int rc = tg_metrics_render(x->ww->gw->metrics, tg_server_connections(x->ww->gw->server), &b);
+    tg_gateway *gw = x->ww->gw;
+    int rc = tg_metrics_render(gw->metrics, tg_server_connections(gw->server), &b);
+    if (!rc && gw->ledger) rc = ledger_metrics(gw->ledger, &b);
     if (rc) {
         tg_openai_error(x, 500, "server_error", NULL, NULL, "metrics could not be rendered");
     } else {

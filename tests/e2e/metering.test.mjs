@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import {
-  assertErrorShape, run, sdkError, sha256, startGateway, startSim, stopAll, thisMonth,
+  assertErrorShape, run, sdkError, sha256, startGateway, startSim, stopAll, thisMonth, until,
 } from './lib.mjs';
 
 after(stopAll);
@@ -325,6 +325,18 @@ describe('reading usage over HTTP', () => {
     const anon = await gw.fetch(`/v1/usage?period=${p}&by=feature`);
     assert.equal(anon.status, 401);
     await anon.text();
+  });
+
+  test('/metrics shows the ledger keeping up', async () => {
+    const m = await gw.metrics();
+    const v = (name) => Number(m.match(new RegExp(`^${name} (\\d+)$`, 'm'))?.[1]);
+    assert.ok(v('tollgate_usage_records_total') > 0);
+    await until(async () => {
+      const t = await gw.metrics();
+      const n = (name) => Number(t.match(new RegExp(`^${name} (\\d+)$`, 'm'))?.[1]);
+      return n('tollgate_ledger_committed_total') === n('tollgate_usage_records_total') && n('tollgate_ledger_queued') === 0;
+    }, { what: 'the ledger to commit every record' });
+    assert.equal(v('tollgate_ledger_failures_total'), 0);
   });
 
   test('the admin report equals the CLI report', async () => {
