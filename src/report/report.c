@@ -351,9 +351,10 @@ static int finish(tg_report *r, tg_errmsg *err)
         if (!balanced(&r->rows[i].m))
             return tg_errmsg_set(err, "report: the store's rollups break charge = cost + "
                                       "margin + fee (row %zu); the database was altered", i);
-        if (tg_measures_add(&r->total, &r->rows[i].m))
+        bool in_rest = r->q.limit && i >= r->q.limit;
+        if (tg_measures_add(&r->total, &r->rows[i].m) ||
+            (in_rest && tg_measures_add(&r->rest, &r->rows[i].m)))
             return tg_errmsg_set(err, "report: a total overflows 64 bits");
-        if (r->q.limit && i >= r->q.limit) tg_measures_add(&r->rest, &r->rows[i].m);
     }
     if (r->q.limit && r->nrows > r->q.limit) {
         r->nrest = r->nrows - r->q.limit;

@@ -630,7 +630,7 @@ static void test_ledger(void **state)
     settle_count sc = {0};
     tg_ledger *l;
     assert_int_equal(tg_ledger_start_with(&c, s, on_settle, &sc, &l, &err), 0);
-    enum { NT = 4, PER = 5000 };
+    enum { NT = 4, PER = 2500 };
     pthread_t th[NT];
     submitter sb[NT];
     for (int i = 0; i < NT; i++) {
