@@ -359,13 +359,15 @@ static void send_models(tg_req *r)
     send_json(r, 200, NULL, 0, TG_STR(body));
 }
 
-static void send_served(tg_sim__ctx *sim, tg_req *r)
+/* Answers with what render writes (the stats or the request list). */
+static void send_rendered(tg_sim__ctx *sim, tg_req *r, int (*render)(tg_sim__ctx *, tg_buf *),
+                          size_t cap)
 {
     tg_buf b;
-    tg_buf_init(&b, 256u << 20);
-    if (served_json(sim, &b)) {
+    tg_buf_init(&b, cap);
+    if (render(sim, &b)) {
         tg_sim__err e;
-        tg_sim__err_set(&e, 500, NULL, "The request list does not fit in memory.");
+        tg_sim__err_set(&e, 500, NULL, "The answer does not fit in memory.");
         send_err(r, &e, NULL, 0);
     } else {
         send_json(r, 200, NULL, 0, tg_buf_str(&b));
@@ -373,19 +375,7 @@ static void send_served(tg_sim__ctx *sim, tg_req *r)
     tg_buf_release(&b);
 }
 
-static void send_stats(tg_sim__ctx *sim, tg_req *r)
-{
-    tg_buf b;
-    tg_buf_init(&b, 16u << 20);
-    if (stats_json(sim, &b)) {
-        tg_sim__err e;
-        tg_sim__err_set(&e, 500, NULL, "The stats do not fit in memory.");
-        send_err(r, &e, NULL, 0);
-    } else {
-        send_json(r, 200, NULL, 0, tg_buf_str(&b));
-    }
-    tg_buf_release(&b);
-}
+static void send_stats(tg_sim__ctx *sim, tg_req *r) { send_rendered(sim, r, stats_json, 16u << 20); }
 
 static void inference(tg_sim__ctx *sim, tg_req *r, tg_sim__kind kind)
 {
@@ -450,7 +440,7 @@ static void handle(tg_req *r, void *data)
         send_stats(sim, r);
         break;
     case EP_SERVED:
-        send_served(sim, r);
+        send_rendered(sim, r, served_json, 256u << 20);
         break;
     case EP_NONE:
         break;
