@@ -120,11 +120,11 @@ static int srv_answer(int fd, const srv_req *rq, const char *body)
         const char *parts[] = {"alpha ", "beta ", "gamma ", "delta"};
         for (size_t i = 0; i < 4; i++) {
             char c[64];
-            usleep(20 * 1000);
+            usleep(100 * 1000);
             snprintf(c, sizeof c, "%zx\r\n%s\r\n", strlen(parts[i]), parts[i]);
             send_str(fd, c);
         }
-        usleep(20 * 1000);
+        usleep(100 * 1000);
         send_str(fd, "0\r\n\r\n");
     } else if (!strcmp(p, "/slow-head")) {
         usleep(800 * 1000);
@@ -552,12 +552,13 @@ static void test_chunked(void **state)
     (void)state;
     probe p;
     probe_init(&p);
-    /* the head comes at once, the body over ~100 ms: the first-byte limit
-     * stops applying once the first byte is in */
-    call1(&p, (req){.path = "/chunked", .fb_ms = 40});
+    /* the head comes at once, the body over ~500 ms: the first-byte limit
+     * (250 ms, generous for the head on a loaded machine) stops applying
+     * once the first byte is in */
+    call1(&p, (req){.path = "/chunked", .fb_ms = 250});
     assert_int_equal(p.r, TG_UP_OK);
     assert_int_equal(p.status, 200);
-    assert_true(p.bodies >= 2); /* the pieces arrive 20 ms apart */
+    assert_true(p.bodies >= 2); /* the pieces arrive 100 ms apart */
     assert_int_equal(p.body.n, sizeof CHUNKED_BODY - 1);
     assert_memory_equal(p.body.p, CHUNKED_BODY, p.body.n);
     tg_buf_release(&p.body);
