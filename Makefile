@@ -81,11 +81,15 @@ $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(LIBOBJS)
 # Two layouts (docs/benchmarks.md): throughput with the proxy alone on core 0
 # and the load on core 1; then 1-connection latency with everything on one
 # core, where a cross-core wake-up of this VM does not swamp the proxy's cost.
+# Then the metering micro benchmarks: journal append cost per fsync policy,
+# and ledger projection and report times over BENCH_LEDGER_RECORDS (10M).
 bench:
 	@scripts/deps.sh bench
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(BUILD)/bench/journal_bench $(BUILD)/bench/ledger_bench
 	bench/run.sh
-	BENCH_CORE_LOAD=0 BENCH_CONNS=1 BENCH_TARGETS="direct nginx tollgate" bench/run.sh
+	BENCH_CORE_LOAD=0 BENCH_CONNS=1 BENCH_TARGETS="direct nginx tollgate tollgate-nometer" bench/run.sh
+	$(BUILD)/bench/journal_bench
+	$(BUILD)/bench/ledger_bench $${BENCH_LEDGER_RECORDS:-10000000}
 
 format:
 	clang-format -i $(SRCS) $(wildcard src/*/*.h src/*/*/*.h)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tollgate load benchmark: the simulated provider reached directly, through
-# nginx, and through tollgate, on loopback. See bench/README.md.
+# nginx, and through tollgate with metering on and off, on loopback. See
+# bench/README.md.
 #
 #   bench/run.sh                          (make bench builds and calls it)
 #   BENCH_SECONDS=5 BENCH_RUNS=3 bench/run.sh
@@ -10,13 +11,19 @@
 #   BENCH_WARMUP   warm-up seconds before each run    (default 2)
 #   BENCH_RUNS     interleaved runs, medians reported (default 3)
 #   BENCH_CONNS    connection counts                  (default "1 32 256")
-#   BENCH_TARGETS  targets                     (default "direct direct-x nginx tollgate")
+#   BENCH_TARGETS  targets  (default "direct direct-x nginx tollgate tollgate-nometer")
 #                  direct-x is a second sim on the proxies' core, measured at
 #                  1 connection only: the cost of one cross-core round trip,
 #                  of which a proxy in this layout makes two per request.
+#                  tollgate meters every request (journal and ledger in the
+#                  temp dir, the default fsync policy); tollgate-nometer is a
+#                  second tollgate, same config and core, with
+#                  metering: {enabled: false}.
 #   BENCH_OUT      also write the results as markdown to this file
 #   BENCH_PERF     after the runs, profile tollgate with perf during one extra
 #                  32-connection run; the report goes to this file
+#   BENCH_PERF_TARGET  the target BENCH_PERF profiles (default tollgate;
+#                  tollgate-nometer for the comparison)
 #   BENCH_NGINX_KEEPALIVE  idle upstream connections nginx keeps (default 64;
 #                  below the connection count, nginx opens and closes the rest)
 #   BENCH_KEEP     1: keep the temp dir (logs, configs, raw results)
@@ -24,8 +31,14 @@
 #                  (default 0 and 1; equal: the one-core latency layout)
 #   TOLLGATE_BIN   the gateway binary                 (default build/tollgate)
 #
-# Cores: the sim and wrk share core 1; nginx and tollgate each get core 0 (only
-# one of them is loaded at a time). The same layout holds for every target.
+# Cores: the sim and wrk share core 1; nginx and both tollgates each get core 0
+# (only one of them is loaded at a time). The same layout holds for every
+# target. Each measurement waits for its target to be idle after the warm-up
+# and again after the load (tollgate's ledger thread projecting the backlog,
+# on the same core): no target's leftover work runs during another's
+# measurement, and a measurement's CPU includes projecting its own load. Even
+# runs take the targets in reverse order, so whatever a target leaves behind
+# (dirty pages the kernel writes back) does not always land on one neighbour.
 # Exit status: non-zero if any measurement had errors (or setup failed); the
 # PASS/FAIL lines against the performance bar are informational.
 set -euo pipefail
@@ -36,7 +49,8 @@ SECONDS_RUN=${BENCH_SECONDS:-10}
 WARMUP=${BENCH_WARMUP:-2}
 RUNS=${BENCH_RUNS:-3}
 CONNS=${BENCH_CONNS:-"1 32 256"}
-TARGETS=${BENCH_TARGETS:-"direct direct-x nginx tollgate"}
+TARGETS=${BENCH_TARGETS:-"direct direct-x nginx tollgate tollgate-nometer"}
+PERF_TARGET=${BENCH_PERF_TARGET:-tollgate}
 BIN=${TOLLGATE_BIN:-$ROOT/build/tollgate}
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 NGINX_KEEPALIVE=${BENCH_NGINX_KEEPALIVE:-64}
@@ -48,6 +62,12 @@ die() { echo "bench: $*" >&2; exit 1; }
 for t in wrk taskset awk sort; do command -v "$t" >/dev/null || die "$t not found (scripts/deps.sh bench)"; done
 [ -x "$NGINX" ] || die "nginx not found (scripts/deps.sh bench)"
 [ -x "$BIN" ] || die "$BIN not found (make)"
+for t in $TARGETS; do
+    case $t in direct | direct-x | nginx | tollgate | tollgate-nometer) ;; *) die "unknown target $t (BENCH_TARGETS)" ;; esac
+done
+[ -z "${BENCH_PERF:-}" ] || [ "$PERF_TARGET" = tollgate ] || case " $TARGETS " in *" $PERF_TARGET "*) ;; *)
+    die "BENCH_PERF_TARGET=$PERF_TARGET is not in BENCH_TARGETS" ;;
+esac
 
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/tollgate-bench.XXXXXX")
 PIDS=()
@@ -92,6 +112,19 @@ cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 # rss_kib PID
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 HZ=$(getconf CLK_TCK)
+# settle PID: wait until the process is idle (at most 1 tick of CPU in 0.25 s;
+# tollgate's ledger has caught up), for up to 120 s; print the seconds waited.
+settle() {
+    local a b i
+    a=$(cpu_ticks "$1")
+    for i in $(seq 480); do
+        sleep 0.25
+        b=$(cpu_ticks "$1")
+        [ $((b - a)) -le 1 ] && { awk -v i="$i" 'BEGIN {printf "%.2f", (i - 1) * 0.25}'; return; }
+        a=$b
+    done
+    die "pid $1 still busy 120 s after its load stopped"
+}
 
 has() { case " $TARGETS " in *" $1 "*) return 0 ;; esac; return 1; }
 median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
@@ -148,7 +181,10 @@ start_nginx() {
 has nginx && start_nginx
 
 KEY_HASH=$("$BIN" keys hash "$KEY")
-cat >"$DIR/tollgate.yaml" <<EOF
+# tollgate_conf FILE METERING: the one tollgate config, with METERING as its
+# metering section (one YAML flow mapping); everything else is shared.
+tollgate_conf() {
+    cat >"$1" <<EOF
 # generated by bench/run.sh
 server:
   listen: 127.0.0.1:0
@@ -157,6 +193,7 @@ log:
   level: info
 sim:
   enabled: false
+metering: $2
 providers:
   - name: sim
     base_url: http://127.0.0.1:$SIM_PORT/v1
@@ -168,13 +205,39 @@ keys:
   - id: bench
     sha256: $KEY_HASH
 EOF
-taskset -c $CORE_PROXY "$BIN" serve --config "$DIR/tollgate.yaml" >"$DIR/tollgate.out" 2>"$DIR/tollgate.log" &
-TG_PID=$!
-PIDS+=("$TG_PID")
-TG_PORT=$(wait_port_in_log "$TG_PID" "$DIR/tollgate.log" tollgate)
+}
+# start_tollgate NAME: tollgate serve with $DIR/NAME.yaml on the proxies' core;
+# sets TG_PID and TG_PORT.
+start_tollgate() {
+    taskset -c $CORE_PROXY "$BIN" serve --config "$DIR/$1.yaml" >"$DIR/$1.out" 2>"$DIR/$1.log" &
+    TG_PID=$!
+    PIDS+=("$TG_PID")
+    TG_PORT=$(wait_port_in_log "$TG_PID" "$DIR/$1.log" "$1")
+}
+TG_DATA=$DIR/tollgate-data
+tollgate_conf "$DIR/tollgate.yaml" "{enabled: true, data_dir: $TG_DATA}"
+tollgate_conf "$DIR/tollgate-nometer.yaml" "{enabled: false}"
+TGN_PID=
+if has tollgate-nometer; then
+    start_tollgate tollgate-nometer
+    TGN_PID=$TG_PID
+    TGN_PORT=$TG_PORT
+fi
+start_tollgate tollgate
 
-target_port() { case $1 in direct) echo "$SIM_PORT" ;; direct-x) echo "$SIMX_PORT" ;; nginx) echo "$NGINX_PORT" ;; tollgate) echo "$TG_PORT" ;; esac; }
-target_pid() { case $1 in direct) echo "$SIM_PID" ;; direct-x) echo "$SIMX_PID" ;; nginx) echo "$NGINX_PID" ;; tollgate) echo "$TG_PID" ;; esac; }
+target_port() {
+    case $1 in
+    direct) echo "$SIM_PORT" ;; direct-x) echo "$SIMX_PORT" ;; nginx) echo "$NGINX_PORT" ;;
+    tollgate) echo "$TG_PORT" ;; tollgate-nometer) echo "$TGN_PORT" ;;
+    esac
+}
+target_pid() {
+    case $1 in
+    direct) echo "$SIM_PID" ;; direct-x) echo "$SIMX_PID" ;; nginx) echo "$NGINX_PID" ;;
+    tollgate) echo "$TG_PID" ;; tollgate-nometer) echo "$TGN_PID" ;;
+    esac
+}
+
 
 # --- the machine --------------------------------------------------------------
 
@@ -186,6 +249,7 @@ machine() {
     echo "tollgate: $("$BIN" --version 2>&1 | awk '{print $2}') ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$([ -z "$(git -C "$ROOT" status --porcelain -- src 2>/dev/null)" ] || echo ', with uncommitted changes in src'))"
     echo "layout:   sim + wrk on core $CORE_LOAD; nginx / tollgate (1 worker) on core $CORE_PROXY; loopback"
     echo "config:   nginx 1 process, upstream keepalive $NGINX_KEEPALIVE, access_log on; tollgate: 1 worker, log.level info"
+    echo "metering: tollgate: on (journal and ledger.db in the temp dir on $(df -P "$DIR" | awk 'NR == 2 {print $1}'), default fsync policy); tollgate-nometer: off"
     echo "runs:     $RUNS interleaved x ${SECONDS_RUN}s (+${WARMUP}s warm-up), wrk -t1, connections: $CONNS"
 }
 # busy_pct SECONDS: how busy all cores were (percent) over the next SECONDS.
@@ -216,18 +280,23 @@ field() { grep -o "\b$1=[0-9.]*" "$2" | head -n1 | cut -d= -f2; }
 RESULTS=$DIR/results.tsv
 : >"$RESULTS"
 export BENCH_KEY=$KEY
+REVERSED=$(awk '{for (i = NF; i > 0; i--) printf "%s%s", $i, (i > 1) ? " " : ""}' <<<"$TARGETS")
 for run in $(seq "$RUNS"); do
+    order=$TARGETS
+    [ $((run % 2)) = 0 ] && order=$REVERSED
     for c in $CONNS; do
-        for t in $TARGETS; do
+        for t in $order; do
             [ "$t" = direct-x ] && [ "$c" != 1 ] && continue
             port=$(target_port "$t")
             pid=$(target_pid "$t")
             [ "$WARMUP" -gt 0 ] && wrk_run "$port" "$c" "$WARMUP" "$DIR/warm-$run-$c-$t.txt"
+            settle "$pid" >/dev/null
             cpu0=$(cpu_ticks "$pid")
             out=$DIR/wrk-$run-$c-$t.txt
             wrk_run "$port" "$c" "$SECONDS_RUN" "$out"
-            cpu1=$(cpu_ticks "$pid")
             rss=$(rss_kib "$pid")
+            drain=$(settle "$pid")
+            cpu1=$(cpu_ticks "$pid")
             grep -q '^BENCH ' "$out" || { cat "$out" >&2; die "wrk failed ($t, $c connections)"; }
             req=$(field requests "$out")
             errs=0
@@ -235,12 +304,12 @@ for run in $(seq "$RUNS"); do
             [ "$req" -gt 0 ] || errs=$((errs + 1)) # no request completed at all
             cpu_us=$(awk -v a="$cpu0" -v b="$cpu1" -v hz="$HZ" -v n="$req" \
                 'BEGIN {printf "%.1f", (n > 0) ? (b - a) * 1e6 / hz / n : 0}')
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$t" "$c" "$req" \
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$t" "$c" "$req" \
                 "$(field rps "$out")" "$(field p50_us "$out")" "$(field p99_us "$out")" \
-                "$cpu_us" "$rss" "$errs" >>"$RESULTS"
-            printf 'run %d  %-8s c=%-4d %9.0f rps  p50 %6d us  p99 %6d us  %6.1f cpu-us/req  errors %d\n' \
+                "$cpu_us" "$rss" "$errs" "$drain" >>"$RESULTS"
+            printf 'run %d  %-16s c=%-4d %9.0f rps  p50 %6d us  p99 %6d us  %6.1f cpu-us/req  errors %d  idle after %ss\n' \
                 "$run" "$t" "$c" "$(field rps "$out")" "$(field p50_us "$out")" \
-                "$(field p99_us "$out")" "$cpu_us" "$errs" >&2
+                "$(field p99_us "$out")" "$cpu_us" "$errs" "$drain" >&2
         done
     done
 done
@@ -254,23 +323,26 @@ done
 
 if [ -n "${BENCH_PERF:-}" ]; then
     command -v perf >/dev/null || die "BENCH_PERF: perf not found (apt-get install linux-perf)"
-    echo "profiling tollgate (pid $TG_PID) during a 32-connection run" >&2
-    perf record -g -o "$DIR/perf.data" -p "$TG_PID" -- sleep "$SECONDS_RUN" >"$DIR/perf-record.log" 2>&1 &
+    perf_target_pid=$(target_pid "$PERF_TARGET")
+    echo "profiling $PERF_TARGET (pid $perf_target_pid) during a 32-connection run" >&2
+    perf record -g -o "$DIR/perf.data" -p "$perf_target_pid" -- sleep "$SECONDS_RUN" >"$DIR/perf-record.log" 2>&1 &
     perf_pid=$!
     PIDS+=("$perf_pid")
     sleep 0.2
-    wrk_run "$TG_PORT" 32 "$SECONDS_RUN" "$DIR/wrk-perf.txt"
+    wrk_run "$(target_port "$PERF_TARGET")" 32 "$SECONDS_RUN" "$DIR/wrk-perf.txt"
     if ! wait "$perf_pid"; then
         cat "$DIR/perf-record.log" >&2
         echo "bench: perf record failed (kernel.perf_event_paranoid?); no profile written." \
             "valgrind --tool=callgrind on a short run is the fallback" >&2
     else
         {
-            echo "# tollgate, 32 connections, $(field rps "$DIR/wrk-perf.txt") rps under perf"
+            echo "# $PERF_TARGET, 32 connections, $(field rps "$DIR/wrk-perf.txt") rps under perf"
             echo "# perf report --no-children --sort dso"
             perf report -i "$DIR/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep -v '^#' | grep .
             echo "# perf report --no-children --sort symbol"
             perf report -i "$DIR/perf.data" --no-children --sort symbol --stdio -g none 2>/dev/null | grep -v '^#' | grep .
+            echo "# perf report --no-children --sort pid (one line per thread: workers, the ledger)"
+            perf report -i "$DIR/perf.data" --no-children --sort pid --stdio -g none 2>/dev/null | grep -v '^#' | grep .
         } >"$BENCH_PERF"
         echo "perf report written to $BENCH_PERF ($(field rps "$DIR/wrk-perf.txt") rps under perf)" >&2
     fi
@@ -320,8 +392,33 @@ if has nginx && has tollgate; then
         fi
     done
 fi
+if has nginx && has tollgate-nometer; then
+    for c in $CONNS; do
+        printf -- '- tollgate-nometer RPS / nginx RPS at %s connections: %.2f\n' "$c" \
+            "$(per_run ratio tollgate-nometer nginx "$c" 5)" >>"$RATIOS"
+    done
+fi
+if has tollgate && has tollgate-nometer; then
+    for c in $CONNS; do
+        r=$(per_run ratio tollgate tollgate-nometer "$c" 5)
+        printf -- '- tollgate (metering on) RPS / tollgate (metering off) RPS at %s connections: %.2f\n' "$c" "$r" >>"$RATIOS"
+        printf -- '- tollgate CPU µs/req, metering on minus off, at %s connections: %.1f µs (on / off: %.2f)\n' "$c" \
+            "$(per_run diff tollgate tollgate-nometer "$c" 8)" "$(per_run ratio tollgate tollgate-nometer "$c" 8)" >>"$RATIOS"
+        printf -- '- tollgate (metering on) idle again %.2f s after the load stopped at %s connections (ledger caught up)\n' \
+            "$(med tollgate "$c" 11)" "$c" >>"$RATIOS"
+        if [ "$c" = 32 ] || [ "$c" = 256 ]; then
+            v=$(awk -v r="$r" 'BEGIN {print ((r >= 0.9) ? "PASS" : "FAIL")}')
+            printf '%s  %s connections: metering on %.2f x metering off RPS (bar: >= 0.90, metering costs under 10%%)\n' \
+                "$v" "$c" "$r" >>"$BAR"
+        fi
+    done
+    if case " $CONNS " in *" 1 "*) true ;; *) false ;; esac; then
+        printf -- '- tollgate p50, metering on minus off, at 1 connection: %.0f µs\n' \
+            "$(per_run diff tollgate tollgate-nometer 1 6)" >>"$RATIOS"
+    fi
+fi
 if has direct && case " $CONNS " in *" 1 "*) true ;; *) false ;; esac; then
-    for t in direct-x nginx tollgate; do
+    for t in direct-x nginx tollgate tollgate-nometer; do
         has "$t" || continue
         d=$(per_run diff "$t" direct 1 6)
         printf -- '- added p50 over direct at 1 connection, %s: %.0f µs\n' "$t" "$d" >>"$RATIOS"
@@ -348,7 +445,7 @@ echo "medians of $RUNS runs:"
 echo
 awk -F'|' 'NR != 2 {
     for (i = 2; i <= 9; i++) { gsub(/^ +| +$/, "", $i); gsub(/µ/, "u", $i) }
-    printf "%-9s %5s %8s %8s %8s %10s %8s %6s\n", $2, $3, $4, $5, $6, $7, $8, $9
+    printf "%-16s %5s %8s %8s %8s %10s %8s %6s\n", $2, $3, $4, $5, $6, $7, $8, $9
 }' "$TABLE"
 echo
 echo "ratios (median of per-run values):"
