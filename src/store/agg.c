@@ -10,7 +10,6 @@
 #include <string.h>
 #include <time.h>
 
-#define MS_HOUR 3600000LL
 #define MS_DAY 86400000LL
 
 int tg_measures_add(tg_measures *a, const tg_measures *b)
@@ -59,7 +58,6 @@ static int64_t floor_to(int64_t t, int64_t unit)
     return q * unit;
 }
 
-int64_t tg_bucket_hour(int64_t t_ms) { return floor_to(t_ms, MS_HOUR); }
 int64_t tg_bucket_day(int64_t t_ms) { return floor_to(t_ms, MS_DAY); }
 
 int64_t tg_bucket_month(int64_t t_ms)

@@ -2,7 +2,7 @@
  *
  * tg_store_put adds each newly inserted record to one tg_agg per rollup
  * and then upserts each distinct key once, so a batch of 8192 records
- * touching the same hour of the same customer costs one row update, not
+ * touching the same day of the same customer costs one row update, not
  * 8192. Keys are not copied: an entry points at the first record that
  * produced it, and the records must outlive the tg_agg's current batch. */
 #ifndef TG_STORE_AGG_H
@@ -51,7 +51,6 @@ uint64_t tg_agg_key_hash(const tg_usage_rec *r, tg_agg_kind kind);
 void tg_measures_of(const tg_usage_rec *r, tg_measures *m);
 
 /* UTC bucket starts of t (unix ms, may be negative). */
-int64_t tg_bucket_hour(int64_t t_ms);
 int64_t tg_bucket_day(int64_t t_ms);
 int64_t tg_bucket_month(int64_t t_ms);
 

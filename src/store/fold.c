@@ -160,48 +160,34 @@ typedef struct {
     fmap map[TG_ROLL_COUNT_];
 } fold_ctx;
 
-/* Columns: t_start_ms, 8 dimension strings, route, user_id, outcome,
- * estimated, 5 token counts, 4 amounts. */
-#define FOLD_SELECT                                                                               \
-    "SELECT t_start_ms, app, customer, workspace, feature, workflow, model, offering, provider,"  \
-    " route, user_id, outcome, estimated, prompt, cached, cache_write, completion, reasoning,"    \
-    " cost, charge, margin, fee FROM usage WHERE id >= ?1 AND id < ?2"
+#define FOLD_SELECT "SELECT id, rec FROM usage WHERE id >= ?1 AND id < ?2"
 
-static int add_row(fold_ctx *f, sqlite3_stmt *st, int64_t *day_c, int64_t *month_c)
+static uint32_t intern_str(interner *in, const char *s) { return intern(in, s, strlen(s)); }
+
+static int add_row(fold_ctx *f, const tg_usage_rec *r, int64_t *day_c, int64_t *month_c)
 {
     fkey dk = {0}, uk = {0};
-    for (int i = 0; i < 8; i++) {
-        const char *s = (const char *)sqlite3_column_text(st, 1 + i);
-        dk.k[i] = intern(&f->in, s ? s : "", (size_t)sqlite3_column_bytes(st, 1 + i));
-        if (dk.k[i] == UINT32_MAX) return TG_ENOMEM;
-    }
-    dk.k[K_ROUTE] = (uint32_t)sqlite3_column_int(st, 9);
-    const char *u = (const char *)sqlite3_column_text(st, 10);
+    const char *dims[8] = {r->tags.app,      r->tags.customer, r->tags.workspace, r->tags.feature,
+                           r->tags.workflow, r->model,         r->offering,       r->provider};
+    for (int i = 0; i < 8; i++)
+        if ((dk.k[i] = intern_str(&f->in, dims[i])) == UINT32_MAX) return TG_ENOMEM;
+    dk.k[K_ROUTE] = r->route;
     uk.k[K_APP] = dk.k[K_APP];
     uk.k[K_CUST] = dk.k[K_CUST];
-    uk.k[K_USER] = intern(&f->in, u ? u : "", (size_t)sqlite3_column_bytes(st, 10));
-    if (uk.k[K_USER] == UINT32_MAX) return TG_ENOMEM;
-    int outcome = sqlite3_column_int(st, 11);
-    tg_measures m = {.requests = 1,
-                     .errors = outcome == TG_OUT_FAILED,
-                     .interrupted = outcome == TG_OUT_INTERRUPTED,
-                     .estimated = sqlite3_column_int(st, 12)};
-    int64_t *v[] = {&m.tokens.prompt,     &m.tokens.cached,    &m.tokens.cache_write,
-                    &m.tokens.completion, &m.tokens.reasoning, &m.cost,
-                    &m.charge,            &m.margin,           &m.fee};
-    for (int i = 0; i < 9; i++) *v[i] = sqlite3_column_int64(st, 13 + i);
-
-    int64_t t = sqlite3_column_int64(st, 0), day = tg_bucket_day(t);
+    if ((uk.k[K_USER] = intern_str(&f->in, r->tags.user)) == UINT32_MAX) return TG_ENOMEM;
+    tg_measures m;
+    tg_measures_of(r, &m);
+    int64_t day = tg_bucket_day(r->t_start_ms);
     if (day != *day_c) {
         *day_c = day;
         *month_c = tg_bucket_month(day);
     }
-    const int64_t b[TG_ROLL_COUNT_] = {tg_bucket_hour(t), day, *month_c, day, *month_c};
+    const int64_t b[TG_ROLL_COUNT_] = {day, *month_c, day, *month_c};
     int rc = TG_OK;
-    for (int r = 0; r < TG_ROLL_COUNT_ && !rc; r++) {
-        fkey k = r >= TG_ROLL_USER_DAY ? uk : dk;
-        k.bucket = b[r];
-        rc = fmap_add(&f->map[r], &k, &m);
+    for (int k = 0; k < TG_ROLL_COUNT_ && !rc; k++) {
+        fkey key = k >= TG_ROLL_USER_DAY ? uk : dk;
+        key.bucket = b[k];
+        rc = fmap_add(&f->map[k], &key, &m);
     }
     return rc;
 }
@@ -216,12 +202,16 @@ static int read_day(tg_store *s, fold_ctx *f, int64_t from, int64_t to, tg_errms
     sqlite3_bind_blob(st, 2, b, TG_RECORD_ID_LEN, SQLITE_STATIC);
     int64_t day_c = INT64_MIN, month_c = 0;
     int rc = TG_OK, step;
-    while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) rc = add_row(f, st, &day_c, &month_c);
+    tg_usage_rec r;
+    while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        rc = tg_sq_read_rec(s, st, 1, &r, err);
+        if (!rc) rc = add_row(f, &r, &day_c, &month_c);
+        if (rc == TG_ENOMEM) tg_errmsg_set(err, "%s: out of memory folding a day", s->path);
+        if (rc == TG_EINVAL) tg_errmsg_set(err, "%s: a rollup sum would overflow", s->path);
+    }
     if (!rc && step != SQLITE_DONE) rc = tg_sq_fail(s, err, "reading a day to fold");
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    if (rc == TG_ENOMEM) tg_errmsg_set(err, "%s: out of memory folding a day", s->path);
-    if (rc == TG_EINVAL) tg_errmsg_set(err, "%s: a rollup sum would overflow", s->path);
     return rc;
 }
 
@@ -251,8 +241,10 @@ static int write_map(tg_store *s, fold_ctx *f, int r, tg_errmsg *err)
         int c = 1;
         sqlite3_bind_int64(st, c++, e->key.bucket);
         int nstr = user ? 3 : 8;
-        for (int j = 0; j < nstr; j++)
-            sqlite3_bind_text(st, c++, f->in.str[e->key.k[j]], -1, SQLITE_STATIC);
+        for (int j = 0; j < nstr; j++) {
+            uint32_t id = e->key.k[j];
+            sqlite3_bind_text(st, c++, f->in.str[id], (int)f->in.len[id], SQLITE_STATIC);
+        }
         if (!user) sqlite3_bind_int(st, c++, (int)e->key.k[K_ROUTE]);
         tg_sq_bind_measures(st, c, &e->m);
         int rc = sqlite3_step(st);

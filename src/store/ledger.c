@@ -1,10 +1,10 @@
 /* The ledger thread. See ledger.h.
  *
- * The queue is two pairs of parallel arrays (records, tickets): workers
- * append to the pending pair under the mutex; the thread swaps it with its
- * own pair and commits outside the lock, so a worker waits at most for a
- * memcpy and, rarely, a realloc. The records of a batch are contiguous,
- * which is what tg_store_put takes.
+ * A queue is the records' encodings end to end in one buffer, with each
+ * one's end offset and ticket in parallel arrays: workers append to the
+ * pending queue under the mutex; the thread swaps it with its own and
+ * commits outside the lock, so a worker waits at most for a copy of a
+ * few hundred bytes and, rarely, a realloc.
  *
  * A record is settled in the journal only after the transaction holding
  * it committed; a record whose commit keeps failing is never settled, so
@@ -28,7 +28,9 @@
 #define WARN_DEPTH 65536
 
 typedef struct {
-    tg_usage_rec *recs;
+    uint8_t *bytes;    /* the encodings, end to end */
+    size_t nbytes, capbytes;
+    size_t *end;       /* record i is bytes[end[i-1] (0 for i = 0) .. end[i]) */
     tg_jticket *tickets;
     size_t n, cap;
 } queue;
@@ -45,6 +47,8 @@ struct tg_ledger {
     pthread_cond_t done; /* tg_ledger_sync: records were committed */
     queue pending;       /* under mu */
     queue work;          /* the thread's own */
+    const uint8_t **rec; /* the thread's: a batch's records, for tg_store_put_encoded */
+    size_t *len;
     bool stopping;       /* under mu */
     uint64_t seq_in;     /* under mu: records submitted */
     uint64_t seq_done;   /* under mu: records committed or given up */
@@ -54,19 +58,29 @@ struct tg_ledger {
 
 static void queue_release(queue *q)
 {
-    free(q->recs);
+    free(q->bytes);
+    free(q->end);
     free(q->tickets);
     *q = (queue){0};
 }
 
-static int queue_reserve(queue *q, size_t want)
+/* Room for want records and wantb bytes. */
+static int queue_reserve(queue *q, size_t want, size_t wantb)
 {
+    if (wantb > q->capbytes) {
+        size_t cap = q->capbytes ? q->capbytes : (size_t)1 << 20;
+        while (cap < wantb) cap *= 2;
+        uint8_t *b = realloc(q->bytes, cap);
+        if (!b) return TG_ENOMEM;
+        q->bytes = b;
+        q->capbytes = cap;
+    }
     if (want <= q->cap) return TG_OK;
     size_t cap = q->cap ? q->cap : 1024;
     while (cap < want) cap *= 2;
-    tg_usage_rec *r = realloc(q->recs, cap * sizeof *r);
-    if (!r) return TG_ENOMEM;
-    q->recs = r;
+    size_t *e = realloc(q->end, cap * sizeof *e);
+    if (!e) return TG_ENOMEM;
+    q->end = e;
     tg_jticket *t = realloc(q->tickets, cap * sizeof *t);
     if (!t) return TG_ENOMEM;
     q->tickets = t;
@@ -118,14 +132,20 @@ static bool stopping(tg_ledger *l)
     return s;
 }
 
-/* Commits recs[0..n) with retries; false when it gave up (at stop). */
-static bool commit_batch(tg_ledger *l, const tg_usage_rec *recs, size_t n)
+/* Commits records [off, off + n) of w with retries; false when it gave
+ * up (at stop). */
+static bool commit_batch(tg_ledger *l, const queue *w, size_t off, size_t n)
 {
+    for (size_t i = 0; i < n; i++) {
+        size_t from = off + i ? w->end[off + i - 1] : 0;
+        l->rec[i] = w->bytes + from;
+        l->len[i] = w->end[off + i] - from;
+    }
     uint32_t wait_ms = BACKOFF_MIN_MS;
     for (unsigned tries = 1, at_stop = 0;; tries++) {
         tg_errmsg err = {{0}};
         size_t ins = 0;
-        int rc = tg_store_put(l->store, recs, n, &ins, &err);
+        int rc = tg_store_put_encoded(l->store, l->rec, l->len, n, &ins, &err);
         if (!rc) {
             atomic_fetch_add_explicit(&l->inserted, ins, memory_order_relaxed);
             atomic_fetch_add_explicit(&l->batches, 1, memory_order_relaxed);
@@ -145,7 +165,7 @@ static void commit_all(tg_ledger *l, queue *w)
     size_t lost = 0;
     for (size_t off = 0; off < w->n; off += l->batch) {
         size_t n = w->n - off < l->batch ? w->n - off : l->batch;
-        if (commit_batch(l, w->recs + off, n)) {
+        if (commit_batch(l, w, off, n)) {
             for (size_t i = 0; l->settle && i < n; i++)
                 l->settle(l->settle_ud, &w->tickets[off + i]);
             atomic_fetch_add_explicit(&l->committed, n, memory_order_relaxed);
@@ -173,7 +193,7 @@ static void *ledger_main(void *arg)
         pthread_mutex_unlock(&l->mu);
         commit_all(l, &l->work);
         size_t n = l->work.n;
-        l->work.n = 0;
+        l->work.n = l->work.nbytes = 0;
         pthread_mutex_lock(&l->mu);
         l->seq_done += n;
         pthread_cond_broadcast(&l->done);
@@ -219,10 +239,15 @@ int tg_ledger_start_with(const tg_metering_conf *c, tg_store *s, tg_ledger_settl
     l->batch = c && c->batch_records ? c->batch_records : DEFAULT_BATCH;
     l->flush_ms = c && c->flush_ms ? c->flush_ms : DEFAULT_FLUSH_MS;
     l->warn_at = WARN_DEPTH;
-    if (queue_reserve(&l->pending, l->batch) || queue_reserve(&l->work, l->batch) ||
+    l->rec = malloc(l->batch * sizeof *l->rec);
+    l->len = malloc(l->batch * sizeof *l->len);
+    if (!l->rec || !l->len || queue_reserve(&l->pending, l->batch, 0) ||
+        queue_reserve(&l->work, l->batch, 0) ||
         pthread_create(&l->thread, NULL, ledger_main, l)) {
         queue_release(&l->pending);
         queue_release(&l->work);
+        free(l->rec);
+        free(l->len);
         tg_store_close(s);
         free(l);
         tg_errmsg_set(err, "ledger: cannot start its thread");
@@ -232,17 +257,19 @@ int tg_ledger_start_with(const tg_metering_conf *c, tg_store *s, tg_ledger_settl
     return TG_OK;
 }
 
-void tg_ledger_submit(tg_ledger *l, const tg_usage_rec *r, const tg_jticket *t)
+void tg_ledger_submit(tg_ledger *l, const uint8_t *rec, size_t len, const tg_jticket *t)
 {
     pthread_mutex_lock(&l->mu);
     queue *q = &l->pending;
     /* Out of memory here leaves no good choice: dropping a record is what
      * the ledger must never do, and the journal has it anyway. Abort. */
-    if (queue_reserve(q, q->n + 1)) {
+    if (queue_reserve(q, q->n + 1, q->nbytes + len)) {
         tg_log(TG_LOG_ERROR, "ledger: out of memory queueing a usage record");
         abort();
     }
-    q->recs[q->n] = *r;
+    memcpy(q->bytes + q->nbytes, rec, len);
+    q->nbytes += len;
+    q->end[q->n] = q->nbytes;
     q->tickets[q->n] = t ? *t : (tg_jticket){0};
     size_t n = ++q->n;
     l->seq_in++;
@@ -278,6 +305,8 @@ void tg_ledger_stop(tg_ledger *l)
     tg_store_close(l->store);
     queue_release(&l->pending);
     queue_release(&l->work);
+    free(l->rec);
+    free(l->len);
     pthread_cond_destroy(&l->wake);
     pthread_cond_destroy(&l->done);
     pthread_mutex_destroy(&l->mu);

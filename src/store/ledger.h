@@ -2,8 +2,8 @@
  * store in batches (DESIGN.md, the last stage of the request path).
  *
  * Workers hand each finished record to tg_ledger_submit together with its
- * journal ticket; the call copies the record into a queue and returns (no
- * I/O, a short mutex). The thread commits a batch when it has
+ * journal ticket; the call copies the record's encoding into a queue and
+ * returns (no I/O, a short mutex). The thread commits a batch when it has
  * batch_records or flush_ms has passed, then settles the batch's tickets
  * in the journal. If the store fails, the batch is retried with backoff
  * (50 ms doubling to 5 s, each failure logged) and its records stay in the
@@ -11,7 +11,7 @@
  *
  * The queue is unbounded by design: submit must never block a worker, and
  * a record may not be dropped. While the store fails the queue grows (each
- * record is a copy of tg_usage_rec, about 2.3 KiB); tg_ledger_stats shows
+ * record is its encoding, a few hundred bytes); tg_ledger_stats shows
  * it, and a warning is logged each time the depth doubles past 64 Ki. */
 #ifndef TG_STORE_LEDGER_H
 #define TG_STORE_LEDGER_H
@@ -35,8 +35,12 @@ int tg_ledger_start(const tg_metering_conf *c, tg_store *s, tg_journal *j, tg_le
 typedef void (*tg_ledger_settle_fn)(void *ud, const tg_jticket *t);
 int tg_ledger_start_with(const tg_metering_conf *c, tg_store *s, tg_ledger_settle_fn fn, void *ud,
                          tg_ledger **out, tg_errmsg *err);
-/* Queues r (copied) with its ticket. Never fails; never blocks on I/O. */
-void tg_ledger_submit(tg_ledger *l, const tg_usage_rec *r, const tg_jticket *t);
+/* Queues a record, given as its encoding (tg_record_encode as an outcome:
+ * the bytes the journal wrote), copied, with its ticket. Never fails;
+ * never blocks on I/O. A payload the store cannot decode fails its whole
+ * batch at every retry, so callers hand over only what the journal's
+ * encoder produced. */
+void tg_ledger_submit(tg_ledger *l, const uint8_t *rec, size_t len, const tg_jticket *t);
 /* Blocks until every record submitted before the call is committed (and
  * settled). While the store keeps failing this waits as long; a caller
  * that needs a bound uses tg_store_put itself. */

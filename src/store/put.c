@@ -23,9 +23,7 @@
 static int prepare_put(tg_store *s, tg_errmsg *err)
 {
     int rc = tg_sq_prepare(s, &s->ins_usage,
-                           "INSERT INTO usage VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,"
-                           "?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING",
-                           err);
+                           "INSERT INTO usage VALUES (?, ?) ON CONFLICT (id) DO NOTHING", err);
     if (!rc)
         rc = tg_sq_prepare(s, &s->ins_customer,
                            "INSERT INTO customers VALUES (?,?,?,?) ON CONFLICT (app, id) DO NOTHING",
@@ -50,29 +48,16 @@ static int prepare_put(tg_store *s, tg_errmsg *err)
 
 static void bind_text(sqlite3_stmt *st, int i, const char *v)
 {
-    sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, i, v, (int)strlen(v), SQLITE_STATIC);
 }
 
 /* Returns 1 when the record was new, 0 when its id was there, or an error. */
-static int insert_usage(tg_store *s, const tg_usage_rec *r, tg_errmsg *err)
+static int insert_usage(tg_store *s, const uint8_t *id, const uint8_t *rec, size_t len,
+                        tg_errmsg *err)
 {
     sqlite3_stmt *st = s->ins_usage;
-    int i = 1;
-    sqlite3_bind_blob(st, i++, r->id, TG_RECORD_ID_LEN, SQLITE_STATIC);
-    const char *texts1[] = {r->rid,           r->key_id,        r->tags.app,     r->tags.customer,
-                            r->tags.plan,     r->tags.workspace, r->tags.user,   r->tags.feature,
-                            r->tags.workflow, r->tags.run,      r->tags.unit};
-    for (size_t k = 0; k < sizeof texts1 / sizeof *texts1; k++) bind_text(st, i++, texts1[k]);
-    sqlite3_bind_int64(st, i++, r->tags.unit_count);
-    const char *texts2[] = {r->model, r->offering, r->provider, r->rule};
-    for (size_t k = 0; k < 4; k++) bind_text(st, i++, texts2[k]);
-    const int64_t ints[] = {r->t_start_ms,        r->latency_us,         r->ttft_us,
-                            r->status,            r->endpoint,           r->route,
-                            r->outcome,           r->stream,             r->estimated,
-                            r->tokens.prompt,     r->tokens.cached,      r->tokens.cache_write,
-                            r->tokens.completion, r->tokens.reasoning,   r->cost,
-                            r->charge,            r->margin,             r->fee};
-    for (size_t k = 0; k < sizeof ints / sizeof *ints; k++) sqlite3_bind_int64(st, i++, ints[k]);
+    sqlite3_bind_blob(st, 1, id, TG_RECORD_ID_LEN, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, rec, (int)len, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) return tg_sq_fail(s, err, "inserting usage");
@@ -142,8 +127,7 @@ static int aggregate(tg_store *s, const tg_usage_rec *r, int64_t *day_c, int64_t
         *month_c = tg_bucket_month(day);
     }
     uint64_t hd = tg_agg_key_hash(r, TG_AGG_DIMS), hu = tg_agg_key_hash(r, TG_AGG_USER);
-    int rc = tg_agg_add(&s->agg[AGG_HOUR], r, tg_bucket_hour(r->t_start_ms), hd);
-    if (!rc) rc = tg_agg_add(&s->agg[AGG_DAY], r, day, hd);
+    int rc = tg_agg_add(&s->agg[AGG_DAY], r, day, hd);
     if (!rc) rc = tg_agg_add(&s->agg[AGG_MONTH], r, *month_c, hd);
     if (!rc) rc = tg_agg_add(&s->agg[AGG_USER_DAY], r, day, hu);
     if (!rc) rc = tg_agg_add(&s->agg[AGG_USER_MONTH], r, *month_c, hu);
@@ -205,28 +189,97 @@ static int64_t fold_target(int64_t newest_ms)
 
 /* ---- put ---- */
 
-static int put_batch(tg_store *s, const tg_usage_rec *recs, size_t n, size_t *inserted,
-                     int64_t *frontier, tg_errmsg *err)
+/* One slice: recs[i] and its encoding rec[i] (len[i] bytes) are the same
+ * record. The aggregates point into recs, so they are written out before
+ * the next slice replaces them. */
+static int put_slice(tg_store *s, const tg_usage_rec *recs, const uint8_t *const *rec,
+                     const size_t *len, size_t n, size_t *inserted, int64_t *newest,
+                     tg_errmsg *err)
 {
     int rc = TG_OK;
-    int64_t day_c = INT64_MIN, month_c = 0, newest = INT64_MIN;
+    int64_t day_c = INT64_MIN, month_c = 0;
     for (int i = 0; i < AGG_COUNT_ && !rc; i++) rc = tg_agg_reset(&s->agg[i], n);
     if (rc) return tg_errmsg_set(err, "%s: out of memory", s->path), TG_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         const tg_usage_rec *r = &recs[i];
         tg_record_check(r);
-        int fresh = insert_usage(s, r, err);
+        int fresh = insert_usage(s, r->id, rec[i], len[i], err);
         if (fresh < 0) return fresh;
         if (!fresh) continue;
         ++*inserted;
         int64_t ms = tg_sq_id_ms(r->id);
-        if (ms > newest) newest = ms;
+        if (ms > *newest) *newest = ms;
         rc = tg_agg_add(&s->agg[AGG_CUSTOMERS], r, 0, tg_agg_key_hash(r, TG_AGG_CUSTOMER));
         if (!rc && ms < s->frontier) rc = aggregate(s, r, &day_c, &month_c);
         if (rc) return tg_errmsg_set(err, "%s: a rollup sum would overflow", s->path);
     }
     for (int k = 0; k < TG_ROLL_COUNT_ && !rc; k++) rc = upsert_rollup(s, k, &s->agg[k], err);
     if (!rc) rc = upsert_customers(s, &s->agg[AGG_CUSTOMERS], err);
+    return rc;
+}
+
+/* A batch is given as records (recs) or as their encodings (rec, len):
+ * each slice gets the other form made here. */
+typedef struct {
+    const tg_usage_rec *recs;
+    const uint8_t *const *rec;
+    const size_t *len;
+    size_t n, inserted;
+} put_args;
+
+static int encode_slice(tg_store *s, const tg_usage_rec *recs, size_t n, const uint8_t **rec,
+                        size_t *len, tg_errmsg *err)
+{
+    size_t off[TG_SQ_SLICE];
+    tg_buf_clear(&s->enc);
+    for (size_t i = 0; i < n; i++) {
+        tg_record_check(&recs[i]);
+        off[i] = s->enc.n;
+        int rc = tg_record_encode(&recs[i], false, &s->enc);
+        if (rc == TG_EINVAL)
+            return tg_errmsg_set(err, "%s: record %s has a string too long to store", s->path,
+                                 recs[i].rid);
+        if (rc) return tg_errmsg_set(err, "%s: out of memory", s->path), TG_ENOMEM;
+        len[i] = s->enc.n - off[i];
+    }
+    for (size_t i = 0; i < n; i++) rec[i] = (const uint8_t *)s->enc.p + off[i];
+    return TG_OK;
+}
+
+static int decode_slice(tg_store *s, const uint8_t *const *rec, const size_t *len, size_t n,
+                        tg_errmsg *err)
+{
+    if (!s->slice && !(s->slice = malloc(TG_SQ_SLICE * sizeof *s->slice)))
+        return tg_errmsg_set(err, "%s: out of memory", s->path), TG_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        bool intent;
+        if (tg_record_decode(rec[i], len[i], &s->slice[i], &intent) || intent)
+            return tg_errmsg_set(err, "%s: a usage record to store is not a valid outcome",
+                                 s->path);
+    }
+    return TG_OK;
+}
+
+static int put_fn(tg_store *s, void *ud, int64_t *frontier, tg_errmsg *err)
+{
+    put_args *a = ud;
+    int64_t newest = INT64_MIN;
+    int rc = TG_OK;
+    for (size_t off = 0; off < a->n && !rc; off += TG_SQ_SLICE) {
+        size_t k = a->n - off < TG_SQ_SLICE ? a->n - off : TG_SQ_SLICE;
+        const uint8_t *rec[TG_SQ_SLICE];
+        size_t len[TG_SQ_SLICE];
+        const tg_usage_rec *recs = a->recs ? a->recs + off : NULL;
+        if (a->recs) {
+            rc = encode_slice(s, recs, k, rec, len, err);
+        } else {
+            memcpy(rec, a->rec + off, k * sizeof *rec);
+            memcpy(len, a->len + off, k * sizeof *len);
+            rc = decode_slice(s, rec, len, k, err);
+            recs = s->slice;
+        }
+        if (!rc) rc = put_slice(s, recs, rec, len, k, &a->inserted, &newest, err);
+    }
     *frontier = s->frontier;
     if (!rc && newest != INT64_MIN) rc = fold_until(s, fold_target(newest), frontier, err);
     return rc;
@@ -249,21 +302,19 @@ static int in_write_txn(tg_store *s, int (*fn)(tg_store *s, void *ud, int64_t *f
     return rc;
 }
 
-typedef struct {
-    const tg_usage_rec *recs;
-    size_t n, inserted;
-} put_args;
-
-static int put_fn(tg_store *s, void *ud, int64_t *frontier, tg_errmsg *err)
-{
-    put_args *a = ud;
-    return put_batch(s, a->recs, a->n, &a->inserted, frontier, err);
-}
-
 int tg_store_put(tg_store *s, const tg_usage_rec *recs, size_t n, size_t *inserted,
                  tg_errmsg *err)
 {
-    put_args a = {recs, n, 0};
+    put_args a = {.recs = recs, .n = n};
+    int rc = in_write_txn(s, put_fn, &a, err);
+    if (inserted) *inserted = rc ? 0 : a.inserted;
+    return rc;
+}
+
+int tg_store_put_encoded(tg_store *s, const uint8_t *const *rec, const size_t *len, size_t n,
+                         size_t *inserted, tg_errmsg *err)
+{
+    put_args a = {.rec = rec, .len = len, .n = n};
     int rc = in_write_txn(s, put_fn, &a, err);
     if (inserted) *inserted = rc ? 0 : a.inserted;
     return rc;

@@ -7,7 +7,7 @@
 
 static void bind_text(sqlite3_stmt *st, int i, const char *v)
 {
-    sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, i, v, (int)strlen(v), SQLITE_STATIC);
 }
 
 int tg_store_each_customer(tg_store *s,
@@ -121,75 +121,54 @@ static int scan_bucket(tg_store *s, sqlite3_stmt *st, bool user, int64_t b,
 
 /* ---- usage not folded yet ---- */
 
-static int usage_stmt(tg_store *s, int f, tg_errmsg *err)
-{
-    char sql[1024];
-    snprintf(sql, sizeof sql,
-             "SELECT t_start_ms, app, customer, workspace, feature, workflow, model, offering,"
-             " provider, route, user_id, outcome, estimated, prompt, cached, cache_write,"
-             " completion, reasoning, cost, charge, margin, fee FROM usage"
-             " WHERE id >= ?1 AND t_start_ms >= ?2 AND t_start_ms < ?3%s%s",
-             f & 1 ? " AND app = ?4" : "", f & 2 ? " AND customer = ?5" : "");
-    return tg_sq_prepare(s, &s->scan_usage[f], sql, err);
-}
-
-/* One usage row as a rollup row of kind k (a rollup of one record). */
-static void usage_row(sqlite3_stmt *st, tg_rollup_kind k, int64_t *day_c, int64_t *month_c,
+/* One record as a row of rollup k (a rollup of one record). */
+static void usage_row(const tg_usage_rec *u, tg_rollup_kind k, int64_t *day_c, int64_t *month_c,
                       tg_rollup_row *r)
 {
-    int64_t t = sqlite3_column_int64(st, 0), day = tg_bucket_day(t);
+    int64_t day = tg_bucket_day(u->t_start_ms);
     if (day != *day_c) {
         *day_c = day;
         *month_c = tg_bucket_month(day);
     }
     bool user = k >= TG_ROLL_USER_DAY;
-    int outcome = sqlite3_column_int(st, 11);
     *r = (tg_rollup_row){
-        .bucket_ms = k == TG_ROLL_HOUR                                  ? tg_bucket_hour(t)
-                     : k == TG_ROLL_DAY || k == TG_ROLL_USER_DAY ? day
-                                                                        : *month_c,
-        .app = col(st, 1), .customer = col(st, 2),
-        .workspace = user ? "" : col(st, 3), .feature = user ? "" : col(st, 4),
-        .workflow = user ? "" : col(st, 5), .model = user ? "" : col(st, 6),
-        .offering = user ? "" : col(st, 7), .provider = user ? "" : col(st, 8),
-        .route = user ? 0 : (uint8_t)sqlite3_column_int(st, 9),
-        .user = user ? col(st, 10) : "",
-        .m = {.requests = 1,
-              .errors = outcome == TG_OUT_FAILED,
-              .interrupted = outcome == TG_OUT_INTERRUPTED,
-              .estimated = sqlite3_column_int(st, 12)},
+        .bucket_ms = k == TG_ROLL_DAY || k == TG_ROLL_USER_DAY ? day : *month_c,
+        .app = u->tags.app, .customer = u->tags.customer,
+        .workspace = user ? "" : u->tags.workspace, .feature = user ? "" : u->tags.feature,
+        .workflow = user ? "" : u->tags.workflow, .model = user ? "" : u->model,
+        .offering = user ? "" : u->offering, .provider = user ? "" : u->provider,
+        .route = user ? 0 : u->route,
+        .user = user ? u->tags.user : "",
     };
-    int64_t *v[] = {&r->m.tokens.prompt,     &r->m.tokens.cached,    &r->m.tokens.cache_write,
-                    &r->m.tokens.completion, &r->m.tokens.reasoning, &r->m.cost,
-                    &r->m.charge,            &r->m.margin,           &r->m.fee};
-    for (int i = 0; i < 9; i++) *v[i] = sqlite3_column_int64(st, 13 + i);
+    tg_measures_of(u, &r->m);
 }
 
-static int scan_usage(tg_store *s, tg_rollup_kind k, int64_t from, int64_t to, int fi,
-                      const char *app, const char *cust,
-                      int (*fn)(void *ud, const tg_rollup_row *r), void *ud, tg_errmsg *err)
+/* Every row from the frontier on is read and decoded; the filters are
+ * applied to the records. That is at most a day and an hour of usage. */
+static int scan_usage(tg_store *s, tg_rollup_kind k, int64_t from, int64_t to, const char *app,
+                      const char *cust, int (*fn)(void *ud, const tg_rollup_row *r), void *ud,
+                      tg_errmsg *err)
 {
     int64_t frontier, day_c = INT64_MIN, month_c = 0;
     int rc = tg_sq_frontier(s, &frontier, err);
-    if (!rc) rc = usage_stmt(s, fi, err);
+    if (!rc) rc = tg_sq_prepare(s, &s->scan_usage, "SELECT id, rec FROM usage WHERE id >= ?1", err);
     if (rc) return rc;
-    sqlite3_stmt *st = s->scan_usage[fi];
+    sqlite3_stmt *st = s->scan_usage;
     uint8_t id[TG_RECORD_ID_LEN];
     tg_sq_id_at(frontier, id);
     sqlite3_bind_blob(st, 1, id, TG_RECORD_ID_LEN, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, from);
-    sqlite3_bind_int64(st, 3, to);
-    if (app) bind_text(st, 4, app);
-    if (cust) bind_text(st, 5, cust);
+    tg_usage_rec u;
     tg_rollup_row row;
     int stop = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        usage_row(st, k, &day_c, &month_c, &row);
+        if ((stop = tg_sq_read_rec(s, st, 1, &u, err))) break;
+        if (u.t_start_ms < from || u.t_start_ms >= to) continue;
+        if ((app && strcmp(app, u.tags.app)) || (cust && strcmp(cust, u.tags.customer))) continue;
+        usage_row(&u, k, &day_c, &month_c, &row);
         if ((stop = fn(ud, &row))) break;
     }
     if (!stop && rc != SQLITE_DONE) stop = tg_sq_fail(s, err, "reading usage");
     sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
     return stop;
 }
 
@@ -227,7 +206,7 @@ int tg_store_scan(tg_store *s, tg_rollup_kind k, int64_t from_ms, int64_t to_ms,
     int rc = tg_sq_exec(s, "BEGIN", err);
     if (rc) return rc;
     rc = scan_rollup(s, k, from_ms, to_ms, fi, app, cust, fn, ud, err);
-    if (!rc) rc = scan_usage(s, k, from_ms, to_ms, fi, app, cust, fn, ud, err);
+    if (!rc) rc = scan_usage(s, k, from_ms, to_ms, app, cust, fn, ud, err);
     sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
     return rc;
 }

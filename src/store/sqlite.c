@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 
 const char *const tg_store_rollup_tables_[TG_ROLL_COUNT_] = {
-    "rollup_hour", "rollup_day", "rollup_month", "rollup_user_day", "rollup_user_month"};
+    "rollup_day", "rollup_month", "rollup_user_day", "rollup_user_month"};
 
 /* ---- shared helpers ---- */
 
@@ -64,6 +64,22 @@ int64_t tg_sq_id_ms(const uint8_t *id)
     uint64_t v = 0;
     for (int i = 0; i < 6; i++) v = v << 8 | id[i];
     return (int64_t)v;
+}
+
+int tg_sq_read_rec(tg_store *s, sqlite3_stmt *st, int i, tg_usage_rec *r, tg_errmsg *err)
+{
+    const uint8_t *p = sqlite3_column_blob(st, i);
+    size_t n = (size_t)sqlite3_column_bytes(st, i);
+    bool intent;
+    if (p && !tg_record_decode(p, n, r, &intent) && !intent) return TG_OK;
+    /* the key is column 0 when the statement selected it; name the row by it */
+    char hex[2 * TG_RECORD_ID_LEN + 1] = "?";
+    if (i > 0 && sqlite3_column_bytes(st, 0) == TG_RECORD_ID_LEN) {
+        const uint8_t *id = sqlite3_column_blob(st, 0);
+        for (int k = 0; k < TG_RECORD_ID_LEN; k++) snprintf(hex + 2 * k, 3, "%02x", id[k]);
+    }
+    tg_errmsg_set(err, "%s: usage row %s does not hold a valid record (%zu bytes)", s->path, hex, n);
+    return TG_EIO;
 }
 
 /* ---- open, migrations ---- */
@@ -216,6 +232,7 @@ static int open_db(const char *path, unsigned flags, tg_store **out, int *applie
     if (rc) goto fail;
     if (applied) *applied = a;
     if (version) *version = s->ro ? tg_store_nmigrations_ : v;
+    tg_buf_init(&s->enc, TG_SQ_SLICE * (size_t)TG_RECORD_MAX_LEN);
     for (int i = 0; i < AGG_COUNT_; i++)
         tg_agg_init(&s->agg[i], i == AGG_CUSTOMERS ? TG_AGG_CUSTOMER
                                 : i >= AGG_USER_DAY ? TG_AGG_USER
@@ -248,6 +265,8 @@ void tg_store_close(tg_store *s)
     sqlite3_stmt *st;
     while (s->db && (st = sqlite3_next_stmt(s->db, NULL))) sqlite3_finalize(st);
     for (int i = 0; i < AGG_COUNT_; i++) tg_agg_release(&s->agg[i]);
+    free(s->slice);
+    tg_buf_release(&s->enc);
     sqlite3_close(s->db);
     free(s->path);
     free(s);

@@ -19,6 +19,8 @@
 #ifndef TG_STORE_SQLITE_INT_H
 #define TG_STORE_SQLITE_INT_H
 
+#include "base/buf.h"
+#include "meter/journal.h"
 #include "store/agg.h"
 #include "store/store.h"
 
@@ -28,7 +30,10 @@
 #define TG_STORE_FOLD_GRACE_MS 3600000LL
 
 /* The aggregates of a put's late records: the rollups' order, then customers. */
-enum { AGG_HOUR, AGG_DAY, AGG_MONTH, AGG_USER_DAY, AGG_USER_MONTH, AGG_CUSTOMERS, AGG_COUNT_ };
+enum { AGG_DAY, AGG_MONTH, AGG_USER_DAY, AGG_USER_MONTH, AGG_CUSTOMERS, AGG_COUNT_ };
+/* A put works through its batch this many records at a time: the records
+ * of a slice (decoded, or encoded) are what its aggregates point into. */
+#define TG_SQ_SLICE 256
 #define NFILTERS 4 /* scan filters: none, app, customer, both */
 #define NFOLD 1    /* statements of a fold */
 
@@ -47,8 +52,10 @@ struct tg_store {
     sqlite3_stmt *frontier_get;
     sqlite3_stmt *next_bucket[TG_ROLL_COUNT_];
     sqlite3_stmt *scan[TG_ROLL_COUNT_][NFILTERS];
-    sqlite3_stmt *scan_usage[NFILTERS];
+    sqlite3_stmt *scan_usage;
     tg_agg agg[AGG_COUNT_];
+    tg_usage_rec *slice;  /* TG_SQ_SLICE records, decoded by a put (malloc'd on first use) */
+    tg_buf enc;           /* a slice's records, encoded by a put */
 };
 
 /* TG_EIO with err = "<path>: <what>: <SQLite's message>". */
@@ -68,6 +75,9 @@ void tg_sq_bind_measures(sqlite3_stmt *st, int i, const tg_measures *m);
 int tg_sq_fold_range(tg_store *s, int64_t from, int64_t to, tg_errmsg *err);
 /* The unix ms in an id's first 48 bits. */
 int64_t tg_sq_id_ms(const uint8_t *id);
+/* Decodes a usage row's rec column (column i of st) into r; TG_EIO with
+ * err naming the row's id when the bytes are not an outcome record. */
+int tg_sq_read_rec(tg_store *s, sqlite3_stmt *st, int i, tg_usage_rec *r, tg_errmsg *err);
 
 #define TG_SQ_MEASURE_COLS                                                                        \
     "requests, errors, interrupted, estimated, prompt, cached, cache_write, completion,"          \

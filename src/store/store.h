@@ -8,9 +8,9 @@
  * Usage is append-only and keyed by the record's 16-byte id, so the store is
  * an idempotent projection of the journal: putting a record it already has
  * changes nothing, and rollups count each record exactly once. Rollups by
- * hour, day and month over (app, customer, workspace, feature, workflow,
- * model, offering, provider, route), and by day and month over (app,
- * customer, user), are filled by folding whole days of usage into them
+ * day and month over (app, customer, workspace, feature, workflow, model,
+ * offering, provider, route), and by day and month over (app, customer,
+ * user), are filled by folding whole days of usage into them
  * (a day is folded in the first put that carries ids an hour past its end;
  * records that arrive later for a folded day go into the rollups at once).
  * A scan adds the usage rows not folded yet to the rollup rows it reads, in
@@ -72,6 +72,12 @@ char *tg_store_path(const char *data_dir);
  * (TG_EIO, err says why) and the call may be repeated. */
 int tg_store_put(tg_store *s, const tg_usage_rec *recs, size_t n, size_t *inserted,
                  tg_errmsg *err);
+/* The same for records already encoded (tg_record_encode, as outcomes:
+ * the journal's bytes, which the ledger queues): rec[i] is len[i] bytes.
+ * A payload that does not decode, or decodes as an intent, is TG_EINVAL
+ * and nothing is written. */
+int tg_store_put_encoded(tg_store *s, const uint8_t *const *rec, const size_t *len, size_t n,
+                         size_t *inserted, tg_errmsg *err);
 
 /* Folds every day that ended an hour or more before now_ms (unix ms) into
  * the rollups now, instead of at the next put that passes it. Reads see
@@ -100,8 +106,7 @@ typedef struct {
 int tg_measures_add(tg_measures *a, const tg_measures *b);
 
 typedef enum {
-    TG_ROLL_HOUR = 0,
-    TG_ROLL_DAY,
+    TG_ROLL_DAY = 0,
     TG_ROLL_MONTH,
     TG_ROLL_USER_DAY,   /* keyed by (app, customer, user) */
     TG_ROLL_USER_MONTH,
@@ -112,7 +117,7 @@ typedef enum {
  * only during the callback. The dimension rollups leave user ""; the user
  * rollups leave everything but app, customer and user "" (route 0). */
 typedef struct {
-    int64_t bucket_ms; /* UTC start of the hour, day or month */
+    int64_t bucket_ms; /* UTC start of the day or month */
     const char *app, *customer, *workspace, *feature, *workflow, *model, *offering, *provider;
     const char *user;
     uint8_t route; /* tg_route_kind */

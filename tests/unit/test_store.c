@@ -3,9 +3,11 @@
  * over the usage table (checked with SQL, every measure, before and after
  * folding), reports by every grouping with their filters, period forms,
  * errors and formats, and the ledger delivering each record exactly once
- * from several threads. */
+ * from several threads. The usage table holds encoded records, so the SQL
+ * checks read it through a temporary table of decoded columns (sql_open). */
 #include "base/json.h"
 #include "base/rng.h"
+#include "meter/journal.h"
 #include "report/report.h"
 #include "store/ledger.h"
 #include "store/store.h"
@@ -128,12 +130,65 @@ static void put_all(tg_store *s, const tg_usage_rec *v, size_t n, size_t batch, 
 
 /* ---- SQL over the file, independent of the store's code ---- */
 
-static sqlite3 *sql_open(void)
+static int64_t sql_int(sqlite3 *db, const char *sql);
+
+/* Opens p read-only with a TEMP table named usage, which hides the file's
+ * own, holding each stored record decoded into typed columns. */
+static sqlite3 *sql_open_at(const char *p)
 {
     sqlite3 *db;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_open_v2(p, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    char *msg = NULL;
+    int rc = sqlite3_exec(db,
+                          "CREATE TEMP TABLE usage (id BLOB, rid TEXT, app TEXT, customer TEXT,"
+                          " user_id TEXT, workspace TEXT, feature TEXT, workflow TEXT, model TEXT,"
+                          " offering TEXT, provider TEXT, route INT, outcome INT, estimated INT,"
+                          " t_start_ms INT, prompt INT, cached INT, cache_write INT,"
+                          " completion INT, reasoning INT, cost INT, charge INT, margin INT,"
+                          " fee INT)",
+                          NULL, NULL, &msg);
+    if (rc) fail_msg("temp table: %s", msg);
+    sqlite3_stmt *rd, *wr;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT id, rec FROM main.usage", -1, &rd, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "INSERT INTO temp.usage VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,"
+                                        "?,?,?,?,?,?,?,?,?,?,?)",
+                                        -1, &wr, NULL),
+                     SQLITE_OK);
+    sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+    while (sqlite3_step(rd) == SQLITE_ROW) {
+        tg_usage_rec r;
+        bool intent = true;
+        assert_int_equal(tg_record_decode(sqlite3_column_blob(rd, 1),
+                                          (size_t)sqlite3_column_bytes(rd, 1), &r, &intent),
+                         TG_OK);
+        assert_false(intent);
+        assert_memory_equal(sqlite3_column_blob(rd, 0), r.id, TG_RECORD_ID_LEN);
+        int i = 1;
+        sqlite3_bind_blob(wr, i++, r.id, TG_RECORD_ID_LEN, SQLITE_TRANSIENT);
+        const char *t[] = {r.rid,           r.tags.app,     r.tags.customer, r.tags.user,
+                           r.tags.workspace, r.tags.feature, r.tags.workflow, r.model,
+                           r.offering,      r.provider};
+        for (size_t k = 0; k < sizeof t / sizeof *t; k++)
+            sqlite3_bind_text(wr, i++, t[k], -1, SQLITE_TRANSIENT);
+        const int64_t v[] = {r.route,           r.outcome,         r.estimated,
+                             r.t_start_ms,      r.tokens.prompt,   r.tokens.cached,
+                             r.tokens.cache_write, r.tokens.completion, r.tokens.reasoning,
+                             r.cost,            r.charge,          r.margin,
+                             r.fee};
+        for (size_t k = 0; k < sizeof v / sizeof *v; k++) sqlite3_bind_int64(wr, i++, v[k]);
+        assert_int_equal(sqlite3_step(wr), SQLITE_DONE);
+        sqlite3_reset(wr);
+    }
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    sqlite3_finalize(rd);
+    sqlite3_finalize(wr);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM main.usage"),
+                     sql_int(db, "SELECT count(*) FROM temp.usage"));
     return db;
 }
+
+static sqlite3 *sql_open(void) { return sql_open_at(path); }
 
 static int64_t sql_int(sqlite3 *db, const char *sql)
 {
@@ -168,13 +223,12 @@ static int64_t sql_diff(sqlite3 *db, const char *a, const char *b)
 static void check_rollups_equal_usage(void)
 {
     sqlite3 *db = sql_open();
-    const char *hour = "t_start_ms - t_start_ms % 3600000";
     const char *day = "t_start_ms - t_start_ms % 86400000";
     const char *month = "CAST(strftime('%s', t_start_ms / 1000, 'unixepoch', 'start of month') AS INTEGER) * 1000";
-    const char *buckets[] = {hour, day, month};
-    const char *tables[] = {"rollup_hour", "rollup_day", "rollup_month"};
+    const char *buckets[] = {day, month};
+    const char *tables[] = {"rollup_day", "rollup_month"};
     char a[1024], b[1024];
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 2; i++) {
         snprintf(a, sizeof a, "SELECT %s AS bk, " DIMS ", " SUMS " FROM usage GROUP BY bk, " DIMS,
                  buckets[i]);
         snprintf(b, sizeof b, "SELECT bucket, " DIMS ", " RSUMS " FROM %s GROUP BY bucket, " DIMS,
@@ -195,7 +249,8 @@ static void check_rollups_equal_usage(void)
         assert_int_equal(sql_diff(db, a, b), 0);
     }
     /* and nothing counted twice: every rollup row is one key */
-    assert_int_equal(sql_int(db, "SELECT count(*) FROM rollup_hour WHERE requests <= 0"), 0);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM rollup_day WHERE requests <= 0"), 0);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM rollup_month WHERE requests <= 0"), 0);
     sqlite3_close(db);
 }
 
@@ -244,7 +299,6 @@ static void snapshot(char *out, size_t n)
 {
     sqlite3 *db = sql_open();
     const char *q[] = {"SELECT count(*) FROM usage", "SELECT sum(charge) FROM usage",
-                       "SELECT total(requests) + total(charge) FROM rollup_hour",
                        "SELECT total(requests) + total(charge) FROM rollup_day",
                        "SELECT total(requests) + total(charge) FROM rollup_month",
                        "SELECT total(requests) + total(cost) FROM rollup_user_day",
@@ -608,12 +662,22 @@ typedef struct {
     size_t n;
 } submitter;
 
+/* Hands r to the ledger as the journal would: encoded as an outcome. */
+static void submit(tg_ledger *l, const tg_usage_rec *r, const tg_jticket *t)
+{
+    tg_buf b;
+    tg_buf_init(&b, TG_RECORD_MAX_LEN + 1);
+    assert_int_equal(tg_record_encode(r, false, &b), TG_OK);
+    tg_ledger_submit(l, (const uint8_t *)b.p, b.n, t);
+    tg_buf_release(&b);
+}
+
 static void *submit_thread(void *arg)
 {
     submitter *sb = arg;
     tg_usage_rec *v = make_recs(sb->seed, sb->n, nov1 + 10 * MS_DAY, 2);
     tg_jticket t = {.outcome = (tg_jseg *)(uintptr_t)0x1234};
-    for (size_t i = 0; i < sb->n; i++) tg_ledger_submit(sb->l, &v[i], &t);
+    for (size_t i = 0; i < sb->n; i++) submit(sb->l, &v[i], &t);
     free(v);
     return NULL;
 }
@@ -653,8 +717,7 @@ static void test_ledger(void **state)
     tg_ledger_stop(l); /* closes s */
     assert_int_equal(atomic_load(&sc.settled), NT * PER + PER);
     assert_int_equal(atomic_load(&sc.bad), 0);
-    sqlite3 *db;
-    assert_int_equal(sqlite3_open_v2(lpath, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3 *db = sql_open_at(lpath);
     assert_int_equal(sql_int(db, "SELECT count(*) FROM usage"), NT * PER);
     assert_int_equal(sql_int(db, "SELECT count(DISTINCT rid) FROM usage"), NT * PER);
     sqlite3_close(db);
@@ -665,7 +728,7 @@ static void test_ledger(void **state)
     tg_usage_rec one;
     tg_rng g = {77};
     make_rec(&g, 999999999, nov1 + 20 * MS_DAY, &one);
-    tg_ledger_submit(l, &one, NULL);
+    submit(l, &one, NULL);
     for (int i = 0; i < 200; i++) {
         tg_ledger_stats(l, &k);
         if (k.committed == 1) break;
