@@ -80,9 +80,9 @@ static uint64_t hash_strs(const char *const *s, size_t n)
 
 uint64_t tg_agg_key_hash(const tg_usage_rec *r, tg_agg_kind kind)
 {
-    if (kind != TG_AGG_DIMS) {
+    if (kind == TG_AGG_USER) {
         const char *k[] = {r->tags.app, r->tags.customer, r->tags.user};
-        return hash_strs(k, kind == TG_AGG_USER ? 3 : 2);
+        return hash_strs(k, 3);
     }
     const char *k[] = {r->tags.app,      r->tags.customer, r->tags.workspace, r->tags.feature,
                        r->tags.workflow, r->model,         r->offering,       r->provider};
@@ -95,7 +95,6 @@ static bool same_key(const tg_agg *a, const tg_agg_ent *e, const tg_usage_rec *r
     if (e->bucket != bucket || strcmp(q->tags.app, r->tags.app) ||
         strcmp(q->tags.customer, r->tags.customer))
         return false;
-    if (a->kind == TG_AGG_CUSTOMER) return true;
     if (a->kind == TG_AGG_USER) return strcmp(q->tags.user, r->tags.user) == 0;
     return q->route == r->route && !strcmp(q->tags.workspace, r->tags.workspace) &&
            !strcmp(q->tags.feature, r->tags.feature) &&
@@ -155,7 +154,6 @@ int tg_agg_add(tg_agg *a, const tg_usage_rec *r, int64_t bucket, uint64_t key_ha
         }
         tg_agg_ent *e = &a->ents[s - 1];
         if (e->hash != h || !same_key(a, e, r, bucket)) continue;
-        if (r->t_start_ms < e->r->t_start_ms && a->kind == TG_AGG_CUSTOMER) e->r = r;
         return tg_measures_add(&e->m, &m);
     }
 }

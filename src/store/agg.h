@@ -17,8 +17,6 @@ typedef enum {
     TG_AGG_DIMS = 0, /* app, customer, workspace, feature, workflow, model, offering,
                         provider, route */
     TG_AGG_USER,     /* app, customer, user */
-    TG_AGG_CUSTOMER, /* app, customer: the customers table (bucket 0; r is the
-                        earliest record, for first_seen_ms and plan) */
 } tg_agg_kind;
 
 typedef struct {

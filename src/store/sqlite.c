@@ -234,9 +234,7 @@ static int open_db(const char *path, unsigned flags, tg_store **out, int *applie
     if (version) *version = s->ro ? tg_store_nmigrations_ : v;
     tg_buf_init(&s->enc, TG_SQ_SLICE * (size_t)TG_RECORD_MAX_LEN);
     for (int i = 0; i < AGG_COUNT_; i++)
-        tg_agg_init(&s->agg[i], i == AGG_CUSTOMERS ? TG_AGG_CUSTOMER
-                                : i >= AGG_USER_DAY ? TG_AGG_USER
-                                                    : TG_AGG_DIMS);
+        tg_agg_init(&s->agg[i], i >= AGG_USER_DAY ? TG_AGG_USER : TG_AGG_DIMS);
     *out = s;
     return TG_OK;
 fail:
@@ -267,6 +265,7 @@ void tg_store_close(tg_store *s)
     for (int i = 0; i < AGG_COUNT_; i++) tg_agg_release(&s->agg[i]);
     free(s->slice);
     tg_buf_release(&s->enc);
+    tg_sq_known_drop(&s->known);
     sqlite3_close(s->db);
     free(s->path);
     free(s);

@@ -19,6 +19,7 @@
 #ifndef TG_STORE_SQLITE_INT_H
 #define TG_STORE_SQLITE_INT_H
 
+#include "base/arena.h"
 #include "base/buf.h"
 #include "meter/journal.h"
 #include "store/agg.h"
@@ -30,7 +31,7 @@
 #define TG_STORE_FOLD_GRACE_MS 3600000LL
 
 /* The aggregates of a put's late records: the rollups' order, then customers. */
-enum { AGG_DAY, AGG_MONTH, AGG_USER_DAY, AGG_USER_MONTH, AGG_CUSTOMERS, AGG_COUNT_ };
+enum { AGG_DAY, AGG_MONTH, AGG_USER_DAY, AGG_USER_MONTH, AGG_COUNT_ };
 /* A put works through its batch this many records at a time: the records
  * of a slice (decoded, or encoded) are what its aggregates point into. */
 #define TG_SQ_SLICE 256
@@ -38,6 +39,20 @@ enum { AGG_DAY, AGG_MONTH, AGG_USER_DAY, AGG_USER_MONTH, AGG_CUSTOMERS, AGG_COUN
 #define NFOLD 1    /* statements of a fold */
 
 extern const char *const tg_store_rollup_tables_[TG_ROLL_COUNT_];
+
+/* The (app, customer) pairs the customers table has, as far as the writer
+ * knows (put.c): loaded on the first put, dropped on a rollback. */
+typedef struct {
+    uint64_t hash;
+    const char *app, *cust; /* app NULL: an empty slot */
+} tg_sq_known_ent;
+typedef struct {
+    tg_sq_known_ent *e; /* open addressing, cap a power of two */
+    size_t n, cap;
+    tg_arena arena;
+    bool loaded;
+} tg_sq_known;
+void tg_sq_known_drop(tg_sq_known *k);
 
 struct tg_store {
     sqlite3 *db;
@@ -57,6 +72,7 @@ struct tg_store {
     tg_agg agg[AGG_COUNT_];
     tg_usage_rec *slice;  /* TG_SQ_SLICE records, decoded by a put (malloc'd on first use) */
     tg_buf enc;           /* a slice's records, encoded by a put */
+    tg_sq_known known;
 };
 
 /* TG_EIO with err = "<path>: <what>: <SQLite's message>". */
