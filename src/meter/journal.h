@@ -115,6 +115,10 @@ int tg_record_decode(const uint8_t *p, size_t n, tg_usage_rec *r, bool *intent);
  * from crc: tg_crc32c(0, "123456789", 9) == 0xE3069283, and
  * tg_crc32c(tg_crc32c(0, a, na), b, nb) is the CRC of a followed by b. */
 uint32_t tg_crc32c(uint32_t crc, const void *p, size_t n);
+/* The same function, always computed with tables, never with the CPU's
+ * CRC instruction that tg_crc32c uses where there is one: the unit tests
+ * compare the two. */
+uint32_t tg_crc32c_table(uint32_t crc, const void *p, size_t n);
 
 /* Reads the frames of a segment's bytes p[0..n) in order, decoding each
  * and calling fn with the record and its intent flag. Returns TG_OK when

@@ -165,6 +165,32 @@ static void test_crc32c(void **state)
     assert_int_equal(tg_crc32c(0, inc, 32), 0x46DD794Eu);
 }
 
+/* tg_crc32c (the CPU's CRC instruction where there is one) against the
+ * tables, on every alignment, lengths around the 8-byte steps, and
+ * continuations split anywhere. */
+static void test_crc32c_paths(void **state)
+{
+    (void)state;
+    assert_int_equal(tg_crc32c_table(0, "123456789", 9), 0xE3069283u);
+    assert_int_equal(tg_crc32c_table(tg_crc32c_table(0, "12345", 5), "6789", 4), 0xE3069283u);
+    uint8_t data[4096 + 8];
+    uint64_t x = 0x9E3779B97F4A7C15u;
+    for (size_t i = 0; i < sizeof data; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        data[i] = (uint8_t)x;
+    }
+    for (int k = 0; k < 20000; k++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        size_t off = x % 8, n = k < 600 ? (size_t)k % 300 : (x >> 8) % 4096, cut = n ? (x >> 24) % n : 0;
+        uint32_t seed = k % 3 ? (uint32_t)(x >> 32) : 0;
+        const uint8_t *p = data + off;
+        uint32_t want = tg_crc32c_table(seed, p, n);
+        assert_int_equal(tg_crc32c(seed, p, n), want);
+        assert_int_equal(tg_crc32c(tg_crc32c(seed, p, cut), p + cut, n - cut), want);
+        assert_int_equal(tg_crc32c_table(tg_crc32c_table(seed, p, cut), p + cut, n - cut), want);
+    }
+}
+
 static void full_rec(tg_usage_rec *r)
 {
     make_rec(r, 77);
@@ -776,6 +802,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crc32c),
+        cmocka_unit_test(test_crc32c_paths),
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_decode_refuses),
         cmocka_unit_test(test_scan),
