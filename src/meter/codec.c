@@ -12,6 +12,7 @@
  * after it along. */
 #include "meter/journal.h"
 
+#include <endian.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -115,18 +116,20 @@ static bool rec_valid(const tg_usage_rec *r)
     return r->route < TG_RT_COUNT_ && r->outcome < TG_OUT_COUNT_ && r->endpoint < TG_EPK_COUNT_;
 }
 
+/* htole64 and a memcpy rather than a loop over the bytes: GCC does not
+ * merge that loop into one store, and it was most of encode's time. */
 static inline uint8_t *put64(uint8_t *q, int64_t sv)
 {
-    uint64_t v = (uint64_t)sv;
-    for (int i = 0; i < 8; i++) q[i] = (uint8_t)(v >> (8 * i));
+    uint64_t v = htole64((uint64_t)sv);
+    memcpy(q, &v, 8);
     return q + 8;
 }
 
 static inline int64_t get64(const uint8_t *p)
 {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
-    return (int64_t)v;
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return (int64_t)le64toh(v);
 }
 
 /* The integers after the header, in order: the same list for both ways. */
