@@ -489,9 +489,10 @@ static int write_frames(tg_journal_writer *w, size_t n)
     if (rc) {
         seg_fail(s, "write");
         if (w->held)
-            tg_log(TG_LOG_ERROR, "journal: %zu request outcome(s) in that write are not in the journal; "
-                                 "if tollgate stops before the ledger commits them, they are settled "
-                                 "from their intents as interrupted", w->held);
+            tg_log(TG_LOG_ERROR,
+                   "journal: %zu request outcome(s) in that write are not in the journal; if "
+                   "tollgate stops before the ledger commits them, they are settled from their "
+                   "intents as interrupted", w->held);
     } else {
         s->bytes += n;
         /* seq_cst: a flusher that cleared the flag after we saw it set fsyncs after our write */

@@ -181,7 +181,8 @@ static void test_crc32c_paths(void **state)
     }
     for (int k = 0; k < 20000; k++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        size_t off = x % 8, n = k < 600 ? (size_t)k % 300 : (x >> 8) % 4096, cut = n ? (x >> 24) % n : 0;
+        size_t off = x % 8, n = k < 600 ? (size_t)k % 300 : (x >> 8) % 4096;
+        size_t cut = n ? (x >> 24) % n : 0;
         uint32_t seed = k % 3 ? (uint32_t)(x >> 32) : 0;
         const uint8_t *p = data + off;
         uint32_t want = tg_crc32c_table(seed, p, n);
