@@ -427,10 +427,13 @@ static void metering_stop(tg_gateway *gw)
 /* ---- workers ---- */
 
 /* A prepare handle runs right before the loop blocks for I/O, so lines
- * written anywhere in a loop turn (I/O, timers) go out before it sleeps. */
+ * written anywhere in a loop turn (I/O, timers) go out before it sleeps,
+ * and so do the journal outcomes the turn held back (one write(2) for all
+ * of them; a failure is logged by the journal). */
 static void on_flush(uv_prepare_t *c)
 {
     tg_gw_worker *ww = c->data;
+    if (ww->jw) tg_journal_writer_flush(ww->jw);
     if (ww->log.n) {
         tg_log_write(ww->log.p, ww->log.n);
         tg_buf_clear(&ww->log);

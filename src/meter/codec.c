@@ -12,13 +12,55 @@
  * after it along. */
 #include "meter/journal.h"
 
+#include <endian.h>
 #include <pthread.h>
 #include <string.h>
 
-/* ---- CRC-32C: slicing-by-8 over tables built once ---- */
+/* ---- CRC-32C ----
+ *
+ * x86-64 has had an instruction for exactly this polynomial since SSE4.2
+ * (2008): eight bytes a step instead of eight table lookups. It is used
+ * when the CPU has it (checked once); elsewhere, and on other
+ * architectures, slicing-by-8 over tables built once. Both keep the
+ * reflected, un-inverted state; tg_crc32c inverts at the ends. */
 
 static uint32_t crc_tab[8][256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+static uint32_t (*crc_run)(uint32_t c, const uint8_t *p, size_t n);
+
+static inline uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint32_t crc_table(uint32_t c, const uint8_t *p, size_t n)
+{
+    for (; n >= 8; n -= 8, p += 8) {
+        uint32_t lo = rd32(p) ^ c, hi = rd32(p + 4);
+        c = crc_tab[7][lo & 0xff] ^ crc_tab[6][(lo >> 8) & 0xff] ^ crc_tab[5][(lo >> 16) & 0xff] ^
+            crc_tab[4][lo >> 24] ^ crc_tab[3][hi & 0xff] ^ crc_tab[2][(hi >> 8) & 0xff] ^
+            crc_tab[1][(hi >> 16) & 0xff] ^ crc_tab[0][hi >> 24];
+    }
+    while (n--) c = (c >> 8) ^ crc_tab[0][(c ^ *p++) & 0xff];
+    return c;
+}
+
+#if defined(__x86_64__)
+#include <nmmintrin.h>
+
+__attribute__((target("sse4.2"))) static uint32_t crc_sse42(uint32_t c, const uint8_t *p, size_t n)
+{
+    uint64_t c64 = c;
+    for (; n >= 8; n -= 8, p += 8) {
+        uint64_t v;
+        memcpy(&v, p, 8); /* unaligned; x86 is little-endian like the table path */
+        c64 = _mm_crc32_u64(c64, v);
+    }
+    c = (uint32_t)c64;
+    while (n--) c = _mm_crc32_u8(c, *p++);
+    return c;
+}
+#endif
 
 static void crc_init(void)
 {
@@ -29,26 +71,22 @@ static void crc_init(void)
     }
     for (uint32_t i = 0; i < 256; i++)
         for (int t = 1; t < 8; t++) crc_tab[t][i] = (crc_tab[t - 1][i] >> 8) ^ crc_tab[0][crc_tab[t - 1][i] & 0xff];
+    crc_run = crc_table;
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("sse4.2")) crc_run = crc_sse42;
+#endif
 }
 
-static inline uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-uint32_t tg_crc32c(uint32_t crc, const void *data, size_t n)
+uint32_t tg_crc32c(uint32_t crc, const void *p, size_t n)
 {
     pthread_once(&crc_once, crc_init);
-    const uint8_t *p = data;
-    uint32_t c = ~crc;
-    for (; n >= 8; n -= 8, p += 8) {
-        uint32_t lo = rd32(p) ^ c, hi = rd32(p + 4);
-        c = crc_tab[7][lo & 0xff] ^ crc_tab[6][(lo >> 8) & 0xff] ^ crc_tab[5][(lo >> 16) & 0xff] ^
-            crc_tab[4][lo >> 24] ^ crc_tab[3][hi & 0xff] ^ crc_tab[2][(hi >> 8) & 0xff] ^
-            crc_tab[1][(hi >> 16) & 0xff] ^ crc_tab[0][hi >> 24];
-    }
-    while (n--) c = (c >> 8) ^ crc_tab[0][(c ^ *p++) & 0xff];
-    return ~c;
+    return ~crc_run(~crc, p, n);
+}
+
+uint32_t tg_crc32c_table(uint32_t crc, const void *p, size_t n)
+{
+    pthread_once(&crc_once, crc_init);
+    return ~crc_table(~crc, p, n);
 }
 
 /* ---- the record ---- */
@@ -78,18 +116,20 @@ static bool rec_valid(const tg_usage_rec *r)
     return r->route < TG_RT_COUNT_ && r->outcome < TG_OUT_COUNT_ && r->endpoint < TG_EPK_COUNT_;
 }
 
+/* htole64 and a memcpy rather than a loop over the bytes: GCC does not
+ * merge that loop into one store, and it was most of encode's time. */
 static inline uint8_t *put64(uint8_t *q, int64_t sv)
 {
-    uint64_t v = (uint64_t)sv;
-    for (int i = 0; i < 8; i++) q[i] = (uint8_t)(v >> (8 * i));
+    uint64_t v = htole64((uint64_t)sv);
+    memcpy(q, &v, 8);
     return q + 8;
 }
 
 static inline int64_t get64(const uint8_t *p)
 {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
-    return (int64_t)v;
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return (int64_t)le64toh(v);
 }
 
 /* The integers after the header, in order: the same list for both ways. */

@@ -18,14 +18,27 @@
  * workers by the time each segment was opened), and a restart never
  * reuses a name that is still on disk.
  *
- * A write that fails part way leaves a torn frame; the writer cuts it off
- * again (ftruncate) if it can and, either way, moves on to a new segment,
- * so valid frames never follow a torn one in the same file: recovery stops
- * reading a segment at its first bad frame. */
+ * A writer batches: an outcome waits in w->frames (not under `always`)
+ * and goes out with the next intent's write(2), at tg_journal_writer_flush
+ * (the end of the worker's loop turn), before a rotation, or when the
+ * batch passes BATCH_MAX. A held outcome takes its record's reference on
+ * w->seg when it is held, and that is the segment it lands in: the writer
+ * writes what it holds before it leaves a segment, and its own reference
+ * keeps the open segment alive, so a settle that comes before the write
+ * cannot delete the file under it.
+ *
+ * A write that fails part way leaves a torn frame; the writer cuts the
+ * whole batch off again (ftruncate) if it can and, either way, moves on to
+ * a new segment, so valid frames never follow a torn one in the same file:
+ * recovery stops reading a segment at its first bad frame. The held
+ * outcomes of a failed batch are not in the journal; their tickets still
+ * hold references on the broken segment, dropped by their settles as any
+ * others, so it is deleted once they all came. */
 #include "meter/journal.h"
 #include "base/hash.h"
 #include "base/log.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -76,11 +89,18 @@ struct tg_journal {
     bool recovered;         /* tg_journal_recover read all of them */
 };
 
+/* Held outcomes are written before the batch passes this many bytes:
+ * about 260 typical records, a loop turn's worth at high load. */
+#define BATCH_MAX (64 * 1024)
+
 struct tg_journal_writer {
     tg_journal *j;
     unsigned worker;
-    tg_jseg *seg;  /* open for appends; NULL until the first */
-    tg_buf frame;
+    tg_jseg *seg;        /* open for appends; NULL until the first */
+    tg_buf frames;       /* held frames, all for seg; when held is 0, the last batch written */
+    size_t held;         /* outcomes in frames not yet written */
+    const uint8_t *last; /* the last payload appended, in frames; NULL after a failure */
+    size_t nlast;
 };
 
 /* ---- segments ---- */
@@ -392,25 +412,36 @@ tg_journal_writer *tg_journal_writer_new(tg_journal *j, unsigned worker)
     if (!w) return NULL;
     w->j = j;
     w->worker = worker;
-    tg_buf_init(&w->frame, TG_JOURNAL_FRAME_HDR + TG_RECORD_MAX_LEN);
+    tg_buf_init(&w->frames, BATCH_MAX + TG_JOURNAL_FRAME_HDR + TG_RECORD_MAX_LEN);
     return w;
 }
 
 void tg_journal_writer_free(tg_journal_writer *w)
 {
     if (!w) return;
+    tg_journal_writer_flush(w);
     if (w->seg) seg_unref(w->seg);
-    tg_buf_release(&w->frame);
+    tg_buf_release(&w->frames);
     free(w);
 }
 
-/* A segment with room for need more bytes: the current one, or a new one
- * (a segment may pass segment_bytes by its last frame only). When a new
+/* Whether w->seg can take every frame in w->frames: a sound segment that
+ * stays within segment_bytes, or that they would be the first frame of
+ * (a segment may pass segment_bytes by its last frame only). */
+static bool seg_takes(const tg_journal_writer *w)
+{
+    const tg_jseg *s = w->seg;
+    return s && !s->broken &&
+           (s->bytes + w->frames.n <= w->j->segment_bytes || (s->bytes == 0 && !w->held));
+}
+
+/* A segment for the new frame: the current one, or a new one. When a new
  * one cannot be created, a full but sound segment takes the frame. */
-static int writer_segment(tg_journal_writer *w, size_t need)
+static int writer_segment(tg_journal_writer *w)
 {
     tg_jseg *s = w->seg, *next;
-    if (s && !s->broken && (s->bytes == 0 || s->bytes + need <= w->j->segment_bytes)) return TG_OK;
+    if (seg_takes(w)) return TG_OK;
+    assert(!w->held); /* held frames land in the segment their tickets name */
     int rc = seg_create(w->j, w->worker, &next);
     if (rc) return s && !s->broken ? TG_OK : rc;
     if (s) seg_unref(s);
@@ -418,7 +449,7 @@ static int writer_segment(tg_journal_writer *w, size_t need)
     return TG_OK;
 }
 
-/* The whole frame, in one write(2) unless the kernel takes less. */
+/* The whole batch, in one write(2) unless the kernel takes less. */
 static int write_all(int fd, const char *p, size_t n)
 {
     while (n) {
@@ -434,7 +465,7 @@ static int write_all(int fd, const char *p, size_t n)
     return TG_OK;
 }
 
-/* After a failed write or fsync: takes the frame back out if the file
+/* After a failed write or fsync: takes the batch back out if the file
  * lets us (it then never existed), and leaves the segment either way, so
  * no valid frame is ever written after a torn one. */
 static void seg_fail(tg_jseg *s, const char *what)
@@ -442,37 +473,91 @@ static void seg_fail(tg_jseg *s, const char *what)
     int e = errno;
     bool cut = ftruncate(s->fd, (off_t)s->bytes) == 0;
     tg_log(TG_LOG_ERROR, "journal: %s %s: %s (%s)", what, s->path, strerror(e),
-           cut ? "record removed" : "the segment ends in a torn record");
+           cut ? "records removed" : "the segment ends in a torn record");
     s->broken = true;
 }
 
-static int append(tg_journal_writer *w, const tg_usage_rec *r, bool intent, tg_jseg **slot)
+/* Writes the first n bytes of w->frames (the held outcomes, and the new
+ * frame when it goes at once) to w->seg and, under `always`, fsyncs. The
+ * held outcomes are gone from w either way: written, or lost to the
+ * journal (logged), see the top of the file. */
+static int write_frames(tg_journal_writer *w, size_t n)
 {
-    tg_buf *b = &w->frame;
-    tg_buf_clear(b);
-    int rc = tg_buf_append(b, "\0\0\0\0\0\0\0\0", TG_JOURNAL_FRAME_HDR);
-    if (!rc) rc = tg_record_encode(r, intent, b);
-    if (rc) goto out;
-    uint32_t hdr[2] = {(uint32_t)(b->n - TG_JOURNAL_FRAME_HDR),
-                       tg_crc32c(0, b->p + TG_JOURNAL_FRAME_HDR, b->n - TG_JOURNAL_FRAME_HDR)};
-    for (int i = 0; i < 8; i++) b->p[i] = (char)(hdr[i / 4] >> (8 * (i % 4)));
-    rc = writer_segment(w, b->n);
-    if (rc) goto out;
     tg_jseg *s = w->seg;
-    rc = write_all(s->fd, b->p, b->n);
+    int rc = write_all(s->fd, w->frames.p, n);
     if (!rc && w->j->policy == TG_FSYNC_ALWAYS && fsync(s->fd)) rc = TG_EIO;
     if (rc) {
         seg_fail(s, "write");
-        goto out;
+        if (w->held)
+            tg_log(TG_LOG_ERROR,
+                   "journal: %zu request outcome(s) in that write are not in the journal; if "
+                   "tollgate stops before the ledger commits them, they are settled from their "
+                   "intents as interrupted", w->held);
+    } else {
+        s->bytes += n;
+        /* seq_cst: a flusher that cleared the flag after we saw it set fsyncs after our write */
+        if (w->j->policy == TG_FSYNC_INTERVAL && !atomic_load(&s->dirty))
+            atomic_store(&s->dirty, true);
     }
-    s->bytes += b->n;
-    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
-    /* seq_cst: a flusher that cleared the flag after we saw it set fsyncs after our write */
-    if (w->j->policy == TG_FSYNC_INTERVAL && !atomic_load(&s->dirty))
-        atomic_store(&s->dirty, true);
-    *slot = s;
-out:
+    w->held = 0;
     return rc;
+}
+
+int tg_journal_writer_flush(tg_journal_writer *w)
+{
+    return w->held ? write_frames(w, w->frames.n) : TG_OK;
+}
+
+/* r's frame at the end of b; on error b is as it was. */
+static int frame_add(tg_buf *b, const tg_usage_rec *r, bool intent)
+{
+    size_t at = b->n;
+    int rc = tg_buf_append(b, "\0\0\0\0\0\0\0\0", TG_JOURNAL_FRAME_HDR);
+    if (!rc) rc = tg_record_encode(r, intent, b);
+    if (rc) {
+        b->n = at;
+        return rc;
+    }
+    uint8_t *f = (uint8_t *)b->p + at;
+    size_t len = b->n - at - TG_JOURNAL_FRAME_HDR;
+    uint32_t hdr[2] = {(uint32_t)len, tg_crc32c(0, f + TG_JOURNAL_FRAME_HDR, len)};
+    for (int i = 0; i < 8; i++) f[i] = (uint8_t)(hdr[i / 4] >> (8 * (i % 4)));
+    return TG_OK;
+}
+
+/* Intents (and, under `always`, outcomes) are written before this returns,
+ * with whatever outcomes were held; other outcomes are held. */
+static int append(tg_journal_writer *w, const tg_usage_rec *r, bool intent, tg_jseg **slot)
+{
+    tg_buf *b = &w->frames;
+    if (!w->held) tg_buf_clear(b); /* all written: a new batch */
+    w->last = NULL;
+    size_t at = b->n;
+    int rc = frame_add(b, r, intent);
+    if (rc) return rc;
+    size_t len = b->n - at;
+    if (w->held && !seg_takes(w)) {
+        /* the segment is full: what it holds goes to it first, alone */
+        write_frames(w, at);
+        tg_buf_consume(b, at);
+    }
+    rc = writer_segment(w);
+    if (rc) {
+        b->n -= len;
+        return rc;
+    }
+    tg_jseg *s = w->seg;
+    bool now = intent || w->j->policy == TG_FSYNC_ALWAYS;
+    if (now && (rc = write_frames(w, b->n))) return rc;
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+    *slot = s;
+    w->last = (const uint8_t *)b->p + b->n - len + TG_JOURNAL_FRAME_HDR;
+    w->nlast = len - TG_JOURNAL_FRAME_HDR;
+    if (!now) {
+        w->held++;
+        if (b->n >= BATCH_MAX) tg_journal_writer_flush(w);
+    }
+    return TG_OK;
 }
 
 int tg_journal_intent(tg_journal_writer *w, const tg_usage_rec *r, tg_jticket *t)
@@ -483,6 +568,12 @@ int tg_journal_intent(tg_journal_writer *w, const tg_usage_rec *r, tg_jticket *t
 int tg_journal_outcome(tg_journal_writer *w, const tg_usage_rec *r, tg_jticket *t)
 {
     return append(w, r, false, &t->outcome);
+}
+
+const uint8_t *tg_journal_last_payload(const tg_journal_writer *w, size_t *n)
+{
+    *n = w->last ? w->nlast : 0;
+    return w->last;
 }
 
 void tg_journal_settle(tg_journal *j, const tg_jticket *t)

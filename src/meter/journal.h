@@ -5,9 +5,16 @@
  * record as far as it is known, priced for its estimated input), and when
  * it ends, the *outcome* (the whole record). Each worker appends to its own
  * segment files, data_dir/journal/w<WORKER>-<SEQ>.tgj, with write(2): a
- * kill -9 loses nothing that write returned for. fsync follows the policy:
- * `always` after every append (on the worker's thread), `interval` from a
- * flusher thread at most fsync_interval_ms after the append, `never` leaves
+ * kill -9 loses nothing that write returned for. An intent is written
+ * before tg_journal_intent returns. An outcome is held by the writer and
+ * written with the next intent, or at tg_journal_writer_flush, which the
+ * worker calls at the end of each event-loop turn (so one write(2) carries
+ * a turn's outcomes and an intent): a kill -9 between a request's end and
+ * the end of that loop turn loses its outcome, and the next start settles
+ * the request from its intent as interrupted, as if the crash had come a
+ * moment earlier. fsync follows the policy: `always` after every append
+ * (on the worker's thread; outcomes are then not held), `interval` from a
+ * flusher thread at most fsync_interval_ms after the write, `never` leaves
  * it to the kernel.
  *
  * A segment rotates when it passes segment_bytes, and is deleted once it is
@@ -75,18 +82,42 @@ int tg_journal_recovered(tg_journal *j, tg_errmsg *err);
  * deleted, the others stay for the next start. */
 void tg_journal_close(tg_journal *j);
 
-/* One per worker thread; used only from that thread. */
+/* One per worker thread; used only from that thread. free writes the
+ * outcomes w still holds first. */
 tg_journal_writer *tg_journal_writer_new(tg_journal *j, unsigned worker);
 void tg_journal_writer_free(tg_journal_writer *w);
-/* Append r as an intent / an outcome and record the segment in t (t
- * starts zeroed). TG_EIO when the write fails (the caller refuses the
- * request: nothing unrecorded goes upstream); under `always`, also when
- * the fsync fails. On any error t is untouched and the record is not in
- * the journal (a partial frame is cut off, or, if that fails, left as a
- * torn tail that recovery skips; the writer moves to a new segment
- * either way). TG_EINVAL for a record tg_record_check would refuse. */
+/* Append r as an intent / an outcome and record in t the segment its
+ * frame goes to (t starts zeroed). An intent is in the file when this
+ * returns TG_OK, and so are the outcomes held before it (one write(2));
+ * an outcome is held until the next intent, flush or free, or until the
+ * held frames pass 64 KiB or the segment is full, except under `always`,
+ * where it is written and fsynced at once.
+ *
+ * TG_EIO when the write fails (the caller refuses the request: nothing
+ * unrecorded goes upstream); under `always`, also when the fsync fails.
+ * On any error t is untouched and the record is not in the journal (the
+ * batch is cut off, or, if that fails, left as a torn tail that recovery
+ * skips; the writer moves to a new segment either way). TG_EINVAL for a
+ * record tg_record_check would refuse.
+ *
+ * A held outcome returns TG_OK and its ticket is valid; if its later
+ * write fails (logged) it is not in the journal, only in the ledger the
+ * caller hands it to: its intent stays in the journal until the ledger
+ * commits the outcome and settles t, so a crash before then settles the
+ * request as interrupted, the same as a failed outcome append. */
 int tg_journal_intent(tg_journal_writer *w, const tg_usage_rec *r, tg_jticket *t);
 int tg_journal_outcome(tg_journal_writer *w, const tg_usage_rec *r, tg_jticket *t);
+/* Writes the outcomes w holds, in one write(2). The worker calls it at
+ * the end of each event-loop turn, before the loop waits. TG_OK when
+ * nothing was held; TG_EIO when the write fails (logged; those outcomes
+ * are lost to the journal as above, their tickets stay valid to settle). */
+int tg_journal_writer_flush(tg_journal_writer *w);
+/* The payload (tg_record_encode's bytes, without the frame header) of the
+ * record w appended last, so a caller can keep the bytes the journal
+ * encoded rather than encode the record again. *n is its length. Valid
+ * until the next call on w (append, flush, free); NULL (*n 0) before the
+ * first append and after one that failed. */
+const uint8_t *tg_journal_last_payload(const tg_journal_writer *w, size_t *n);
 /* The ledger committed the outcome behind t: both segments may go. Any thread. */
 void tg_journal_settle(tg_journal *j, const tg_jticket *t);
 
@@ -115,6 +146,10 @@ int tg_record_decode(const uint8_t *p, size_t n, tg_usage_rec *r, bool *intent);
  * from crc: tg_crc32c(0, "123456789", 9) == 0xE3069283, and
  * tg_crc32c(tg_crc32c(0, a, na), b, nb) is the CRC of a followed by b. */
 uint32_t tg_crc32c(uint32_t crc, const void *p, size_t n);
+/* The same function, always computed with tables, never with the CPU's
+ * CRC instruction that tg_crc32c uses where there is one: the unit tests
+ * compare the two. */
+uint32_t tg_crc32c_table(uint32_t crc, const void *p, size_t n);
 
 /* Reads the frames of a segment's bytes p[0..n) in order, decoding each
  * and calling fn with the record and its intent flag. Returns TG_OK when

@@ -165,6 +165,33 @@ static void test_crc32c(void **state)
     assert_int_equal(tg_crc32c(0, inc, 32), 0x46DD794Eu);
 }
 
+/* tg_crc32c (the CPU's CRC instruction where there is one) against the
+ * tables, on every alignment, lengths around the 8-byte steps, and
+ * continuations split anywhere. */
+static void test_crc32c_paths(void **state)
+{
+    (void)state;
+    assert_int_equal(tg_crc32c_table(0, "123456789", 9), 0xE3069283u);
+    assert_int_equal(tg_crc32c_table(tg_crc32c_table(0, "12345", 5), "6789", 4), 0xE3069283u);
+    uint8_t data[4096 + 8];
+    uint64_t x = 0x9E3779B97F4A7C15u;
+    for (size_t i = 0; i < sizeof data; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        data[i] = (uint8_t)x;
+    }
+    for (int k = 0; k < 20000; k++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        size_t off = x % 8, n = k < 600 ? (size_t)k % 300 : (x >> 8) % 4096;
+        size_t cut = n ? (x >> 24) % n : 0;
+        uint32_t seed = k % 3 ? (uint32_t)(x >> 32) : 0;
+        const uint8_t *p = data + off;
+        uint32_t want = tg_crc32c_table(seed, p, n);
+        assert_int_equal(tg_crc32c(seed, p, n), want);
+        assert_int_equal(tg_crc32c(tg_crc32c(seed, p, cut), p + cut, n - cut), want);
+        assert_int_equal(tg_crc32c_table(tg_crc32c_table(seed, p, cut), p + cut, n - cut), want);
+    }
+}
+
 static void full_rec(tg_usage_rec *r)
 {
     make_rec(r, 77);
@@ -661,9 +688,44 @@ static void test_lock_and_stop(void **state)
     tmp_remove(&t);
 }
 
-/* A write the file size limit cuts short: the partial frame is cut off,
- * the append fails, the writer moves on to a new segment, and recovery
- * sees exactly the records whose appends succeeded. */
+/* Caps the size of files this process writes (SIGXFSZ ignored, so a
+ * write past it fails with EFBIG); fsize_lift undoes it. */
+typedef struct {
+    struct rlimit old;
+    void (*oldsig)(int);
+} fsize_cap;
+
+static void fsize_limit(fsize_cap *c, rlim_t bytes)
+{
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &c->old), 0);
+    c->oldsig = signal(SIGXFSZ, SIG_IGN);
+    struct rlimit lim = c->old;
+    lim.rlim_cur = bytes;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+}
+
+static void fsize_lift(fsize_cap *c)
+{
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &c->old), 0);
+    signal(SIGXFSZ, c->oldsig);
+}
+
+static off_t file_size(tmp *t, unsigned seq)
+{
+    char path[160];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/w0-%u.tgj", t->jdir, seq);
+    assert_int_equal(stat(path, &sb), 0);
+    return sb.st_size;
+}
+
+/* Requests one after another, each outcome held and written with the next
+ * intent, under a file size limit that cuts the third write of each
+ * segment short (frames are ~218 bytes: intent 0, then intent 1 with
+ * outcome 0, then intent 2 with outcome 1 passes 900 bytes). The failed
+ * write's intent fails and is not in the journal, the outcome that rode
+ * with it is lost (its request is interrupted), the torn bytes are cut
+ * off, and the writer moves on to a new segment. */
 static void test_failed_write(void **state)
 {
     (void)state;
@@ -671,42 +733,231 @@ static void test_failed_write(void **state)
     tmp_make(&t, TG_FSYNC_NEVER, 64 << 20);
     tg_journal *j = jopen(&t);
     tg_journal_writer *w = tg_journal_writer_new(j, 0);
-    struct rlimit old, lim;
-    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
-    void (*oldsig)(int) = signal(SIGXFSZ, SIG_IGN);
-    lim = old;
-    lim.rlim_cur = 900; /* four frames and part of a fifth */
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
-    int ok = 0, failed = 0;
+    fsize_cap cap;
+    fsize_limit(&cap, 900);
     for (uint32_t i = 0; i < 7; i++) {
         tg_usage_rec r;
         tg_jticket tk = {0};
         make_rec(&r, i);
-        int rc = tg_journal_outcome(w, &r, &tk);
-        if (rc) {
+        int rc = tg_journal_intent(w, &r, &tk);
+        if (i % 3 == 2) {
             assert_int_equal(rc, TG_EIO);
-            assert_null(tk.outcome);
-            failed++;
-        } else {
-            ok++;
+            assert_null(tk.intent);
+            size_t n;
+            assert_null(tg_journal_last_payload(w, &n));
+            continue; /* the request is refused */
         }
+        assert_int_equal(rc, 0);
+        assert_int_equal(tg_journal_outcome(w, &r, &tk), 0);
+        assert_ptr_equal(tk.outcome, tk.intent);
     }
-    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
-    signal(SIGXFSZ, oldsig);
-    assert_int_equal(failed, 1);
-    assert_int_equal(nsegs(&t), 2);
-    struct stat sb;
-    char path[160];
-    snprintf(path, sizeof path, "%s/w0-1.tgj", t.jdir);
-    assert_int_equal(stat(path, &sb), 0);
-    assert_true(sb.st_size <= 900 && sb.st_size > 700); /* the torn bytes are gone */
+    fsize_lift(&cap);
+    assert_int_equal(nsegs(&t), 3);
+    off_t sz = file_size(&t, 1);
+    assert_true(sz <= 900 && sz > 600); /* three frames: the torn bytes are gone */
+    assert_int_equal(file_size(&t, 2), sz);
+    tg_journal_writer_free(w); /* writes outcome 6 */
+    tg_journal_close(j);
+    got *g = calloc(1, sizeof *g);
+    uint8_t seen[7] = {0};
+    g->seen = seen;
+    g->nseen = sizeof seen;
+    tg_journal_stats st = recover_all(&t, g);
+    assert_int_equal(st.torn, 0);
+    assert_int_equal(st.outcomes, 3); /* 0, 3, 6 */
+    assert_int_equal(st.interrupted, 2); /* 1 and 4: their outcomes rode with a failed write */
+    for (uint32_t i = 0; i < 7; i++) assert_int_equal(seen[i], i % 3 != 2);
+    free(g);
+    tmp_remove(&t);
+}
+
+/* Held outcomes whose flush fails: their appends succeeded and their
+ * tickets stay valid; the segment they name, now broken, stays while any
+ * of them is unsettled, and goes with the last settle. */
+static void test_failed_flush(void **state)
+{
+    (void)state;
+    tmp t;
+    tmp_make(&t, TG_FSYNC_NEVER, 64 << 20);
+    tg_journal *j = jopen(&t);
+    tg_journal_writer *w = tg_journal_writer_new(j, 0);
+    tg_usage_rec r;
+    tg_jticket tk[4];
+    memset(tk, 0, sizeof tk);
+    for (uint32_t i = 0; i < 3; i++) {
+        make_rec(&r, i);
+        assert_int_equal(tg_journal_intent(w, &r, &tk[i]), 0);
+    }
+    off_t sz = file_size(&t, 1);
+    fsize_cap cap;
+    fsize_limit(&cap, 900);
+    for (uint32_t i = 0; i < 3; i++) {
+        make_rec(&r, i);
+        assert_int_equal(tg_journal_outcome(w, &r, &tk[i]), 0);
+        assert_ptr_equal(tk[i].outcome, tk[i].intent);
+    }
+    assert_int_equal(file_size(&t, 1), sz); /* held */
+    assert_int_equal(tg_journal_writer_flush(w), TG_EIO);
+    fsize_lift(&cap);
+    assert_int_equal(file_size(&t, 1), sz); /* the part written is cut off */
+    assert_int_equal(tg_journal_writer_flush(w), 0); /* nothing held any more */
+    tg_journal_settle(j, &tk[1]);
+    tg_journal_settle(j, &tk[2]);
+    make_rec(&r, 3);
+    assert_int_equal(tg_journal_intent(w, &r, &tk[3]), 0);
+    assert_ptr_not_equal(tk[3].intent, tk[0].intent); /* a new segment */
+    assert_true(seg_exists(&t, 0, 1) && seg_exists(&t, 0, 2)); /* request 0 is not settled */
+    tg_journal_settle(j, &tk[0]);
+    assert_false(seg_exists(&t, 0, 1));
     tg_journal_writer_free(w);
     tg_journal_close(j);
     got *g = calloc(1, sizeof *g);
     tg_journal_stats st = recover_all(&t, g);
-    assert_int_equal(st.torn, 0);
-    assert_int_equal(st.outcomes, ok);
+    assert_int_equal(st.outcomes, 0);
+    assert_int_equal(st.interrupted, 1); /* request 3 */
     free(g);
+    tmp_remove(&t);
+}
+
+/* The payload of the last append decodes back to its record. */
+static void check_last(tg_journal_writer *w, const tg_usage_rec *want, bool intent)
+{
+    size_t n;
+    const uint8_t *p = tg_journal_last_payload(w, &n);
+    assert_non_null(p);
+    tg_usage_rec back;
+    bool bi = !intent;
+    assert_int_equal(tg_record_decode(p, n, &back, &bi), 0);
+    assert_true(bi == intent);
+    assert_memory_equal(&back, want, sizeof back);
+}
+
+/* When outcomes are written: held until an intent, a flush or 64 KiB of
+ * them; at once under `always`. And tg_journal_last_payload. */
+static void test_held_outcomes(void **state)
+{
+    (void)state;
+    enum { N = 400 }; /* ~87 KB of outcomes */
+    tmp t;
+    tmp_make(&t, TG_FSYNC_NEVER, 64 << 20);
+    tg_journal *j = jopen(&t);
+    tg_journal_writer *w = tg_journal_writer_new(j, 0);
+    tg_usage_rec r;
+    tg_jticket tk = {0};
+    size_t n;
+    assert_null(tg_journal_last_payload(w, &n));
+    assert_int_equal(n, 0);
+    for (uint32_t i = 0; i < N; i++) {
+        make_rec(&r, i);
+        assert_int_equal(tg_journal_intent(w, &r, &tk), 0);
+        check_last(w, &r, true);
+    }
+    off_t intents = file_size(&t, 1), prev = intents;
+    uint32_t first_write = 0;
+    for (uint32_t i = 0; i < N; i++) {
+        make_rec(&r, i);
+        r.latency_us = 5 + i;
+        assert_int_equal(tg_journal_outcome(w, &r, &tk), 0);
+        check_last(w, &r, false);
+        off_t sz = file_size(&t, 1);
+        if (sz != prev && !first_write) first_write = i + 1;
+        prev = sz;
+    }
+    assert_true(first_write > 250 && first_write < 320); /* 64 KiB of ~218-byte frames */
+    assert_true(prev > intents && prev < 2 * intents);
+    assert_int_equal(tg_journal_writer_flush(w), 0);
+    assert_int_equal(file_size(&t, 1), 2 * intents);
+    check_last(w, &r, false); /* still there after the flush */
+    make_rec(&r, N);
+    assert_int_equal(tg_journal_outcome(w, &r, &tk), 0);
+    size_t held;
+    assert_non_null(tg_journal_last_payload(w, &held));
+    r.charge++; /* refused by encode: no payload */
+    assert_int_equal(tg_journal_outcome(w, &r, &tk), TG_EINVAL);
+    assert_null(tg_journal_last_payload(w, &n));
+    make_rec(&r, N + 1);
+    assert_int_equal(tg_journal_intent(w, &r, &tk), 0); /* carries outcome N */
+    assert_non_null(tg_journal_last_payload(w, &n));
+    assert_int_equal(file_size(&t, 1), 2 * intents + (off_t)(held + n + 2 * TG_JOURNAL_FRAME_HDR));
+    tg_journal_writer_free(w);
+    tg_journal_close(j);
+    tmp_remove(&t);
+
+    tmp_make(&t, TG_FSYNC_ALWAYS, 64 << 20);
+    j = jopen(&t);
+    w = tg_journal_writer_new(j, 0);
+    make_rec(&r, 0);
+    assert_int_equal(tg_journal_intent(w, &r, &tk), 0);
+    assert_int_equal(tg_journal_outcome(w, &r, &tk), 0);
+    tg_journal_last_payload(w, &n);
+    assert_int_equal(file_size(&t, 1), 2 * (off_t)(n + TG_JOURNAL_FRAME_HDR));
+    tg_journal_writer_free(w);
+    tg_journal_close(j);
+    tmp_remove(&t);
+}
+
+/* Loop turns of a few intents, then their outcomes, flushed at the end of
+ * every other turn (else the next turn's first intent carries them), in
+ * segments of about nine frames, so held outcomes meet rotations. Every
+ * ticket names the segment its frame is in: with all but every third
+ * request settled, the unsettled ones are all recovered whole, and once
+ * the rest are settled too, every segment goes. */
+static void test_batches(void **state)
+{
+    (void)state;
+    enum { TURNS = 60, MAXK = 12 };
+    tmp t;
+    tmp_make(&t, TG_FSYNC_NEVER, 2000);
+    tg_journal *j = jopen(&t);
+    tg_journal_writer *w = tg_journal_writer_new(j, 0);
+    tg_jticket *tk = calloc(TURNS * MAXK, sizeof *tk);
+    uint32_t n = 0;
+    for (uint32_t turn = 0; turn < TURNS; turn++) {
+        uint32_t k = 1 + turn % MAXK;
+        tg_usage_rec r;
+        for (uint32_t i = n; i < n + k; i++) {
+            make_rec(&r, i);
+            assert_int_equal(tg_journal_intent(w, &r, &tk[i]), 0);
+        }
+        for (uint32_t i = n; i < n + k; i++) {
+            make_rec(&r, i);
+            assert_int_equal(tg_journal_outcome(w, &r, &tk[i]), 0);
+        }
+        n += k;
+        if (turn % 2) assert_int_equal(tg_journal_writer_flush(w), 0);
+    }
+    for (uint32_t i = 0; i < n; i++)
+        if (i % 3) tg_journal_settle(j, &tk[i]);
+    tg_journal_writer_free(w);
+    assert_true(nsegs(&t) > 10);
+    tg_journal_close(j);
+    got *g = calloc(1, sizeof *g);
+    g->seen = calloc(n, 1);
+    g->nseen = n;
+    tg_journal_stats st = recover_all(&t, g);
+    assert_int_equal(st.interrupted, 0);
+    assert_int_equal(st.torn, 0);
+    for (uint32_t i = 0; i < n; i += 3) assert_int_equal(g->seen[i], 1);
+
+    j = jopen(&t);
+    w = tg_journal_writer_new(j, 0);
+    memset(tk, 0, TURNS * MAXK * sizeof *tk);
+    for (uint32_t i = 0; i < n; i++) {
+        tg_usage_rec r;
+        make_rec(&r, i);
+        assert_int_equal(tg_journal_intent(w, &r, &tk[i]), 0);
+        assert_int_equal(tg_journal_outcome(w, &r, &tk[i]), 0);
+        if (i % 5 == 0) tg_journal_settle(j, &tk[i]); /* before its outcome is written */
+    }
+    for (uint32_t i = 0; i < n; i++)
+        if (i % 5) tg_journal_settle(j, &tk[i]);
+    assert_int_equal(nsegs(&t), 1); /* the writer's open segment */
+    tg_journal_writer_free(w);
+    assert_int_equal(nsegs(&t), 0);
+    tg_journal_close(j);
+    free(g->seen);
+    free(g);
+    free(tk);
     tmp_remove(&t);
 }
 
@@ -776,6 +1027,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crc32c),
+        cmocka_unit_test(test_crc32c_paths),
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_decode_refuses),
         cmocka_unit_test(test_scan),
@@ -787,6 +1039,9 @@ int main(void)
         cmocka_unit_test(test_many),
         cmocka_unit_test(test_lock_and_stop),
         cmocka_unit_test(test_failed_write),
+        cmocka_unit_test(test_failed_flush),
+        cmocka_unit_test(test_held_outcomes),
+        cmocka_unit_test(test_batches),
         cmocka_unit_test(test_settle_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
