@@ -22,7 +22,6 @@
 #include "meter/price.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 
 static tg_ep_kind ep_kind(tg_endpoint ep)
 {
@@ -207,9 +206,8 @@ void tg_metering_end(tg_exchange *x)
         tg_log(TG_LOG_ERROR, "metering: the outcome of request %s could not be journaled", r->rid);
         return;
     }
-    tg_buf enc;
-    tg_buf_init(&enc, TG_RECORD_MAX_LEN + 1);
-    if (tg_record_encode(r, false, &enc)) abort();
-    tg_ledger_submit(ww->gw->ledger, (const uint8_t *)enc.p, enc.n, &x->ticket);
-    tg_buf_release(&enc);
+    /* the ledger stores the bytes the journal just encoded */
+    size_t n;
+    const uint8_t *enc = tg_journal_last_payload(ww->jw, &n);
+    tg_ledger_submit(ww->gw->ledger, enc, n, &x->ticket);
 }

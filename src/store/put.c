@@ -28,7 +28,9 @@ static int prepare_put(tg_store *s, tg_errmsg *err)
                            "INSERT INTO usage VALUES (?, ?) ON CONFLICT (id) DO NOTHING", err);
     if (!rc)
         rc = tg_sq_prepare(s, &s->ins_customer,
-                           "INSERT INTO customers VALUES (?,?,?,?) ON CONFLICT (app, id) DO NOTHING",
+                           "INSERT INTO customers VALUES (?,?,?,?) ON CONFLICT (app, id) DO UPDATE"
+                           " SET plan = excluded.plan, first_seen_ms = excluded.first_seen_ms"
+                           " WHERE excluded.first_seen_ms < first_seen_ms",
                            err);
     if (!rc)
         rc = tg_sq_prepare(s, &s->next_id,
@@ -127,9 +129,10 @@ static int upsert_rollup(tg_store *s, int k, const tg_agg *a, tg_errmsg *err)
 /* ---- customers ---- */
 
 /* The writer remembers which (app, customer) pairs the customers table
- * has, so a record costs a hash lookup, and only a customer's first record
- * an insert. (With one insert per distinct customer per slice, a batch of
- * 8192 records over 2,000 customers made about 5,000 of them.) */
+ * has, and since when, so a record costs a hash lookup and only a
+ * customer's first record (or an earlier one arriving late) a write.
+ * (With one upsert per distinct customer per slice, a batch of 8192
+ * records over 2,000 customers made about 5,000 of them.) */
 
 static uint64_t cust_hash(const char *app, const char *cust)
 {
@@ -153,21 +156,22 @@ static int known_grow(tg_sq_known *k)
     return TG_OK;
 }
 
-/* 1 when (app, cust) was known, 0 when it was added now, TG_ENOMEM. */
-static int known_add(tg_sq_known *k, const char *app, const char *cust)
+/* The entry of (app, cust), added with first = INT64_MAX when new; NULL
+ * on out-of-memory. */
+static tg_sq_known_ent *known_get(tg_sq_known *k, const char *app, const char *cust)
 {
-    if (2 * (k->n + 1) > k->cap && known_grow(k)) return TG_ENOMEM;
+    if (2 * (k->n + 1) > k->cap && known_grow(k)) return NULL;
     uint64_t h = cust_hash(app, cust);
     size_t j = h & (k->cap - 1);
     for (; k->e[j].app; j = (j + 1) & (k->cap - 1))
         if (k->e[j].hash == h && !strcmp(k->e[j].app, app) && !strcmp(k->e[j].cust, cust))
-            return 1;
+            return &k->e[j];
     tg_str a = tg_arena_dup(&k->arena, tg_str_make(app, strlen(app)));
     tg_str c = tg_arena_dup(&k->arena, tg_str_make(cust, strlen(cust)));
-    if (!a.p || !c.p) return TG_ENOMEM;
-    k->e[j] = (tg_sq_known_ent){h, a.p, c.p};
+    if (!a.p || !c.p) return NULL;
+    k->e[j] = (tg_sq_known_ent){h, a.p, c.p, INT64_MAX};
     k->n++;
-    return 0;
+    return &k->e[j];
 }
 
 void tg_sq_known_drop(tg_sq_known *k)
@@ -180,11 +184,15 @@ void tg_sq_known_drop(tg_sq_known *k)
 static int load_known(void *ud, const char *app, const char *id, const char *plan, int64_t first)
 {
     (void)plan;
-    (void)first;
-    return known_add(ud, app, id) < 0 ? TG_ENOMEM : TG_OK;
+    tg_sq_known_ent *e = known_get(ud, app, id);
+    if (!e) return TG_ENOMEM;
+    e->first = first;
+    return TG_OK;
 }
 
-/* Records r's customer unless the table has it. */
+/* Records r's customer unless the table has it from an earlier (or the
+ * same) time: first_seen_ms and plan come from the customer's earliest
+ * record, whatever order records arrive in. */
 static int note_customer(tg_store *s, const tg_usage_rec *r, tg_errmsg *err)
 {
     if (!r->tags.customer[0]) return TG_OK; /* no customer attributed */
@@ -193,11 +201,15 @@ static int note_customer(tg_store *s, const tg_usage_rec *r, tg_errmsg *err)
     if (!k->loaded) {
         tg_arena_init(&k->arena);
         k->loaded = true;
-        rc = tg_store_each_customer(s, load_known, k, err);
+        if ((rc = tg_store_each_customer(s, load_known, k, err))) {
+            if (rc == TG_ENOMEM) tg_errmsg_set(err, "%s: out of memory", s->path);
+            return rc;
+        }
     }
-    if (!rc) rc = known_add(k, r->tags.app, r->tags.customer);
-    if (rc == 1) return TG_OK;
-    if (rc) return rc == TG_ENOMEM ? (tg_errmsg_set(err, "%s: out of memory", s->path), rc) : rc;
+    tg_sq_known_ent *e = known_get(k, r->tags.app, r->tags.customer);
+    if (!e) return tg_errmsg_set(err, "%s: out of memory", s->path), TG_ENOMEM;
+    if (e->first <= r->t_start_ms) return TG_OK;
+    e->first = r->t_start_ms;
     sqlite3_stmt *st = s->ins_customer;
     bind_text(st, 1, r->tags.app);
     bind_text(st, 2, r->tags.customer);

@@ -45,6 +45,7 @@ extern const char *const tg_store_rollup_tables_[TG_ROLL_COUNT_];
 typedef struct {
     uint64_t hash;
     const char *app, *cust; /* app NULL: an empty slot */
+    int64_t first;          /* first_seen_ms in the table */
 } tg_sq_known_ent;
 typedef struct {
     tg_sq_known_ent *e; /* open addressing, cap a power of two */

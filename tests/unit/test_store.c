@@ -639,6 +639,24 @@ static void test_customers(void **state)
     assert_int_equal(sql_int(db, "SELECT count(*) FROM customers WHERE app = 'solo'"), 1);
     assert_int_equal(sql_int(db, "SELECT count(DISTINCT app || '/' || customer) FROM usage WHERE customer != ''"), n);
     sqlite3_close(db);
+    /* a later put, and a reopened store, keep the earliest record's time
+     * and plan; an earlier record arriving late takes over */
+    tg_store_close(s);
+    s = open_rw();
+    tg_usage_rec later = r[0], earlier = r[0];
+    later.id[15] ^= 0x55;
+    later.t_start_ms = nov1 + 100;
+    snprintf(later.tags.plan, sizeof later.tags.plan, "silver");
+    put_all(s, &later, 1, 1, NULL);
+    earlier.id[15] ^= 0xaa;
+    earlier.t_start_ms = nov1 - 5;
+    snprintf(earlier.tags.plan, sizeof earlier.tags.plan, "bronze");
+    put_all(s, &earlier, 1, 1, NULL);
+    db = sql_open();
+    assert_int_equal(sql_int(db, "SELECT first_seen_ms FROM customers WHERE id = 'first'"), nov1 - 5);
+    assert_int_equal(sql_int(db, "SELECT plan = 'bronze' FROM customers WHERE id = 'first'"), 1);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM customers WHERE app = 'solo'"), 1);
+    sqlite3_close(db);
     tg_store_close(s);
 }
 
