@@ -191,7 +191,7 @@ static int configure(tg_store *s, tg_errmsg *err)
      * faster appends than 4 KiB */
     return tg_sq_exec(s,
                       "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL;"
-                      "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -131072;"
+                      "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -16384;"
                       "PRAGMA temp_store = MEMORY",
                       err);
 }
