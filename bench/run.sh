@@ -11,14 +11,17 @@
 #   BENCH_WARMUP   warm-up seconds before each run    (default 2)
 #   BENCH_RUNS     interleaved runs, medians reported (default 3)
 #   BENCH_CONNS    connection counts                  (default "1 32 256")
-#   BENCH_TARGETS  targets  (default "direct direct-x nginx tollgate tollgate-nometer")
+#   BENCH_TARGETS  targets  (default "direct direct-x nginx tollgate tollgate-bg tollgate-nometer")
 #                  direct-x is a second sim on the proxies' core, measured at
 #                  1 connection only: the cost of one cross-core round trip,
 #                  of which a proxy in this layout makes two per request.
 #                  tollgate meters every request (journal and ledger in the
 #                  temp dir, the default fsync policy); tollgate-nometer is a
 #                  second tollgate, same config and core, with
-#                  metering: {enabled: false}.
+#                  metering: {enabled: false}. tollgate-bg is tollgate with
+#                  its own data_dir and its background threads (tg-ledger,
+#                  tg-jflush) free to run on any core; its worker stays on
+#                  the proxies' core.
 #   BENCH_OUT      also write the results as markdown to this file
 #   BENCH_PERF     after the runs, profile tollgate with perf during one extra
 #                  32-connection run; the report goes to this file
@@ -49,7 +52,7 @@ SECONDS_RUN=${BENCH_SECONDS:-10}
 WARMUP=${BENCH_WARMUP:-2}
 RUNS=${BENCH_RUNS:-3}
 CONNS=${BENCH_CONNS:-"1 32 256"}
-TARGETS=${BENCH_TARGETS:-"direct direct-x nginx tollgate tollgate-nometer"}
+TARGETS=${BENCH_TARGETS:-"direct direct-x nginx tollgate tollgate-bg tollgate-nometer"}
 PERF_TARGET=${BENCH_PERF_TARGET:-tollgate}
 BIN=${TOLLGATE_BIN:-$ROOT/build/tollgate}
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
@@ -63,7 +66,7 @@ for t in wrk taskset awk sort; do command -v "$t" >/dev/null || die "$t not foun
 [ -x "$NGINX" ] || die "nginx not found (scripts/deps.sh bench)"
 [ -x "$BIN" ] || die "$BIN not found (make)"
 for t in $TARGETS; do
-    case $t in direct | direct-x | nginx | tollgate | tollgate-nometer) ;; *) die "unknown target $t (BENCH_TARGETS)" ;; esac
+    case $t in direct | direct-x | nginx | tollgate | tollgate-bg | tollgate-nometer) ;; *) die "unknown target $t (BENCH_TARGETS)" ;; esac
 done
 [ -z "${BENCH_PERF:-}" ] || [ "$PERF_TARGET" = tollgate ] || case " $TARGETS " in *" $PERF_TARGET "*) ;; *)
     die "BENCH_PERF_TARGET=$PERF_TARGET is not in BENCH_TARGETS" ;;
@@ -223,18 +226,31 @@ if has tollgate-nometer; then
     TGN_PID=$TG_PID
     TGN_PORT=$TG_PORT
 fi
+TGB_PID=
+if has tollgate-bg; then
+    tollgate_conf "$DIR/tollgate-bg.yaml" "{enabled: true, data_dir: $DIR/tollgate-bg-data}"
+    start_tollgate tollgate-bg
+    TGB_PID=$TG_PID
+    TGB_PORT=$TG_PORT
+    # the threads exist once the port is logged; they inherited the core
+    for task in /proc/"$TGB_PID"/task/*; do
+        case $(cat "$task/comm") in
+        tg-ledger | tg-jflush) taskset -p -c "0-$(($(nproc) - 1))" "${task##*/}" >/dev/null ;;
+        esac
+    done
+fi
 start_tollgate tollgate
 
 target_port() {
     case $1 in
     direct) echo "$SIM_PORT" ;; direct-x) echo "$SIMX_PORT" ;; nginx) echo "$NGINX_PORT" ;;
-    tollgate) echo "$TG_PORT" ;; tollgate-nometer) echo "$TGN_PORT" ;;
+    tollgate) echo "$TG_PORT" ;; tollgate-nometer) echo "$TGN_PORT" ;; tollgate-bg) echo "$TGB_PORT" ;;
     esac
 }
 target_pid() {
     case $1 in
     direct) echo "$SIM_PID" ;; direct-x) echo "$SIMX_PID" ;; nginx) echo "$NGINX_PID" ;;
-    tollgate) echo "$TG_PID" ;; tollgate-nometer) echo "$TGN_PID" ;;
+    tollgate) echo "$TG_PID" ;; tollgate-nometer) echo "$TGN_PID" ;; tollgate-bg) echo "$TGB_PID" ;;
     esac
 }
 
@@ -249,7 +265,7 @@ machine() {
     echo "tollgate: $("$BIN" --version 2>&1 | awk '{print $2}') ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$([ -z "$(git -C "$ROOT" status --porcelain -- src 2>/dev/null)" ] || echo ', with uncommitted changes in src'))"
     echo "layout:   sim + wrk on core $CORE_LOAD; nginx / tollgate (1 worker) on core $CORE_PROXY; loopback"
     echo "config:   nginx 1 process, upstream keepalive $NGINX_KEEPALIVE, access_log on; tollgate: 1 worker, log.level info"
-    echo "metering: tollgate: on (journal and ledger.db in the temp dir on $(df -P "$DIR" | awk 'NR == 2 {print $1}'), default fsync policy); tollgate-nometer: off"
+    echo "metering: tollgate: on (journal and ledger.db in the temp dir on $(df -P "$DIR" | awk 'NR == 2 {print $1}'), default fsync policy); tollgate-bg: on, tg-ledger and tg-jflush on any core; tollgate-nometer: off"
     echo "runs:     $RUNS interleaved x ${SECONDS_RUN}s (+${WARMUP}s warm-up), wrk -t1, connections: $CONNS"
 }
 # busy_pct SECONDS: how busy all cores were (percent) over the next SECONDS.
@@ -416,6 +432,19 @@ if has tollgate && has tollgate-nometer; then
         printf -- '- tollgate p50, metering on minus off, at 1 connection: %.0f µs\n' \
             "$(per_run diff tollgate tollgate-nometer 1 6)" >>"$RATIOS"
     fi
+fi
+if has tollgate-bg && has tollgate-nometer; then
+    for c in $CONNS; do
+        r=$(per_run ratio tollgate-bg tollgate-nometer "$c" 5)
+        printf -- '- tollgate-bg (metering on, background threads on any core) RPS / metering off RPS at %s connections: %.2f\n' "$c" "$r" >>"$RATIOS"
+        printf -- '- tollgate-bg CPU µs/req (all its threads), metering on minus off, at %s connections: %.1f µs\n' "$c" \
+            "$(per_run diff tollgate-bg tollgate-nometer "$c" 8)" >>"$RATIOS"
+        if [ "$c" = 32 ] || [ "$c" = 256 ]; then
+            v=$(awk -v r="$r" 'BEGIN {print ((r >= 0.9) ? "PASS" : "FAIL")}')
+            printf '%s  %s connections: metering on (background threads on any core) %.2f x metering off RPS (bar: >= 0.90)\n' \
+                "$v" "$c" "$r" >>"$BAR"
+        fi
+    done
 fi
 if has direct && case " $CONNS " in *" 1 "*) true ;; *) false ;; esac; then
     for t in direct-x nginx tollgate tollgate-nometer; do

@@ -14,6 +14,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -113,6 +115,10 @@ void tg_worker_conn_gone(tg_worker *w)
 static void worker_main(void *arg)
 {
     tg_worker *w = arg;
+    /* named for top -H, perf and taskset (bench/run.sh finds threads by name) */
+    char name[16];
+    snprintf(name, sizeof name, "tg-worker-%u", w->index);
+    pthread_setname_np(pthread_self(), name);
     if (w->srv->opts.worker_start) w->srv->opts.worker_start(w, w->srv->opts.data);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     int rc = uv_loop_close(&w->loop);

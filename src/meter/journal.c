@@ -207,6 +207,7 @@ static void flush_pass(tg_journal *j)
 static void *flusher_main(void *arg)
 {
     tg_journal *j = arg;
+    pthread_setname_np(pthread_self(), "tg-jflush");
     pthread_mutex_lock(&j->mu);
     while (!j->stopping) {
         struct timespec t;

@@ -184,6 +184,7 @@ static void commit_all(tg_ledger *l, queue *w)
 static void *ledger_main(void *arg)
 {
     tg_ledger *l = arg;
+    pthread_setname_np(pthread_self(), "tg-ledger");
     pthread_mutex_lock(&l->mu);
     while (wait_for_work(l)) {
         queue t = l->pending;
