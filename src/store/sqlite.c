@@ -181,8 +181,11 @@ static int check_version(tg_store *s, tg_errmsg *err)
 
 /* WAL lets the report readers and the ledger's writer run at once;
  * synchronous=NORMAL in WAL syncs at checkpoints, not at every commit: the
- * journal, not the store, is what makes a record durable. A large page
- * cache holds the hot ends of the rollup b-trees. */
+ * journal, not the store, is what makes a record durable. The writer's page
+ * cache is 16 MiB: the usage table is only appended to and folds walk the
+ * rollups in key order, and bench/ledger_bench (10M records) ran faster
+ * with it than with 128 MiB (113k against 104k records/s), while the
+ * gateway's RSS stayed 140 MiB smaller. */
 static int configure(tg_store *s, tg_errmsg *err)
 {
     sqlite3_busy_timeout(s->db, 10000);
