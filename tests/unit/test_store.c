@@ -310,6 +310,55 @@ static void snapshot(char *out, size_t n)
     sqlite3_close(db);
 }
 
+/* Encoded puts refuse bytes that are not an outcome record, whole batch
+ * and all; a usage row that does not decode fails a read with its id. */
+static void test_put_encoded_errors(void **state)
+{
+    (void)state;
+    tg_store *s = open_rw();
+    tg_usage_rec r[2];
+    tg_rng g = {5};
+    make_rec(&g, 1, nov1, &r[0]);
+    make_rec(&g, 2, nov1 + 1, &r[1]);
+    tg_buf a, b;
+    tg_buf_init(&a, TG_RECORD_MAX_LEN + 1);
+    tg_buf_init(&b, TG_RECORD_MAX_LEN + 1);
+    assert_int_equal(tg_record_encode(&r[0], false, &a), TG_OK);
+    assert_int_equal(tg_record_encode(&r[1], true, &b), TG_OK); /* an intent */
+    const uint8_t *rec[2] = {(const uint8_t *)a.p, (const uint8_t *)b.p};
+    size_t len[2] = {a.n, b.n}, ins = 99;
+    tg_errmsg err = {{0}};
+    assert_int_not_equal(tg_store_put_encoded(s, rec, len, 2, &ins, &err), TG_OK);
+    assert_int_equal(ins, 0);
+    assert_non_null(strstr(err.msg, "not a valid outcome"));
+    len[1] = a.n - 1; /* torn */
+    rec[1] = (const uint8_t *)a.p;
+    assert_int_not_equal(tg_store_put_encoded(s, rec, len, 2, &ins, &err), TG_OK);
+    sqlite3 *db = sql_open();
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM main.usage"), 0);
+    sqlite3_close(db);
+    assert_int_equal(tg_store_put_encoded(s, rec, len, 1, &ins, &err), TG_OK);
+    assert_int_equal(ins, 1);
+    tg_store_close(s);
+
+    /* damage the stored row behind the store's back */
+    sqlite3 *w;
+    assert_int_equal(sqlite3_open(path, &w), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(w, "UPDATE usage SET rec = x'01'", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(w);
+    assert_int_equal(tg_store_open(path, TG_STORE_RO, &s, &err), TG_OK);
+    tg_buf out;
+    tg_buf_init(&out, 1 << 20);
+    tg_report_query q;
+    assert_int_equal(tg_report_query_parse(&q, "2026-11", "customer", NULL, NULL, 0, &err), 0);
+    assert_int_equal(tg_report_run(s, &q, TG_REPORT_TABLE, &out, &err), TG_EIO);
+    assert_non_null(strstr(err.msg, "does not hold a valid record"));
+    tg_buf_release(&out);
+    tg_buf_release(&a);
+    tg_buf_release(&b);
+    tg_store_close(s);
+}
+
 static void test_put_idempotent(void **state)
 {
     (void)state;
@@ -761,6 +810,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_encoded_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollups_match_usage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reports, setup, teardown),
