@@ -8,6 +8,7 @@
 
 #include "base/hash.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,6 +293,14 @@ static int64_t fold_target(int64_t newest_ms)
 
 /* ---- put ---- */
 
+/* A batch takes the ledger thread milliseconds. Where it shares a core with
+ * a worker, a request arriving meanwhile would wait for the scheduler to
+ * preempt the ledger: p99 at one connection on one core went from 75 us to
+ * 2.6 ms. Offering the core every 64 records (each about 2 us) brought it
+ * to 0.4-0.5 ms, most of which is now the commit itself; the syscall costs
+ * a few ns per record. */
+#define YIELD_EVERY 64
+
 /* One slice: recs[i] and its encoding rec[i] (len[i] bytes) are the same
  * record. The aggregates point into recs, so they are written out before
  * the next slice replaces them. */
@@ -305,6 +314,7 @@ static int put_slice(tg_store *s, const tg_usage_rec *recs, const uint8_t *const
     if (rc) return tg_errmsg_set(err, "%s: out of memory", s->path), TG_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         const tg_usage_rec *r = &recs[i];
+        if (i % YIELD_EVERY == YIELD_EVERY - 1) sched_yield();
         tg_record_check(r);
         int fresh = insert_usage(s, r->id, rec[i], len[i], err);
         if (fresh < 0) return fresh;
