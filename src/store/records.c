@@ -5,7 +5,10 @@
 #include <string.h>
 
 /* "" or NULL matches everything. */
-static bool match(const char *want, const char *have) { return !want || !want[0] || !strcmp(want, have); }
+static bool match(const char *want, const char *have)
+{
+    return !want || !want[0] || !strcmp(want, have);
+}
 
 int tg_store_each_record(tg_store *s, int64_t from_ms, int64_t to_ms, const tg_record_filter *f,
                          size_t limit, int (*fn)(void *ud, const tg_usage_rec *r), void *ud,
@@ -31,7 +34,8 @@ int tg_store_each_record(tg_store *s, int64_t from_ms, int64_t to_ms, const tg_r
         seen++;
         if ((out = fn(ud, &r))) break;
     }
-    if (!out && rc != SQLITE_DONE && rc != SQLITE_ROW) out = tg_sq_fail(s, err, "reading usage records");
+    if (!out && rc != SQLITE_DONE && rc != SQLITE_ROW)
+        out = tg_sq_fail(s, err, "reading usage records");
     sqlite3_finalize(st);
     return out;
 }

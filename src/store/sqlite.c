@@ -78,7 +78,8 @@ int tg_sq_read_rec(tg_store *s, sqlite3_stmt *st, int i, tg_usage_rec *r, tg_err
         const uint8_t *id = sqlite3_column_blob(st, 0);
         for (int k = 0; k < TG_RECORD_ID_LEN; k++) snprintf(hex + 2 * k, 3, "%02x", id[k]);
     }
-    tg_errmsg_set(err, "%s: usage row %s does not hold a valid record (%zu bytes)", s->path, hex, n);
+    tg_errmsg_set(err, "%s: usage row %s does not hold a valid record (%zu bytes)", s->path, hex,
+                  n);
     return TG_EIO;
 }
 
