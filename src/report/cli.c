@@ -93,12 +93,17 @@ static void this_month(char out[16])
     snprintf(out, 16, "%04d-%02d", (tm.tm_year + 1900) % 10000, (tm.tm_mon + 1) % 100);
 }
 
-static int open_ro(const char *cmd, const char *path, tg_store **s)
+/* Opens, read-only, the store that --config or --data-dir names; 1 after
+ * printing why not. */
+static int open_ro(const char *cmd, const flag *fs, size_t nf, tg_store **s)
 {
+    char *path = store_path(cmd, get(fs, nf, "--config"), get(fs, nf, "--data-dir"));
+    if (!path) return 1;
     tg_errmsg err;
-    if (!tg_store_open(path, TG_STORE_RO, s, &err)) return 0;
-    fprintf(stderr, "tollgate %s: %s\n", cmd, err.msg);
-    return 1;
+    int rc = tg_store_open(path, TG_STORE_RO, s, &err);
+    if (rc) fprintf(stderr, "tollgate %s: %s\n", cmd, err.msg);
+    free(path);
+    return rc ? 1 : 0;
 }
 
 static int write_out(const tg_buf *b)
@@ -128,11 +133,8 @@ int tg_cli_report(int argc, char **argv)
         fprintf(stderr, "tollgate report: %s\n", err.msg);
         return 2;
     }
-    char *path = store_path("report", get(fs, nf, "--config"), get(fs, nf, "--data-dir"));
-    if (!path) return 1;
     tg_store *s;
-    int rc = open_ro("report", path, &s);
-    free(path);
+    int rc = open_ro("report", fs, nf, &s);
     if (rc) return rc;
     tg_buf out;
     tg_buf_init(&out, (size_t)1 << 30);
@@ -163,11 +165,8 @@ int tg_cli_usage(int argc, char **argv)
         fprintf(stderr, "tollgate usage: %s\n", err.msg);
         return 2;
     }
-    char *path = store_path("usage", get(fs, nf, "--config"), get(fs, nf, "--data-dir"));
-    if (!path) return 1;
     tg_store *s;
-    int rc = open_ro("usage", path, &s);
-    free(path);
+    int rc = open_ro("usage", fs, nf, &s);
     if (rc) return rc;
     rc = tg_records_print(s, &q, f, stdout, &err);
     tg_store_close(s);
