@@ -204,7 +204,7 @@ static int read_day(tg_store *s, fold_ctx *f, int64_t from, int64_t to, tg_errms
     int rc = TG_OK, step;
     tg_usage_rec r;
     while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        rc = tg_sq_read_rec(s, st, 1, &r, err);
+        rc = tg_sq_read_rec(s, st, &r, err);
         if (!rc) rc = add_row(f, &r, &day_c, &month_c);
         if (rc == TG_ENOMEM) tg_errmsg_set(err, "%s: out of memory folding a day", s->path);
         if (rc == TG_EINVAL) tg_errmsg_set(err, "%s: a rollup sum would overflow", s->path);

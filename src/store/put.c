@@ -302,8 +302,9 @@ static int64_t fold_target(int64_t newest_ms)
 #define YIELD_EVERY 64
 
 /* One slice: recs[i] and its encoding rec[i] (len[i] bytes) are the same
- * record. The aggregates point into recs, so they are written out before
- * the next slice replaces them. */
+ * record, already checked (encode_slice checks before encoding; decoding
+ * checks the same invariants). The aggregates point into recs, so they are
+ * written out before the next slice replaces them. */
 static int put_slice(tg_store *s, const tg_usage_rec *recs, const uint8_t *const *rec,
                      const size_t *len, size_t n, size_t *inserted, int64_t *newest,
                      tg_errmsg *err)
@@ -315,7 +316,6 @@ static int put_slice(tg_store *s, const tg_usage_rec *recs, const uint8_t *const
     for (size_t i = 0; i < n; i++) {
         const tg_usage_rec *r = &recs[i];
         if (i % YIELD_EVERY == YIELD_EVERY - 1) sched_yield();
-        tg_record_check(r);
         int fresh = insert_usage(s, r->id, rec[i], len[i], err);
         if (fresh < 0) return fresh;
         if (!fresh) continue;

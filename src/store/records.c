@@ -27,7 +27,7 @@ int tg_store_each_record(tg_store *s, int64_t from_ms, int64_t to_ms, const tg_r
     size_t seen = 0;
     tg_usage_rec r;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && (!limit || seen < limit)) {
-        if ((out = tg_sq_read_rec(s, st, 1, &r, err))) break;
+        if ((out = tg_sq_read_rec(s, st, &r, err))) break;
         if (f && !(match(f->app, r.tags.app) && match(f->customer, r.tags.customer) &&
                    match(f->rid, r.rid)))
             continue;

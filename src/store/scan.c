@@ -161,7 +161,7 @@ static int scan_usage(tg_store *s, tg_rollup_kind k, int64_t from, int64_t to, c
     tg_rollup_row row;
     int stop = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if ((stop = tg_sq_read_rec(s, st, 1, &u, err))) break;
+        if ((stop = tg_sq_read_rec(s, st, &u, err))) break;
         if (u.t_start_ms < from || u.t_start_ms >= to) continue;
         if ((app && strcmp(app, u.tags.app)) || (cust && strcmp(cust, u.tags.customer))) continue;
         usage_row(&u, k, &day_c, &month_c, &row);

@@ -66,15 +66,14 @@ int64_t tg_sq_id_ms(const uint8_t *id)
     return (int64_t)v;
 }
 
-int tg_sq_read_rec(tg_store *s, sqlite3_stmt *st, int i, tg_usage_rec *r, tg_errmsg *err)
+int tg_sq_read_rec(tg_store *s, sqlite3_stmt *st, tg_usage_rec *r, tg_errmsg *err)
 {
-    const uint8_t *p = sqlite3_column_blob(st, i);
-    size_t n = (size_t)sqlite3_column_bytes(st, i);
+    const uint8_t *p = sqlite3_column_blob(st, 1);
+    size_t n = (size_t)sqlite3_column_bytes(st, 1);
     bool intent;
     if (p && !tg_record_decode(p, n, r, &intent) && !intent) return TG_OK;
-    /* the key is column 0 when the statement selected it; name the row by it */
     char hex[2 * TG_RECORD_ID_LEN + 1] = "?";
-    if (i > 0 && sqlite3_column_bytes(st, 0) == TG_RECORD_ID_LEN) {
+    if (sqlite3_column_bytes(st, 0) == TG_RECORD_ID_LEN) {
         const uint8_t *id = sqlite3_column_blob(st, 0);
         for (int k = 0; k < TG_RECORD_ID_LEN; k++) snprintf(hex + 2 * k, 3, "%02x", id[k]);
     }

@@ -96,9 +96,9 @@ void tg_sq_bind_measures(sqlite3_stmt *st, int i, const tg_measures *m);
 int tg_sq_fold_range(tg_store *s, int64_t from, int64_t to, tg_errmsg *err);
 /* The unix ms in an id's first 48 bits. */
 int64_t tg_sq_id_ms(const uint8_t *id);
-/* Decodes a usage row's rec column (column i of st) into r; TG_EIO with
- * err naming the row's id when the bytes are not an outcome record. */
-int tg_sq_read_rec(tg_store *s, sqlite3_stmt *st, int i, tg_usage_rec *r, tg_errmsg *err);
+/* Decodes the usage row at st, selected as (id, rec), into r; TG_EIO with
+ * err naming the row's id when rec is not an outcome record. */
+int tg_sq_read_rec(tg_store *s, sqlite3_stmt *st, tg_usage_rec *r, tg_errmsg *err);
 
 #define TG_SQ_MEASURE_COLS                                                                        \
     "requests, errors, interrupted, estimated, prompt, cached, cache_write, completion,"          \
