@@ -346,12 +346,15 @@ typedef struct {
     tg_errmsg *err;
 } tg_recovery;
 
+/* Puts what the store does not have yet: a crash can come after the
+ * ledger committed a record and before its journal segment went. */
 static int flush_recovery(tg_recovery *rv)
 {
-    size_t inserted = 0;
-    int rc = rv->n ? tg_store_put(rv->store, rv->batch, rv->n, &inserted, rv->err) : TG_OK;
-    rv->inserted += inserted;
+    size_t n = rv->n;
     rv->n = 0;
+    int rc = tg_store_drop_known(rv->store, rv->batch, &n, rv->err);
+    if (!rc && n) rc = tg_store_put(rv->store, rv->batch, n, rv->err);
+    if (!rc) rv->inserted += n;
     return rc;
 }
 

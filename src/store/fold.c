@@ -158,14 +158,14 @@ static void fmap_release(fmap *m)
 typedef struct {
     interner in;
     fmap map[TG_ROLL_COUNT_];
+    int64_t day_c, month_c; /* the last record's day and its month */
 } fold_ctx;
-
-#define FOLD_SELECT "SELECT id, rec FROM usage WHERE id >= ?1 AND id < ?2"
 
 static uint32_t intern_str(interner *in, const char *s) { return intern(in, s, strlen(s)); }
 
-static int add_row(fold_ctx *f, const tg_usage_rec *r, int64_t *day_c, int64_t *month_c)
+static int add_row(void *ud, const tg_usage_rec *r)
 {
+    fold_ctx *f = ud;
     fkey dk = {0}, uk = {0};
     const char *dims[8] = {r->tags.app,      r->tags.customer, r->tags.workspace, r->tags.feature,
                            r->tags.workflow, r->model,         r->offering,       r->provider};
@@ -178,11 +178,11 @@ static int add_row(fold_ctx *f, const tg_usage_rec *r, int64_t *day_c, int64_t *
     tg_measures m;
     tg_measures_of(r, &m);
     int64_t day = tg_bucket_day(r->t_start_ms);
-    if (day != *day_c) {
-        *day_c = day;
-        *month_c = tg_bucket_month(day);
+    if (day != f->day_c) {
+        f->day_c = day;
+        f->month_c = tg_bucket_month(day);
     }
-    const int64_t b[TG_ROLL_COUNT_] = {day, *month_c, day, *month_c};
+    const int64_t b[TG_ROLL_COUNT_] = {day, f->month_c, day, f->month_c};
     int rc = TG_OK;
     for (int k = 0; k < TG_ROLL_COUNT_ && !rc; k++) {
         fkey key = k >= TG_ROLL_USER_DAY ? uk : dk;
@@ -194,24 +194,10 @@ static int add_row(fold_ctx *f, const tg_usage_rec *r, int64_t *day_c, int64_t *
 
 static int read_day(tg_store *s, fold_ctx *f, int64_t from, int64_t to, tg_errmsg *err)
 {
-    sqlite3_stmt *st = s->fold[0];
-    uint8_t a[TG_RECORD_ID_LEN], b[TG_RECORD_ID_LEN];
-    tg_sq_id_at(from, a);
-    tg_sq_id_at(to, b);
-    sqlite3_bind_blob(st, 1, a, TG_RECORD_ID_LEN, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 2, b, TG_RECORD_ID_LEN, SQLITE_STATIC);
-    int64_t day_c = INT64_MIN, month_c = 0;
-    int rc = TG_OK, step;
-    tg_usage_rec r;
-    while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        rc = tg_sq_read_rec(s, st, &r, err);
-        if (!rc) rc = add_row(f, &r, &day_c, &month_c);
-        if (rc == TG_ENOMEM) tg_errmsg_set(err, "%s: out of memory folding a day", s->path);
-        if (rc == TG_EINVAL) tg_errmsg_set(err, "%s: a rollup sum would overflow", s->path);
-    }
-    if (!rc && step != SQLITE_DONE) rc = tg_sq_fail(s, err, "reading a day to fold");
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+    f->day_c = INT64_MIN;
+    int rc = tg_sq_each_usage(s, from, to, add_row, f, err);
+    if (rc == TG_ENOMEM) tg_errmsg_set(err, "%s: out of memory folding a day", s->path);
+    if (rc == TG_EINVAL) tg_errmsg_set(err, "%s: a rollup sum would overflow", s->path);
     return rc;
 }
 
@@ -277,11 +263,9 @@ static int write_map(tg_store *s, fold_ctx *f, int r, tg_errmsg *err)
 
 int tg_sq_fold_range(tg_store *s, int64_t from, int64_t to, tg_errmsg *err)
 {
-    int rc = tg_sq_prepare(s, &s->fold[0], FOLD_SELECT, err);
-    if (rc) return rc;
     fold_ctx f = {0};
     tg_arena_init(&f.in.arena);
-    rc = read_day(s, &f, from, to, err);
+    int rc = read_day(s, &f, from, to, err);
     if (!rc && make_ranks(&f.in)) {
         tg_errmsg_set(err, "%s: out of memory", s->path);
         rc = TG_ENOMEM;

@@ -53,7 +53,7 @@ struct tg_ledger {
     uint64_t seq_in;     /* under mu: records submitted */
     uint64_t seq_done;   /* under mu: records committed or given up */
     size_t warn_at;      /* under mu: the depth that logs the next warning */
-    _Atomic uint64_t submitted, committed, inserted, batches, failures, queued;
+    _Atomic uint64_t submitted, committed, batches, failures, queued;
 };
 
 static void queue_release(queue *q)
@@ -144,10 +144,8 @@ static bool commit_batch(tg_ledger *l, const queue *w, size_t off, size_t n)
     uint32_t wait_ms = BACKOFF_MIN_MS;
     for (unsigned tries = 1, at_stop = 0;; tries++) {
         tg_errmsg err = {{0}};
-        size_t ins = 0;
-        int rc = tg_store_put_encoded(l->store, l->rec, l->len, n, &ins, &err);
+        int rc = tg_store_put_encoded(l->store, l->rec, l->len, n, &err);
         if (!rc) {
-            atomic_fetch_add_explicit(&l->inserted, ins, memory_order_relaxed);
             atomic_fetch_add_explicit(&l->batches, 1, memory_order_relaxed);
             return true;
         }
@@ -319,7 +317,6 @@ void tg_ledger_stats(tg_ledger *l, tg_ledger_counts *out)
     *out = (tg_ledger_counts){
         .submitted = atomic_load_explicit(&l->submitted, memory_order_relaxed),
         .committed = atomic_load_explicit(&l->committed, memory_order_relaxed),
-        .inserted = atomic_load_explicit(&l->inserted, memory_order_relaxed),
         .batches = atomic_load_explicit(&l->batches, memory_order_relaxed),
         .failures = atomic_load_explicit(&l->failures, memory_order_relaxed),
         .queued = atomic_load_explicit(&l->queued, memory_order_relaxed),

@@ -55,8 +55,7 @@ void tg_ledger_stop(tg_ledger *l);
 /* Counters for /metrics; any thread, at any time (relaxed reads). */
 typedef struct {
     uint64_t submitted; /* records handed to tg_ledger_submit */
-    uint64_t committed; /* records in committed batches (new and already stored) */
-    uint64_t inserted;  /* of committed: new to the store (the rest were replays) */
+    uint64_t committed; /* records in committed batches */
     uint64_t batches;   /* committed transactions */
     uint64_t failures;  /* failed commit attempts (each retried) */
     uint64_t queued;    /* records waiting or in the batch being committed */

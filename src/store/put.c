@@ -1,13 +1,15 @@
-/* Writing: records into usage, late ones straight into the rollups, and
- * folding closed days into the rollups (sqlite_int.h, Folding).
+/* Writing: records into usage, one chunk row per slice of a put, late ones
+ * straight into the rollups, and folding closed days into the rollups
+ * (sqlite_int.h, Folding).
  *
- * One transaction per put; statements prepared once per handle. A record
- * whose id the table already has is skipped before it reaches any rollup,
- * which is what makes a replay a no-op. */
+ * One transaction per put; statements prepared once per handle. A put
+ * appends: it does not look for the ids it is given. Replays are kept out
+ * before the put (tg_store_drop_known). */
 #include "store/sqlite_int.h"
 
 #include "base/hash.h"
 
+#include <endian.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +28,7 @@
 static int prepare_put(tg_store *s, tg_errmsg *err)
 {
     int rc = tg_sq_prepare(s, &s->ins_usage,
-                           "INSERT INTO usage VALUES (?, ?) ON CONFLICT (id) DO NOTHING", err);
+                           "INSERT INTO usage (lo_ms, hi_ms, n, recs) VALUES (?, ?, ?, ?)", err);
     if (!rc)
         rc = tg_sq_prepare(s, &s->ins_customer,
                            "INSERT INTO customers VALUES (?,?,?,?) ON CONFLICT (app, id) DO UPDATE"
@@ -34,8 +36,8 @@ static int prepare_put(tg_store *s, tg_errmsg *err)
                            " WHERE excluded.first_seen_ms < first_seen_ms",
                            err);
     if (!rc)
-        rc = tg_sq_prepare(s, &s->next_id,
-                           "SELECT id FROM usage WHERE id >= ?1 ORDER BY id LIMIT 1", err);
+        rc = tg_sq_prepare(s, &s->first_ms,
+                           "SELECT min(lo_ms) FROM usage WHERE hi_ms >= ?1", err);
     for (int k = 0; k < TG_ROLL_COUNT_ && !rc; k++) {
         bool user = k >= TG_ROLL_USER_DAY;
         char sql[1024];
@@ -76,19 +78,6 @@ int tg_sq_prepare_add(tg_store *s, int k, tg_errmsg *err)
 static void bind_text(sqlite3_stmt *st, int i, const char *v)
 {
     sqlite3_bind_text(st, i, v, (int)strlen(v), SQLITE_STATIC);
-}
-
-/* Returns 1 when the record was new, 0 when its id was there, or an error. */
-static int insert_usage(tg_store *s, const uint8_t *id, const uint8_t *rec, size_t len,
-                        tg_errmsg *err)
-{
-    sqlite3_stmt *st = s->ins_usage;
-    sqlite3_bind_blob(st, 1, id, TG_RECORD_ID_LEN, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 2, rec, (int)len, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) return tg_sq_fail(s, err, "inserting usage");
-    return sqlite3_changes(s->db) == 1;
 }
 
 void tg_sq_bind_measures(sqlite3_stmt *st, int i, const tg_measures *m)
@@ -240,19 +229,19 @@ static int aggregate(tg_store *s, const tg_usage_rec *r, int64_t *day_c, int64_t
 
 /* ---- folding ---- */
 
-/* The ms of the first usage id at or after `at`: 1 and *ms, 0 when none. */
+/* A lower bound of the first record id time at or after `at`: the
+ * earliest start of the chunks that hold any (a chunk can also hold
+ * earlier ones). 1 and *ms, 0 when no chunk does. */
 static int next_record(tg_store *s, int64_t at, int64_t *ms, tg_errmsg *err)
 {
-    uint8_t a[TG_RECORD_ID_LEN];
-    tg_sq_id_at(at, a);
-    sqlite3_bind_blob(s->next_id, 1, a, TG_RECORD_ID_LEN, SQLITE_STATIC);
-    int rc = sqlite3_step(s->next_id), found = 0;
-    if (rc == SQLITE_ROW && sqlite3_column_bytes(s->next_id, 0) == TG_RECORD_ID_LEN) {
-        *ms = tg_sq_id_ms(sqlite3_column_blob(s->next_id, 0));
+    sqlite3_bind_int64(s->first_ms, 1, at);
+    int rc = sqlite3_step(s->first_ms), found = 0;
+    if (rc == SQLITE_ROW && sqlite3_column_type(s->first_ms, 0) == SQLITE_INTEGER) {
+        *ms = sqlite3_column_int64(s->first_ms, 0);
         found = 1;
     }
-    sqlite3_reset(s->next_id);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? found : tg_sq_fail(s, err, "finding records");
+    sqlite3_reset(s->first_ms);
+    return rc == SQLITE_ROW ? found : tg_sq_fail(s, err, "finding records");
 }
 
 /* Folds, day by day, every record with an id before `target` (a day
@@ -264,9 +253,13 @@ static int fold_until(tg_store *s, int64_t target, int64_t *frontier, tg_errmsg 
     int rc, found;
     *frontier = s->frontier;
     if (target <= at) return TG_OK;
-    while ((found = next_record(s, at, &ms, err)) == 1 && ms < target) {
-        int64_t day = tg_bucket_day(ms);
-        if ((rc = tg_sq_fold_range(s, day > at ? day : at, day + MS_DAY, err))) return rc;
+    /* at: a day boundary, everything before it folded; ms: a lower bound
+     * of the next record at or after it (next_record) */
+    while ((found = next_record(s, at, &ms, err)) == 1) {
+        int64_t day = tg_bucket_day(ms > at ? ms : at);
+        if (day < at) day = at;
+        if (day >= target) break;
+        if ((rc = tg_sq_fold_range(s, day, day + MS_DAY, err))) return rc;
         at = day + MS_DAY;
     }
     if (found < 0) return found;
@@ -293,33 +286,52 @@ static int64_t fold_target(int64_t newest_ms)
 
 /* ---- put ---- */
 
-/* A batch takes the ledger thread milliseconds. Where it shares a core with
- * a worker, a request arriving meanwhile would wait for the scheduler to
- * preempt the ledger: p99 at one connection on one core went from 75 us to
- * 2.6 ms. Offering the core every 64 records (each about 2 us) brought it
- * to 0.4-0.5 ms, most of which is now the commit itself; the syscall costs
- * a few ns per record. */
-#define YIELD_EVERY 64
+/* The slice as one usage row: each record's length (4 bytes,
+ * little-endian) and encoding, end to end. */
+static int insert_chunk(tg_store *s, const tg_usage_rec *recs, const uint8_t *const *rec,
+                        const size_t *len, size_t n, tg_errmsg *err)
+{
+    tg_buf *c = &s->chunk;
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    tg_buf_clear(c);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t l = htole32((uint32_t)len[i]);
+        if (tg_buf_append(c, &l, 4) || tg_buf_append(c, rec[i], len[i]))
+            return tg_errmsg_set(err, "%s: out of memory", s->path), TG_ENOMEM;
+        int64_t ms = tg_sq_id_ms(recs[i].id);
+        if (ms < lo) lo = ms;
+        if (ms > hi) hi = ms;
+    }
+    sqlite3_stmt *st = s->ins_usage;
+    sqlite3_bind_int64(st, 1, lo);
+    sqlite3_bind_int64(st, 2, hi);
+    sqlite3_bind_int64(st, 3, (int64_t)n);
+    sqlite3_bind_blob(st, 4, c->p, (int)c->n, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? TG_OK : tg_sq_fail(s, err, "inserting usage");
+}
 
 /* One slice: recs[i] and its encoding rec[i] (len[i] bytes) are the same
  * record, already checked (encode_slice checks before encoding; decoding
  * checks the same invariants). The aggregates point into recs, so they are
- * written out before the next slice replaces them. */
+ * written out before the next slice replaces them.
+ *
+ * A batch takes the ledger thread milliseconds. Where it shares a core with
+ * a worker, a request arriving meanwhile would wait for the scheduler to
+ * preempt the ledger (p99 at one connection on one core went from 75 us to
+ * 2.6 ms), so each slice first offers the core (sched_yield). */
 static int put_slice(tg_store *s, const tg_usage_rec *recs, const uint8_t *const *rec,
-                     const size_t *len, size_t n, size_t *inserted, int64_t *newest,
-                     tg_errmsg *err)
+                     const size_t *len, size_t n, int64_t *newest, tg_errmsg *err)
 {
     int rc = TG_OK;
     int64_t day_c = INT64_MIN, month_c = 0;
     for (int i = 0; i < AGG_COUNT_ && !rc; i++) rc = tg_agg_reset(&s->agg[i], n);
     if (rc) return tg_errmsg_set(err, "%s: out of memory", s->path), TG_ENOMEM;
+    sched_yield();
+    if ((rc = insert_chunk(s, recs, rec, len, n, err))) return rc;
     for (size_t i = 0; i < n; i++) {
         const tg_usage_rec *r = &recs[i];
-        if (i % YIELD_EVERY == YIELD_EVERY - 1) sched_yield();
-        int fresh = insert_usage(s, r->id, rec[i], len[i], err);
-        if (fresh < 0) return fresh;
-        if (!fresh) continue;
-        ++*inserted;
         int64_t ms = tg_sq_id_ms(r->id);
         if (ms > *newest) *newest = ms;
         if ((rc = note_customer(s, r, err))) return rc;
@@ -336,7 +348,7 @@ typedef struct {
     const tg_usage_rec *recs;
     const uint8_t *const *rec;
     const size_t *len;
-    size_t n, inserted;
+    size_t n;
 } put_args;
 
 static int encode_slice(tg_store *s, const tg_usage_rec *recs, size_t n, const uint8_t **rec,
@@ -390,7 +402,7 @@ static int put_fn(tg_store *s, void *ud, int64_t *frontier, tg_errmsg *err)
             rc = decode_slice(s, rec, len, k, err);
             recs = s->slice;
         }
-        if (!rc) rc = put_slice(s, recs, rec, len, k, &a->inserted, &newest, err);
+        if (!rc) rc = put_slice(s, recs, rec, len, k, &newest, err);
     }
     *frontier = s->frontier;
     if (!rc && newest != INT64_MIN) rc = fold_until(s, fold_target(newest), frontier, err);
@@ -418,22 +430,17 @@ static int in_write_txn(tg_store *s, int (*fn)(tg_store *s, void *ud, int64_t *f
     return rc;
 }
 
-int tg_store_put(tg_store *s, const tg_usage_rec *recs, size_t n, size_t *inserted,
-                 tg_errmsg *err)
+int tg_store_put(tg_store *s, const tg_usage_rec *recs, size_t n, tg_errmsg *err)
 {
     put_args a = {.recs = recs, .n = n};
-    int rc = in_write_txn(s, put_fn, &a, err);
-    if (inserted) *inserted = rc ? 0 : a.inserted;
-    return rc;
+    return in_write_txn(s, put_fn, &a, err);
 }
 
 int tg_store_put_encoded(tg_store *s, const uint8_t *const *rec, const size_t *len, size_t n,
-                         size_t *inserted, tg_errmsg *err)
+                         tg_errmsg *err)
 {
     put_args a = {.rec = rec, .len = len, .n = n};
-    int rc = in_write_txn(s, put_fn, &a, err);
-    if (inserted) *inserted = rc ? 0 : a.inserted;
-    return rc;
+    return in_write_txn(s, put_fn, &a, err);
 }
 
 static int fold_fn(tg_store *s, void *ud, int64_t *frontier, tg_errmsg *err)
@@ -444,4 +451,102 @@ static int fold_fn(tg_store *s, void *ud, int64_t *frontier, tg_errmsg *err)
 int tg_store_fold(tg_store *s, int64_t now_ms, tg_errmsg *err)
 {
     return in_write_txn(s, fold_fn, &now_ms, err);
+}
+
+/* ---- replays ---- */
+
+/* The candidates of tg_store_drop_known: their ids in a hash set, and
+ * their id times sorted, to tell which chunks can hold one. */
+typedef struct {
+    tg_usage_rec *recs;
+    size_t n;
+    int64_t *ms;      /* sorted */
+    uint32_t *slots;  /* index + 1 into recs, 0 empty; cap of them */
+    size_t cap;
+    bool *known;
+} known_ids;
+
+static uint32_t *id_slot(const known_ids *k, const uint8_t *id)
+{
+    uint64_t h = tg_hash64(id, TG_RECORD_ID_LEN, 0x1d5);
+    size_t j = h & (k->cap - 1);
+    for (; k->slots[j]; j = (j + 1) & (k->cap - 1))
+        if (!memcmp(k->recs[k->slots[j] - 1].id, id, TG_RECORD_ID_LEN)) break;
+    return &k->slots[j];
+}
+
+static int note_known(void *ud, const tg_usage_rec *r)
+{
+    known_ids *k = ud;
+    uint32_t *slot = id_slot(k, r->id);
+    if (*slot) k->known[*slot - 1] = true;
+    return TG_OK;
+}
+
+static int cmp_ms(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Whether some candidate's id time is in [lo, hi]. */
+static bool any_in(const known_ids *k, int64_t lo, int64_t hi)
+{
+    size_t a = 0, b = k->n;
+    while (a < b) {
+        size_t m = a + (b - a) / 2;
+        if (k->ms[m] < lo) a = m + 1;
+        else b = m;
+    }
+    return a < k->n && k->ms[a] <= hi;
+}
+
+/* Walks the chunks that can hold a candidate (by their time range; only
+ * those are read whole) and marks the candidates found. */
+static int find_known(tg_store *s, known_ids *k, tg_errmsg *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT seq, lo_ms, hi_ms, recs FROM usage WHERE hi_ms >= ?1 AND"
+                           " lo_ms <= ?2",
+                           -1, &st, NULL) != SQLITE_OK)
+        return tg_sq_fail(s, err, "looking for replayed records");
+    sqlite3_bind_int64(st, 1, k->ms[0]);
+    sqlite3_bind_int64(st, 2, k->ms[k->n - 1]);
+    int rc = TG_OK, step;
+    while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW)
+        if (any_in(k, sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2)))
+            rc = tg_sq_chunk_records(s, st, 3, INT64_MIN, INT64_MAX, note_known, k, err);
+    if (!rc && step != SQLITE_DONE) rc = tg_sq_fail(s, err, "looking for replayed records");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int tg_store_drop_known(tg_store *s, tg_usage_rec *recs, size_t *n, tg_errmsg *err)
+{
+    known_ids k = {.recs = recs, .n = *n, .cap = 16};
+    if (!k.n) return TG_OK;
+    while (k.cap < 2 * k.n) k.cap *= 2;
+    k.ms = malloc(k.n * sizeof *k.ms);
+    k.slots = calloc(k.cap, sizeof *k.slots);
+    k.known = calloc(k.n, sizeof *k.known);
+    int rc = TG_ENOMEM;
+    if (!k.ms || !k.slots || !k.known) goto out;
+    for (size_t i = 0; i < k.n; i++) {
+        k.ms[i] = tg_sq_id_ms(recs[i].id);
+        uint32_t *slot = id_slot(&k, recs[i].id);
+        if (!*slot) *slot = (uint32_t)(i + 1);
+    }
+    qsort(k.ms, k.n, sizeof *k.ms, cmp_ms);
+    if ((rc = find_known(s, &k, err))) goto out;
+    size_t keep = 0;
+    for (size_t i = 0; i < k.n; i++)
+        if (!k.known[i]) recs[keep++] = recs[i];
+    *n = keep;
+out:
+    if (rc == TG_ENOMEM) tg_errmsg_set(err, "%s: out of memory", s->path);
+    free(k.ms);
+    free(k.slots);
+    free(k.known);
+    return rc;
 }

@@ -15,8 +15,9 @@ typedef struct {
 } tg_record_filter;
 
 /* Calls fn for every record whose start (its id's time) is in
- * [from_ms, to_ms) and that passes f, oldest first, at most limit (0: no
- * limit). fn returning nonzero stops with that code; TG_EIO on a
+ * [from_ms, to_ms) and that passes f, at most limit (0: no limit), in
+ * the order they were stored: about oldest first, but records of a
+ * request that ran long come when it ended. fn returning nonzero stops with that code; TG_EIO on a
  * database error. */
 int tg_store_each_record(tg_store *s, int64_t from_ms, int64_t to_ms, const tg_record_filter *f,
                          size_t limit, int (*fn)(void *ud, const tg_usage_rec *r), void *ud,

@@ -1,4 +1,4 @@
-/* Reading: rollup rows for reports, plus the usage rows not folded yet
+/* Reading: rollup rows for reports, plus the usage records not folded yet
  * (sqlite_int.h, Folding), and the customers table. */
 #include "store/sqlite_int.h"
 
@@ -143,33 +143,34 @@ static void usage_row(const tg_usage_rec *u, tg_rollup_kind k, int64_t *day_c, i
     tg_measures_of(u, &r->m);
 }
 
-/* Every row from the frontier on is read and decoded; the filters are
- * applied to the records. That is at most a day and an hour of usage. */
-static int scan_usage(tg_store *s, tg_rollup_kind k, int64_t from, int64_t to, const char *app,
-                      const char *cust, int (*fn)(void *ud, const tg_rollup_row *r), void *ud,
-                      tg_errmsg *err)
+typedef struct {
+    tg_rollup_kind k;
+    int64_t from, to;
+    const char *app, *cust;
+    int (*fn)(void *ud, const tg_rollup_row *r);
+    void *ud;
+    int64_t day_c, month_c;
+} usage_scan;
+
+static int usage_one(void *ud, const tg_usage_rec *u)
 {
-    int64_t frontier, day_c = INT64_MIN, month_c = 0;
-    int rc = tg_sq_frontier(s, &frontier, err);
-    if (!rc) rc = tg_sq_prepare(s, &s->scan_usage, "SELECT id, rec FROM usage WHERE id >= ?1", err);
-    if (rc) return rc;
-    sqlite3_stmt *st = s->scan_usage;
-    uint8_t id[TG_RECORD_ID_LEN];
-    tg_sq_id_at(frontier, id);
-    sqlite3_bind_blob(st, 1, id, TG_RECORD_ID_LEN, SQLITE_STATIC);
-    tg_usage_rec u;
+    usage_scan *c = ud;
+    if (u->t_start_ms < c->from || u->t_start_ms >= c->to) return TG_OK;
+    if ((c->app && strcmp(c->app, u->tags.app)) || (c->cust && strcmp(c->cust, u->tags.customer)))
+        return TG_OK;
     tg_rollup_row row;
-    int stop = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if ((stop = tg_sq_read_rec(s, st, &u, err))) break;
-        if (u.t_start_ms < from || u.t_start_ms >= to) continue;
-        if ((app && strcmp(app, u.tags.app)) || (cust && strcmp(cust, u.tags.customer))) continue;
-        usage_row(&u, k, &day_c, &month_c, &row);
-        if ((stop = fn(ud, &row))) break;
-    }
-    if (!stop && rc != SQLITE_DONE) stop = tg_sq_fail(s, err, "reading usage");
-    sqlite3_reset(st);
-    return stop;
+    usage_row(u, c->k, &c->day_c, &c->month_c, &row);
+    return c->fn(c->ud, &row);
+}
+
+/* Every record from the frontier on is read and decoded; the filters are
+ * applied to the records. That is at most a day and an hour of usage. */
+static int scan_usage(tg_store *s, usage_scan *c, tg_errmsg *err)
+{
+    int64_t frontier;
+    int rc = tg_sq_frontier(s, &frontier, err);
+    c->day_c = INT64_MIN;
+    return rc ? rc : tg_sq_each_usage(s, frontier, INT64_MAX, usage_one, c, err);
 }
 
 /* ---- scan ---- */
@@ -206,7 +207,8 @@ int tg_store_scan(tg_store *s, tg_rollup_kind k, int64_t from_ms, int64_t to_ms,
     int rc = tg_sq_exec(s, "BEGIN", err);
     if (rc) return rc;
     rc = scan_rollup(s, k, from_ms, to_ms, fi, app, cust, fn, ud, err);
-    if (!rc) rc = scan_usage(s, k, from_ms, to_ms, app, cust, fn, ud, err);
+    usage_scan c = {k, from_ms, to_ms, app, cust, fn, ud, 0, 0};
+    if (!rc) rc = scan_usage(s, &c, err);
     sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
     return rc;
 }

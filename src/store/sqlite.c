@@ -7,6 +7,7 @@
 #include "base/clock.h"
 #include "store/migrations.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,14 +52,6 @@ int tg_sq_frontier(tg_store *s, int64_t *out, tg_errmsg *err)
     return rc == SQLITE_ROW ? TG_OK : tg_sq_fail(s, err, "reading the fold frontier");
 }
 
-void tg_sq_id_at(int64_t t, uint8_t id[TG_RECORD_ID_LEN])
-{
-    const int64_t max = ((int64_t)1 << 48) - 1;
-    uint64_t v = (uint64_t)(t < 0 ? 0 : t > max ? max : t);
-    memset(id, 0, TG_RECORD_ID_LEN);
-    for (int i = 0; i < 6; i++) id[i] = (uint8_t)(v >> (40 - 8 * i));
-}
-
 int64_t tg_sq_id_ms(const uint8_t *id)
 {
     uint64_t v = 0;
@@ -66,20 +59,46 @@ int64_t tg_sq_id_ms(const uint8_t *id)
     return (int64_t)v;
 }
 
-int tg_sq_read_rec(tg_store *s, sqlite3_stmt *st, tg_usage_rec *r, tg_errmsg *err)
+int tg_sq_chunk_records(tg_store *s, sqlite3_stmt *st, int col, int64_t from, int64_t to,
+                        int (*fn)(void *ud, const tg_usage_rec *r), void *ud, tg_errmsg *err)
 {
-    const uint8_t *p = sqlite3_column_blob(st, 1);
-    size_t n = (size_t)sqlite3_column_bytes(st, 1);
-    bool intent;
-    if (p && !tg_record_decode(p, n, r, &intent) && !intent) return TG_OK;
-    char hex[2 * TG_RECORD_ID_LEN + 1] = "?";
-    if (sqlite3_column_bytes(st, 0) == TG_RECORD_ID_LEN) {
-        const uint8_t *id = sqlite3_column_blob(st, 0);
-        for (int k = 0; k < TG_RECORD_ID_LEN; k++) snprintf(hex + 2 * k, 3, "%02x", id[k]);
+    const uint8_t *p = sqlite3_column_blob(st, col);
+    size_t n = (size_t)sqlite3_column_bytes(st, col), at = 0;
+    tg_usage_rec r;
+    while (at < n) {
+        uint32_t len = 0;
+        bool intent = true;
+        if (n - at >= 4) memcpy(&len, p + at, 4), len = le32toh(len);
+        if (n - at < 4 || len > n - at - 4 || tg_record_decode(p + at + 4, len, &r, &intent) ||
+            intent) {
+            tg_errmsg_set(err, "%s: usage chunk %lld does not hold a valid record at byte %zu",
+                          s->path, (long long)sqlite3_column_int64(st, 0), at);
+            return TG_EIO;
+        }
+        at += 4 + (size_t)len;
+        int64_t ms = tg_sq_id_ms(r.id);
+        if (ms < from || ms >= to) continue;
+        int rc = fn(ud, &r);
+        if (rc) return rc;
     }
-    tg_errmsg_set(err, "%s: usage row %s does not hold a valid record (%zu bytes)", s->path, hex,
-                  n);
-    return TG_EIO;
+    return TG_OK;
+}
+
+int tg_sq_each_usage(tg_store *s, int64_t from, int64_t to,
+                     int (*fn)(void *ud, const tg_usage_rec *r), void *ud, tg_errmsg *err)
+{
+    int rc = tg_sq_prepare(s, &s->usage_rd,
+                           "SELECT seq, recs FROM usage WHERE hi_ms >= ?1 AND lo_ms < ?2", err);
+    if (rc) return rc;
+    sqlite3_stmt *st = s->usage_rd;
+    sqlite3_bind_int64(st, 1, from);
+    sqlite3_bind_int64(st, 2, to);
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW)
+        if ((rc = tg_sq_chunk_records(s, st, 1, from, to, fn, ud, err))) break;
+    if (!rc && step != SQLITE_DONE) rc = tg_sq_fail(s, err, "reading usage");
+    sqlite3_reset(st);
+    return rc;
 }
 
 /* ---- open, migrations ---- */
@@ -236,6 +255,7 @@ static int open_db(const char *path, unsigned flags, tg_store **out, int *applie
     if (applied) *applied = a;
     if (version) *version = s->ro ? tg_store_nmigrations_ : v;
     tg_buf_init(&s->enc, TG_SQ_SLICE * (size_t)TG_RECORD_MAX_LEN);
+    tg_buf_init(&s->chunk, TG_SQ_SLICE * (size_t)(TG_RECORD_MAX_LEN + 4));
     for (int i = 0; i < AGG_COUNT_; i++)
         tg_agg_init(&s->agg[i], i >= AGG_USER_DAY ? TG_AGG_USER : TG_AGG_DIMS);
     *out = s;
@@ -268,6 +288,7 @@ void tg_store_close(tg_store *s)
     for (int i = 0; i < AGG_COUNT_; i++) tg_agg_release(&s->agg[i]);
     free(s->slice);
     tg_buf_release(&s->enc);
+    tg_buf_release(&s->chunk);
     tg_sq_known_drop(&s->known);
     sqlite3_close(s->db);
     free(s->path);

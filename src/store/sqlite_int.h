@@ -11,9 +11,9 @@
  * tg_store_put inserts records; ones that land before the frontier (late:
  * a journal replay, a request that began long ago) are added to the
  * rollups at once. When a batch carries ids past the end of a day plus
- * TG_STORE_FOLD_GRACE_MS, that day is folded: its usage rows are summed
- * into every rollup (fold.c) and the frontier moves past it, in the same
- * transaction. Readers (scan.c) add the usage rows at or after the
+ * TG_STORE_FOLD_GRACE_MS, that day is folded: its usage records are
+ * summed into every rollup (fold.c) and the frontier moves past it, in the
+ * same transaction. Readers (scan.c) add the usage records at or after the
  * frontier to what the rollups hold, in one read transaction, so a report
  * is exact whatever has been folded. */
 #ifndef TG_STORE_SQLITE_INT_H
@@ -36,7 +36,6 @@ enum { AGG_DAY, AGG_MONTH, AGG_USER_DAY, AGG_USER_MONTH, AGG_COUNT_ };
  * of a slice (decoded, or encoded) are what its aggregates point into. */
 #define TG_SQ_SLICE 256
 #define NFILTERS 4 /* scan filters: none, app, customer, both */
-#define NFOLD 1    /* statements of a fold */
 
 extern const char *const tg_store_rollup_tables_[TG_ROLL_COUNT_];
 
@@ -61,18 +60,18 @@ struct tg_store {
     bool ro;
     int64_t frontier; /* writer: fold_state.frontier_ms, read at open, kept current */
     sqlite3_stmt *ins_usage;
+    sqlite3_stmt *usage_rd;   /* tg_sq_each_usage */
     sqlite3_stmt *up_roll[TG_ROLL_COUNT_];
     sqlite3_stmt *add_roll[TG_ROLL_COUNT_];
     sqlite3_stmt *ins_customer;
-    sqlite3_stmt *next_id;
-    sqlite3_stmt *fold[NFOLD];
+    sqlite3_stmt *first_ms;
     sqlite3_stmt *frontier_get;
     sqlite3_stmt *next_bucket[TG_ROLL_COUNT_];
     sqlite3_stmt *scan[TG_ROLL_COUNT_][NFILTERS];
-    sqlite3_stmt *scan_usage;
     tg_agg agg[AGG_COUNT_];
     tg_usage_rec *slice;  /* TG_SQ_SLICE records, decoded by a put (malloc'd on first use) */
     tg_buf enc;           /* a slice's records, encoded by a put */
+    tg_buf chunk;         /* a slice's records as one usage row */
     tg_sq_known known;
 };
 
@@ -84,21 +83,26 @@ int tg_sq_exec(tg_store *s, const char *sql, tg_errmsg *err);
 int tg_sq_prepare(tg_store *s, sqlite3_stmt **st, const char *sql, tg_errmsg *err);
 /* Reads fold_state.frontier_ms. */
 int tg_sq_frontier(tg_store *s, int64_t *out, tg_errmsg *err);
-/* The 16-byte id that starts unix ms t (t clamped to 48 bits). */
-void tg_sq_id_at(int64_t t, uint8_t id[TG_RECORD_ID_LEN]);
 /* Prepares s->add_roll[k]: an UPDATE adding measures to an existing row of
  * rollup k, with the parameters of s->up_roll[k]. */
 int tg_sq_prepare_add(tg_store *s, int k, tg_errmsg *err);
 /* Binds m's 13 measures from parameter i on. */
 void tg_sq_bind_measures(sqlite3_stmt *st, int i, const tg_measures *m);
-/* Sums the usage rows with ids in [from, to) into every rollup (fold.c);
+/* Sums the usage records with ids in [from, to) into every rollup (fold.c);
  * inside the caller's transaction, with the put statements prepared. */
 int tg_sq_fold_range(tg_store *s, int64_t from, int64_t to, tg_errmsg *err);
 /* The unix ms in an id's first 48 bits. */
 int64_t tg_sq_id_ms(const uint8_t *id);
-/* Decodes the usage row at st, selected as (id, rec), into r; TG_EIO with
- * err naming the row's id when rec is not an outcome record. */
-int tg_sq_read_rec(tg_store *s, sqlite3_stmt *st, tg_usage_rec *r, tg_errmsg *err);
+/* Calls fn for each record of the usage chunk in column col of st's row
+ * (column 0 its seq) whose id time is in [from, to). */
+int tg_sq_chunk_records(tg_store *s, sqlite3_stmt *st, int col, int64_t from, int64_t to,
+                        int (*fn)(void *ud, const tg_usage_rec *r), void *ud, tg_errmsg *err);
+/* Calls fn for every stored record whose id time is in [from, to), chunk
+ * by chunk (roughly in commit order, not sorted). fn returning nonzero
+ * stops with that code; TG_EIO on a database error or a chunk that does
+ * not decode (err names it). Not reentrant on one handle. */
+int tg_sq_each_usage(tg_store *s, int64_t from, int64_t to,
+                     int (*fn)(void *ud, const tg_usage_rec *r), void *ud, tg_errmsg *err);
 
 #define TG_SQ_MEASURE_COLS                                                                        \
     "requests, errors, interrupted, estimated, prompt, cached, cache_write, completion,"          \

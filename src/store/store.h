@@ -5,9 +5,10 @@
  * ledger thread) and the writer never blocks them. Other processes (the
  * `tollgate report` CLI) open it read-only while the gateway runs.
  *
- * Usage is append-only and keyed by the record's 16-byte id, so the store is
- * an idempotent projection of the journal: putting a record it already has
- * changes nothing, and rollups count each record exactly once. Rollups by
+ * Usage is append-only, stored in chunks of encoded records. The store is
+ * an idempotent projection of the journal: a replay keeps out the records
+ * the store has (tg_store_drop_known), so rollups count each record exactly
+ * once. Rollups by
  * day and month over (app, customer, workspace, feature, workflow, model,
  * offering, provider, route), and by day and month over (app, customer,
  * user), are filled by folding whole days of usage into them
@@ -65,19 +66,27 @@ int tg_store_schema_version(void);
 /* malloc'd "<data_dir>/ledger.db"; NULL on out-of-memory. */
 char *tg_store_path(const char *data_dir);
 
-/* Writes n records in one transaction. Each is checked (tg_record_check
- * aborts on a broken invariant); one whose id the store already has is
- * skipped, the others are inserted and added to every rollup. *inserted
- * (may be NULL) is how many were new. On failure nothing is written
- * (TG_EIO, err says why) and the call may be repeated. */
-int tg_store_put(tg_store *s, const tg_usage_rec *recs, size_t n, size_t *inserted,
-                 tg_errmsg *err);
+/* Writes n records in one transaction: each is checked (tg_record_check
+ * aborts on a broken invariant), stored and added to every rollup. A put
+ * does not look for ids the store already has: the ledger commits each
+ * record once, and a replay drops what is stored first
+ * (tg_store_drop_known). On failure nothing is written (TG_EIO, err says
+ * why) and the call may be repeated. */
+int tg_store_put(tg_store *s, const tg_usage_rec *recs, size_t n, tg_errmsg *err);
 /* The same for records already encoded (tg_record_encode, as outcomes:
  * the journal's bytes, which the ledger queues): rec[i] is len[i] bytes.
  * A payload that does not decode, or decodes as an intent, is TG_EINVAL
  * and nothing is written. */
 int tg_store_put_encoded(tg_store *s, const uint8_t *const *rec, const size_t *len, size_t n,
-                         size_t *inserted, tg_errmsg *err);
+                         tg_errmsg *err);
+/* Removes from recs[0 .. *n) the records whose ids the store has, keeping
+ * the order of the others, and sets *n to how many are left: what makes a
+ * journal replay (tollgate starting after a crash) a no-op for what was
+ * committed. It reads only the chunks whose time range covers a
+ * candidate's id time, so its cost follows the records committed around
+ * those times, not the size of the store. The ids in recs must be
+ * distinct. TG_EIO, TG_ENOMEM. */
+int tg_store_drop_known(tg_store *s, tg_usage_rec *recs, size_t *n, tg_errmsg *err);
 
 /* Folds every day that ended an hour or more before now_ms (unix ms) into
  * the rollups now, instead of at the next put that passes it. Reads see

@@ -115,22 +115,56 @@ static tg_store *open_rw(void)
     return s;
 }
 
-static void put_all(tg_store *s, const tg_usage_rec *v, size_t n, size_t batch, size_t *inserted)
+static void put_all(tg_store *s, const tg_usage_rec *v, size_t n, size_t batch)
 {
-    size_t total = 0;
     for (size_t i = 0; i < n; i += batch) {
-        size_t k = n - i < batch ? n - i : batch, ins = 0;
+        size_t k = n - i < batch ? n - i : batch;
         tg_errmsg err = {{0}};
-        int rc = tg_store_put(s, v + i, k, &ins, &err);
-        if (rc) fail_msg("put: %s", err.msg);
-        total += ins;
+        if (tg_store_put(s, v + i, k, &err)) fail_msg("put: %s", err.msg);
     }
-    if (inserted) *inserted = total;
+}
+
+/* As a journal replay does: each batch without the records the store has,
+ * then put. *kept is how many were put. */
+static void replay_all(tg_store *s, const tg_usage_rec *v, size_t n, size_t batch, size_t *kept)
+{
+    tg_usage_rec *b = malloc(batch * sizeof *b);
+    assert_non_null(b);
+    *kept = 0;
+    for (size_t i = 0; i < n; i += batch) {
+        size_t k = n - i < batch ? n - i : batch;
+        tg_errmsg err = {{0}};
+        memcpy(b, v + i, k * sizeof *b);
+        if (tg_store_drop_known(s, b, &k, &err)) fail_msg("drop_known: %s", err.msg);
+        if (k && tg_store_put(s, b, k, &err)) fail_msg("put: %s", err.msg);
+        *kept += k;
+    }
+    free(b);
 }
 
 /* ---- SQL over the file, independent of the store's code ---- */
 
 static int64_t sql_int(sqlite3 *db, const char *sql);
+
+/* One decoded record as a row of the TEMP usage table (wr). */
+static void insert_decoded(sqlite3_stmt *wr, const tg_usage_rec *r)
+{
+    int i = 1;
+    sqlite3_bind_blob(wr, i++, r->id, TG_RECORD_ID_LEN, SQLITE_TRANSIENT);
+    const char *t[] = {r->rid,            r->tags.app,     r->tags.customer, r->tags.user,
+                       r->tags.workspace, r->tags.feature, r->tags.workflow, r->model,
+                       r->offering,       r->provider};
+    for (size_t k = 0; k < sizeof t / sizeof *t; k++)
+        sqlite3_bind_text(wr, i++, t[k], -1, SQLITE_TRANSIENT);
+    const int64_t v[] = {r->route,              r->outcome,         r->estimated,
+                         r->t_start_ms,         r->tokens.prompt,   r->tokens.cached,
+                         r->tokens.cache_write, r->tokens.completion, r->tokens.reasoning,
+                         r->cost,               r->charge,          r->margin,
+                         r->fee};
+    for (size_t k = 0; k < sizeof v / sizeof *v; k++) sqlite3_bind_int64(wr, i++, v[k]);
+    assert_int_equal(sqlite3_step(wr), SQLITE_DONE);
+    sqlite3_reset(wr);
+}
 
 /* Opens p read-only with a TEMP table named usage, which hides the file's
  * own, holding each stored record decoded into typed columns. */
@@ -149,7 +183,8 @@ static sqlite3 *sql_open_at(const char *p)
                           NULL, NULL, &msg);
     if (rc) fail_msg("temp table: %s", msg);
     sqlite3_stmt *rd, *wr;
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT id, rec FROM main.usage", -1, &rd, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT n, recs FROM main.usage", -1, &rd, NULL),
+                     SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db,
                                         "INSERT INTO temp.usage VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,"
                                         "?,?,?,?,?,?,?,?,?,?,?)",
@@ -157,33 +192,29 @@ static sqlite3 *sql_open_at(const char *p)
                      SQLITE_OK);
     sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
     while (sqlite3_step(rd) == SQLITE_ROW) {
-        tg_usage_rec r;
-        bool intent = true;
-        assert_int_equal(tg_record_decode(sqlite3_column_blob(rd, 1),
-                                          (size_t)sqlite3_column_bytes(rd, 1), &r, &intent),
-                         TG_OK);
-        assert_false(intent);
-        assert_memory_equal(sqlite3_column_blob(rd, 0), r.id, TG_RECORD_ID_LEN);
-        int i = 1;
-        sqlite3_bind_blob(wr, i++, r.id, TG_RECORD_ID_LEN, SQLITE_TRANSIENT);
-        const char *t[] = {r.rid,           r.tags.app,     r.tags.customer, r.tags.user,
-                           r.tags.workspace, r.tags.feature, r.tags.workflow, r.model,
-                           r.offering,      r.provider};
-        for (size_t k = 0; k < sizeof t / sizeof *t; k++)
-            sqlite3_bind_text(wr, i++, t[k], -1, SQLITE_TRANSIENT);
-        const int64_t v[] = {r.route,           r.outcome,         r.estimated,
-                             r.t_start_ms,      r.tokens.prompt,   r.tokens.cached,
-                             r.tokens.cache_write, r.tokens.completion, r.tokens.reasoning,
-                             r.cost,            r.charge,          r.margin,
-                             r.fee};
-        for (size_t k = 0; k < sizeof v / sizeof *v; k++) sqlite3_bind_int64(wr, i++, v[k]);
-        assert_int_equal(sqlite3_step(wr), SQLITE_DONE);
-        sqlite3_reset(wr);
+        /* a chunk: n records, each a 4-byte little-endian length and the encoding */
+        const uint8_t *blob = sqlite3_column_blob(rd, 1);
+        size_t len = (size_t)sqlite3_column_bytes(rd, 1), at = 0;
+        int64_t nrec = 0;
+        while (at < len) {
+            assert_true(len - at >= 4);
+            size_t rl = blob[at] | (size_t)blob[at + 1] << 8 | (size_t)blob[at + 2] << 16 |
+                        (size_t)blob[at + 3] << 24;
+            assert_true(rl <= len - at - 4);
+            tg_usage_rec r;
+            bool intent = true;
+            assert_int_equal(tg_record_decode(blob + at + 4, rl, &r, &intent), TG_OK);
+            assert_false(intent);
+            at += 4 + rl;
+            nrec++;
+            insert_decoded(wr, &r);
+        }
+        assert_int_equal(nrec, sqlite3_column_int64(rd, 0));
     }
     sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     sqlite3_finalize(rd);
     sqlite3_finalize(wr);
-    assert_int_equal(sql_int(db, "SELECT count(*) FROM main.usage"),
+    assert_int_equal(sql_int(db, "SELECT coalesce(sum(n), 0) FROM main.usage"),
                      sql_int(db, "SELECT count(*) FROM temp.usage"));
     return db;
 }
@@ -281,7 +312,7 @@ static void test_migrations(void **state)
     tg_usage_rec r;
     tg_rng g = {1};
     make_rec(&g, 1, nov1, &r);
-    assert_int_not_equal(tg_store_put(s, &r, 1, NULL, &err), TG_OK);
+    assert_int_not_equal(tg_store_put(s, &r, 1, &err), TG_OK);
     tg_store_close(s);
 
     /* a fresh file by the CLI path */
@@ -326,25 +357,27 @@ static void test_put_encoded_errors(void **state)
     assert_int_equal(tg_record_encode(&r[0], false, &a), TG_OK);
     assert_int_equal(tg_record_encode(&r[1], true, &b), TG_OK); /* an intent */
     const uint8_t *rec[2] = {(const uint8_t *)a.p, (const uint8_t *)b.p};
-    size_t len[2] = {a.n, b.n}, ins = 99;
+    size_t len[2] = {a.n, b.n};
     tg_errmsg err = {{0}};
-    assert_int_not_equal(tg_store_put_encoded(s, rec, len, 2, &ins, &err), TG_OK);
-    assert_int_equal(ins, 0);
+    assert_int_not_equal(tg_store_put_encoded(s, rec, len, 2, &err), TG_OK);
     assert_non_null(strstr(err.msg, "not a valid outcome"));
     len[1] = a.n - 1; /* torn */
     rec[1] = (const uint8_t *)a.p;
-    assert_int_not_equal(tg_store_put_encoded(s, rec, len, 2, &ins, &err), TG_OK);
+    assert_int_not_equal(tg_store_put_encoded(s, rec, len, 2, &err), TG_OK);
     sqlite3 *db = sql_open();
     assert_int_equal(sql_int(db, "SELECT count(*) FROM main.usage"), 0);
     sqlite3_close(db);
-    assert_int_equal(tg_store_put_encoded(s, rec, len, 1, &ins, &err), TG_OK);
-    assert_int_equal(ins, 1);
+    assert_int_equal(tg_store_put_encoded(s, rec, len, 1, &err), TG_OK);
+    db = sql_open();
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM temp.usage"), 1);
+    sqlite3_close(db);
     tg_store_close(s);
 
-    /* damage the stored row behind the store's back */
+    /* damage the stored chunk behind the store's back: a length past its end */
     sqlite3 *w;
     assert_int_equal(sqlite3_open(path, &w), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(w, "UPDATE usage SET rec = x'01'", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(w, "UPDATE usage SET recs = x'ff000000aa'", NULL, NULL, NULL),
+                     SQLITE_OK);
     sqlite3_close(w);
     assert_int_equal(tg_store_open(path, TG_STORE_RO, &s, &err), TG_OK);
     tg_buf out;
@@ -359,31 +392,39 @@ static void test_put_encoded_errors(void **state)
     tg_store_close(s);
 }
 
-static void test_put_idempotent(void **state)
+/* A replay (as after a crash: the same records again, cut into other
+ * batches, some new among them) puts only what the store lacks, before and
+ * after the days are folded. */
+static void test_replay_idempotent(void **state)
 {
     (void)state;
     tg_store *s = open_rw();
     tg_usage_rec *v = make_recs(7, 3000, nov1, 3);
-    size_t ins;
-    put_all(s, v, 3000, 500, &ins);
-    assert_int_equal(ins, 3000);
+    size_t kept;
+    put_all(s, v, 2000, 500);
     char a[512], b[512];
     snapshot(a, sizeof a);
-    put_all(s, v, 3000, 500, &ins); /* the same batches again */
-    assert_int_equal(ins, 0);
-    put_all(s, v + 100, 1000, 333, &ins); /* and cut differently */
-    assert_int_equal(ins, 0);
+    replay_all(s, v, 2000, 500, &kept); /* the same batches again */
+    assert_int_equal(kept, 0);
+    replay_all(s, v + 100, 1000, 333, &kept); /* and cut differently */
+    assert_int_equal(kept, 0);
     snapshot(b, sizeof b);
     assert_string_equal(a, b);
+    replay_all(s, v + 1500, 1500, 256, &kept); /* the last 1000 are new */
+    assert_int_equal(kept, 1000);
     tg_errmsg err = {{0}};
     assert_int_equal(tg_store_fold(s, INT64_MAX, &err), TG_OK);
     check_rollups_equal_usage();
     snapshot(a, sizeof a);
-    put_all(s, v, 3000, 3000, &ins); /* replay after everything is folded */
-    assert_int_equal(ins, 0);
+    replay_all(s, v, 3000, 3000, &kept); /* replay after everything is folded */
+    assert_int_equal(kept, 0);
     snapshot(b, sizeof b);
     assert_string_equal(a, b);
     check_rollups_equal_usage();
+    sqlite3 *db = sql_open();
+    assert_int_equal(sql_int(db, "SELECT count(DISTINCT id) FROM temp.usage"), 3000);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM temp.usage"), 3000);
+    sqlite3_close(db);
     tg_store_close(s);
     free(v);
 }
@@ -410,15 +451,13 @@ static void test_rollups_match_usage(void **state)
 {
     (void)state;
     tg_store *s = open_rw();
-    size_t n = 50000, ins;
+    size_t n = 50000;
     tg_usage_rec *v = make_recs(11, n, nov1 - 2 * MS_DAY, 5); /* Oct 30 .. Nov 3 */
-    put_all(s, v, n - 5000, 4096, &ins);
-    assert_int_equal(ins, n - 5000);
+    put_all(s, v, n - 5000, 4096);
     /* late: new records with ids in the first, folded, days */
     tg_usage_rec *late = make_recs(12, 2000, nov1 - 2 * MS_DAY + 5 * MS_HOUR, 1);
-    put_all(s, late, 2000, 700, &ins);
-    assert_int_equal(ins, 2000);
-    put_all(s, v + n - 5000, 5000, 4096, &ins);
+    put_all(s, late, 2000, 700);
+    put_all(s, v + n - 5000, 5000, 4096);
     tg_buf before = run_report(s, "2026-11", "feature", NULL, NULL, TG_REPORT_CSV);
     tg_buf before_u = run_report(s, "2026-10-30..2026-11-03", "user", NULL, NULL, TG_REPORT_JSON);
     tg_errmsg err = {{0}};
@@ -506,7 +545,7 @@ static void test_reports(void **state)
     (void)state;
     tg_store *s = open_rw();
     tg_usage_rec *v = make_recs(21, 6000, nov1 - MS_DAY, 4); /* Oct 31 .. Nov 3 */
-    put_all(s, v, 6000, 1000, NULL);
+    put_all(s, v, 6000, 1000);
     tg_store_close(s);
     tg_errmsg err = {{0}};
     assert_int_equal(tg_store_open(path, TG_STORE_RO, &s, &err), TG_OK);
@@ -595,7 +634,7 @@ static void test_formats(void **state)
         r[i].margin = 100 * (i + 1);
         r[i].charge = r[i].cost + r[i].margin;
     }
-    put_all(s, r, 3, 3, NULL);
+    put_all(s, r, 3, 3);
     tg_buf csv = run_report(s, "2026-11", "feature", "fmt", NULL, TG_REPORT_CSV);
     assert_true(tg_str_has_prefix(tg_buf_str(&csv), TG_STR("kind,app,feature,requests,")));
     assert_non_null(strstr(csv.p, "row,fmt,\"a,\"\"b\"\"\",1,"));
@@ -679,7 +718,7 @@ static void test_customers(void **state)
         snprintf(r[i].tags.customer, sizeof r[i].tags.customer, "%s", i < 3 ? "first" : "");
         snprintf(r[i].tags.plan, sizeof r[i].tags.plan, "gold");
     }
-    put_all(s, r, 4, 4, NULL);
+    put_all(s, r, 4, 4);
     int n = 0;
     tg_errmsg err = {{0}};
     assert_int_equal(tg_store_each_customer(s, count_customer, &n, &err), 0);
@@ -696,11 +735,11 @@ static void test_customers(void **state)
     later.id[15] ^= 0x55;
     later.t_start_ms = nov1 + 100;
     snprintf(later.tags.plan, sizeof later.tags.plan, "silver");
-    put_all(s, &later, 1, 1, NULL);
+    put_all(s, &later, 1, 1);
     earlier.id[15] ^= 0xaa;
     earlier.t_start_ms = nov1 - 5;
     snprintf(earlier.tags.plan, sizeof earlier.tags.plan, "bronze");
-    put_all(s, &earlier, 1, 1, NULL);
+    put_all(s, &earlier, 1, 1);
     db = sql_open();
     assert_int_equal(sql_int(db, "SELECT first_seen_ms FROM customers WHERE id = 'first'"), nov1 - 5);
     assert_int_equal(sql_int(db, "SELECT plan = 'bronze' FROM customers WHERE id = 'first'"), 1);
@@ -774,19 +813,18 @@ static void test_ledger(void **state)
     tg_ledger_stats(l, &k);
     assert_int_equal(k.submitted, NT * PER);
     assert_int_equal(k.committed, NT * PER);
-    assert_int_equal(k.inserted, NT * PER);
     assert_int_equal(k.queued, 0);
     assert_true(k.batches >= NT * PER / 1000);
     assert_int_equal(atomic_load(&sc.settled), NT * PER);
-    /* replays: the same records again, then a stop that drains them */
-    sb[0].l = l;
+    /* records submitted just before the stop are drained by it */
+    sb[0] = (submitter){l, 200, PER};
     submit_thread(&sb[0]);
     tg_ledger_stop(l); /* closes s */
     assert_int_equal(atomic_load(&sc.settled), NT * PER + PER);
     assert_int_equal(atomic_load(&sc.bad), 0);
     sqlite3 *db = sql_open_at(lpath);
-    assert_int_equal(sql_int(db, "SELECT count(*) FROM usage"), NT * PER);
-    assert_int_equal(sql_int(db, "SELECT count(DISTINCT rid) FROM usage"), NT * PER);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM usage"), NT * PER + PER);
+    assert_int_equal(sql_int(db, "SELECT count(DISTINCT rid) FROM usage"), NT * PER + PER);
     sqlite3_close(db);
 
     /* a small flush_ms commits a lone record without a full batch */
@@ -811,7 +849,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_encoded_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_put_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollups_match_usage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reports, setup, teardown),
         cmocka_unit_test_setup_teardown(test_report_queries, setup, teardown),
