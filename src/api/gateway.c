@@ -1,6 +1,7 @@
 /* The gateway: server set-up, the per-worker context, routing of paths to
- * endpoints, configuration swaps, and the life of an exchange (its log
- * line and metrics). See gateway.h and api.h. */
+ * endpoints, configuration swaps, the life of an exchange (its log line
+ * and metrics), and the upstream calls that wait for the journal's write.
+ * See gateway.h and api.h. */
 #include "api/api.h"
 #include "base/clock.h"
 #include "base/hash.h"
@@ -504,8 +505,9 @@ static void on_io_done(uv_check_t *c) { start_held(c->data); }
 
 /* A prepare handle runs right before the loop blocks for I/O, so lines
  * written anywhere in a loop turn (I/O, timers) go out before it sleeps,
- * and so do the journal records the turn held back (one write(2) for all
- * of them; a failure is logged by the journal). */
+ * and so do the journal records the turn held back since the check handle
+ * ran (start_held: one write(2) for all of them, then the calls that
+ * waited for it). */
 static void on_flush(uv_prepare_t *c)
 {
     tg_gw_worker *ww = c->data;
