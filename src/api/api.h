@@ -55,6 +55,7 @@ typedef struct {
     tg_buf log;                 /* access lines, flushed once per loop turn */
     uv_prepare_t flush;         /* before the loop waits: held calls, logs */
     uv_check_t io_done;         /* after the loop's I/O callbacks: held calls */
+    int handles_open;           /* of those two, while they close */
     tg_rng rng;                 /* request and record ids */
     tg_journal_writer *jw;      /* NULL without metering */
     tg_xlink held;              /* exchanges whose call waits for the journal's write */

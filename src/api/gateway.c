@@ -548,18 +548,13 @@ static void worker_start(tg_worker *w, void *data)
     tg_worker_set_data(w, ww);
 }
 
-static void on_flush_closed(uv_handle_t *h)
+/* ww holds both handles: it goes after the second one's close. */
+static void on_handle_closed(uv_handle_t *h)
 {
     tg_gw_worker *ww = h->data;
+    if (--ww->handles_open) return;
     tg_buf_release(&ww->log);
     free(ww);
-}
-
-/* One after the other: ww, which holds both handles, goes with the last. */
-static void on_io_done_closed(uv_handle_t *h)
-{
-    tg_gw_worker *ww = h->data;
-    uv_close((uv_handle_t *)&ww->flush, on_flush_closed);
 }
 
 static void worker_stop(tg_worker *w, void *data)
@@ -574,7 +569,10 @@ static void worker_stop(tg_worker *w, void *data)
     tg_upstream_free(ww->up);
     if (ww->jw) tg_journal_writer_free(ww->jw);
     if (ww->cfg) tg_config_unref(ww->cfg);
-    uv_close((uv_handle_t *)&ww->io_done, on_io_done_closed);
+    /* both at once: neither may run again, the journal writer is gone */
+    ww->handles_open = 2;
+    uv_close((uv_handle_t *)&ww->flush, on_handle_closed);
+    uv_close((uv_handle_t *)&ww->io_done, on_handle_closed);
 }
 
 int tg_gateway_start(tg_config *cfg, tg_gateway **out, tg_errmsg *err)

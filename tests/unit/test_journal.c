@@ -1066,7 +1066,8 @@ static void test_group_commit(void **state)
     tg_jticket tk[N];
     memset(tk, 0, sizeof tk);
     make_rec(&r, 0);
-    assert_int_equal(tg_journal_intent(w, &r, &tk[0]), 0); /* creates the segment: a directory fsync */
+    /* the first creates the segment, which fsyncs the directory */
+    assert_int_equal(tg_journal_intent(w, &r, &tk[0]), 0);
     int before = atomic_load(&fsyncs);
     for (uint32_t i = 1; i < N; i++) {
         make_rec(&r, i);
