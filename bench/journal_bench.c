@@ -1,17 +1,25 @@
 /* What the journal adds to a request: one intent and one outcome append
  * (and the settle the ledger would do), timed per fsync policy, in two
- * shapes of event-loop turn:
+ * shapes of event-loop turn as the gateway runs them (the turn's intents,
+ * the flush their upstream calls wait for, then outcomes, which are held
+ * and written with the next turn's flush):
  *
- *   serial  one request per turn (a single connection): intent, outcome,
- *           then the end-of-turn flush, so two write(2) per request;
- *   turn32  32 requests per turn (32 busy connections): 32 intents, 32
- *           outcomes, one flush, so 33 write(2) per 32 requests.
+ *   serial  one request per turn (a single busy connection): its intent,
+ *           the flush, which carries the previous request's outcome, and
+ *           its outcome, so one write(2) per request;
+ *   turn32  32 requests per turn (32 busy connections): 32 intents, the
+ *           flush, 32 outcomes, so one write(2) per 32 requests.
+ *
+ * Under `always` an outcome is written and fsynced as it comes, so serial
+ * fsyncs twice per request and turn32 33 times per 32 requests (one for
+ * the 32 intents: group commit). A worker that goes idle writes its held
+ * outcomes before it waits, a second write(2) the serial shape leaves out.
  *
  *     make build/bench/journal_bench
  *     build/bench/journal_bench [requests] [dir]
  *
  * requests defaults to 200000 (a tenth of that for `always`, which waits
- * for the disk twice per request); dir (default /tmp) is where a
+ * for the disk once or twice per request); dir (default /tmp) is where a
  * temporary data_dir is made and removed: put it on the disk the journal
  * will live on. One writer thread, as one worker; 64 MiB segments, each
  * deleted as it rotates away since every request is settled at once.
@@ -66,8 +74,9 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
     return remove(path);
 }
 
-/* Requests [i, i + k) as one loop turn: their intents, their outcomes,
- * the flush at the end of the turn, and the ledger's settles. */
+/* Requests [i, i + k) as one loop turn: their intents, the flush (with
+ * the previous turn's outcomes), their outcomes, held for the next turn's
+ * flush, and the ledger's settles. */
 static int turn(tg_journal *j, tg_journal_writer *w, tg_usage_rec *r, uint64_t i, unsigned k)
 {
     tg_jticket t[32] = {{0}};
@@ -77,12 +86,12 @@ static int turn(tg_journal *j, tg_journal_writer *w, tg_usage_rec *r, uint64_t i
         memcpy(r->id, &id, sizeof id);
         rc = tg_journal_intent(w, r, &t[x]);
     }
+    if (!rc) rc = tg_journal_writer_flush(w);
     for (unsigned x = 0; x < k && !rc; x++) {
         uint64_t id = i + x;
         memcpy(r->id, &id, sizeof id);
         rc = tg_journal_outcome(w, r, &t[x]);
     }
-    if (!rc) rc = tg_journal_writer_flush(w);
     for (unsigned x = 0; x < k; x++) tg_journal_settle(j, &t[x]);
     return rc;
 }
@@ -110,6 +119,7 @@ static int run(const char *base, tg_fsync_policy p, const char *name, uint64_t n
     n -= n % k;
     uint64_t t0 = now_ns();
     for (uint64_t i = 0; i < n && !rc; i += k) rc = turn(j, w, &r, i, k);
+    if (!rc) rc = tg_journal_writer_flush(w); /* the last turn's outcomes */
     uint64_t dt = now_ns() - t0;
     tg_journal_writer_free(w);
     tg_journal_close(j);

@@ -23,6 +23,12 @@
 
 #include <pthread.h>
 
+/* A link of a circular, doubly linked list whose head is a link too (a
+ * sentinel): a member leaves it without knowing which list it is on. */
+typedef struct tg_xlink {
+    struct tg_xlink *prev, *next;
+} tg_xlink;
+
 struct tg_gateway {
     tg_server *server;
     tg_server *sim;
@@ -47,9 +53,12 @@ typedef struct {
     tg_config *cfg;             /* this worker's reference */
     unsigned long cfg_gen;
     tg_buf log;                 /* access lines, flushed once per loop turn */
-    uv_prepare_t flush;
+    uv_prepare_t flush;         /* before the loop waits: held calls, logs */
+    uv_check_t io_done;         /* after the loop's I/O callbacks: held calls */
+    int handles_open;           /* of those two, while they close */
     tg_rng rng;                 /* request and record ids */
     tg_journal_writer *jw;      /* NULL without metering */
+    tg_xlink held;              /* exchanges whose call waits for the journal's write */
 } tg_gw_worker;
 
 #define TG_MAX_UP_HEADERS (8 + TG_MAX_FORWARD_HEADERS)
@@ -70,6 +79,10 @@ typedef struct {
     tg_buf upbody;
     tg_header uphdr[TG_MAX_UP_HEADERS];
     size_t nuphdr;
+    /* the upstream call, kept while it waits for the journal (tg_exchange_call) */
+    tg_str up_url;
+    uint32_t up_connect_ms, up_first_byte_ms, up_total_ms;
+    tg_xlink held;              /* on ww->held while it waits; next NULL otherwise */
     tg_upcall *call;
     int up_status;
     tg_str retry_after;         /* copied from the upstream's head */
@@ -85,7 +98,7 @@ typedef struct {
     tg_usage_rec *rec;          /* NULL: not metered (refused before attribution) */
     tg_jticket ticket;
     bool priced;                /* rec holds the final tokens and amounts */
-    bool upstream_called;
+    bool upstream_called;       /* the call started (relay.c) */
     int64_t est_prompt;         /* local estimate of the input tokens */
     int64_t stream_events;      /* content events relayed: the completion estimate */
     tg_header resp_hdr[2];      /* X-Tollgate-Charge / -Cost on the response */
@@ -101,6 +114,13 @@ void tg_openai_error(tg_exchange *x, int status, const char *type, const char *c
                      const char *param, const char *msg);
 /* Sends a JSON body with the request id header. */
 void tg_exchange_json(tg_exchange *x, int status, tg_str body);
+/* Makes x's upstream call (x->up_url and the timeouts set) once x's
+ * intent is in the journal: at once without metering; else x waits on
+ * its worker's held list until the journal's next write, at the end of
+ * the loop turn's I/O callbacks or before the loop waits, and is then
+ * started, or refused (503 metering_unavailable) if that write failed. A
+ * client that leaves meanwhile ends the request, which leaves the list. */
+void tg_exchange_call(tg_exchange *x);
 
 /* openai.c */
 /* Passes the auth gate (sets x->key) or answers 401; true when it passed. */
@@ -111,6 +131,7 @@ void tg_openai_models(tg_exchange *x, tg_str id);
 /* metering.c: the usage record of an exchange (see the file). */
 void tg_metering_start(tg_exchange *x);
 int tg_metering_intent(tg_exchange *x);
+void tg_metering_refuse(tg_exchange *x);
 void tg_metering_price(tg_exchange *x);
 int tg_metering_sse_summary(tg_exchange *x, tg_buf *out);
 void tg_metering_end(tg_exchange *x);
@@ -119,8 +140,9 @@ void tg_metering_end(tg_exchange *x);
 void tg_admin_reports(tg_exchange *x);
 void tg_usage_report(tg_exchange *x);
 
-/* relay.c: calls the offering's provider and relays the answer. */
-void tg_relay_start(tg_exchange *x, tg_str url, uint32_t connect_ms, uint32_t first_byte_ms,
-                    uint32_t total_ms);
+/* relay.c: calls the offering's provider (x->up_url) and relays the
+ * answer; the abort callback that marks a request whose client left. */
+void tg_relay_start(tg_exchange *x);
+void tg_relay_client_gone(tg_req *r, void *data);
 
 #endif

@@ -1,6 +1,7 @@
 /* The gateway: server set-up, the per-worker context, routing of paths to
- * endpoints, configuration swaps, and the life of an exchange (its log
- * line and metrics). See gateway.h and api.h. */
+ * endpoints, configuration swaps, the life of an exchange (its log line
+ * and metrics), and the upstream calls that wait for the journal's write.
+ * See gateway.h and api.h. */
 #include "api/api.h"
 #include "base/clock.h"
 #include "base/hash.h"
@@ -9,6 +10,8 @@
 #include "sim/sim.h"
 #include "store/store.h"
 
+#include <assert.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -159,10 +162,13 @@ static int log_line(tg_exchange *x, tg_buf *b, uint64_t now)
     return tg_log_line_end(&l);
 }
 
+static void held_unlink(tg_xlink *l);
+
 /* The request's end callback: every exchange ends here exactly once. */
 static void exchange_end(tg_req *r, void *data)
 {
     tg_exchange *x = data;
+    if (x->held.next) held_unlink(&x->held); /* its arena goes after this */
     if (x->call) tg_upcall_cancel(x->call);
     x->call = NULL;
     tg_gw_worker *ww = x->ww;
@@ -427,16 +433,88 @@ static void metering_stop(tg_gateway *gw)
     gw->customers = NULL;
 }
 
+/* ---- upstream calls held for the journal ----
+ *
+ * A metered request's upstream call waits until its intent is in the
+ * journal. The journal holds intents until a flush, so the calls wait on
+ * the worker's held list, and start_held flushes once for all of them:
+ * one write(2) per loop turn rather than one per request. It runs from a
+ * check handle, right after the loop's I/O callbacks (where requests are
+ * parsed and dispatched), and from the prepare handle before the loop
+ * waits, which catches requests dispatched elsewhere (timers, close
+ * callbacks, a pipelined request dispatched by start_held itself). */
+
+static bool held_empty(const tg_xlink *head) { return head->next == head; }
+
+static void held_unlink(tg_xlink *l)
+{
+    l->prev->next = l->next;
+    l->next->prev = l->prev;
+    l->prev = l->next = NULL;
+}
+
+static void held_append(tg_xlink *head, tg_xlink *l)
+{
+    l->prev = head->prev;
+    l->next = head;
+    head->prev->next = l;
+    head->prev = l;
+}
+
+/* Moves the links of the non-empty list from to the sentinel to. */
+static void held_move(tg_xlink *from, tg_xlink *to)
+{
+    *to = *from;
+    to->next->prev = to->prev->next = to;
+    from->next = from->prev = from;
+}
+
+void tg_exchange_call(tg_exchange *x)
+{
+    tg_gw_worker *ww = x->ww;
+    if (!ww->jw) {
+        tg_relay_start(x);
+        return;
+    }
+    held_append(&ww->held, &x->held);
+    tg_req_on_abort(x->req, tg_relay_client_gone, x);
+}
+
+/* Writes what the journal holds, then starts the calls whose intents that
+ * write carried, or refuses them if it failed. Again until nothing is
+ * held: ending a request (a refusal, a call that cannot start) holds its
+ * outcome, and may dispatch a pipelined request that holds its intent.
+ * Those wait for the next write, never for this one's result. */
+static void start_held(tg_gw_worker *ww)
+{
+    if (!ww->jw) return;
+    for (;;) {
+        int rc = tg_journal_writer_flush(ww->jw);
+        if (held_empty(&ww->held)) return;
+        tg_xlink batch;
+        held_move(&ww->held, &batch);
+        while (!held_empty(&batch)) {
+            tg_exchange *x = (tg_exchange *)((char *)batch.next - offsetof(tg_exchange, held));
+            held_unlink(&x->held);
+            if (rc) tg_metering_refuse(x);
+            else tg_relay_start(x);
+        }
+    }
+}
+
+static void on_io_done(uv_check_t *c) { start_held(c->data); }
+
 /* ---- workers ---- */
 
 /* A prepare handle runs right before the loop blocks for I/O, so lines
  * written anywhere in a loop turn (I/O, timers) go out before it sleeps,
- * and so do the journal outcomes the turn held back (one write(2) for all
- * of them; a failure is logged by the journal). */
+ * and so do the journal records the turn held back since the check handle
+ * ran (start_held: one write(2) for all of them, then the calls that
+ * waited for it). */
 static void on_flush(uv_prepare_t *c)
 {
     tg_gw_worker *ww = c->data;
-    if (ww->jw) tg_journal_writer_flush(ww->jw);
+    start_held(ww);
     if (ww->log.n) {
         tg_log_write(ww->log.p, ww->log.n);
         tg_buf_clear(&ww->log);
@@ -460,6 +538,11 @@ static void worker_start(tg_worker *w, void *data)
     ww->flush.data = ww;
     uv_prepare_start(&ww->flush, on_flush);
     uv_unref((uv_handle_t *)&ww->flush);
+    uv_check_init(tg_worker_loop(w), &ww->io_done);
+    ww->io_done.data = ww;
+    uv_check_start(&ww->io_done, on_io_done);
+    uv_unref((uv_handle_t *)&ww->io_done);
+    ww->held.prev = ww->held.next = &ww->held;
     worker_config(ww);
     if (gw->journal && !(ww->jw = tg_journal_writer_new(gw->journal, tg_worker_index(w)))) {
         tg_log(TG_LOG_ERROR, "gateway: out of memory starting a worker");
@@ -468,9 +551,11 @@ static void worker_start(tg_worker *w, void *data)
     tg_worker_set_data(w, ww);
 }
 
-static void on_flush_closed(uv_handle_t *h)
+/* ww holds both handles: it goes after the second one's close. */
+static void on_handle_closed(uv_handle_t *h)
 {
     tg_gw_worker *ww = h->data;
+    if (--ww->handles_open) return;
     tg_buf_release(&ww->log);
     free(ww);
 }
@@ -479,11 +564,18 @@ static void worker_stop(tg_worker *w, void *data)
 {
     (void)data;
     tg_gw_worker *ww = tg_worker_data(w);
+    /* No call waits: this runs once the worker has no connection left, so
+     * every request has ended, and an exchange leaves the list as it ends
+     * (a client leaving a held request ends it: tg_exchange_call). */
+    assert(held_empty(&ww->held));
     on_flush(&ww->flush);
     tg_upstream_free(ww->up);
     if (ww->jw) tg_journal_writer_free(ww->jw);
     if (ww->cfg) tg_config_unref(ww->cfg);
-    uv_close((uv_handle_t *)&ww->flush, on_flush_closed);
+    /* both at once: neither may run again, the journal writer is gone */
+    ww->handles_open = 2;
+    uv_close((uv_handle_t *)&ww->flush, on_handle_closed);
+    uv_close((uv_handle_t *)&ww->io_done, on_handle_closed);
 }
 
 int tg_gateway_start(tg_config *cfg, tg_gateway **out, tg_errmsg *err)

@@ -4,8 +4,10 @@
  *   tg_metering_start   after attribution: the record's who, what and when
  *   tg_metering_intent  after routing, before the upstream call: the
  *                       record priced for its estimated input, appended
- *                       to the journal as an intent (a failed append
- *                       refuses the request: nothing unrecorded goes out)
+ *                       to the journal as an intent; the call waits for
+ *                       the journal's write (tg_exchange_call), and a
+ *                       failed append or write refuses the request
+ *                       (tg_metering_refuse): nothing unrecorded goes out
  *   tg_metering_price   when the answer is known: final tokens (the
  *                       provider's usage, or a local estimate, flagged),
  *                       cost, charge, margin, fee; and the response headers
@@ -113,9 +115,14 @@ int tg_metering_intent(tg_exchange *x)
     r->tokens = (tg_tokens){.prompt = x->est_prompt};
     r->estimated = true;
     price(x, r);
-    int rc = tg_journal_intent(x->ww->jw, r, &x->ticket);
-    x->upstream_called = rc == TG_OK;
-    return rc;
+    return tg_journal_intent(x->ww->jw, r, &x->ticket);
+}
+
+void tg_metering_refuse(tg_exchange *x)
+{
+    tg_openai_error(x, 503, "server_error", "metering_unavailable", NULL,
+                    "the gateway could not record this request's usage (its journal is not "
+                    "writable), so it was not sent; try again, and tell the gateway's operator");
 }
 
 /* The tokens the record bills: the provider's, else an estimate when the

@@ -3,9 +3,10 @@
  *
  * A proxied request passes the gates in the order DESIGN.md draws them:
  * auth, then the body is read (the adapter validates it), then the route
- * picks the offering, then the adapter writes the upstream request, and
- * relay.c takes it from there. Each refusal answers in OpenAI's error
- * shape with the status OpenAI itself would use. */
+ * picks the offering, then the adapter writes the upstream request, the
+ * intent goes to the journal, and relay.c takes it from there once the
+ * journal has written it (tg_exchange_call). Each refusal answers in
+ * OpenAI's error shape with the status OpenAI itself would use. */
 #include "api/api.h"
 #include "base/jsonw.h"
 #include "gate/auth.h"
@@ -99,9 +100,7 @@ void tg_openai_proxy(tg_exchange *x, tg_endpoint ep)
         return;
     }
     if (tg_metering_intent(x)) {
-        tg_openai_error(x, 503, "server_error", "metering_unavailable", NULL,
-                        "the gateway could not record this request's usage (its journal is not "
-                        "writable), so it was not sent; try again, and tell the gateway's operator");
+        tg_metering_refuse(x);
         return;
     }
     upstream_headers(x);
@@ -116,8 +115,11 @@ void tg_openai_proxy(tg_exchange *x, tg_endpoint ep)
     memcpy(url, p->base_url, n);
     memcpy(url + n, path.p, path.n);
     url[n + path.n] = '\0';
-    tg_relay_start(x, tg_str_make(url, n + path.n), p->connect_timeout_ms, p->first_byte_timeout_ms,
-                   p->total_timeout_ms);
+    x->up_url = tg_str_make(url, n + path.n);
+    x->up_connect_ms = p->connect_timeout_ms;
+    x->up_first_byte_ms = p->first_byte_timeout_ms;
+    x->up_total_ms = p->total_timeout_ms;
+    tg_exchange_call(x);
 }
 
 static int model_object(tg_buf *b, const tg_model *m)

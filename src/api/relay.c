@@ -35,8 +35,9 @@ static void count_error(tg_exchange *x, const char *kind)
     tg_metrics_upstream_error(x->ww->metrics, tg_str_c(provider_name(x)), kind);
 }
 
-/* The upstream call is cancelled by the end callback that follows. */
-static void on_client_gone(tg_req *r, void *data)
+/* The upstream call, if it started, is cancelled by the end callback
+ * that follows. */
+void tg_relay_client_gone(tg_req *r, void *data)
 {
     tg_exchange *x = data;
     if (r->cut_by_server) {
@@ -271,18 +272,17 @@ static void on_done(void *ud, tg_up_result res, const char *detail)
 
 static const tg_upcall_cbs cbs = {on_head, on_body, on_done};
 
-void tg_relay_start(tg_exchange *x, tg_str url, uint32_t connect_ms, uint32_t first_byte_ms,
-                    uint32_t total_ms)
+void tg_relay_start(tg_exchange *x)
 {
     tg_upcall_opts o = {
         .method = TG_STR("POST"),
-        .url = url,
+        .url = x->up_url,
         .headers = x->uphdr,
         .nheaders = x->nuphdr,
         .body = tg_buf_str(&x->upbody),
-        .connect_timeout_ms = connect_ms,
-        .first_byte_timeout_ms = first_byte_ms,
-        .total_timeout_ms = total_ms,
+        .connect_timeout_ms = x->up_connect_ms,
+        .first_byte_timeout_ms = x->up_first_byte_ms,
+        .total_timeout_ms = x->up_total_ms,
     };
     x->call = tg_upcall_start(x->ww->up, &o, &cbs, x);
     if (!x->call) {
@@ -292,5 +292,6 @@ void tg_relay_start(tg_exchange *x, tg_str url, uint32_t connect_ms, uint32_t fi
         tg_openai_error(x, 500, "server_error", NULL, NULL, msg);
         return;
     }
-    tg_req_on_abort(x->req, on_client_gone, x);
+    x->upstream_called = true;
+    tg_req_on_abort(x->req, tg_relay_client_gone, x);
 }

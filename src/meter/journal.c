@@ -18,22 +18,26 @@
  * workers by the time each segment was opened), and a restart never
  * reuses a name that is still on disk.
  *
- * A writer batches: an outcome waits in w->frames (not under `always`)
- * and goes out with the next intent's write(2), at tg_journal_writer_flush
- * (the end of the worker's loop turn), before a rotation, or when the
- * batch passes BATCH_MAX. A held outcome takes its record's reference on
- * w->seg when it is held, and that is the segment it lands in: the writer
- * writes what it holds before it leaves a segment, and its own reference
- * keeps the open segment alive, so a settle that comes before the write
- * cannot delete the file under it.
+ * A writer batches: intents and outcomes (outcomes not under `always`)
+ * wait in w->frames and go out at tg_journal_writer_flush, before a
+ * rotation, or when the batch passes BATCH_MAX; an outcome under `always`
+ * takes what is held with it. A held frame takes its record's reference
+ * on w->seg when it is held, and that is the segment it lands in: the
+ * writer writes what it holds before it leaves a segment, and its own
+ * reference keeps the open segment alive, so a settle that comes before
+ * the write cannot delete the file under it.
  *
  * A write that fails part way leaves a torn frame; the writer cuts the
  * whole batch off again (ftruncate) if it can and, either way, moves on to
  * a new segment, so valid frames never follow a torn one in the same file:
- * recovery stops reading a segment at its first bad frame. The held
- * outcomes of a failed batch are not in the journal; their tickets still
- * hold references on the broken segment, dropped by their settles as any
- * others, so it is deleted once they all came. */
+ * recovery stops reading a segment at its first bad frame. The held frames
+ * of a failed batch are not in the journal; their tickets still hold
+ * references on the broken segment, dropped by their settles as any
+ * others, so it is deleted once they all came. A failed batch that held
+ * intents is remembered (w->lost_intents) until the next public flush
+ * reports it: only there does the caller learn which requests may go
+ * upstream, and a write that failed inside an append (BATCH_MAX, a
+ * rotation, an outcome under `always`) has no other way to reach it. */
 #include "meter/journal.h"
 #include "base/hash.h"
 #include "base/log.h"
@@ -89,7 +93,7 @@ struct tg_journal {
     bool recovered;         /* tg_journal_recover read all of them */
 };
 
-/* Held outcomes are written before the batch passes this many bytes:
+/* Held frames are written before the batch passes this many bytes:
  * about 260 typical records, a loop turn's worth at high load. */
 #define BATCH_MAX (64 * 1024)
 
@@ -98,7 +102,9 @@ struct tg_journal_writer {
     unsigned worker;
     tg_jseg *seg;        /* open for appends; NULL until the first */
     tg_buf frames;       /* held frames, all for seg; when held is 0, the last batch written */
-    size_t held;         /* outcomes in frames not yet written */
+    size_t held;         /* frames in frames not yet written */
+    size_t intents;      /* of them, intents */
+    bool lost_intents;   /* a write of held intents failed since the last flush */
     const uint8_t *last; /* the last payload appended, in frames; NULL after a failure */
     size_t nlast;
 };
@@ -478,10 +484,11 @@ static void seg_fail(tg_jseg *s, const char *what)
     s->broken = true;
 }
 
-/* Writes the first n bytes of w->frames (the held outcomes, and the new
+/* Writes the first n bytes of w->frames (the held frames, and the new
  * frame when it goes at once) to w->seg and, under `always`, fsyncs. The
- * held outcomes are gone from w either way: written, or lost to the
- * journal (logged), see the top of the file. */
+ * held frames are gone from w either way: written, or lost to the journal
+ * (logged, and remembered if intents were among them), see the top of the
+ * file. */
 static int write_frames(tg_journal_writer *w, size_t n)
 {
     tg_jseg *s = w->seg;
@@ -489,24 +496,37 @@ static int write_frames(tg_journal_writer *w, size_t n)
     if (!rc && w->j->policy == TG_FSYNC_ALWAYS && fsync(s->fd)) rc = TG_EIO;
     if (rc) {
         seg_fail(s, "write");
-        if (w->held)
+        if (w->intents) {
+            w->lost_intents = true;
+            tg_log(TG_LOG_ERROR, "journal: the %zu request(s) whose intent that write held are "
+                   "refused, not sent upstream", w->intents);
+        }
+        if (w->held > w->intents)
             tg_log(TG_LOG_ERROR,
                    "journal: %zu request outcome(s) in that write are not in the journal; if "
                    "tollgate stops before the ledger commits them, they are settled from their "
-                   "intents as interrupted", w->held);
+                   "intents as interrupted", w->held - w->intents);
     } else {
         s->bytes += n;
         /* seq_cst: a flusher that cleared the flag after we saw it set fsyncs after our write */
         if (w->j->policy == TG_FSYNC_INTERVAL && !atomic_load(&s->dirty))
             atomic_store(&s->dirty, true);
     }
-    w->held = 0;
+    w->held = w->intents = 0;
     return rc;
+}
+
+static int write_held(tg_journal_writer *w)
+{
+    return w->held ? write_frames(w, w->frames.n) : TG_OK;
 }
 
 int tg_journal_writer_flush(tg_journal_writer *w)
 {
-    return w->held ? write_frames(w, w->frames.n) : TG_OK;
+    int rc = write_held(w);
+    if (w->lost_intents) rc = TG_EIO;
+    w->lost_intents = false;
+    return rc;
 }
 
 /* r's frame at the end of b; on error b is as it was. */
@@ -526,8 +546,8 @@ static int frame_add(tg_buf *b, const tg_usage_rec *r, bool intent)
     return TG_OK;
 }
 
-/* Intents (and, under `always`, outcomes) are written before this returns,
- * with whatever outcomes were held; other outcomes are held. */
+/* Outcomes under `always` are written (and fsynced) before this returns,
+ * with whatever was held; everything else is held. */
 static int append(tg_journal_writer *w, const tg_usage_rec *r, bool intent, tg_jseg **slot)
 {
     tg_buf *b = &w->frames;
@@ -548,7 +568,7 @@ static int append(tg_journal_writer *w, const tg_usage_rec *r, bool intent, tg_j
         return rc;
     }
     tg_jseg *s = w->seg;
-    bool now = intent || w->j->policy == TG_FSYNC_ALWAYS;
+    bool now = !intent && w->j->policy == TG_FSYNC_ALWAYS;
     if (now && (rc = write_frames(w, b->n))) return rc;
     atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
     *slot = s;
@@ -556,7 +576,8 @@ static int append(tg_journal_writer *w, const tg_usage_rec *r, bool intent, tg_j
     w->nlast = len - TG_JOURNAL_FRAME_HDR;
     if (!now) {
         w->held++;
-        if (b->n >= BATCH_MAX) tg_journal_writer_flush(w);
+        w->intents += intent;
+        if (b->n >= BATCH_MAX) write_held(w); /* a failure is logged, and remembered for intents */
     }
     return TG_OK;
 }

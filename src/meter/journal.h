@@ -5,17 +5,22 @@
  * record as far as it is known, priced for its estimated input), and when
  * it ends, the *outcome* (the whole record). Each worker appends to its own
  * segment files, data_dir/journal/w<WORKER>-<SEQ>.tgj, with write(2): a
- * kill -9 loses nothing that write returned for. An intent is written
- * before tg_journal_intent returns. An outcome is held by the writer and
- * written with the next intent, or at tg_journal_writer_flush, which the
- * worker calls at the end of each event-loop turn (so one write(2) carries
- * a turn's outcomes and an intent): a kill -9 between a request's end and
- * the end of that loop turn loses its outcome, and the next start settles
- * the request from its intent as interrupted, as if the crash had come a
- * moment earlier. fsync follows the policy: `always` after every append
- * (on the worker's thread; outcomes are then not held), `interval` from a
- * flusher thread at most fsync_interval_ms after the write, `never` leaves
- * it to the kernel.
+ * kill -9 loses nothing that write returned for. The writer holds what is
+ * appended and writes it at tg_journal_writer_flush, which the worker
+ * calls once the I/O of a loop turn has been handled and again before the
+ * loop waits, so one write(2) carries the turn's intents and outcomes. An
+ * intent is in the file only once a flush after it returned TG_OK: the
+ * worker starts a request's upstream call only then, and refuses the
+ * request if that flush failed, so nothing unrecorded goes upstream. A
+ * kill -9 before the flush loses the turn's intents, of requests that had
+ * not gone upstream (their clients see the connection drop), and the
+ * outcomes of requests that ended in the turn: the next start settles
+ * those from their intents as interrupted, as if the crash had come a
+ * moment earlier. fsync follows the policy: `always` at every flush (one
+ * fsync for a turn's intents: group commit), and an outcome is written and
+ * fsynced at once, with whatever is held; `interval` from a flusher thread
+ * at most fsync_interval_ms after the write, `never` leaves it to the
+ * kernel.
  *
  * A segment rotates when it passes segment_bytes, and is deleted once it is
  * closed and every record in it is settled: an intent when its request's
@@ -82,35 +87,42 @@ int tg_journal_recovered(tg_journal *j, tg_errmsg *err);
  * deleted, the others stay for the next start. */
 void tg_journal_close(tg_journal *j);
 
-/* One per worker thread; used only from that thread. free writes the
- * outcomes w still holds first. */
+/* One per worker thread; used only from that thread. free writes what w
+ * still holds first. */
 tg_journal_writer *tg_journal_writer_new(tg_journal *j, unsigned worker);
 void tg_journal_writer_free(tg_journal_writer *w);
 /* Append r as an intent / an outcome and record in t the segment its
- * frame goes to (t starts zeroed). An intent is in the file when this
- * returns TG_OK, and so are the outcomes held before it (one write(2));
- * an outcome is held until the next intent, flush or free, or until the
- * held frames pass 64 KiB or the segment is full, except under `always`,
- * where it is written and fsynced at once.
+ * frame goes to (t starts zeroed). The frame is held until the next
+ * flush or free, or until the held frames pass 64 KiB or the segment is
+ * full (then what is held is written first); except an outcome under
+ * `always`, which is written and fsynced at once, with what is held.
  *
- * TG_EIO when the write fails (the caller refuses the request: nothing
- * unrecorded goes upstream); under `always`, also when the fsync fails.
- * On any error t is untouched and the record is not in the journal (the
- * batch is cut off, or, if that fails, left as a torn tail that recovery
- * skips; the writer moves to a new segment either way). TG_EINVAL for a
- * record tg_record_check would refuse.
+ * On any error t is untouched and the record is not in the journal:
+ * TG_EINVAL for a record tg_record_check would refuse; TG_ENOMEM; TG_EIO
+ * when no segment can take it, or when an outcome under `always` cannot
+ * be written or fsynced (the batch is cut off, or, if that fails, left as
+ * a torn tail that recovery skips; the writer moves to a new segment
+ * either way).
  *
- * A held outcome returns TG_OK and its ticket is valid; if its later
- * write fails (logged) it is not in the journal, only in the ledger the
- * caller hands it to: its intent stays in the journal until the ledger
- * commits the outcome and settles t, so a crash before then settles the
- * request as interrupted, the same as a failed outcome append. */
+ * TG_OK means held (or, for an outcome under `always`, written), and t is
+ * valid to settle; whether a held record reaches the file is known only
+ * at the flush. An intent: the caller must not call upstream before a
+ * later tg_journal_writer_flush returned TG_OK, and refuses the request
+ * if it failed. An outcome whose later write fails (logged) is not in the
+ * journal, only in the ledger the caller hands it to: its intent stays in
+ * the journal until the ledger commits the outcome and settles t, so a
+ * crash before then settles the request as interrupted, the same as a
+ * failed outcome append. */
 int tg_journal_intent(tg_journal_writer *w, const tg_usage_rec *r, tg_jticket *t);
 int tg_journal_outcome(tg_journal_writer *w, const tg_usage_rec *r, tg_jticket *t);
-/* Writes the outcomes w holds, in one write(2). The worker calls it at
- * the end of each event-loop turn, before the loop waits. TG_OK when
- * nothing was held; TG_EIO when the write fails (logged; those outcomes
- * are lost to the journal as above, their tickets stay valid to settle). */
+/* Writes what w holds, in one write(2), and under `always` fsyncs. TG_OK:
+ * every intent appended before it is in the file (and the outcomes held
+ * with them). TG_EIO (logged) when this write failed, or when a write
+ * since the previous flush failed that carried held intents (inside an
+ * append, above): some intent appended since the previous flush may not
+ * be in the file, so the caller refuses every request whose intent it
+ * appended since then. Outcomes in a failed write are lost to the journal
+ * as above; every ticket stays valid to settle. */
 int tg_journal_writer_flush(tg_journal_writer *w);
 /* The payload (tg_record_encode's bytes, without the frame header) of the
  * record w appended last, so a caller can keep the bytes the journal

@@ -94,14 +94,17 @@ export function childEnv(extra = {}) {
 }
 
 export class Proc {
-  constructor(name, args, { env = {}, expectCode = 0 } = {}) {
+  /** shell: a sh command run first, in the process that then execs the
+   * binary (same pid), e.g. `trap '' XFSZ` for a disposition to inherit. */
+  constructor(name, args, { env = {}, expectCode = 0, shell } = {}) {
     this.name = name;
     this.args = args;
     this.expectCode = expectCode; // the exit code assertClean wants
     this.lines = []; // {stream, text, t}
     this.waiters = new Set();
     this.exit = null; // {code, signal}
-    this.child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv(env) });
+    const [file, argv] = shell ? ['/bin/sh', ['-c', `${shell}; exec "$0" "$@"`, BIN, ...args]] : [BIN, args];
+    this.child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv(env) });
     this.pid = this.child.pid;
     this.exited = new Promise((res) => {
       this.child.on('exit', (code, signal) => {
@@ -511,9 +514,10 @@ export function thisMonth() {
 
 /**
  * Starts `tollgate serve` with cfg (an object, written as YAML; its
- * server.listen is forced to 127.0.0.1:0). Options: workers, env, extraArgs.
+ * server.listen is forced to 127.0.0.1:0). Options: workers, env, extraArgs,
+ * shell (see Proc).
  */
-export async function startGateway(cfg, { workers = 2, env = {}, extraArgs = [] } = {}) {
+export async function startGateway(cfg, { workers = 2, env = {}, extraArgs = [], shell } = {}) {
   const dir = tempDir();
   const configPath = path.join(dir, 'tollgate.yaml');
   const config = {
@@ -525,7 +529,7 @@ export async function startGateway(cfg, { workers = 2, env = {}, extraArgs = [] 
   writeFileSync(configPath, toYaml(config));
   const args = ['serve', '--config', configPath, '--listen', '127.0.0.1:0', '--workers', String(workers),
                 ...extraArgs];
-  const proc = new Proc('gateway', args, { env });
+  const proc = new Proc('gateway', args, { env, shell });
   const m = await proc.waitLine(/tollgate \S+ listening on 127\.0\.0\.1:(\d+)/, { timeout: ms(5000) });
   return new Gateway(proc, Number(m[1]), configPath, config);
 }

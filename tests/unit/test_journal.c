@@ -1,7 +1,8 @@
 /* The journal (meter/journal.c, meter/codec.c): the record codec and what
  * it refuses, CRC-32C, and the files: recovery of outcomes and interrupted
  * intents, torn tails, rotation and deletion on settle, fsync policies,
- * and a large replay. Each test works in its own mkdtemp directory. */
+ * held records and what a flush reports, group commit, and a large
+ * replay. Each test works in its own mkdtemp directory. */
 #include "meter/journal.h"
 #include "base/err.h"
 
@@ -16,15 +17,28 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/resource.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 /* ---- helpers ---- */
+
+/* The process's fsync calls, counted: this definition is the one the
+ * journal's objects, linked into this program, call. */
+static atomic_int fsyncs;
+
+int fsync(int fd)
+{
+    atomic_fetch_add(&fsyncs, 1);
+    return (int)syscall(SYS_fsync, fd);
+}
 
 typedef struct {
     char dir[64];
@@ -148,6 +162,14 @@ static tg_journal_stats recover_all(tmp *t, got *g)
     assert_int_equal(tg_journal_recovered(j, &err), 0);
     tg_journal_close(j);
     return st;
+}
+
+/* A request's intent as the gateway appends it: then the flush that its
+ * upstream call waits for. */
+static int intent_turn(tg_journal_writer *w, const tg_usage_rec *r, tg_jticket *t)
+{
+    int rc = tg_journal_intent(w, r, t);
+    return rc ? rc : tg_journal_writer_flush(w);
 }
 
 /* ---- codec ---- */
@@ -378,7 +400,7 @@ static void test_recover_interrupted(void **state)
         tg_jticket tk = {0};
         make_rec(&r, i);
         r.tokens.completion = 0; /* an intent knows only its input */
-        assert_int_equal(tg_journal_intent(w, &r, &tk), 0);
+        assert_int_equal(intent_turn(w, &r, &tk), 0);
         assert_non_null(tk.intent);
         if (i % 2) continue;
         make_rec(&r, i);
@@ -452,7 +474,7 @@ static void write_pairs(tmp *t, uint32_t n)
         tg_usage_rec r;
         tg_jticket tk = {0};
         make_rec(&r, i);
-        assert_int_equal(tg_journal_intent(w, &r, &tk), 0);
+        assert_int_equal(intent_turn(w, &r, &tk), 0);
         assert_int_equal(tg_journal_outcome(w, &r, &tk), 0);
     }
     tg_journal_writer_free(w);
@@ -533,7 +555,7 @@ static void test_rotation_and_settle(void **state)
     for (uint32_t i = 0; i < N; i++) {
         tg_usage_rec r;
         make_rec(&r, i);
-        assert_int_equal(tg_journal_intent(w, &r, &tk[i]), 0);
+        assert_int_equal(intent_turn(w, &r, &tk[i]), 0);
         assert_int_equal(tg_journal_outcome(w, &r, &tk[i]), 0);
     }
     int before = nsegs(&t);
@@ -569,16 +591,16 @@ static void test_pairs_across_segments(void **state)
     tg_usage_rec a, r;
     tg_jticket tk = {0};
     make_rec(&a, 1000);
-    assert_int_equal(tg_journal_intent(w, &a, &tk), 0);
+    assert_int_equal(intent_turn(w, &a, &tk), 0);
     for (uint32_t i = 0; i < 20; i++) {
         make_rec(&r, i);
-        assert_int_equal(tg_journal_intent(w, &r, &tk), 0);
+        assert_int_equal(intent_turn(w, &r, &tk), 0);
         assert_int_equal(tg_journal_outcome(w, &r, &tk), 0);
     }
     assert_int_equal(tg_journal_outcome(w, &r, &tk), 0); /* record 19 again */
     a.latency_us = 777;
     assert_int_equal(tg_journal_outcome(w, &a, &tk), 0);
-    assert_int_equal(tg_journal_intent(w, &a, &tk), 0); /* an intent after its outcome */
+    assert_int_equal(intent_turn(w, &a, &tk), 0); /* an intent after its outcome */
     tg_journal_writer_free(w);
     tg_journal_close(j);
     assert_true(nsegs(&t) > 5);
@@ -607,7 +629,7 @@ static void policy_run(tg_fsync_policy p)
         tg_usage_rec r;
         tg_jticket tk = {0};
         make_rec(&r, i);
-        assert_int_equal(tg_journal_intent(w, &r, &tk), 0);
+        assert_int_equal(intent_turn(w, &r, &tk), 0);
         assert_int_equal(tg_journal_outcome(w, &r, &tk), 0);
         if (i < 100) tg_journal_settle(j, &tk); /* settled segments go, even mid-flush */
         if (i % 50 == 0) nanosleep(&(struct timespec){0, 3000000}, NULL);
@@ -643,7 +665,7 @@ static void test_many(void **state)
         tg_usage_rec r;
         tg_jticket tk = {0};
         make_rec(&r, i);
-        assert_int_equal(tg_journal_intent(w[i & 1], &r, &tk), 0);
+        assert_int_equal(intent_turn(w[i & 1], &r, &tk), 0);
         if (i % 7) assert_int_equal(tg_journal_outcome(w[i & 1], &r, &tk), 0);
     }
     tg_journal_writer_free(w[0]);
@@ -710,22 +732,31 @@ static void fsize_lift(fsize_cap *c)
     signal(SIGXFSZ, c->oldsig);
 }
 
-static off_t file_size(tmp *t, unsigned seq)
+/* Segment seq's size, -1 when there is no such file. */
+static off_t seg_size(tmp *t, unsigned seq)
 {
     char path[160];
     struct stat sb;
     snprintf(path, sizeof path, "%s/w0-%u.tgj", t->jdir, seq);
-    assert_int_equal(stat(path, &sb), 0);
-    return sb.st_size;
+    return stat(path, &sb) ? -1 : sb.st_size;
 }
 
-/* Requests one after another, each outcome held and written with the next
- * intent, under a file size limit that cuts the third write of each
- * segment short (frames are ~218 bytes: intent 0, then intent 1 with
- * outcome 0, then intent 2 with outcome 1 passes 900 bytes). The failed
- * write's intent fails and is not in the journal, the outcome that rode
- * with it is lost (its request is interrupted), the torn bytes are cut
- * off, and the writer moves on to a new segment. */
+static off_t file_size(tmp *t, unsigned seq)
+{
+    off_t n = seg_size(t, seq);
+    assert_true(n >= 0);
+    return n;
+}
+
+/* Requests one after another, each intent flushed before its upstream
+ * call and each outcome held and written with the next request's intent,
+ * under a file size limit that cuts the third write of each segment short
+ * (frames are ~218 bytes: intent 0, then outcome 0 with intent 1, then
+ * outcome 1 with intent 2 passes 900 bytes). The failed flush refuses its
+ * intent's request (its ticket names the broken segment, valid to
+ * settle), the outcome that rode with it is lost (its request is
+ * interrupted), the torn bytes are cut off, and the writer moves on to a
+ * new segment. */
 static void test_failed_write(void **state)
 {
     (void)state;
@@ -739,12 +770,11 @@ static void test_failed_write(void **state)
         tg_usage_rec r;
         tg_jticket tk = {0};
         make_rec(&r, i);
-        int rc = tg_journal_intent(w, &r, &tk);
+        assert_int_equal(tg_journal_intent(w, &r, &tk), 0);
+        assert_non_null(tk.intent);
+        int rc = tg_journal_writer_flush(w);
         if (i % 3 == 2) {
             assert_int_equal(rc, TG_EIO);
-            assert_null(tk.intent);
-            size_t n;
-            assert_null(tg_journal_last_payload(w, &n));
             continue; /* the request is refused */
         }
         assert_int_equal(rc, 0);
@@ -786,7 +816,7 @@ static void test_failed_flush(void **state)
     memset(tk, 0, sizeof tk);
     for (uint32_t i = 0; i < 3; i++) {
         make_rec(&r, i);
-        assert_int_equal(tg_journal_intent(w, &r, &tk[i]), 0);
+        assert_int_equal(intent_turn(w, &r, &tk[i]), 0);
     }
     off_t sz = file_size(&t, 1);
     fsize_cap cap;
@@ -804,7 +834,7 @@ static void test_failed_flush(void **state)
     tg_journal_settle(j, &tk[1]);
     tg_journal_settle(j, &tk[2]);
     make_rec(&r, 3);
-    assert_int_equal(tg_journal_intent(w, &r, &tk[3]), 0);
+    assert_int_equal(intent_turn(w, &r, &tk[3]), 0);
     assert_ptr_not_equal(tk[3].intent, tk[0].intent); /* a new segment */
     assert_true(seg_exists(&t, 0, 1) && seg_exists(&t, 0, 2)); /* request 0 is not settled */
     tg_journal_settle(j, &tk[0]);
@@ -815,6 +845,69 @@ static void test_failed_flush(void **state)
     tg_journal_stats st = recover_all(&t, g);
     assert_int_equal(st.outcomes, 0);
     assert_int_equal(st.interrupted, 1); /* request 3 */
+    free(g);
+    tmp_remove(&t);
+}
+
+/* A write of held intents that fails inside an append (the segment is
+ * full, or the batch passed 64 KiB) is reported by the next flush, even
+ * when that flush's own write succeeds, and only by that one; a failed
+ * write of outcomes alone leaves the next flush clean. */
+static void test_lost_intents(void **state)
+{
+    (void)state;
+    tmp t;
+    tmp_make(&t, TG_FSYNC_NEVER, 1000); /* four ~218-byte frames a segment */
+    tg_journal *j = jopen(&t);
+    tg_journal_writer *w = tg_journal_writer_new(j, 0);
+    tg_usage_rec r;
+    tg_jticket tk[8];
+    memset(tk, 0, sizeof tk);
+    fsize_cap cap;
+    fsize_limit(&cap, 500);
+    for (uint32_t i = 0; i < 5; i++) { /* the fifth writes the four held first: cut short */
+        make_rec(&r, i);
+        assert_int_equal(tg_journal_intent(w, &r, &tk[i]), 0);
+    }
+    assert_ptr_not_equal(tk[4].intent, tk[3].intent);
+    assert_int_equal(tg_journal_writer_flush(w), TG_EIO); /* wrote intent 4, reports 0-3 */
+    assert_int_equal(tg_journal_writer_flush(w), 0);
+    make_rec(&r, 5);
+    assert_int_equal(intent_turn(w, &r, &tk[5]), 0);
+    assert_int_equal(file_size(&t, 1), 0);
+    off_t two = file_size(&t, 2); /* intents 4 and 5 */
+    fsize_lift(&cap);
+
+    fsize_limit(&cap, (rlim_t)two); /* the outcome's write fails */
+    assert_int_equal(tg_journal_outcome(w, &r, &tk[5]), 0);
+    assert_int_equal(tg_journal_writer_flush(w), TG_EIO);
+    make_rec(&r, 6);
+    assert_int_equal(intent_turn(w, &r, &tk[6]), 0); /* a new segment, and a clean flush */
+    fsize_lift(&cap);
+    assert_int_equal(file_size(&t, 2), two);
+    tg_journal_writer_free(w);
+    tg_journal_close(j);
+    tmp_remove(&t);
+
+    tmp_make(&t, TG_FSYNC_NEVER, 64 << 20);
+    j = jopen(&t);
+    w = tg_journal_writer_new(j, 0);
+    fsize_limit(&cap, 32 << 10);
+    for (uint32_t i = 0; i < 400; i++) { /* the 64 KiB write, at about 300, fails part way */
+        tg_jticket k = {0};
+        make_rec(&r, i);
+        assert_int_equal(tg_journal_intent(w, &r, &k), 0);
+    }
+    assert_int_equal(tg_journal_writer_flush(w), TG_EIO);
+    assert_int_equal(tg_journal_writer_flush(w), 0);
+    fsize_lift(&cap);
+    assert_int_equal(file_size(&t, 1), 0);
+    assert_true(file_size(&t, 2) > 0); /* the intents after the failure, written */
+    tg_journal_writer_free(w);
+    tg_journal_close(j);
+    got *g = calloc(1, sizeof *g);
+    tg_journal_stats st = recover_all(&t, g);
+    assert_true(st.interrupted > 50 && st.interrupted < 150); /* those after the failure */
     free(g);
     tmp_remove(&t);
 }
@@ -832,12 +925,35 @@ static void check_last(tg_journal_writer *w, const tg_usage_rec *want, bool inte
     assert_memory_equal(&back, want, sizeof back);
 }
 
-/* When outcomes are written: held until an intent, a flush or 64 KiB of
- * them; at once under `always`. And tg_journal_last_payload. */
-static void test_held_outcomes(void **state)
+/* Appends records 0..n-1 as intents or outcomes, checking each one's
+ * tg_journal_last_payload, and returns after how many appends segment 1
+ * first grew (0: never); *size is its size at the end. */
+static uint32_t append_all(tmp *t, tg_journal_writer *w, uint32_t n, bool intent, off_t *size)
+{
+    off_t prev = seg_size(t, 1) < 0 ? 0 : seg_size(t, 1);
+    uint32_t first_write = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        tg_usage_rec r;
+        tg_jticket tk = {0};
+        make_rec(&r, i);
+        r.latency_us = intent ? 0 : 5 + i;
+        assert_int_equal((intent ? tg_journal_intent : tg_journal_outcome)(w, &r, &tk), 0);
+        check_last(w, &r, intent);
+        off_t sz = file_size(t, 1);
+        if (sz != prev && !first_write) first_write = i + 1;
+        prev = sz;
+    }
+    *size = prev;
+    return first_write;
+}
+
+/* When records are written: held until a flush or 64 KiB of them, intents
+ * and outcomes alike; an outcome at once under `always`, with what is
+ * held. And tg_journal_last_payload. */
+static void test_held_records(void **state)
 {
     (void)state;
-    enum { N = 400 }; /* ~87 KB of outcomes */
+    enum { N = 400 }; /* ~87 KB of each */
     tmp t;
     tmp_make(&t, TG_FSYNC_NEVER, 64 << 20);
     tg_journal *j = jopen(&t);
@@ -847,26 +963,20 @@ static void test_held_outcomes(void **state)
     size_t n;
     assert_null(tg_journal_last_payload(w, &n));
     assert_int_equal(n, 0);
-    for (uint32_t i = 0; i < N; i++) {
-        make_rec(&r, i);
-        assert_int_equal(tg_journal_intent(w, &r, &tk), 0);
-        check_last(w, &r, true);
-    }
-    off_t intents = file_size(&t, 1), prev = intents;
-    uint32_t first_write = 0;
-    for (uint32_t i = 0; i < N; i++) {
-        make_rec(&r, i);
-        r.latency_us = 5 + i;
-        assert_int_equal(tg_journal_outcome(w, &r, &tk), 0);
-        check_last(w, &r, false);
-        off_t sz = file_size(&t, 1);
-        if (sz != prev && !first_write) first_write = i + 1;
-        prev = sz;
-    }
+    off_t sz;
+    uint32_t first_write = append_all(&t, w, N, true, &sz);
     assert_true(first_write > 250 && first_write < 320); /* 64 KiB of ~218-byte frames */
-    assert_true(prev > intents && prev < 2 * intents);
+    assert_true(sz > 0);
+    assert_int_equal(tg_journal_writer_flush(w), 0);
+    off_t intents = file_size(&t, 1);
+    assert_true(intents > sz);
+    first_write = append_all(&t, w, N, false, &sz);
+    assert_true(first_write > 250 && first_write < 320);
+    assert_true(sz > intents && sz < 2 * intents);
     assert_int_equal(tg_journal_writer_flush(w), 0);
     assert_int_equal(file_size(&t, 1), 2 * intents);
+    make_rec(&r, N - 1);
+    r.latency_us = 5 + N - 1;
     check_last(w, &r, false); /* still there after the flush */
     make_rec(&r, N);
     assert_int_equal(tg_journal_outcome(w, &r, &tk), 0);
@@ -876,8 +986,10 @@ static void test_held_outcomes(void **state)
     assert_int_equal(tg_journal_outcome(w, &r, &tk), TG_EINVAL);
     assert_null(tg_journal_last_payload(w, &n));
     make_rec(&r, N + 1);
-    assert_int_equal(tg_journal_intent(w, &r, &tk), 0); /* carries outcome N */
+    assert_int_equal(tg_journal_intent(w, &r, &tk), 0);
     assert_non_null(tg_journal_last_payload(w, &n));
+    assert_int_equal(file_size(&t, 1), 2 * intents); /* both held */
+    assert_int_equal(tg_journal_writer_flush(w), 0);
     assert_int_equal(file_size(&t, 1), 2 * intents + (off_t)(held + n + 2 * TG_JOURNAL_FRAME_HDR));
     tg_journal_writer_free(w);
     tg_journal_close(j);
@@ -888,7 +1000,8 @@ static void test_held_outcomes(void **state)
     w = tg_journal_writer_new(j, 0);
     make_rec(&r, 0);
     assert_int_equal(tg_journal_intent(w, &r, &tk), 0);
-    assert_int_equal(tg_journal_outcome(w, &r, &tk), 0);
+    assert_int_equal(file_size(&t, 1), 0);
+    assert_int_equal(tg_journal_outcome(w, &r, &tk), 0); /* takes the intent with it */
     tg_journal_last_payload(w, &n);
     assert_int_equal(file_size(&t, 1), 2 * (off_t)(n + TG_JOURNAL_FRAME_HDR));
     tg_journal_writer_free(w);
@@ -896,9 +1009,92 @@ static void test_held_outcomes(void **state)
     tmp_remove(&t);
 }
 
-/* Loop turns of a few intents, then their outcomes, flushed at the end of
- * every other turn (else the next turn's first intent carries them), in
- * segments of about nine frames, so held outcomes meet rotations. Every
+/* Intents are in the file only after a flush: a process that dies with
+ * intents held (here it exits without flushing, as kill -9 would stop
+ * it) leaves the flushed ones, settled as interrupted at the next start,
+ * and no trace of the others, whose requests never went upstream. */
+static void test_held_intents(void **state)
+{
+    (void)state;
+    tmp t;
+    tmp_make(&t, TG_FSYNC_NEVER, 64 << 20);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        tg_journal *j = NULL;
+        tg_errmsg err;
+        if (tg_journal_open(&t.c, &j, &err)) _exit(2);
+        tg_journal_writer *w = tg_journal_writer_new(j, 0);
+        for (uint32_t i = 0; i < 10; i++) {
+            tg_usage_rec r;
+            tg_jticket tk = {0};
+            make_rec(&r, i);
+            if (tg_journal_intent(w, &r, &tk)) _exit(3);
+            if (i == 4 && tg_journal_writer_flush(w)) _exit(4);
+            if ((seg_size(&t, 1) == 0) != (i < 4)) _exit(5); /* no cmocka here: a child */
+        }
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    got *g = calloc(1, sizeof *g);
+    uint8_t seen[10] = {0};
+    g->seen = seen;
+    g->nseen = sizeof seen;
+    tg_journal_stats st = recover_all(&t, g);
+    assert_int_equal(st.interrupted, 5);
+    assert_int_equal(st.torn, 0);
+    for (uint32_t i = 0; i < 10; i++) assert_int_equal(seen[i], i < 5);
+    free(g);
+    tmp_remove(&t);
+}
+
+/* Under `always` intents are held like the rest and a flush writes and
+ * fsyncs them all at once (group commit), while an outcome is written and
+ * fsynced as it comes. */
+static void test_group_commit(void **state)
+{
+    (void)state;
+    enum { N = 10 };
+    tmp t;
+    tmp_make(&t, TG_FSYNC_ALWAYS, 64 << 20);
+    tg_journal *j = jopen(&t);
+    tg_journal_writer *w = tg_journal_writer_new(j, 0);
+    tg_usage_rec r;
+    tg_jticket tk[N];
+    memset(tk, 0, sizeof tk);
+    make_rec(&r, 0);
+    /* the first creates the segment, which fsyncs the directory */
+    assert_int_equal(tg_journal_intent(w, &r, &tk[0]), 0);
+    int before = atomic_load(&fsyncs);
+    for (uint32_t i = 1; i < N; i++) {
+        make_rec(&r, i);
+        assert_int_equal(tg_journal_intent(w, &r, &tk[i]), 0);
+    }
+    assert_int_equal(atomic_load(&fsyncs), before);
+    assert_int_equal(file_size(&t, 1), 0);
+    assert_int_equal(tg_journal_writer_flush(w), 0);
+    assert_int_equal(atomic_load(&fsyncs), before + 1);
+    off_t intents = file_size(&t, 1);
+    assert_int_equal(intents % N, 0);
+    make_rec(&r, 0);
+    assert_int_equal(tg_journal_outcome(w, &r, &tk[0]), 0);
+    assert_int_equal(atomic_load(&fsyncs), before + 2);
+    assert_int_equal(file_size(&t, 1), intents + intents / N);
+    assert_int_equal(tg_journal_writer_flush(w), 0); /* nothing held: no fsync */
+    assert_int_equal(atomic_load(&fsyncs), before + 2);
+    for (uint32_t i = 0; i < N; i++) tg_journal_settle(j, &tk[i]);
+    tg_journal_writer_free(w);
+    tg_journal_close(j);
+    tmp_remove(&t);
+}
+
+/* Loop turns as the gateway runs them: a few intents, the flush their
+ * upstream calls wait for, then their outcomes, flushed at the end of
+ * every other turn (else with the next turn's intents), in segments of
+ * about nine frames, so held records meet rotations. Every
  * ticket names the segment its frame is in: with all but every third
  * request settled, the unsettled ones are all recovered whole, and once
  * the rest are settled too, every segment goes. */
@@ -919,6 +1115,7 @@ static void test_batches(void **state)
             make_rec(&r, i);
             assert_int_equal(tg_journal_intent(w, &r, &tk[i]), 0);
         }
+        assert_int_equal(tg_journal_writer_flush(w), 0);
         for (uint32_t i = n; i < n + k; i++) {
             make_rec(&r, i);
             assert_int_equal(tg_journal_outcome(w, &r, &tk[i]), 0);
@@ -945,7 +1142,7 @@ static void test_batches(void **state)
     for (uint32_t i = 0; i < n; i++) {
         tg_usage_rec r;
         make_rec(&r, i);
-        assert_int_equal(tg_journal_intent(w, &r, &tk[i]), 0);
+        assert_int_equal(intent_turn(w, &r, &tk[i]), 0);
         assert_int_equal(tg_journal_outcome(w, &r, &tk[i]), 0);
         if (i % 5 == 0) tg_journal_settle(j, &tk[i]); /* before its outcome is written */
     }
@@ -1001,7 +1198,7 @@ static void test_settle_threads(void **state)
         tg_usage_rec r;
         tg_jticket tk = {0};
         make_rec(&r, i);
-        assert_int_equal(tg_journal_intent(w, &r, &tk), 0);
+        assert_int_equal(intent_turn(w, &r, &tk), 0);
         assert_int_equal(tg_journal_outcome(w, &r, &tk), 0);
         for (;;) {
             pthread_mutex_lock(&sq.mu);
@@ -1040,7 +1237,10 @@ int main(void)
         cmocka_unit_test(test_lock_and_stop),
         cmocka_unit_test(test_failed_write),
         cmocka_unit_test(test_failed_flush),
-        cmocka_unit_test(test_held_outcomes),
+        cmocka_unit_test(test_lost_intents),
+        cmocka_unit_test(test_held_records),
+        cmocka_unit_test(test_held_intents),
+        cmocka_unit_test(test_group_commit),
         cmocka_unit_test(test_batches),
         cmocka_unit_test(test_settle_threads),
     };
