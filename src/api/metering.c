@@ -47,12 +47,7 @@ static void new_id(tg_gw_worker *ww, int64_t ms, uint8_t id[TG_RECORD_ID_LEN])
 
 static int64_t estimate_prompt(const tg_exchange *x)
 {
-    static const char *const fields[] = {"messages", "prompt", "input"};
-    for (size_t i = 0; i < 3; i++) {
-        tg_json_val v = tg_json_get(x->oreq.root, tg_str_c(fields[i]));
-        if (v.type != TG_JSON_NONE) return (int64_t)(v.n + 3) / 4;
-    }
-    return 0;
+    return (int64_t)(x->oreq.input.n + 3) / 4;
 }
 
 void tg_metering_start(tg_exchange *x)

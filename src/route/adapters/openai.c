@@ -28,12 +28,21 @@ int tg_openai_read_request(tg_str body, tg_endpoint ep, tg_buf *scratch, tg_open
      * top-level keys, so each is seen once). */
     tg_json_val stream = {0}, k, v;
     tg_json_iter it = tg_json_iter_init(out->root);
+    int input_rank = 0; /* 3 messages, 2 prompt, 1 input */
     while (tg_json_iter_next(&it, &k, &v)) {
         tg_str name;
         if (!tg_json_str_view(k, &name)) continue; /* escaped keys: looked up below */
+        int rank = 0;
         if (tg_str_eq(name, TG_STR("model"))) out->model = v;
         else if (tg_str_eq(name, TG_STR("stream"))) stream = v;
         else if (tg_str_eq(name, TG_STR("stream_options"))) out->stream_options = v;
+        else if (tg_str_eq(name, TG_STR("messages"))) rank = 3;
+        else if (tg_str_eq(name, TG_STR("prompt"))) rank = 2;
+        else if (tg_str_eq(name, TG_STR("input"))) rank = 1;
+        if (rank > input_rank) {
+            input_rank = rank;
+            out->input = v;
+        }
     }
     if (!out->model.type) out->model = tg_json_get(out->root, TG_STR("model"));
     *param = "model";
