@@ -225,6 +225,38 @@ int tg_record_decode(const uint8_t *p, size_t n, tg_usage_rec *r, bool *intent)
     return TG_OK;
 }
 
+/* Offsets in an encoding: the integers start after the header, the
+ * strings after them; t_start_ms and the money fields by their place in
+ * int_fields. */
+#define INT_AT (2 + TG_RECORD_ID_LEN + 3 + 4)
+#define STR_AT (INT_AT + 8 * NINT)
+enum { I_START = 0, I_COST = 8, I_CHARGE = 9, I_MARGIN = 10, I_FEE = 11 };
+_Static_assert(STR_AT + NSTR == TG_RECORD_MIN_LEN, "the header, integers and string lengths");
+
+int tg_record_view_of(const uint8_t *p, size_t n, tg_record_view *v)
+{
+    if (n < TG_RECORD_MIN_LEN || n > TG_RECORD_MAX_LEN) return TG_EINVAL;
+    if (p[0] != TG_RECORD_VERSION || (p[1] & ~F_ALL)) return TG_EINVAL;
+    const uint8_t *q = p + STR_AT, *end = p + n;
+    tg_str s[NSTR];
+    for (int i = 0; i < NSTR; i++) {
+        if (q >= end || *q > TG_TAG_MAX || (size_t)(end - q - 1) < *q) return TG_EINVAL;
+        s[i] = tg_str_make((const char *)q + 1, *q);
+        if (memchr(s[i].p, '\0', s[i].n)) return TG_EINVAL;
+        q += 1 + *q;
+    }
+    if (q != end) return TG_EINVAL;
+    const uint8_t *ints = p + INT_AT;
+    int64_t cost = get64(ints + 8 * I_COST), charge = get64(ints + 8 * I_CHARGE);
+    int64_t margin = get64(ints + 8 * I_MARGIN), fee = get64(ints + 8 * I_FEE);
+    if ((__int128)cost + margin + fee != charge) return TG_EINVAL;
+    /* the strings' order: str_fields */
+    *v = (tg_record_view){.id = p + 2, .t_start_ms = get64(ints + 8 * I_START),
+                          .app = s[2], .customer = s[3], .plan = s[4],
+                          .intent = p[1] & F_INTENT};
+    return TG_OK;
+}
+
 /* ---- frames ---- */
 
 int tg_journal_scan(const uint8_t *p, size_t n, int (*fn)(void *ud, const tg_usage_rec *r, bool intent),

@@ -124,9 +124,9 @@ static int upsert_rollup(tg_store *s, int k, const tg_agg *a, tg_errmsg *err)
  * (With one upsert per distinct customer per slice, a batch of 8192
  * records over 2,000 customers made about 5,000 of them.) */
 
-static uint64_t cust_hash(const char *app, const char *cust)
+static uint64_t cust_hash(tg_str app, tg_str cust)
 {
-    return tg_hash64(cust, strlen(cust), tg_hash64(app, strlen(app) + 1, 0xc057));
+    return tg_hash64(cust.p, cust.n, tg_hash64(app.p, app.n, 0xc057) ^ app.n);
 }
 
 static int known_grow(tg_sq_known *k)
@@ -135,9 +135,9 @@ static int known_grow(tg_sq_known *k)
     tg_sq_known_ent *e = calloc(cap, sizeof *e);
     if (!e) return TG_ENOMEM;
     for (size_t i = 0; i < k->cap; i++) {
-        if (!k->e[i].app) continue;
+        if (!k->e[i].app.p) continue;
         size_t j = k->e[i].hash & (cap - 1);
-        while (e[j].app) j = (j + 1) & (cap - 1);
+        while (e[j].app.p) j = (j + 1) & (cap - 1);
         e[j] = k->e[i];
     }
     free(k->e);
@@ -148,18 +148,17 @@ static int known_grow(tg_sq_known *k)
 
 /* The entry of (app, cust), added with first = INT64_MAX when new; NULL
  * on out-of-memory. */
-static tg_sq_known_ent *known_get(tg_sq_known *k, const char *app, const char *cust)
+static tg_sq_known_ent *known_get(tg_sq_known *k, tg_str app, tg_str cust)
 {
     if (2 * (k->n + 1) > k->cap && known_grow(k)) return NULL;
     uint64_t h = cust_hash(app, cust);
     size_t j = h & (k->cap - 1);
-    for (; k->e[j].app; j = (j + 1) & (k->cap - 1))
-        if (k->e[j].hash == h && !strcmp(k->e[j].app, app) && !strcmp(k->e[j].cust, cust))
+    for (; k->e[j].app.p; j = (j + 1) & (k->cap - 1))
+        if (k->e[j].hash == h && tg_str_eq(k->e[j].app, app) && tg_str_eq(k->e[j].cust, cust))
             return &k->e[j];
-    tg_str a = tg_arena_dup(&k->arena, tg_str_make(app, strlen(app)));
-    tg_str c = tg_arena_dup(&k->arena, tg_str_make(cust, strlen(cust)));
+    tg_str a = tg_arena_dup(&k->arena, app), c = tg_arena_dup(&k->arena, cust);
     if (!a.p || !c.p) return NULL;
-    k->e[j] = (tg_sq_known_ent){h, a.p, c.p, INT64_MAX};
+    k->e[j] = (tg_sq_known_ent){h, a, c, INT64_MAX};
     k->n++;
     return &k->e[j];
 }
@@ -174,18 +173,18 @@ void tg_sq_known_drop(tg_sq_known *k)
 static int load_known(void *ud, const char *app, const char *id, const char *plan, int64_t first)
 {
     (void)plan;
-    tg_sq_known_ent *e = known_get(ud, app, id);
+    tg_sq_known_ent *e = known_get(ud, tg_str_c(app), tg_str_c(id));
     if (!e) return TG_ENOMEM;
     e->first = first;
     return TG_OK;
 }
 
-/* Records r's customer unless the table has it from an earlier (or the
+/* Records v's customer unless the table has it from an earlier (or the
  * same) time: first_seen_ms and plan come from the customer's earliest
  * record, whatever order records arrive in. */
-static int note_customer(tg_store *s, const tg_usage_rec *r, tg_errmsg *err)
+static int note_customer(tg_store *s, const tg_record_view *v, tg_errmsg *err)
 {
-    if (!r->tags.customer[0]) return TG_OK; /* no customer attributed */
+    if (!v->customer.n) return TG_OK; /* no customer attributed */
     tg_sq_known *k = &s->known;
     int rc = TG_OK;
     if (!k->loaded) {
@@ -196,15 +195,15 @@ static int note_customer(tg_store *s, const tg_usage_rec *r, tg_errmsg *err)
             return rc;
         }
     }
-    tg_sq_known_ent *e = known_get(k, r->tags.app, r->tags.customer);
+    tg_sq_known_ent *e = known_get(k, v->app, v->customer);
     if (!e) return tg_errmsg_set(err, "%s: out of memory", s->path), TG_ENOMEM;
-    if (e->first <= r->t_start_ms) return TG_OK;
-    e->first = r->t_start_ms;
+    if (e->first <= v->t_start_ms) return TG_OK;
+    e->first = v->t_start_ms;
     sqlite3_stmt *st = s->ins_customer;
-    bind_text(st, 1, r->tags.app);
-    bind_text(st, 2, r->tags.customer);
-    bind_text(st, 3, r->tags.plan);
-    sqlite3_bind_int64(st, 4, r->t_start_ms);
+    sqlite3_bind_text(st, 1, v->app.p, (int)v->app.n, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, v->customer.p, (int)v->customer.n, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, v->plan.p, (int)v->plan.n, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, v->t_start_ms);
     rc = sqlite3_step(st);
     sqlite3_reset(st);
     return rc == SQLITE_DONE ? TG_OK : tg_sq_fail(s, err, "recording a customer");
@@ -288,7 +287,7 @@ static int64_t fold_target(int64_t newest_ms)
 
 /* The slice as one usage row: each record's length (4 bytes,
  * little-endian) and encoding, end to end. */
-static int insert_chunk(tg_store *s, const tg_usage_rec *recs, const uint8_t *const *rec,
+static int insert_chunk(tg_store *s, const tg_record_view *v, const uint8_t *const *rec,
                         const size_t *len, size_t n, tg_errmsg *err)
 {
     tg_buf *c = &s->chunk;
@@ -298,7 +297,7 @@ static int insert_chunk(tg_store *s, const tg_usage_rec *recs, const uint8_t *co
         uint32_t l = htole32((uint32_t)len[i]);
         if (tg_buf_append(c, &l, 4) || tg_buf_append(c, rec[i], len[i]))
             return tg_errmsg_set(err, "%s: out of memory", s->path), TG_ENOMEM;
-        int64_t ms = tg_sq_id_ms(recs[i].id);
+        int64_t ms = tg_sq_id_ms(v[i].id);
         if (ms < lo) lo = ms;
         if (ms > hi) hi = ms;
     }
@@ -312,10 +311,36 @@ static int insert_chunk(tg_store *s, const tg_usage_rec *recs, const uint8_t *co
     return rc == SQLITE_DONE ? TG_OK : tg_sq_fail(s, err, "inserting usage");
 }
 
-/* One slice: recs[i] and its encoding rec[i] (len[i] bytes) are the same
- * record, already checked (encode_slice checks before encoding; decoding
- * checks the same invariants). The aggregates point into recs, so they are
- * written out before the next slice replaces them.
+static int not_an_outcome(tg_store *s, tg_errmsg *err)
+{
+    return tg_errmsg_set(err, "%s: a usage record to store is not a valid outcome", s->path);
+}
+
+/* The whole record i of a slice, for the rollups: recs[i] when the put was
+ * given records, else rec[i] decoded into s->slice[i] (the aggregates
+ * point into it until the slice is written out). */
+static const tg_usage_rec *full_record(tg_store *s, const tg_usage_rec *recs,
+                                       const uint8_t *const *rec, const size_t *len, size_t i,
+                                       tg_errmsg *err)
+{
+    bool intent;
+    if (recs) return &recs[i];
+    if (!s->slice && !(s->slice = malloc(TG_SQ_SLICE * sizeof *s->slice))) {
+        tg_errmsg_set(err, "%s: out of memory", s->path);
+        return NULL;
+    }
+    if (tg_record_decode(rec[i], len[i], &s->slice[i], &intent) || intent) {
+        not_an_outcome(s, err);
+        return NULL;
+    }
+    return &s->slice[i];
+}
+
+/* One slice: rec[i] is len[i] bytes, the encoding of recs[i] when the put
+ * was given records (recs NULL otherwise). A record is read in place
+ * (tg_record_view_of); only one that lands before the frontier is
+ * decoded whole, to go into the rollups. The aggregates point into the
+ * records, so they are written out before the next slice replaces them.
  *
  * A batch takes the ledger thread milliseconds. Where it shares a core with
  * a worker, a request arriving meanwhile would wait for the scheduler to
@@ -324,26 +349,31 @@ static int insert_chunk(tg_store *s, const tg_usage_rec *recs, const uint8_t *co
 static int put_slice(tg_store *s, const tg_usage_rec *recs, const uint8_t *const *rec,
                      const size_t *len, size_t n, int64_t *newest, tg_errmsg *err)
 {
+    tg_record_view v[TG_SQ_SLICE];
     int rc = TG_OK;
     int64_t day_c = INT64_MIN, month_c = 0;
+    for (size_t i = 0; i < n; i++)
+        if (tg_record_view_of(rec[i], len[i], &v[i]) || v[i].intent) return not_an_outcome(s, err);
     for (int i = 0; i < AGG_COUNT_ && !rc; i++) rc = tg_agg_reset(&s->agg[i], n);
     if (rc) return tg_errmsg_set(err, "%s: out of memory", s->path), TG_ENOMEM;
     sched_yield();
-    if ((rc = insert_chunk(s, recs, rec, len, n, err))) return rc;
+    if ((rc = insert_chunk(s, v, rec, len, n, err))) return rc;
     for (size_t i = 0; i < n; i++) {
-        const tg_usage_rec *r = &recs[i];
-        int64_t ms = tg_sq_id_ms(r->id);
+        int64_t ms = tg_sq_id_ms(v[i].id);
         if (ms > *newest) *newest = ms;
-        if ((rc = note_customer(s, r, err))) return rc;
-        if (ms < s->frontier && aggregate(s, r, &day_c, &month_c))
+        if ((rc = note_customer(s, &v[i], err))) return rc;
+        if (ms >= s->frontier) continue;
+        const tg_usage_rec *r = full_record(s, recs, rec, len, i, err);
+        if (!r) return TG_EINVAL;
+        if (aggregate(s, r, &day_c, &month_c))
             return tg_errmsg_set(err, "%s: a rollup sum would overflow", s->path);
     }
     for (int k = 0; k < TG_ROLL_COUNT_ && !rc; k++) rc = upsert_rollup(s, k, &s->agg[k], err);
     return rc;
 }
 
-/* A batch is given as records (recs) or as their encodings (rec, len):
- * each slice gets the other form made here. */
+/* A batch is given as records (recs) or as their encodings (rec, len);
+ * records are encoded here, a slice at a time. */
 typedef struct {
     const tg_usage_rec *recs;
     const uint8_t *const *rec;
@@ -370,20 +400,6 @@ static int encode_slice(tg_store *s, const tg_usage_rec *recs, size_t n, const u
     return TG_OK;
 }
 
-static int decode_slice(tg_store *s, const uint8_t *const *rec, const size_t *len, size_t n,
-                        tg_errmsg *err)
-{
-    if (!s->slice && !(s->slice = malloc(TG_SQ_SLICE * sizeof *s->slice)))
-        return tg_errmsg_set(err, "%s: out of memory", s->path), TG_ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        bool intent;
-        if (tg_record_decode(rec[i], len[i], &s->slice[i], &intent) || intent)
-            return tg_errmsg_set(err, "%s: a usage record to store is not a valid outcome",
-                                 s->path);
-    }
-    return TG_OK;
-}
-
 static int put_fn(tg_store *s, void *ud, int64_t *frontier, tg_errmsg *err)
 {
     put_args *a = ud;
@@ -394,13 +410,11 @@ static int put_fn(tg_store *s, void *ud, int64_t *frontier, tg_errmsg *err)
         const uint8_t *rec[TG_SQ_SLICE];
         size_t len[TG_SQ_SLICE];
         const tg_usage_rec *recs = a->recs ? a->recs + off : NULL;
-        if (a->recs) {
+        if (recs) {
             rc = encode_slice(s, recs, k, rec, len, err);
         } else {
             memcpy(rec, a->rec + off, k * sizeof *rec);
             memcpy(len, a->len + off, k * sizeof *len);
-            rc = decode_slice(s, rec, len, k, err);
-            recs = s->slice;
         }
         if (!rc) rc = put_slice(s, recs, rec, len, k, &newest, err);
     }

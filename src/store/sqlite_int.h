@@ -43,7 +43,7 @@ extern const char *const tg_store_rollup_tables_[TG_ROLL_COUNT_];
  * knows (put.c): loaded on the first put, dropped on a rollback. */
 typedef struct {
     uint64_t hash;
-    const char *app, *cust; /* app NULL: an empty slot */
+    tg_str app, cust;       /* app.p NULL: an empty slot */
     int64_t first;          /* first_seen_ms in the table */
 } tg_sq_known_ent;
 typedef struct {

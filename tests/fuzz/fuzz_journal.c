@@ -11,7 +11,9 @@
  * Checks: every record either reader accepts passes tg_record_check
  * (which aborts otherwise) and encodes back to exactly the bytes it came
  * from; the scan never claims more bytes than it had, and claims all of
- * them when it reports success. */
+ * them when it reports success. tg_record_view_of reads each piece in
+ * place too: it accepts whatever decode accepts, with the same id, time,
+ * app, customer, plan and intent flag, and never reads past the piece. */
 #include "meter/journal.h"
 
 #include <assert.h>
@@ -28,6 +30,28 @@ static void check_record(const tg_usage_rec *r, bool intent, const uint8_t *p, s
     int rc = tg_record_encode(r, intent, &reenc);
     assert(rc == 0);
     assert(!p || (reenc.n == n && memcmp(reenc.p, p, n) == 0));
+}
+
+static bool same(tg_str a, const char *b)
+{
+    return a.n == strlen(b) && memcmp(a.p, b, a.n) == 0;
+}
+
+/* p[0..n) in place; r is its decoding when decode accepted it, else NULL. */
+static void check_view(const uint8_t *p, size_t n, const tg_usage_rec *r, bool intent)
+{
+    tg_record_view v;
+    uint8_t *copy = malloc(n ? n : 1); /* exactly n bytes: ASan catches reads past them */
+    memcpy(copy, p, n);
+    int rc = tg_record_view_of(copy, n, &v);
+    assert(rc == 0 || rc == TG_EINVAL);
+    if (r) {
+        assert(rc == 0);
+        assert(memcmp(v.id, r->id, TG_RECORD_ID_LEN) == 0 && v.t_start_ms == r->t_start_ms);
+        assert(same(v.app, r->tags.app) && same(v.customer, r->tags.customer) &&
+               same(v.plan, r->tags.plan) && v.intent == intent);
+    }
+    free(copy);
 }
 
 static int on_frame(void *ud, const tg_usage_rec *r, bool intent)
@@ -67,8 +91,10 @@ static void pieces(const uint8_t *p, size_t n)
         n -= 2;
         if (len > n) len = (uint16_t)n;
         tg_usage_rec r;
-        bool intent;
-        if (tg_record_decode(p, len, &r, &intent) == 0) check_record(&r, intent, p, len);
+        bool intent = false;
+        bool ok = tg_record_decode(p, len, &r, &intent) == 0;
+        if (ok) check_record(&r, intent, p, len);
+        check_view(p, len, ok ? &r : NULL, intent);
         frame_into(&seg, p, len);
         count++;
         p += len;

@@ -251,6 +251,20 @@ static void roundtrip(const tg_usage_rec *r, bool intent, size_t want_len)
     assert_int_equal(tg_record_decode((const uint8_t *)b.p, b.n, &back, &bi), 0);
     assert_true(bi == intent);
     assert_memory_equal(&back, r, sizeof back);
+    tg_record_view v;
+    assert_int_equal(tg_record_view_of((const uint8_t *)b.p, b.n, &v), 0);
+    assert_memory_equal(v.id, r->id, TG_RECORD_ID_LEN);
+    assert_int_equal(v.t_start_ms, r->t_start_ms);
+    assert_true(v.intent == intent);
+    assert_int_equal(v.app.n, strlen(r->tags.app));
+    assert_memory_equal(v.app.p, r->tags.app, v.app.n);
+    assert_int_equal(v.customer.n, strlen(r->tags.customer));
+    assert_memory_equal(v.customer.p, r->tags.customer, v.customer.n);
+    assert_int_equal(v.plan.n, strlen(r->tags.plan));
+    assert_memory_equal(v.plan.p, r->tags.plan, v.plan.n);
+    /* cut short, or a byte too many: not a record */
+    assert_int_equal(tg_record_view_of((const uint8_t *)b.p, b.n - 1, &v), TG_EINVAL);
+    assert_int_equal(tg_record_view_of((const uint8_t *)b.p, b.n + 1, &v), TG_EINVAL);
     tg_buf_release(&b);
 }
 
