@@ -104,16 +104,30 @@ static void str_fields(tg_usage_rec *r, char *f[NSTR])
     memcpy(f, all, sizeof all);
 }
 
+/* The fields record.h's invariants are about, so a record and an
+ * encoding read in place (tg_record_view_of) are checked alike. */
+typedef struct {
+    tg_tokens tokens;
+    tg_nanos cost, charge, margin, fee;
+    uint8_t endpoint, route, outcome;
+} checked;
+
 /* record.h's invariants, as a test rather than an abort. */
-static bool rec_valid(const tg_usage_rec *r)
+static bool checked_valid(const checked *c)
 {
-    const tg_tokens *t = &r->tokens;
+    const tg_tokens *t = &c->tokens;
     if (t->prompt < 0 || t->cached < 0 || t->cache_write < 0 || t->completion < 0 || t->reasoning < 0)
         return false;
     if (t->cached > t->prompt || t->cache_write > t->prompt - t->cached) return false;
     if (t->reasoning > t->completion) return false;
-    if ((__int128)r->cost + r->margin + r->fee != r->charge) return false;
-    return r->route < TG_RT_COUNT_ && r->outcome < TG_OUT_COUNT_ && r->endpoint < TG_EPK_COUNT_;
+    if ((__int128)c->cost + c->margin + c->fee != c->charge) return false;
+    return c->route < TG_RT_COUNT_ && c->outcome < TG_OUT_COUNT_ && c->endpoint < TG_EPK_COUNT_;
+}
+
+static bool rec_valid(const tg_usage_rec *r)
+{
+    checked c = {r->tokens, r->cost, r->charge, r->margin, r->fee, r->endpoint, r->route, r->outcome};
+    return checked_valid(&c);
 }
 
 /* htole64 and a memcpy rather than a loop over the bytes: GCC does not
@@ -226,11 +240,11 @@ int tg_record_decode(const uint8_t *p, size_t n, tg_usage_rec *r, bool *intent)
 }
 
 /* Offsets in an encoding: the integers start after the header, the
- * strings after them; t_start_ms and the money fields by their place in
- * int_fields. */
+ * strings after them; t_start_ms, the tokens (prompt first) and the money
+ * (cost, charge, margin, fee) by their place in int_fields. */
 #define INT_AT (2 + TG_RECORD_ID_LEN + 3 + 4)
 #define STR_AT (INT_AT + 8 * NINT)
-enum { I_START = 0, I_COST = 8, I_CHARGE = 9, I_MARGIN = 10, I_FEE = 11 };
+enum { I_START = 0, I_PROMPT = 3, I_COST = 8 };
 _Static_assert(STR_AT + NSTR == TG_RECORD_MIN_LEN, "the header, integers and string lengths");
 
 int tg_record_view_of(const uint8_t *p, size_t n, tg_record_view *v)
@@ -246,10 +260,15 @@ int tg_record_view_of(const uint8_t *p, size_t n, tg_record_view *v)
         q += 1 + *q;
     }
     if (q != end) return TG_EINVAL;
-    const uint8_t *ints = p + INT_AT;
-    int64_t cost = get64(ints + 8 * I_COST), charge = get64(ints + 8 * I_CHARGE);
-    int64_t margin = get64(ints + 8 * I_MARGIN), fee = get64(ints + 8 * I_FEE);
-    if ((__int128)cost + margin + fee != charge) return TG_EINVAL;
+    const uint8_t *ints = p + INT_AT, *tok = ints + 8 * I_PROMPT, *money = ints + 8 * I_COST;
+    const uint8_t *enums = p + 2 + TG_RECORD_ID_LEN;
+    checked c = {
+        .tokens = {get64(tok), get64(tok + 8), get64(tok + 16), get64(tok + 24), get64(tok + 32)},
+        .cost = get64(money), .charge = get64(money + 8),
+        .margin = get64(money + 16), .fee = get64(money + 24),
+        .endpoint = enums[0], .route = enums[1], .outcome = enums[2],
+    };
+    if (!checked_valid(&c)) return TG_EINVAL;
     /* the strings' order: str_fields */
     *v = (tg_record_view){.id = p + 2, .t_start_ms = get64(ints + 8 * I_START),
                           .app = s[2], .customer = s[3], .plan = s[4],

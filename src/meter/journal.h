@@ -141,20 +141,17 @@ int tg_record_encode(const tg_usage_rec *r, bool intent, tg_buf *out);
 int tg_record_decode(const uint8_t *p, size_t n, tg_usage_rec *r, bool *intent);
 
 /* What the store needs of most records, read in place: the ledger's
- * records are on time and need only this, and copying every field of a
- * ~2 KB tg_usage_rec was a third of what a record cost it. The strings
- * are views into the bytes (not NUL-terminated). */
+ * records are on time and need only this, and copying every field into a
+ * ~2 KB tg_usage_rec was about a quarter of what a record cost it. The
+ * strings are views into the bytes (not NUL-terminated). */
 typedef struct {
     const uint8_t *id; /* TG_RECORD_ID_LEN bytes */
     int64_t t_start_ms;
     tg_str app, customer, plan;
     bool intent;
 } tg_record_view;
-/* Points v into p[0..n): TG_OK when the bytes have a record's shape (the
- * version, known flags, a size within bounds, string lengths that fill it
- * exactly, no NUL in a string) and charge == cost + margin + fee; else
- * TG_EINVAL. The other checks of decode (enums, token counts) are left to
- * decode, which readers run on every stored record anyway. */
+/* Points v into p[0..n): TG_OK exactly when tg_record_decode would accept
+ * the bytes (the same checks, without copying), else TG_EINVAL. */
 int tg_record_view_of(const uint8_t *p, size_t n, tg_record_view *v);
 
 /* The encoding, version 1 (docs/durability.md has the table): a version

@@ -265,6 +265,11 @@ static void roundtrip(const tg_usage_rec *r, bool intent, size_t want_len)
     /* cut short, or a byte too many: not a record */
     assert_int_equal(tg_record_view_of((const uint8_t *)b.p, b.n - 1, &v), TG_EINVAL);
     assert_int_equal(tg_record_view_of((const uint8_t *)b.p, b.n + 1, &v), TG_EINVAL);
+    /* a route out of range: refused in place as decode refuses it */
+    uint8_t *route = (uint8_t *)b.p + 2 + TG_RECORD_ID_LEN + 1;
+    *route = TG_RT_COUNT_;
+    assert_int_equal(tg_record_view_of((const uint8_t *)b.p, b.n, &v), TG_EINVAL);
+    assert_int_equal(tg_record_decode((const uint8_t *)b.p, b.n, &back, &bi), TG_EINVAL);
     tg_buf_release(&b);
 }
 

@@ -32,8 +32,8 @@ typedef struct {
     bool stream;
     bool include_usage;       /* the client asked for the usage chunk */
     tg_json_val stream_options;
-    tg_json_val input;        /* messages, prompt or input (first found in that order):
-                                 its size is metering's estimate of the input tokens */
+    tg_json_val input;        /* messages, else prompt, else input: its size is
+                                 metering's estimate of the input tokens */
 } tg_openai_req;
 
 /* Validates body as a JSON object with a string "model" (and, for chat
