@@ -255,8 +255,7 @@ static int fold_until(tg_store *s, int64_t target, int64_t *frontier, tg_errmsg 
     /* at: a day boundary, everything before it folded; ms: a lower bound
      * of the next record at or after it (next_record) */
     while ((found = next_record(s, at, &ms, err)) == 1) {
-        int64_t day = tg_bucket_day(ms > at ? ms : at);
-        if (day < at) day = at;
+        int64_t day = tg_bucket_day(ms > at ? ms : at); /* >= at: at is a day boundary */
         if (day >= target) break;
         if ((rc = tg_sq_fold_range(s, day, day + MS_DAY, err))) return rc;
         at = day + MS_DAY;
@@ -316,24 +315,23 @@ static int not_an_outcome(tg_store *s, tg_errmsg *err)
     return tg_errmsg_set(err, "%s: a usage record to store is not a valid outcome", s->path);
 }
 
-/* The whole record i of a slice, for the rollups: recs[i] when the put was
- * given records, else rec[i] decoded into s->slice[i] (the aggregates
- * point into it until the slice is written out). */
-static const tg_usage_rec *full_record(tg_store *s, const tg_usage_rec *recs,
-                                       const uint8_t *const *rec, const size_t *len, size_t i,
-                                       tg_errmsg *err)
+/* The whole record i of a slice, for the rollups, in *out: recs[i] when
+ * the put was given records, else rec[i] decoded into s->slice[i] (the
+ * aggregates point into it until the slice is written out). */
+static int full_record(tg_store *s, const tg_usage_rec *recs, const uint8_t *const *rec,
+                       const size_t *len, size_t i, const tg_usage_rec **out, tg_errmsg *err)
 {
     bool intent;
-    if (recs) return &recs[i];
-    if (!s->slice && !(s->slice = malloc(TG_SQ_SLICE * sizeof *s->slice))) {
-        tg_errmsg_set(err, "%s: out of memory", s->path);
-        return NULL;
+    if (recs) {
+        *out = &recs[i];
+        return TG_OK;
     }
-    if (tg_record_decode(rec[i], len[i], &s->slice[i], &intent) || intent) {
-        not_an_outcome(s, err);
-        return NULL;
-    }
-    return &s->slice[i];
+    if (!s->slice && !(s->slice = malloc(TG_SQ_SLICE * sizeof *s->slice)))
+        return tg_errmsg_set(err, "%s: out of memory", s->path), TG_ENOMEM;
+    if (tg_record_decode(rec[i], len[i], &s->slice[i], &intent) || intent)
+        return not_an_outcome(s, err);
+    *out = &s->slice[i];
+    return TG_OK;
 }
 
 /* One slice: rec[i] is len[i] bytes, the encoding of recs[i] when the put
@@ -363,8 +361,8 @@ static int put_slice(tg_store *s, const tg_usage_rec *recs, const uint8_t *const
         if (ms > *newest) *newest = ms;
         if ((rc = note_customer(s, &v[i], err))) return rc;
         if (ms >= s->frontier) continue;
-        const tg_usage_rec *r = full_record(s, recs, rec, len, i, err);
-        if (!r) return TG_EINVAL;
+        const tg_usage_rec *r = NULL;
+        if ((rc = full_record(s, recs, rec, len, i, &r, err))) return rc;
         if (aggregate(s, r, &day_c, &month_c))
             return tg_errmsg_set(err, "%s: a rollup sum would overflow", s->path);
     }

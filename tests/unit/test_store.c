@@ -10,6 +10,7 @@
 #include "meter/journal.h"
 #include "report/report.h"
 #include "store/ledger.h"
+#include "store/records.h"
 #include "store/store.h"
 
 #include <setjmp.h>
@@ -706,6 +707,50 @@ static int count_customer(void *ud, const char *app, const char *id, const char 
     return 0;
 }
 
+/* tg_store_each_record over chunks: a period, a filter, a limit, and a
+ * callback's own stop code. */
+typedef struct {
+    size_t n;
+    int stop_at; /* return 7 at this call (1-based); 0: never */
+} each_count;
+
+static int count_one(void *ud, const tg_usage_rec *r)
+{
+    (void)r;
+    each_count *c = ud;
+    return ++c->n == (size_t)c->stop_at ? 7 : 0;
+}
+
+static void test_each_record(void **state)
+{
+    (void)state;
+    tg_store *s = open_rw();
+    tg_usage_rec *v = make_recs(21, 1000, nov1, 2); /* 4 chunks over Nov 1 and 2 */
+    put_all(s, v, 1000, 1000);
+    tg_errmsg err = {{0}};
+    each_count c = {0};
+    assert_int_equal(tg_store_each_record(s, nov1, nov1 + 2 * MS_DAY, NULL, 0, count_one, &c, &err), 0);
+    assert_int_equal(c.n, 1000);
+    c = (each_count){0};
+    assert_int_equal(tg_store_each_record(s, nov1 + MS_DAY, nov1 + 2 * MS_DAY, NULL, 0, count_one, &c, &err), 0);
+    assert_int_equal(c.n, 500);
+    size_t cus3 = 0;
+    for (size_t i = 0; i < 1000; i++) cus3 += !strcmp(v[i].tags.customer, "cus3");
+    assert_true(cus3 > 0);
+    tg_record_filter f = {.customer = "cus3"};
+    c = (each_count){0};
+    assert_int_equal(tg_store_each_record(s, nov1, nov1 + 2 * MS_DAY, &f, 0, count_one, &c, &err), 0);
+    assert_int_equal(c.n, cus3);
+    c = (each_count){0};
+    assert_int_equal(tg_store_each_record(s, nov1, nov1 + 2 * MS_DAY, NULL, 300, count_one, &c, &err), 0);
+    assert_int_equal(c.n, 300); /* across a chunk boundary */
+    c = (each_count){.stop_at = 5};
+    assert_int_equal(tg_store_each_record(s, nov1, nov1 + 2 * MS_DAY, NULL, 300, count_one, &c, &err), 7);
+    assert_int_equal(c.n, 5);
+    tg_store_close(s);
+    free(v);
+}
+
 static void test_customers(void **state)
 {
     (void)state;
@@ -855,6 +900,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_report_queries, setup, teardown),
         cmocka_unit_test(test_margin_pct),
         cmocka_unit_test_setup_teardown(test_formats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_each_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_customers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ledger, setup, teardown),
     };
