@@ -146,6 +146,24 @@ static void test_format_round_trip(void **state)
     }
 }
 
+/* tg_money_fmt formats by hand; printf is the reference, over all of int64. */
+static void test_format_like_printf(void **state)
+{
+    (void)state;
+    tg_rng r = {11};
+    for (int i = 0; i < 200000; i++) {
+        tg_nanos v = (tg_nanos)tg_rng_next(&r);
+        if (i % 4 == 1) v %= 1000000000000LL; /* and shorter ones */
+        if (i % 4 == 2) v %= 100000;
+        uint64_t m = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+        char want[32], got[TG_MONEY_STRLEN];
+        snprintf(want, sizeof want, "%s%llu.%09llu", v < 0 ? "-" : "",
+                 (unsigned long long)(m / TG_NANOS_PER_USD), (unsigned long long)(m % TG_NANOS_PER_USD));
+        size_t n = tg_money_fmt(got, v);
+        if (strcmp(got, want) || n != strlen(want)) fail_msg("%lld: %s, want %s", (long long)v, got, want);
+    }
+}
+
 static tg_nanos tokens(int64_t t, tg_nanos price)
 {
     tg_nanos v = -1;
@@ -354,6 +372,7 @@ int main(void)
         cmocka_unit_test(test_parse_refusals),
         cmocka_unit_test(test_format),
         cmocka_unit_test(test_format_round_trip),
+        cmocka_unit_test(test_format_like_printf),
         cmocka_unit_test(test_tokens_rounding),
         cmocka_unit_test(test_tokens_overflow),
         cmocka_unit_test(test_bps),
