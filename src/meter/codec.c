@@ -162,16 +162,8 @@ int tg_record_encode(const tg_usage_rec *rec, bool intent, tg_buf *out)
 {
     /* The field lists take non-const pointers; encode only reads them. */
     tg_usage_rec *r = (tg_usage_rec *)rec;
-    char *s[NSTR];
-    size_t len[NSTR], total = TG_RECORD_MIN_LEN;
-    str_fields(r, s);
-    for (int i = 0; i < NSTR; i++) {
-        len[i] = strnlen(s[i], TG_TAG_MAX + 1);
-        if (len[i] > TG_TAG_MAX) return TG_EINVAL;
-        total += len[i];
-    }
     if (!rec_valid(r)) return TG_EINVAL;
-    int rc = tg_buf_reserve(out, total);
+    int rc = tg_buf_reserve(out, TG_RECORD_MAX_LEN);
     if (rc) return rc;
 
     uint8_t *q = (uint8_t *)out->p + out->n;
@@ -182,17 +174,27 @@ int tg_record_encode(const tg_usage_rec *rec, bool intent, tg_buf *out)
     *q++ = r->endpoint;
     *q++ = r->route;
     *q++ = r->outcome;
-    uint32_t st = (uint32_t)r->status;
-    for (int i = 0; i < 4; i++) *q++ = (uint8_t)(st >> (8 * i));
+    uint32_t st = htole32((uint32_t)r->status);
+    memcpy(q, &st, 4);
+    q += 4;
     int64_t *f[NINT];
     int_fields(r, f);
     for (int i = 0; i < NINT; i++) q = put64(q, *f[i]);
+    /* Each string in one pass, its length byte first: the strings are
+     * short, and strnlen then memcpy cost twice as much. Nothing counts
+     * as written until out->n moves, so a string too long leaves out as
+     * it was. */
+    char *s[NSTR];
+    str_fields(r, s);
     for (int i = 0; i < NSTR; i++) {
-        *q++ = (uint8_t)len[i];
-        memcpy(q, s[i], len[i]);
-        q += len[i];
+        const char *p = s[i];
+        size_t l = 0;
+        for (; l < TG_TAG_MAX && p[l]; l++) q[1 + l] = (uint8_t)p[l];
+        if (p[l]) return TG_EINVAL; /* l == TG_TAG_MAX, and the string goes on */
+        *q = (uint8_t)l;
+        q += 1 + l;
     }
-    out->n += total;
+    out->n = (size_t)((char *)q - out->p);
     out->p[out->n] = '\0';
     return TG_OK;
 }

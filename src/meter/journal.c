@@ -44,6 +44,7 @@
 
 #include <assert.h>
 #include <dirent.h>
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -541,8 +542,8 @@ static int frame_add(tg_buf *b, const tg_usage_rec *r, bool intent)
     }
     uint8_t *f = (uint8_t *)b->p + at;
     size_t len = b->n - at - TG_JOURNAL_FRAME_HDR;
-    uint32_t hdr[2] = {(uint32_t)len, tg_crc32c(0, f + TG_JOURNAL_FRAME_HDR, len)};
-    for (int i = 0; i < 8; i++) f[i] = (uint8_t)(hdr[i / 4] >> (8 * (i % 4)));
+    uint32_t hdr[2] = {htole32((uint32_t)len), htole32(tg_crc32c(0, f + TG_JOURNAL_FRAME_HDR, len))};
+    memcpy(f, hdr, sizeof hdr);
     return TG_OK;
 }
 

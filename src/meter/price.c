@@ -119,6 +119,10 @@ static int overflow(tg_errmsg *err, const char *what)
 static int kind_cost(int64_t tokens, tg_nanos price, const char *kind, tg_nanos *out,
                      tg_errmsg *err)
 {
+    if (!tokens) { /* most kinds, most requests: no multiply, no rounding */
+        *out = 0;
+        return TG_OK;
+    }
     if (tg_money_tokens(tokens, price, out)) return overflow(err, kind);
     return TG_OK;
 }
