@@ -130,20 +130,53 @@ static bool rec_valid(const tg_usage_rec *r)
     return checked_valid(&c);
 }
 
-/* htole64 and a memcpy rather than a loop over the bytes: GCC does not
- * merge that loop into one store, and it was most of encode's time. */
-static inline uint8_t *put64(uint8_t *q, int64_t sv)
+/* Integers are LEB128 varints, signed ones zigzagged first: a record's
+ * integers are mostly small (tokens, latencies, sub-dollar amounts), so
+ * they take 1 to 4 bytes instead of 8, and every byte saved is saved in
+ * the journal, the ledger's queue and the store. */
+static inline uint8_t *put_uv(uint8_t *q, uint64_t v)
 {
-    uint64_t v = htole64((uint64_t)sv);
-    memcpy(q, &v, 8);
-    return q + 8;
+    while (v >= 0x80) {
+        *q++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *q++ = (uint8_t)v;
+    return q;
 }
 
-static inline int64_t get64(const uint8_t *p)
+static inline uint8_t *put_sv(uint8_t *q, int64_t v)
 {
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return (int64_t)le64toh(v);
+    return put_uv(q, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+
+/* The varint at *q (before end) into *v; false when it runs past end,
+ * takes more than the 10 bytes 64 bits need, or ends in a zero byte
+ * (padding): each value has exactly one encoding, so a payload decoded and
+ * encoded again is the same bytes. */
+static inline bool get_uv(const uint8_t **q, const uint8_t *end, uint64_t *v)
+{
+    const uint8_t *p = *q;
+    uint64_t x = 0;
+    for (int shift = 0; p < end && shift < 64; shift += 7) {
+        uint8_t c = *p++;
+        if (shift == 63 && c > 1) return false; /* bits past 64 */
+        x |= (uint64_t)(c & 0x7f) << shift;
+        if (c < 0x80) {
+            if (!c && shift) return false; /* a padded encoding: each value has one */
+            *q = p;
+            *v = x;
+            return true;
+        }
+    }
+    return false;
+}
+
+static inline bool get_sv(const uint8_t **q, const uint8_t *end, int64_t *v)
+{
+    uint64_t u;
+    if (!get_uv(q, end, &u)) return false;
+    *v = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+    return true;
 }
 
 /* The integers after the header, in order: the same list for both ways. */
@@ -174,12 +207,10 @@ int tg_record_encode(const tg_usage_rec *rec, bool intent, tg_buf *out)
     *q++ = r->endpoint;
     *q++ = r->route;
     *q++ = r->outcome;
-    uint32_t st = htole32((uint32_t)r->status);
-    memcpy(q, &st, 4);
-    q += 4;
+    q = put_uv(q, (uint32_t)r->status);
     int64_t *f[NINT];
     int_fields(r, f);
-    for (int i = 0; i < NINT; i++) q = put64(q, *f[i]);
+    for (int i = 0; i < NINT; i++) q = put_sv(q, *f[i]);
     /* Each string in one pass, its length byte first: the strings are
      * short, and strnlen then memcpy cost twice as much. Nothing counts
      * as written until out->n moves, so a string too long leaves out as
@@ -217,43 +248,58 @@ static bool decode_strings(const uint8_t *p, size_t n, tg_usage_rec *r)
     return n == 0;
 }
 
+/* The fixed part both readers share: the header checked, the status and
+ * the integers (int_fields' order) read. Returns where the strings start,
+ * or NULL when the bytes are not a record's. */
+#define HDR_LEN (2 + TG_RECORD_ID_LEN + 3)
+static const uint8_t *read_ints(const uint8_t *p, size_t n, uint32_t *status, int64_t v[NINT])
+{
+    if (n < TG_RECORD_MIN_LEN || n > TG_RECORD_MAX_LEN) return NULL;
+    if (p[0] != TG_RECORD_VERSION || (p[1] & ~F_ALL)) return NULL;
+    const uint8_t *q = p + HDR_LEN, *end = p + n;
+    uint64_t st;
+    if (!get_uv(&q, end, &st) || st > UINT32_MAX) return NULL;
+    *status = (uint32_t)st;
+    for (int i = 0; i < NINT; i++)
+        if (!get_sv(&q, end, &v[i])) return NULL;
+    return q;
+}
+
 int tg_record_decode(const uint8_t *p, size_t n, tg_usage_rec *r, bool *intent)
 {
-    if (n < TG_RECORD_MIN_LEN || n > TG_RECORD_MAX_LEN) return TG_EINVAL;
-    if (p[0] != TG_RECORD_VERSION || (p[1] & ~F_ALL)) return TG_EINVAL;
+    uint32_t st;
+    int64_t v[NINT];
+    const uint8_t *q = read_ints(p, n, &st, v);
+    if (!q) return TG_EINVAL;
     memset(r, 0, sizeof *r);
-    uint8_t flags = p[1];
-    const uint8_t *q = p + 2;
-    memcpy(r->id, q, TG_RECORD_ID_LEN);
-    q += TG_RECORD_ID_LEN;
-    r->endpoint = *q++;
-    r->route = *q++;
-    r->outcome = *q++;
-    r->status = (int32_t)rd32(q);
-    q += 4;
+    memcpy(r->id, p + 2, TG_RECORD_ID_LEN);
+    r->endpoint = p[2 + TG_RECORD_ID_LEN];
+    r->route = p[3 + TG_RECORD_ID_LEN];
+    r->outcome = p[4 + TG_RECORD_ID_LEN];
+    r->status = (int32_t)st;
     int64_t *f[NINT];
     int_fields(r, f);
-    for (int i = 0; i < NINT; i++, q += 8) *f[i] = get64(q);
-    r->stream = flags & F_STREAM;
-    r->estimated = flags & F_ESTIMATED;
+    for (int i = 0; i < NINT; i++) *f[i] = v[i];
+    r->stream = p[1] & F_STREAM;
+    r->estimated = p[1] & F_ESTIMATED;
     if (!decode_strings(q, n - (size_t)(q - p), r) || !rec_valid(r)) return TG_EINVAL;
-    *intent = flags & F_INTENT;
+    *intent = p[1] & F_INTENT;
     return TG_OK;
 }
 
-/* Offsets in an encoding: the integers start after the header, the
- * strings after them; t_start_ms, the tokens (prompt first) and the money
- * (cost, charge, margin, fee) by their place in int_fields. */
-#define INT_AT (2 + TG_RECORD_ID_LEN + 3 + 4)
-#define STR_AT (INT_AT + 8 * NINT)
+/* t_start_ms, the tokens (prompt first) and the money (cost, charge,
+ * margin, fee) by their place in int_fields. */
 enum { I_START = 0, I_PROMPT = 3, I_COST = 8 };
-_Static_assert(STR_AT + NSTR == TG_RECORD_MIN_LEN, "the header, integers and string lengths");
+_Static_assert(HDR_LEN + 1 + NINT + NSTR == TG_RECORD_MIN_LEN, "a byte per varint and length");
+_Static_assert(HDR_LEN + 5 + 10 * NINT + NSTR * (1 + TG_TAG_MAX) == TG_RECORD_MAX_LEN,
+               "the widest varints and the longest strings");
 
 int tg_record_view_of(const uint8_t *p, size_t n, tg_record_view *v)
 {
-    if (n < TG_RECORD_MIN_LEN || n > TG_RECORD_MAX_LEN) return TG_EINVAL;
-    if (p[0] != TG_RECORD_VERSION || (p[1] & ~F_ALL)) return TG_EINVAL;
-    const uint8_t *q = p + STR_AT, *end = p + n;
+    uint32_t st;
+    int64_t in[NINT];
+    const uint8_t *q = read_ints(p, n, &st, in), *end = p + n;
+    if (!q) return TG_EINVAL;
     tg_str s[NSTR];
     for (int i = 0; i < NSTR; i++) {
         if (q >= end || *q > TG_TAG_MAX || (size_t)(end - q - 1) < *q) return TG_EINVAL;
@@ -262,17 +308,16 @@ int tg_record_view_of(const uint8_t *p, size_t n, tg_record_view *v)
         q += 1 + *q;
     }
     if (q != end) return TG_EINVAL;
-    const uint8_t *ints = p + INT_AT, *tok = ints + 8 * I_PROMPT, *money = ints + 8 * I_COST;
+    const int64_t *tok = in + I_PROMPT, *money = in + I_COST;
     const uint8_t *enums = p + 2 + TG_RECORD_ID_LEN;
     checked c = {
-        .tokens = {get64(tok), get64(tok + 8), get64(tok + 16), get64(tok + 24), get64(tok + 32)},
-        .cost = get64(money), .charge = get64(money + 8),
-        .margin = get64(money + 16), .fee = get64(money + 24),
+        .tokens = {tok[0], tok[1], tok[2], tok[3], tok[4]},
+        .cost = money[0], .charge = money[1], .margin = money[2], .fee = money[3],
         .endpoint = enums[0], .route = enums[1], .outcome = enums[2],
     };
     if (!checked_valid(&c)) return TG_EINVAL;
     /* the strings' order: str_fields */
-    *v = (tg_record_view){.id = p + 2, .t_start_ms = get64(ints + 8 * I_START),
+    *v = (tg_record_view){.id = p + 2, .t_start_ms = in[I_START],
                           .app = s[2], .customer = s[3], .plan = s[4],
                           .intent = p[1] & F_INTENT};
     return TG_OK;

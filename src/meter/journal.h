@@ -154,17 +154,18 @@ typedef struct {
  * the bytes (the same checks, without copying), else TG_EINVAL. */
 int tg_record_view_of(const uint8_t *p, size_t n, tg_record_view *v);
 
-/* The encoding, version 1 (docs/durability.md has the table): a version
+/* The encoding, version 2 (docs/durability.md has the table): a version
  * byte, a flags byte (intent, stream, estimated), the 16-byte id, the
- * enums, then fixed-width little-endian integers, then each string as a
- * u8 length and its bytes (no NUL, at most TG_TAG_MAX). tg_record_encode
+ * enums, then the status and the integers as varints (LEB128, the
+ * integers zigzagged; each value in its one shortest form), then each
+ * string as a u8 length and its bytes (no NUL, at most TG_TAG_MAX). tg_record_encode
  * appends to out and refuses (TG_EINVAL, out unchanged) a record that
  * decode would refuse: one that breaks record.h's invariants, or whose
  * strings are not NUL-terminated within TG_TAG_MAX bytes. TG_ETOOBIG /
  * TG_ENOMEM come from out. A payload is between these sizes: */
-#define TG_RECORD_VERSION 1
-#define TG_RECORD_MIN_LEN 144
-#define TG_RECORD_MAX_LEN (TG_RECORD_MIN_LEN + 15 * TG_TAG_MAX)
+#define TG_RECORD_VERSION 2
+#define TG_RECORD_MIN_LEN 50
+#define TG_RECORD_MAX_LEN (26 + 13 * 10 + 15 * (1 + TG_TAG_MAX))
 /* A frame: [u32 payload length][u32 crc32c of the payload][payload]. */
 #define TG_JOURNAL_FRAME_HDR 8
 

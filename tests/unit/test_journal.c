@@ -95,6 +95,9 @@ static void make_rec(tg_usage_rec *r, uint32_t i)
     snprintf(r->rid, sizeof r->rid, "req-%u", i);
     snprintf(r->key_id, sizeof r->key_id, "key-%u", i % 7);
     strcpy(r->tags.app, "support-bot");
+    /* 83 bytes: with it a frame is as long as in the fixed-width version 1
+     * (about 218 bytes), which the segment and file sizes below count in */
+    memset(r->tags.workspace, 'w', 83);
     snprintf(r->tags.customer, sizeof r->tags.customer, "cust-%u", i % 13);
     strcpy(r->model, "gpt-4o-mini");
     strcpy(r->offering, "openai/gpt-4o-mini");
@@ -225,19 +228,23 @@ static void full_rec(tg_usage_rec *r)
         s[k][TG_TAG_MAX] = '\0';
         s[k][3] = (char)0xC3; /* any byte but NUL */
     }
-    r->tags.unit_count = 12;
-    r->ttft_us = 4567;
+    /* every integer as wide as its varint gets (10 bytes; the status 5) */
+    r->t_start_ms = INT64_MAX;
+    r->latency_us = INT64_MIN;
+    r->ttft_us = (int64_t)1 << 62;
+    r->tags.unit_count = -((int64_t)1 << 62) - 1;
     r->status = -1;
     r->endpoint = TG_EPK_MESSAGES;
     r->route = TG_RT_ESCALATED;
     r->outcome = TG_OUT_PARTIAL;
     r->stream = true;
     r->estimated = true;
-    r->tokens = (tg_tokens){INT64_MAX, 5, INT64_MAX - 5, 1000, 1000};
-    r->cost = -7;
+    int64_t big = (int64_t)1 << 62;
+    r->tokens = (tg_tokens){INT64_MAX, big, INT64_MAX - big, INT64_MAX, big};
+    r->cost = INT64_MIN;
     r->margin = INT64_MAX;
-    r->fee = 0;
-    r->charge = INT64_MAX - 7;
+    r->fee = -big - 1;
+    r->charge = -big - 2;
 }
 
 static void roundtrip(const tg_usage_rec *r, bool intent, size_t want_len)
@@ -278,13 +285,18 @@ static void test_roundtrip(void **state)
     (void)state;
     tg_usage_rec r;
     full_rec(&r);
-    roundtrip(&r, true, TG_RECORD_MAX_LEN);
-    roundtrip(&r, false, TG_RECORD_MAX_LEN);
+    /* a byte short of the bound: cached and cache_write cannot both be
+     * 2^62 or more (they add up to at most prompt), and one of them is
+     * 9 bytes long */
+    roundtrip(&r, true, TG_RECORD_MAX_LEN - 1);
+    roundtrip(&r, false, TG_RECORD_MAX_LEN - 1);
     memset(&r, 0, sizeof r);
     roundtrip(&r, false, TG_RECORD_MIN_LEN);
     make_rec(&r, 3);
-    roundtrip(&r, true, TG_RECORD_MIN_LEN + strlen("req-3key-3support-botcust-3gpt-4o-mini"
-                                                   "openai/gpt-4o-miniopenaiapp"));
+    /* past the minimum: the status 200 takes 2 bytes, t_start_ms 6, the
+     * latency, prompt, cost, charge and margin 2 each; and the strings */
+    roundtrip(&r, true, TG_RECORD_MIN_LEN + 1 + 5 + 5 + 83 +
+                            strlen("req-3key-3support-botcust-3gpt-4o-miniopenai/gpt-4o-miniopenaiapp"));
 }
 
 /* Encodes make_rec(1), applies edit, expects decode to refuse. */
@@ -304,24 +316,72 @@ static void refuse(void (*edit)(tg_buf *b))
 
 #define OFF_FLAGS 1
 #define OFF_ENUMS 18
-#define OFF_INTS 25
-#define OFF_STRS 129
-static void put_i64(tg_buf *b, int field, int64_t v) { memcpy(b->p + OFF_INTS + 8 * field, &v, 8); }
+#define OFF_STATUS 21 /* then the integers, each a varint */
 
-static void e_version(tg_buf *b) { b->p[0] = 2; }
+/* The offset of the varint after the status and `field` integers (field
+ * NINT: the first string's length byte). */
+static size_t int_at(const tg_buf *b, int field)
+{
+    size_t at = OFF_STATUS;
+    for (int i = 0; i <= field; i++)
+        while ((uint8_t)b->p[at++] & 0x80) {}
+    return at;
+}
+
+/* Integer `field` (int_fields' order in codec.c) of the encoding set to
+ * v, the bytes after it moved to fit. */
+static void put_int(tg_buf *b, int field, int64_t v)
+{
+    size_t at = int_at(b, field), old = int_at(b, field + 1) - at;
+    uint8_t enc[10];
+    size_t n = 0;
+    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    for (; z >= 0x80; z >>= 7) enc[n++] = (uint8_t)(z | 0x80);
+    enc[n++] = (uint8_t)z;
+    assert_int_equal(tg_buf_reserve(b, n), 0);
+    memmove(b->p + at + n, b->p + at + old, b->n - at - old);
+    memcpy(b->p + at, enc, n);
+    b->n = b->n - old + n;
+}
+
+/* The `old` bytes at `at` replaced by raw[0..n). */
+static void put_raw(tg_buf *b, size_t at, size_t old, const char *raw, size_t n)
+{
+    assert_int_equal(tg_buf_reserve(b, n), 0);
+    memmove(b->p + at + n, b->p + at + old, b->n - at - old);
+    memcpy(b->p + at, raw, n);
+    b->n = b->n - old + n;
+}
+
+#define STRS(b) int_at(b, 13) /* past the status and the 13 integers */
+static void e_version(tg_buf *b) { b->p[0] = TG_RECORD_VERSION + 1; }
 static void e_flags(tg_buf *b) { b->p[OFF_FLAGS] |= 8; }
+static void e_padded(tg_buf *b) { put_raw(b, int_at(b, 2), 1, "\x80\x00", 2); } /* ttft 0 as 2 bytes */
+static void e_varint_long(tg_buf *b) /* ttft as 11 bytes */
+{
+    put_raw(b, int_at(b, 2), 1, "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x81\x01", 11);
+}
+static void e_varint_wide(tg_buf *b) { put_raw(b, int_at(b, 2), 1, "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02", 10); }
+static void e_status_wide(tg_buf *b) { put_raw(b, OFF_STATUS, 2, "\x80\x80\x80\x80\x10", 5); } /* 2^32 */
+/* the record ends inside a varint (long enough to pass the length check) */
+static void e_varint_cut(tg_buf *b)
+{
+    for (int i = 10; i < 13; i++) put_int(b, i, INT64_MAX);
+    b->n = STRS(b) - 1;
+    assert_true(b->n >= TG_RECORD_MIN_LEN);
+}
 static void e_trailing(tg_buf *b) { tg_buf_add_char(b, 'x'); }
 static void e_short(tg_buf *b) { b->n--; }
 static void e_endpoint(tg_buf *b) { b->p[OFF_ENUMS] = TG_EPK_COUNT_; }
 static void e_route(tg_buf *b) { b->p[OFF_ENUMS + 1] = TG_RT_COUNT_; }
 static void e_outcome(tg_buf *b) { b->p[OFF_ENUMS + 2] = (char)200; }
-static void e_neg_tokens(tg_buf *b) { put_i64(b, 7, -1); } /* reasoning */
-static void e_cached(tg_buf *b) { put_i64(b, 4, 1000000); }
-static void e_cache_write(tg_buf *b) { put_i64(b, 5, INT64_MAX); }
-static void e_reasoning(tg_buf *b) { put_i64(b, 7, 51); }
-static void e_charge(tg_buf *b) { put_i64(b, 9, 1); }
-static void e_nul(tg_buf *b) { b->p[OFF_STRS + 2] = '\0'; }               /* in "req-1" */
-static void e_strlen_over(tg_buf *b) { b->p[OFF_STRS] = 100; } /* past the end */
+static void e_neg_tokens(tg_buf *b) { put_int(b, 7, -1); } /* reasoning */
+static void e_cached(tg_buf *b) { put_int(b, 4, 1000000); }
+static void e_cache_write(tg_buf *b) { put_int(b, 5, INT64_MAX); }
+static void e_reasoning(tg_buf *b) { put_int(b, 7, 51); }
+static void e_charge(tg_buf *b) { put_int(b, 9, 1); }
+static void e_nul(tg_buf *b) { b->p[STRS(b) + 2] = '\0'; }         /* in "req-1" */
+static void e_strlen_over(tg_buf *b) { b->p[STRS(b)] = 100; } /* past the end */
 
 /* The last string ("app") made TG_TAG_MAX + 1 bytes long. */
 static void e_strlen_cap(tg_buf *b)
@@ -336,7 +396,8 @@ static void test_decode_refuses(void **state)
     (void)state;
     void (*edits[])(tg_buf *) = {e_version,  e_flags,      e_trailing, e_short,       e_endpoint,
                                  e_route,    e_outcome,    e_neg_tokens, e_cached,    e_cache_write,
-                                 e_reasoning, e_charge,    e_nul,      e_strlen_over, e_strlen_cap};
+                                 e_reasoning, e_charge,    e_nul,      e_strlen_over, e_strlen_cap,
+                                 e_padded,   e_varint_long, e_varint_wide, e_status_wide, e_varint_cut};
     for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) refuse(edits[i]);
 
     /* every truncation */
@@ -955,7 +1016,7 @@ static uint32_t append_all(tmp *t, tg_journal_writer *w, uint32_t n, bool intent
         tg_usage_rec r;
         tg_jticket tk = {0};
         make_rec(&r, i);
-        r.latency_us = intent ? 0 : 5 + i;
+        r.latency_us = intent ? 1000 + i : 5000 + i; /* varints of one length: frames of one size */
         assert_int_equal((intent ? tg_journal_intent : tg_journal_outcome)(w, &r, &tk), 0);
         check_last(w, &r, intent);
         off_t sz = file_size(t, 1);
@@ -995,7 +1056,7 @@ static void test_held_records(void **state)
     assert_int_equal(tg_journal_writer_flush(w), 0);
     assert_int_equal(file_size(&t, 1), 2 * intents);
     make_rec(&r, N - 1);
-    r.latency_us = 5 + N - 1;
+    r.latency_us = 5000 + N - 1;
     check_last(w, &r, false); /* still there after the flush */
     make_rec(&r, N);
     assert_int_equal(tg_journal_outcome(w, &r, &tk), 0);
