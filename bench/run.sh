@@ -22,6 +22,13 @@
 #                  its own data_dir and its background threads (tg-ledger,
 #                  tg-jflush) free to run on any core; its worker stays on
 #                  the proxies' core.
+#   BENCH_AB_CYCLES   metering A/B: cycles of tollgate and tollgate-nometer
+#                  back to back, at each connection count above 1 (default
+#                  10; 0 skips it). Each cycle measures both for
+#                  BENCH_AB_SECONDS (default 3), in alternating order; the
+#                  metering bar is judged on the median of the per-cycle
+#                  ratios. Short windows side by side cancel the drift of a
+#                  shared machine, which moves 10-second runs by 20% or more.
 #   BENCH_OUT      also write the results as markdown to this file
 #   BENCH_PERF     after the runs, profile tollgate with perf during one extra
 #                  32-connection run; the report goes to this file
@@ -51,6 +58,8 @@ ROOT=$PWD
 SECONDS_RUN=${BENCH_SECONDS:-10}
 WARMUP=${BENCH_WARMUP:-2}
 RUNS=${BENCH_RUNS:-3}
+AB_CYCLES=${BENCH_AB_CYCLES:-10}
+AB_SECONDS=${BENCH_AB_SECONDS:-3}
 CONNS=${BENCH_CONNS:-"1 32 256"}
 TARGETS=${BENCH_TARGETS:-"direct direct-x nginx tollgate tollgate-bg tollgate-nometer"}
 PERF_TARGET=${BENCH_PERF_TARGET:-tollgate}
@@ -267,6 +276,9 @@ machine() {
     echo "config:   nginx 1 process, upstream keepalive $NGINX_KEEPALIVE, access_log on; tollgate: 1 worker, log.level info"
     echo "metering: tollgate: on (journal and ledger.db in the temp dir on $(df -P "$DIR" | awk 'NR == 2 {print $1}'), default fsync policy); tollgate-bg: on, tg-ledger and tg-jflush on any core; tollgate-nometer: off"
     echo "runs:     $RUNS interleaved x ${SECONDS_RUN}s (+${WARMUP}s warm-up), wrk -t1, connections: $CONNS"
+    if has tollgate && has tollgate-nometer && [ "$AB_CYCLES" -gt 0 ]; then
+        echo "A/B:      metering on/off, $AB_CYCLES cycles x ${AB_SECONDS}s each, at the connection counts above 1"
+    fi
 }
 # busy_pct SECONDS: how busy all cores were (percent) over the next SECONDS.
 busy_pct() {
@@ -335,6 +347,43 @@ for t in $TARGETS; do
     kill -0 "$pid" 2>/dev/null || die "$t (pid $pid) died during the benchmark"
 done
 
+# --- metering A/B ------------------------------------------------------------------
+#
+# tollgate against tollgate-nometer in short windows back to back: each
+# cycle's ratio compares two measurements seconds apart, so what the machine
+# does meanwhile (other tenants, writeback) hits both alike.
+
+AB=$DIR/ab.tsv
+: >"$AB"
+if has tollgate && has tollgate-nometer && [ "$AB_CYCLES" -gt 0 ]; then
+    for c in $CONNS; do
+        [ "$c" = 1 ] && continue
+        for cyc in $(seq "$AB_CYCLES"); do
+            order="tollgate tollgate-nometer"
+            [ $((cyc % 2)) = 0 ] && order="tollgate-nometer tollgate"
+            for t in $order; do
+                pid=$(target_pid "$t")
+                settle "$pid" >/dev/null
+                cpu0=$(cpu_ticks "$pid")
+                out=$DIR/ab-$cyc-$c-$t.txt
+                wrk_run "$(target_port "$t")" "$c" "$AB_SECONDS" "$out"
+                settle "$pid" >/dev/null
+                cpu1=$(cpu_ticks "$pid")
+                grep -q '^BENCH ' "$out" || { cat "$out" >&2; die "wrk failed (A/B $t, $c connections)"; }
+                req=$(field requests "$out")
+                errs=0
+                for e in connect read write status timeout; do errs=$((errs + $(field "$e" "$out"))); done
+                [ "$req" -gt 0 ] || errs=$((errs + 1))
+                cpu_us=$(awk -v a="$cpu0" -v b="$cpu1" -v hz="$HZ" -v n="$req" \
+                    'BEGIN {printf "%.1f", (n > 0) ? (b - a) * 1e6 / hz / n : 0}')
+                printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$cyc" "$t" "$c" "$req" "$cpu_us" "$errs" >>"$AB"
+                printf 'A/B %2d  %-16s c=%-4d %9.0f rps  %6.1f cpu-us/req  errors %d\n' "$cyc" "$t" "$c" \
+                    "$(awk -v n="$req" -v s="$AB_SECONDS" 'BEGIN {print n / s}')" "$cpu_us" "$errs" >&2
+            done
+        done
+    done
+fi
+
 # --- optional profile -----------------------------------------------------------
 
 if [ -n "${BENCH_PERF:-}" ]; then
@@ -377,6 +426,19 @@ per_run() {
         $3 == c && $2 == b {vb[$1] = $k}
         END {for (r in va) if (r in vb) print ((op == "ratio") ? ((vb[r] > 0) ? va[r] / vb[r] : 0) : va[r] - vb[r])}' \
         "$RESULTS" | median
+}
+
+# ab_cycles OP CONNS COLUMN: per-cycle tollgate/nometer ratio or difference
+# of an ab.tsv column (4 requests, 5 CPU us/req), one line per cycle.
+ab_cycles() {
+    awk -F'\t' -v op="$1" -v c="$2" -v k="$3" '
+        $3 == c && $2 == "tollgate" {va[$1] = $k}
+        $3 == c && $2 == "tollgate-nometer" {vb[$1] = $k}
+        END {for (r in va) if (r in vb) print ((op == "ratio") ? ((vb[r] > 0) ? va[r] / vb[r] : 0) : va[r] - vb[r])}' "$AB"
+}
+ab_sum_ratio() {
+    awk -F'\t' -v c="$1" '$3 == c && $2 == "tollgate" {a += $4} $3 == c && $2 == "tollgate-nometer" {b += $4}
+        END {printf "%.2f", (b > 0) ? a / b : 0}' "$AB"
 }
 
 TABLE=$DIR/table.md
@@ -422,10 +484,20 @@ if has tollgate && has tollgate-nometer; then
             "$(per_run diff tollgate tollgate-nometer "$c" 8)" "$(per_run ratio tollgate tollgate-nometer "$c" 8)" >>"$RATIOS"
         printf -- '- tollgate (metering on) idle again %.2f s after the load stopped at %s connections (ledger caught up)\n' \
             "$(med tollgate "$c" 11)" "$c" >>"$RATIOS"
+        if [ -s "$AB" ] && [ "$c" != 1 ]; then
+            ab=$(ab_cycles ratio "$c" 4 | median)
+            printf -- '- metering A/B at %s connections, %s cycles of %s s: on / off RPS %.2f (median; min %.2f, max %.2f; all requests: %s), CPU µs/req on minus off %.1f\n' \
+                "$c" "$AB_CYCLES" "$AB_SECONDS" "$ab" "$(ab_cycles ratio "$c" 4 | sort -g | head -n1)" \
+                "$(ab_cycles ratio "$c" 4 | sort -g | tail -n1)" "$(ab_sum_ratio "$c")" \
+                "$(ab_cycles diff "$c" 5 | median)" >>"$RATIOS"
+            r=$ab
+        fi
         if [ "$c" = 32 ] || [ "$c" = 256 ]; then
             v=$(awk -v r="$r" 'BEGIN {print ((r >= 0.9) ? "PASS" : "FAIL")}')
-            printf '%s  %s connections: metering on %.2f x metering off RPS (bar: >= 0.90, metering costs under 10%%)\n' \
-                "$v" "$c" "$r" >>"$BAR"
+            how="median of $RUNS runs"
+            [ -s "$AB" ] && how="A/B, median of $AB_CYCLES cycles"
+            printf '%s  %s connections: metering on %.2f x metering off RPS (%s; bar: >= 0.90, metering costs under 10%%)\n' \
+                "$v" "$c" "$r" "$how" >>"$BAR"
         fi
     done
     if case " $CONNS " in *" 1 "*) true ;; *) false ;; esac; then
@@ -483,10 +555,12 @@ echo
 cat "$BAR"
 
 TOTAL_ERRORS=$(awk -F'\t' '{s += $10} END {print s + 0}' "$RESULTS")
+TOTAL_ERRORS=$((TOTAL_ERRORS + $(awk -F'\t' '{s += $6} END {print s + 0}' "$AB")))
 if [ "$TOTAL_ERRORS" -gt 0 ]; then
     echo
     echo "ERRORS: $TOTAL_ERRORS failed requests (status >= 400, connect, read, write, timeout):"
     awk -F'\t' '$10 > 0 {printf "  run %s %s c=%s: %s errors\n", $1, $2, $3, $10}' "$RESULTS"
+    awk -F'\t' '$6 > 0 {printf "  A/B cycle %s %s c=%s: %s errors\n", $1, $2, $3, $6}' "$AB"
 fi
 
 if [ -n "${BENCH_OUT:-}" ]; then
