@@ -276,7 +276,7 @@ machine() {
     echo "config:   nginx 1 process, upstream keepalive $NGINX_KEEPALIVE, access_log on; tollgate: 1 worker, log.level info"
     echo "metering: tollgate: on (journal and ledger.db in the temp dir on $(df -P "$DIR" | awk 'NR == 2 {print $1}'), default fsync policy); tollgate-bg: on, tg-ledger and tg-jflush on any core; tollgate-nometer: off"
     echo "runs:     $RUNS interleaved x ${SECONDS_RUN}s (+${WARMUP}s warm-up), wrk -t1, connections: $CONNS"
-    if has tollgate && has tollgate-nometer && [ "$AB_CYCLES" -gt 0 ]; then
+    if has tollgate && has tollgate-nometer && [ "$AB_CYCLES" -gt 0 ] && [ "$CONNS" != 1 ]; then
         echo "A/B:      metering on/off, $AB_CYCLES cycles x ${AB_SECONDS}s each, at the connection counts above 1"
     fi
 }
