@@ -198,9 +198,12 @@ static int check_version(tg_store *s, tg_errmsg *err)
                          s->path, v, tg_store_nmigrations_);
 }
 
-/* WAL lets the report readers and the ledger's writer run at once;
- * synchronous=NORMAL in WAL syncs at checkpoints, not at every commit: the
- * journal, not the store, is what makes a record durable. The writer's page
+/* WAL lets the report readers and the ledger's writer run at once.
+ * synchronous=FULL syncs the WAL at every commit: the ledger settles a
+ * batch's journal records after its commit, and a settled segment is
+ * deleted, so a commit must be on disk before then or a power loss could
+ * take a record out of both (NORMAL syncs only at checkpoints). It costs
+ * one fsync per batch, on the ledger thread. The writer's page
  * cache is 2 MiB (SQLite's default): usage chunks are only appended and
  * folds walk the rollups in key order, so pages are rarely wanted twice
  * while the OS caches them anyway. bench/ledger_bench (10M records) ran
@@ -217,7 +220,7 @@ static int configure(tg_store *s, tg_errmsg *err)
      * faster appends than 4 KiB */
     return tg_sq_exec(s,
                       "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL;"
-                      "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -2048;"
+                      "PRAGMA synchronous = FULL; PRAGMA cache_size = -2048;"
                       "PRAGMA temp_store = MEMORY",
                       err);
 }
