@@ -304,6 +304,27 @@ wrk_run() {
         "http://127.0.0.1:$1/v1/chat/completions" >"$4" 2>&1 || true
 }
 field() { grep -o "\b$1=[0-9.]*" "$2" | head -n1 | cut -d= -f2; }
+# measure TARGET CONNS SECONDS OUTFILE: one measurement of an idle target,
+# until it is idle again. Sets REQ, ERRS (failed requests; 1 if none
+# completed), CPU_US (per request, all its threads), RSS (KiB, right after
+# the load) and DRAIN (seconds until idle again).
+measure() {
+    local pid e cpu0 cpu1
+    pid=$(target_pid "$1")
+    settle "$pid" >/dev/null
+    cpu0=$(cpu_ticks "$pid")
+    wrk_run "$(target_port "$1")" "$2" "$3" "$4"
+    RSS=$(rss_kib "$pid")
+    DRAIN=$(settle "$pid")
+    cpu1=$(cpu_ticks "$pid")
+    grep -q '^BENCH ' "$4" || { cat "$4" >&2; die "wrk failed ($1, $2 connections)"; }
+    REQ=$(field requests "$4")
+    ERRS=0
+    for e in connect read write status timeout; do ERRS=$((ERRS + $(field "$e" "$4"))); done
+    [ "$REQ" -gt 0 ] || ERRS=$((ERRS + 1)) # no request completed at all
+    CPU_US=$(awk -v a="$cpu0" -v b="$cpu1" -v hz="$HZ" -v n="$REQ" \
+        'BEGIN {printf "%.1f", (n > 0) ? (b - a) * 1e6 / hz / n : 0}')
+}
 
 RESULTS=$DIR/results.tsv
 : >"$RESULTS"
@@ -316,28 +337,15 @@ for run in $(seq "$RUNS"); do
         for t in $order; do
             [ "$t" = direct-x ] && [ "$c" != 1 ] && continue
             port=$(target_port "$t")
-            pid=$(target_pid "$t")
             [ "$WARMUP" -gt 0 ] && wrk_run "$port" "$c" "$WARMUP" "$DIR/warm-$run-$c-$t.txt"
-            settle "$pid" >/dev/null
-            cpu0=$(cpu_ticks "$pid")
             out=$DIR/wrk-$run-$c-$t.txt
-            wrk_run "$port" "$c" "$SECONDS_RUN" "$out"
-            rss=$(rss_kib "$pid")
-            drain=$(settle "$pid")
-            cpu1=$(cpu_ticks "$pid")
-            grep -q '^BENCH ' "$out" || { cat "$out" >&2; die "wrk failed ($t, $c connections)"; }
-            req=$(field requests "$out")
-            errs=0
-            for e in connect read write status timeout; do errs=$((errs + $(field "$e" "$out"))); done
-            [ "$req" -gt 0 ] || errs=$((errs + 1)) # no request completed at all
-            cpu_us=$(awk -v a="$cpu0" -v b="$cpu1" -v hz="$HZ" -v n="$req" \
-                'BEGIN {printf "%.1f", (n > 0) ? (b - a) * 1e6 / hz / n : 0}')
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$t" "$c" "$req" \
+            measure "$t" "$c" "$SECONDS_RUN" "$out"
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$t" "$c" "$REQ" \
                 "$(field rps "$out")" "$(field p50_us "$out")" "$(field p99_us "$out")" \
-                "$cpu_us" "$rss" "$errs" "$drain" >>"$RESULTS"
+                "$CPU_US" "$RSS" "$ERRS" "$DRAIN" >>"$RESULTS"
             printf 'run %d  %-16s c=%-4d %9.0f rps  p50 %6d us  p99 %6d us  %6.1f cpu-us/req  errors %d  idle after %ss\n' \
                 "$run" "$t" "$c" "$(field rps "$out")" "$(field p50_us "$out")" \
-                "$(field p99_us "$out")" "$cpu_us" "$errs" "$drain" >&2
+                "$(field p99_us "$out")" "$CPU_US" "$ERRS" "$DRAIN" >&2
         done
     done
 done
@@ -362,23 +370,10 @@ if has tollgate && has tollgate-nometer && [ "$AB_CYCLES" -gt 0 ]; then
             order="tollgate tollgate-nometer"
             [ $((cyc % 2)) = 0 ] && order="tollgate-nometer tollgate"
             for t in $order; do
-                pid=$(target_pid "$t")
-                settle "$pid" >/dev/null
-                cpu0=$(cpu_ticks "$pid")
-                out=$DIR/ab-$cyc-$c-$t.txt
-                wrk_run "$(target_port "$t")" "$c" "$AB_SECONDS" "$out"
-                settle "$pid" >/dev/null
-                cpu1=$(cpu_ticks "$pid")
-                grep -q '^BENCH ' "$out" || { cat "$out" >&2; die "wrk failed (A/B $t, $c connections)"; }
-                req=$(field requests "$out")
-                errs=0
-                for e in connect read write status timeout; do errs=$((errs + $(field "$e" "$out"))); done
-                [ "$req" -gt 0 ] || errs=$((errs + 1))
-                cpu_us=$(awk -v a="$cpu0" -v b="$cpu1" -v hz="$HZ" -v n="$req" \
-                    'BEGIN {printf "%.1f", (n > 0) ? (b - a) * 1e6 / hz / n : 0}')
-                printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$cyc" "$t" "$c" "$req" "$cpu_us" "$errs" >>"$AB"
+                measure "$t" "$c" "$AB_SECONDS" "$DIR/ab-$cyc-$c-$t.txt"
+                printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$cyc" "$t" "$c" "$REQ" "$CPU_US" "$ERRS" >>"$AB"
                 printf 'A/B %2d  %-16s c=%-4d %9.0f rps  %6.1f cpu-us/req  errors %d\n' "$cyc" "$t" "$c" \
-                    "$(awk -v n="$req" -v s="$AB_SECONDS" 'BEGIN {print n / s}')" "$cpu_us" "$errs" >&2
+                    "$(awk -v n="$REQ" -v s="$AB_SECONDS" 'BEGIN {print n / s}')" "$CPU_US" "$ERRS" >&2
             done
         done
     done

@@ -165,7 +165,7 @@ int tg_record_view_of(const uint8_t *p, size_t n, tg_record_view *v);
  * TG_ENOMEM come from out. A payload is between these sizes: */
 #define TG_RECORD_VERSION 2
 #define TG_RECORD_MIN_LEN 50
-#define TG_RECORD_MAX_LEN (26 + 13 * 10 + 15 * (1 + TG_TAG_MAX))
+#define TG_RECORD_MAX_LEN (2 + TG_RECORD_ID_LEN + 3 + 5 + 13 * 10 + 15 * (1 + TG_TAG_MAX))
 /* A frame: [u32 payload length][u32 crc32c of the payload][payload]. */
 #define TG_JOURNAL_FRAME_HDR 8
 
