@@ -79,7 +79,7 @@ static tg_sim__model_stat *model_stat(tg_sim__ctx *sim, tg_str model)
 }
 
 static void served_add(tg_sim__ctx *sim, tg_str rid, tg_str model, bool stream, tg_sim_fault fault,
-                       uint32_t prompt, uint32_t completion)
+                       uint32_t prompt, uint32_t completion, uint32_t cached)
 {
     if (sim->nserved == sim->capserved) {
         size_t cap = sim->capserved ? sim->capserved * 2 : 1024;
@@ -102,13 +102,14 @@ static void served_add(tg_sim__ctx *sim, tg_str rid, tg_str model, bool stream, 
     e->fault = (uint8_t)fault;
     e->prompt = prompt;
     e->completion = completion;
+    e->cached = cached;
 }
 
 void tg_sim__record(tg_sim__ctx *sim, tg_str rid, tg_str model, bool stream, tg_sim_fault fault,
-                    bool rejected, uint32_t prompt, uint32_t completion)
+                    bool rejected, uint32_t prompt, uint32_t completion, uint32_t cached)
 {
     /* faults other than cut bill nothing, whatever the caller passed */
-    if (fault != TG_SIM_FAULT_NONE && fault != TG_SIM_FAULT_CUT) prompt = completion = 0;
+    if (fault != TG_SIM_FAULT_NONE && fault != TG_SIM_FAULT_CUT) prompt = completion = cached = 0;
     pthread_mutex_lock(&sim->mu);
     sim->requests++;
     sim->rejected += rejected;
@@ -119,7 +120,8 @@ void tg_sim__record(tg_sim__ctx *sim, tg_str rid, tg_str model, bool stream, tg_
         m->streams += stream;
         m->prompt_tokens += prompt;
         m->completion_tokens += completion;
-        served_add(sim, rid, model, stream, fault, prompt, completion);
+        m->cached_tokens += cached;
+        served_add(sim, rid, model, stream, fault, prompt, completion, cached);
     }
     pthread_mutex_unlock(&sim->mu);
 }
@@ -146,10 +148,11 @@ static int stat_json(tg_buf *b, const char *name, const tg_sim__model_stat *m, b
     if (!rc)
         rc = tg_buf_printf(b,
                            ":{\"requests\":%llu,\"streams\":%llu,\"prompt_tokens\":%llu,"
-                           "\"completion_tokens\":%llu,\"cached_tokens\":0}",
+                           "\"completion_tokens\":%llu,\"cached_tokens\":%llu}",
                            (unsigned long long)m->requests, (unsigned long long)m->streams,
                            (unsigned long long)m->prompt_tokens,
-                           (unsigned long long)m->completion_tokens);
+                           (unsigned long long)m->completion_tokens,
+                           (unsigned long long)m->cached_tokens);
     return rc;
 }
 
@@ -187,9 +190,9 @@ static int served_json(tg_sim__ctx *sim, tg_buf *b)
         if (!rc) rc = tg_jsonw_str(b, tg_str_c(e->model));
         if (!rc)
             rc = tg_buf_printf(b, ",\"stream\":%s,\"fault\":\"%s\",\"prompt_tokens\":%u,"
-                                  "\"completion_tokens\":%u}",
+                                  "\"completion_tokens\":%u,\"cached_tokens\":%u}",
                                e->stream ? "true" : "false", tg_sim_fault_name((tg_sim_fault)e->fault),
-                               e->prompt, e->completion);
+                               e->prompt, e->completion, e->cached);
     }
     if (!rc) rc = tg_buf_printf(b, "],\"truncated\":%s}", sim->served_truncated ? "true" : "false");
     pthread_mutex_unlock(&sim->mu);
@@ -230,6 +233,30 @@ static int pick_fault(tg_sim__ctx *sim, tg_req *r, tg_sim_fault *out, tg_sim__er
     return TG_OK;
 }
 
+/* X-Sim-Cached-Tokens: N reports N of a chat call's prompt tokens (at
+ * most all of them) as read from a prompt cache, in
+ * usage.prompt_tokens_details.cached_tokens, as OpenAI does. */
+static int cached_want(tg_req *r, tg_sim__kind kind, tg_sim__call *c, tg_sim__err *e)
+{
+    tg_str h = tg_req_header(r, TG_STR("X-Sim-Cached-Tokens"));
+    uint64_t v;
+    c->cached_want = 0;
+    if (!h.p) return TG_OK;
+    h = tg_str_trim(h);
+    if (kind != TG_SIM__CHAT)
+        return tg_sim__err_set(e, 400, NULL,
+                               "X-Sim-Cached-Tokens applies to chat completions only.");
+    if (tg_str_to_u64(h, &v) || v > UINT32_MAX) {
+        if (h.n > 64) h.n = 64;
+        return tg_sim__err_set(e, 400, NULL,
+                               "X-Sim-Cached-Tokens: \"%.*s\" is not a whole number of tokens "
+                               "from 0 to 4294967295.",
+                               TG_STR_FMT(h));
+    }
+    c->cached_want = (uint32_t)v;
+    return TG_OK;
+}
+
 static void on_timeout_abort(tg_req *r, void *data)
 {
     (void)r, (void)data;
@@ -267,17 +294,17 @@ static bool fault_now(tg_sim__ctx *sim, tg_req *r, const tg_sim__call *c, tg_sim
     case TG_SIM_FAULT_TIMEOUT:
         /* never answered; the server frees the request when the client
          * closes (or when a drain gives up) and tells us here */
-        tg_sim__record(sim, c->rid, c->model, c->stream, f, false, 0, 0);
+        tg_sim__record(sim, c->rid, c->model, c->stream, f, false, 0, 0, 0);
         tg_req_on_abort(r, on_timeout_abort, NULL);
         return true;
     case TG_SIM_FAULT_RESET:
-        tg_sim__record(sim, c->rid, c->model, c->stream, f, false, 0, 0);
+        tg_sim__record(sim, c->rid, c->model, c->stream, f, false, 0, 0, 0);
         tg_resp_close(r, true);
         return true;
     default:
         return false;
     }
-    tg_sim__record(sim, c->rid, c->model, c->stream, f, false, 0, 0);
+    tg_sim__record(sim, c->rid, c->model, c->stream, f, false, 0, 0, 0);
     send_err(r, &e, h, nh);
     return true;
 }
@@ -383,8 +410,9 @@ static void inference(tg_sim__ctx *sim, tg_req *r, tg_sim__kind kind)
     tg_sim__err e;
     tg_sim_fault f;
     /* the body first: rule draws count only requests that could be served */
-    if (tg_sim__parse(&sim->conf, kind, r->body, &r->arena, &c, &e) || pick_fault(sim, r, &f, &e)) {
-        tg_sim__record(sim, TG_STR_NULL, TG_STR_NULL, false, TG_SIM_FAULT_NONE, e.status < 500, 0, 0);
+    if (tg_sim__parse(&sim->conf, kind, r->body, &r->arena, &c, &e) ||
+        cached_want(r, kind, &c, &e) || pick_fault(sim, r, &f, &e)) {
+        tg_sim__record(sim, TG_STR_NULL, TG_STR_NULL, false, TG_SIM_FAULT_NONE, e.status < 500, 0, 0, 0);
         send_err(r, &e, NULL, 0);
         return;
     }
@@ -405,7 +433,7 @@ static void handle(tg_req *r, void *data)
                         "Incorrect API key provided. The simulated provider expects "
                         "\"Authorization: Bearer <key>\" with the key it was started with.");
         e.code = "invalid_api_key";
-        tg_sim__record(sim, TG_STR_NULL, TG_STR_NULL, false, TG_SIM_FAULT_NONE, true, 0, 0);
+        tg_sim__record(sim, TG_STR_NULL, TG_STR_NULL, false, TG_SIM_FAULT_NONE, true, 0, 0, 0);
         send_err(r, &e, NULL, 0);
         return;
     }
@@ -414,7 +442,7 @@ static void handle(tg_req *r, void *data)
         tg_sim__err_set(&e, ep == EP_NONE ? 404 : 405, NULL, "%s (%s %.*s)",
                         ep == EP_NONE ? "Invalid URL" : "Invalid method for URL",
                         method_name(r->method), r->path.n > 200 ? 200 : (int)r->path.n, r->path.p);
-        if (api) tg_sim__record(sim, TG_STR_NULL, TG_STR_NULL, false, TG_SIM_FAULT_NONE, true, 0, 0);
+        if (api) tg_sim__record(sim, TG_STR_NULL, TG_STR_NULL, false, TG_SIM_FAULT_NONE, true, 0, 0, 0);
         send_err(r, &e, &allow, ep == EP_NONE ? 0 : 1);
         return;
     }
@@ -429,7 +457,7 @@ static void handle(tg_req *r, void *data)
         inference(sim, r, TG_SIM__EMBEDDING);
         break;
     case EP_MODELS:
-        tg_sim__record(sim, TG_STR_NULL, TG_STR_NULL, false, TG_SIM_FAULT_NONE, false, 0, 0);
+        tg_sim__record(sim, TG_STR_NULL, TG_STR_NULL, false, TG_SIM_FAULT_NONE, false, 0, 0, 0);
         send_models(r);
         break;
     case EP_STATS:

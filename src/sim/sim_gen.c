@@ -58,6 +58,7 @@ int tg_sim__head_init(tg_sim__ctx *sim, tg_sim__head *h, const tg_sim__call *c)
              c->kind == TG_SIM__CHAT ? "chatcmpl-sim-" : "cmpl-sim-", (unsigned long long)x);
     h->created = (int64_t)time(NULL);
     h->include_usage = c->include_usage;
+    h->cached_want = c->kind == TG_SIM__CHAT ? c->cached_want : 0;
     tg_buf_init(&h->model_json, 8 * TG_SIM__MAX_MODEL);
     return tg_jsonw_str(&h->model_json, c->model);
 }
@@ -72,15 +73,21 @@ void tg_sim__head_release(tg_sim__head *h)
         if ((rc = (x))) return rc;                                                                 \
     } while (0)
 
-static int usage(tg_buf *b, tg_sim__kind kind, uint32_t prompt, uint32_t completion)
+uint32_t tg_sim__cached(const tg_sim__head *h, uint32_t prompt)
+{
+    return h->cached_want < prompt ? h->cached_want : prompt;
+}
+
+static int usage(tg_buf *b, const tg_sim__head *h, uint32_t prompt, uint32_t completion)
 {
     int rc =
         tg_buf_printf(b, "{\"prompt_tokens\":%u,\"completion_tokens\":%u,\"total_tokens\":%llu",
                       prompt, completion, (unsigned long long)prompt + completion);
     if (rc) return rc;
-    if (kind == TG_SIM__CHAT)
-        TRY(tg_buf_add_lit(b, ",\"prompt_tokens_details\":{\"cached_tokens\":0},"
-                              "\"completion_tokens_details\":{\"reasoning_tokens\":0}"));
+    if (h->kind == TG_SIM__CHAT)
+        TRY(tg_buf_printf(b, ",\"prompt_tokens_details\":{\"cached_tokens\":%u},"
+                             "\"completion_tokens_details\":{\"reasoning_tokens\":0}",
+                          tg_sim__cached(h, prompt)));
     return tg_buf_add_char(b, '}');
 }
 
@@ -107,7 +114,7 @@ int tg_sim__body_text(tg_buf *b, const tg_sim__head *h, tg_sim__plan *plan, uint
     TRY(chat ? tg_buf_add_lit(b, "\",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"")
              : tg_buf_add_lit(b, "\",\"index\":0,\"logprobs\":null,\"finish_reason\":\""));
     TRY(tg_buf_printf(b, "%s\"}],\"usage\":", plan->length ? "length" : "stop"));
-    TRY(usage(b, h->kind, prompt, plan->tokens));
+    TRY(usage(b, h, prompt, plan->tokens));
     return tg_buf_add_char(b, '}');
 }
 
@@ -170,7 +177,7 @@ int tg_sim__ev_usage(tg_buf *b, const tg_sim__head *h, uint32_t prompt, uint32_t
     int rc;
     TRY(ev_open(b, h));
     TRY(tg_buf_add_lit(b, "],\"usage\":"));
-    TRY(usage(b, h->kind, prompt, completion));
+    TRY(usage(b, h, prompt, completion));
     return tg_buf_add_lit(b, "}\n\n");
 }
 

@@ -36,7 +36,7 @@ typedef enum { TG_SIM__CHAT, TG_SIM__COMPLETION, TG_SIM__EMBEDDING } tg_sim__kin
 
 typedef struct {
     char *name;
-    uint64_t requests, streams, prompt_tokens, completion_tokens;
+    uint64_t requests, streams, prompt_tokens, completion_tokens, cached_tokens;
 } tg_sim__model_stat;
 
 /* One served request in /sim/requests: what the sim billed it. */
@@ -45,7 +45,7 @@ typedef struct {
     char model[64];             /* truncated */
     bool stream;
     uint8_t fault;              /* tg_sim_fault */
-    uint32_t prompt, completion;
+    uint32_t prompt, completion, cached;
 } tg_sim__served;
 
 /* Entries /sim/requests keeps (later requests count only in the stats). */
@@ -93,6 +93,7 @@ typedef struct {
     bool has_max;
     uint32_t max_tokens;
     uint32_t prompt_tokens;
+    uint32_t cached_want;     /* X-Sim-Cached-Tokens (chat only) */
     uint64_t text_hash; /* of the prompt text (decoded), see sim_req.c */
     /* embeddings */
     tg_json_val input;
@@ -133,6 +134,7 @@ typedef struct {
     int64_t created;
     tg_buf model_json; /* the model as a quoted JSON string */
     bool include_usage;
+    uint32_t cached_want; /* the call's; reported as min(it, prompt tokens) */
 } tg_sim__head;
 
 int tg_sim__head_init(tg_sim__ctx *sim, tg_sim__head *h, const tg_sim__call *c);
@@ -149,12 +151,15 @@ int tg_sim__ev_token(tg_buf *b, const tg_sim__head *h, tg_str word);
 int tg_sim__ev_finish(tg_buf *b, const tg_sim__head *h, bool length);
 int tg_sim__ev_usage(tg_buf *b, const tg_sim__head *h, uint32_t prompt, uint32_t completion);
 int tg_sim__ev_done(tg_buf *b);
+/* The cached prompt tokens a chat answer reports: what the call asked
+ * for (X-Sim-Cached-Tokens), at most its prompt tokens. */
+uint32_t tg_sim__cached(const tg_sim__head *h, uint32_t prompt);
 
 /* Records one request in the stats (model empty: rejected before it named
  * one; rejected: answered with a 4xx of the sim's own), and, when it named
  * a model, in /sim/requests under its request id rid. */
 void tg_sim__record(tg_sim__ctx *sim, tg_str rid, tg_str model, bool stream, tg_sim_fault fault,
-                    bool rejected, uint32_t prompt, uint32_t completion);
+                    bool rejected, uint32_t prompt, uint32_t completion, uint32_t cached);
 
 /* Answers call c on r: now, or after the simulated latency, with fault
  * NONE, CUT or MALFORMED. Takes over r (and records it). */

@@ -92,7 +92,7 @@ static void job_record(job *j, uint32_t completion)
     if (j->recorded) return;
     j->recorded = true;
     tg_sim__record(j->sim, tg_str_make(j->rid, j->rid_n), tg_str_make(j->model, j->model_n), j->stream,
-                   j->fault, false, j->prompt, completion);
+                   j->fault, false, j->prompt, completion, tg_sim__cached(&j->head, j->prompt));
 }
 
 static void on_abort(tg_req *r, void *data)
@@ -354,7 +354,7 @@ fail:
     }
     tg_buf b;
     tg_buf_init(&b, 4096);
-    tg_sim__record(sim, c->rid, c->model, c->stream, TG_SIM_FAULT_NONE, false, 0, 0);
+    tg_sim__record(sim, c->rid, c->model, c->stream, TG_SIM_FAULT_NONE, false, 0, 0, 0);
     tg_sim__err_json(&b, "server_error",
                      rc == TG_ETOOBIG ? "The answer would be too large for the simulated provider."
                                       : "The simulated provider ran out of memory.",

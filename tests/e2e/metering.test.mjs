@@ -35,9 +35,12 @@ const FEE_BPS = 1000n;
 /** round-half-up(v * bps / 10000) for v >= 0, in BigInt. */
 const bps = (v, b) => (v * b * 2n + 10000n) / 20000n;
 
-function expectedCost(offering, prompt, completion) {
+/** prompt includes cached (OpenAI's convention); a kind without a price bills as input. */
+function expectedCost(offering, prompt, completion, cached = 0) {
   const p = PRICES[offering];
-  let c = BigInt(prompt) * nanosPerToken(p.input) + BigInt(completion) * nanosPerToken(p.output ?? '0');
+  let c = BigInt(prompt - cached) * nanosPerToken(p.input) +
+    BigInt(cached) * nanosPerToken(p.cached_input ?? p.input) +
+    BigInt(completion) * nanosPerToken(p.output ?? '0');
   if (p.request) c += BigInt(Math.round(Number(p.request) * 1e9));
   return c;
 }
@@ -47,7 +50,7 @@ let gw;
 
 function config() {
   return {
-    providers: [{ name: 'sim', base_url: sim.baseURL }],
+    providers: [{ name: 'sim', base_url: sim.baseURL, forward_headers: ['X-Sim-Cached-Tokens'] }],
     offerings: Object.entries(PRICES).map(([id, price]) => ({
       id, provider: 'sim', model: { 'sim/fast': 'sim-fast', 'sim/premium': 'sim-premium', 'sim/embed': 'text-embedding-3-small' }[id],
       price,
@@ -172,6 +175,42 @@ describe('usage records', () => {
       assert.equal(BigInt(rep.total[k]), sum(k), `total ${k} is the sum of the rows`);
     assert.equal(BigInt(rep.total.charge_nanos),
       BigInt(rep.total.cost_nanos) + BigInt(rep.total.margin_nanos) + BigInt(rep.total.fee_nanos));
+  });
+
+  test('cached prompt tokens are recorded apart and priced at the cached-input price, streams included', async () => {
+    const client = gw.client(KEYS.cust);
+    const sent = [];
+    const msgs = [{ role: 'user', content: 'a long shared system prompt, then a short question' }];
+    for (const [model, stream, want] of [
+      ['premium', false, 5], ['premium', true, 7], ['premium', false, 100000], ['fast', false, 4], ['fast', true, 0],
+    ]) {
+      const id = rid('cached');
+      const opts = { headers: { 'X-Request-Id': id, 'X-Sim-Cached-Tokens': String(want) } };
+      if (stream) await drain(await client.chat.completions.create({ model, messages: msgs, stream: true }, opts));
+      else await client.chat.completions.create({ model, messages: msgs }, opts);
+      sent.push({ id, offering: `sim/${model}` });
+    }
+    const served = new Map((await (await fetch(`${sim.url}/sim/requests`)).json()).requests.map((r) => [r.id, r]));
+    const byRid = await until(() => {
+      const m = new Map(gw.usage(['--customer', 'acme']).map((r) => [r.rid, r]));
+      return sent.every((s) => m.has(s.id)) ? m : null;
+    }, { what: 'the cached-token requests in the ledger' });
+    for (const s of sent) {
+      const r = byRid.get(s.id);
+      const billed = served.get(s.id);
+      assert.ok(r && billed, `${s.id}: a record, and the sim served it`);
+      assert.equal(r.cached_tokens, billed.cached_tokens, `${s.id}: cached tokens`);
+      assert.equal(r.prompt_tokens, billed.prompt_tokens, `${s.id}: prompt tokens (cached included)`);
+      assert.equal(r.estimated, false);
+      const cost = expectedCost(s.offering, billed.prompt_tokens, billed.completion_tokens, billed.cached_tokens);
+      assert.equal(BigInt(r.cost_nanos), cost, `${s.id}: cost`);
+      assert.equal(BigInt(r.charge_nanos), cost + bps(cost, MARKUP_BPS), `${s.id}: charge`);
+    }
+    // the clamp to the prompt, and a cached token that costs less than an input one
+    const all = byRid.get(sent[2].id);
+    assert.equal(all.cached_tokens, all.prompt_tokens);
+    assert.ok(BigInt(all.cost_nanos) < expectedCost('sim/premium', all.prompt_tokens, all.completion_tokens));
+    assert.equal(byRid.get(sent[3].id).cached_tokens, 4, 'an offering without a cached price bills them as input');
   });
 
   test('tags land as sent: headers first, then the body\'s metadata and user', async () => {

@@ -135,6 +135,41 @@ describe('chat completions', () => {
     }
   });
 
+  test('X-Sim-Cached-Tokens: cached prompt tokens in usage, stats and /sim/requests', async () => {
+    await sim.reset();
+    const h = (n) => ({ 'X-Sim-Cached-Tokens': String(n), 'X-Request-Id': `cached-${n}` });
+    const a = await (await post(sim, '/v1/chat/completions', CHAT, h(10))).json();
+    assert.equal(a.usage.prompt_tokens, 24);
+    assert.deepEqual(a.usage.prompt_tokens_details, { cached_tokens: 10 });
+    // never more than the prompt; the same on a stream's usage chunk
+    const body = { ...CHAT, stream: true, stream_options: { include_usage: true } };
+    const events = lib.sseData(await (await post(sim, '/v1/chat/completions', body, h(1000))).text());
+    const last = JSON.parse(events.at(-2));
+    assert.deepEqual(last.usage.prompt_tokens_details, { cached_tokens: 24 });
+    // the SDK reads it
+    const c = await sim.client().chat.completions.create(CHAT, { headers: h(3) });
+    assert.equal(c.usage.prompt_tokens_details.cached_tokens, 3);
+    const s = await sim.stats();
+    assert.equal(s.models['gpt-4o-mini'].cached_tokens, 10 + 24 + 3);
+    const served = (await (await fetch(`${sim.url}/sim/requests`)).json()).requests;
+    assert.deepEqual(served.map((r) => [r.id, r.cached_tokens]),
+      [['cached-10', 10], ['cached-1000', 24], ['cached-3', 3]]);
+    // bad values and other endpoints: a 400 that says why, nothing billed
+    for (const [p, b, v, re] of [
+      ['/v1/chat/completions', CHAT, 'many', /not a whole number/],
+      ['/v1/chat/completions', CHAT, '-1', /not a whole number/],
+      ['/v1/chat/completions', CHAT, '4294967296', /from 0 to 4294967295/],
+      ['/v1/completions', { model: 'm', prompt: 'x' }, '1', /chat completions only/],
+    ]) {
+      const r = await post(sim, p, b, { 'X-Sim-Cached-Tokens': v });
+      assert.equal(r.status, 400, `${p} ${v}`);
+      const e = await r.json();
+      lib.assertErrorShape(e);
+      assert.match(e.error.message, re);
+    }
+    assert.equal((await sim.stats()).models['gpt-4o-mini'].requests, 3);
+  });
+
   test('the official SDK streams it', async () => {
     const client = sim.client();
     const ref = await client.chat.completions.create(CHAT);
