@@ -461,7 +461,7 @@ if has nginx && has tollgate; then
         printf -- '- tollgate RPS / nginx RPS at %s connections: %.2f\n' "$c" "$r" >>"$RATIOS"
         if [ "$c" = 32 ] || [ "$c" = 256 ]; then
             v=$(awk -v r="$r" 'BEGIN {print ((r >= 0.7) ? "PASS" : "FAIL")}')
-            printf '%s  %s connections: tollgate %.2f x nginx RPS (bar: >= 0.70)\n' "$v" "$c" "$r" >>"$BAR"
+            printf '%s  %s connections: tollgate %.3f x nginx RPS (bar: >= 0.70)\n' "$v" "$c" "$r" >>"$BAR"
         fi
     done
 fi
@@ -491,7 +491,7 @@ if has tollgate && has tollgate-nometer; then
             v=$(awk -v r="$r" 'BEGIN {print ((r >= 0.9) ? "PASS" : "FAIL")}')
             how="median of $RUNS runs"
             [ -s "$AB" ] && how="A/B, median of $AB_CYCLES cycles"
-            printf '%s  %s connections: metering on %.2f x metering off RPS (%s; bar: >= 0.90, metering costs under 10%%)\n' \
+            printf '%s  %s connections: metering on %.3f x metering off RPS (%s; bar: >= 0.90, metering costs under 10%%)\n' \
                 "$v" "$c" "$r" "$how" >>"$BAR"
         fi
     done
@@ -508,7 +508,7 @@ if has tollgate-bg && has tollgate-nometer; then
             "$(per_run diff tollgate-bg tollgate-nometer "$c" 8)" >>"$RATIOS"
         if [ "$c" = 32 ] || [ "$c" = 256 ]; then
             v=$(awk -v r="$r" 'BEGIN {print ((r >= 0.9) ? "PASS" : "FAIL")}')
-            printf '%s  %s connections: metering on (background threads on any core) %.2f x metering off RPS (bar: >= 0.90)\n' \
+            printf '%s  %s connections: metering on (background threads on any core) %.3f x metering off RPS (bar: >= 0.90)\n' \
                 "$v" "$c" "$r" >>"$BAR"
         fi
     done
