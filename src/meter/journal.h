@@ -150,8 +150,16 @@ typedef struct {
     tg_str app, customer, plan;
     bool intent;
 } tg_record_view;
-/* Points v into p[0..n): TG_OK exactly when tg_record_decode would accept
- * the bytes (the same checks, without copying), else TG_EINVAL. */
+/* Points v into p[0..n) and checks the framing only: the size bounds, the
+ * version and flags, that every varint and string lies inside the bytes
+ * and that they end where the last string does. TG_EINVAL otherwise. It
+ * does not check what decode checks beyond that (a string's NULs and
+ * length bound, the enums, the record's invariants, each varint's one
+ * shortest form): it is for bytes that tg_record_encode produced in this
+ * process, which checked all of that as it wrote them (the ledger's
+ * queue), and checking it again was 45% of what the ledger spent per
+ * record. It accepts every payload decode accepts, with the same fields,
+ * and never reads outside p[0..n), whatever the bytes. */
 int tg_record_view_of(const uint8_t *p, size_t n, tg_record_view *v);
 
 /* The encoding, version 2 (docs/durability.md has the table): a version

@@ -75,8 +75,12 @@ char *tg_store_path(const char *data_dir);
 int tg_store_put(tg_store *s, const tg_usage_rec *recs, size_t n, tg_errmsg *err);
 /* The same for records already encoded (tg_record_encode, as outcomes:
  * the journal's bytes, which the ledger queues): rec[i] is len[i] bytes.
- * A payload that does not decode, or decodes as an intent, is TG_EINVAL
- * and nothing is written. */
+ * They must be tg_record_encode's bytes: a record is read in place with
+ * tg_record_view_of, which checks its framing, not its fields (encode
+ * did). A payload that is not framed as a record, or is an intent, is
+ * TG_EINVAL and nothing is written; one framed right whose fields decode
+ * would refuse (only a broken encoder could make one) is stored, and the
+ * reads that meet it fail, naming its chunk. */
 int tg_store_put_encoded(tg_store *s, const uint8_t *const *rec, const size_t *len, size_t n,
                          tg_errmsg *err);
 /* Removes from recs[0 .. *n) the records whose ids the store has, keeping

@@ -272,10 +272,18 @@ static void roundtrip(const tg_usage_rec *r, bool intent, size_t want_len)
     /* cut short, or a byte too many: not a record */
     assert_int_equal(tg_record_view_of((const uint8_t *)b.p, b.n - 1, &v), TG_EINVAL);
     assert_int_equal(tg_record_view_of((const uint8_t *)b.p, b.n + 1, &v), TG_EINVAL);
-    /* a route out of range: refused in place as decode refuses it */
+    /* a version or flag unknown: refused in place too */
+    ((uint8_t *)b.p)[1] ^= 0x40;
+    assert_int_equal(tg_record_view_of((const uint8_t *)b.p, b.n, &v), TG_EINVAL);
+    ((uint8_t *)b.p)[1] ^= 0x40;
+    ((uint8_t *)b.p)[0]++;
+    assert_int_equal(tg_record_view_of((const uint8_t *)b.p, b.n, &v), TG_EINVAL);
+    ((uint8_t *)b.p)[0]--;
+    /* a route out of range: framed right, so the view (which checks the
+     * framing only) takes it; decode refuses it */
     uint8_t *route = (uint8_t *)b.p + 2 + TG_RECORD_ID_LEN + 1;
     *route = TG_RT_COUNT_;
-    assert_int_equal(tg_record_view_of((const uint8_t *)b.p, b.n, &v), TG_EINVAL);
+    assert_int_equal(tg_record_view_of((const uint8_t *)b.p, b.n, &v), TG_OK);
     assert_int_equal(tg_record_decode((const uint8_t *)b.p, b.n, &back, &bi), TG_EINVAL);
     tg_buf_release(&b);
 }
@@ -389,6 +397,44 @@ static void e_strlen_cap(tg_buf *b)
     b->n -= 4;
     tg_buf_add_char(b, (char)(TG_TAG_MAX + 1));
     for (int i = 0; i <= TG_TAG_MAX; i++) tg_buf_add_char(b, 'r');
+}
+
+/* Every string length from 0 to TG_TAG_MAX in every field, with bytes
+ * that are not NUL after each string's end (the encoder copies words, and
+ * must stop at the first NUL whatever follows it), into a buffer that
+ * holds exactly TG_RECORD_MAX_LEN: the copy never writes past the bound. */
+static void test_string_lengths(void **state)
+{
+    (void)state;
+    static const uint8_t junk[] = {0xff, 0x80, 0x01, 0x7f};
+    tg_usage_rec r, back;
+    tg_buf b;
+    tg_buf_init(&b, TG_RECORD_MAX_LEN);
+    for (size_t len = 0; len <= TG_TAG_MAX; len++) {
+        full_rec(&r);
+        char *s[] = {r.rid,       r.key_id,         r.tags.app,     r.tags.customer, r.tags.plan,
+                     r.tags.workspace, r.tags.user, r.tags.feature, r.tags.workflow, r.tags.run,
+                     r.tags.unit, r.model,          r.offering,     r.provider,      r.rule};
+        size_t want = 0;
+        for (size_t k = 0; k < sizeof s / sizeof s[0]; k++) {
+            size_t l = (len + 17 * k) % (TG_TAG_MAX + 1); /* each field a different length */
+            memset(s[k], junk[(len + k) % 4], TG_TAG_MAX + 1);
+            memset(s[k], 'a' + (int)k, l);
+            s[k][l] = '\0';
+            want += l;
+        }
+        tg_buf_clear(&b);
+        assert_int_equal(tg_record_encode(&r, false, &b), TG_OK);
+        assert_int_equal(b.n, TG_RECORD_MAX_LEN - 1 - 15 * TG_TAG_MAX + want);
+        bool intent = true;
+        assert_int_equal(tg_record_decode((const uint8_t *)b.p, b.n, &back, &intent), TG_OK);
+        assert_false(intent);
+        for (size_t k = 0; k < sizeof s / sizeof s[0]; k++) {
+            const char *t = (const char *)&back + ((const char *)s[k] - (const char *)&r);
+            assert_string_equal(t, s[k]);
+        }
+    }
+    tg_buf_release(&b);
 }
 
 static void test_decode_refuses(void **state)
@@ -1306,6 +1352,7 @@ int main(void)
         cmocka_unit_test(test_crc32c),
         cmocka_unit_test(test_crc32c_paths),
         cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_string_lengths),
         cmocka_unit_test(test_decode_refuses),
         cmocka_unit_test(test_scan),
         cmocka_unit_test(test_recover_interrupted),
