@@ -45,6 +45,8 @@ struct tg_gateway {
     tg_customers *customers;    /* created at runtime (gate/customers.h) */
 };
 
+#define TG_SPARE_RECORDS 64
+
 typedef struct {
     tg_gateway *gw;
     tg_worker *w;
@@ -59,6 +61,9 @@ typedef struct {
     tg_rng rng;                 /* request and record ids */
     tg_journal_writer *jw;      /* NULL without metering */
     tg_xlink held;              /* exchanges whose call waits for the journal's write */
+    /* usage records of ended requests, for the next ones (metering.c) */
+    tg_usage_rec *spare[TG_SPARE_RECORDS];
+    unsigned nspare;
 } tg_gw_worker;
 
 #define TG_MAX_UP_HEADERS (8 + TG_MAX_FORWARD_HEADERS)
@@ -95,7 +100,7 @@ typedef struct {
     tg_usage usage;
     /* metering (api/metering.c) */
     tg_attribution attr;
-    tg_usage_rec *rec;          /* NULL: not metered (refused before attribution) */
+    tg_usage_rec *rec;          /* NULL: not metered (refused before attribution); the worker's */
     tg_jticket ticket;
     bool priced;                /* rec holds the final tokens and amounts */
     bool upstream_called;       /* the call started (relay.c) */
@@ -135,6 +140,10 @@ void tg_metering_refuse(tg_exchange *x);
 void tg_metering_price(tg_exchange *x);
 int tg_metering_sse_summary(tg_exchange *x, tg_buf *out);
 void tg_metering_end(tg_exchange *x);
+/* Gives x's record back to its worker, last thing at the request's end. */
+void tg_metering_release(tg_exchange *x);
+/* Frees the records a stopping worker keeps. */
+void tg_metering_worker_free(tg_gw_worker *ww);
 
 /* usage.c: reports over HTTP */
 void tg_admin_reports(tg_exchange *x);

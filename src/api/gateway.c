@@ -184,6 +184,7 @@ static void exchange_end(tg_req *r, void *data)
     tg_metrics_request(ww->metrics, x->model_label, r->status, now - r->t_start_ns,
                        r->t_first_byte_ns ? r->t_first_byte_ns - r->t_start_ns : 0,
                        x->usage.prompt, x->usage.completion);
+    tg_metering_release(x);
     tg_buf_release(&x->scratch);
     tg_buf_release(&x->upbody);
     tg_buf_release(&x->resp);
@@ -571,6 +572,7 @@ static void worker_stop(tg_worker *w, void *data)
     on_flush(&ww->flush);
     tg_upstream_free(ww->up);
     if (ww->jw) tg_journal_writer_free(ww->jw);
+    tg_metering_worker_free(ww);
     if (ww->cfg) tg_config_unref(ww->cfg);
     /* both at once: neither may run again, the journal writer is gone */
     ww->handles_open = 2;

@@ -23,7 +23,9 @@
 #include "base/clock.h"
 #include "meter/price.h"
 
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static tg_ep_kind ep_kind(tg_endpoint ep)
 {
@@ -50,12 +52,40 @@ static int64_t estimate_prompt(const tg_exchange *x)
     return (int64_t)(x->oreq.input.n + 3) / 4;
 }
 
+/* A record comes from the worker's spares, the one given back last
+ * first: it is still in the core's cache, where a fresh ~2 KB allocation
+ * from the request's arena was not (and took the arena past its embedded
+ * block, a malloc and a free per request). It is not cleared whole: every
+ * string is set here or at the intent, and only what follows the NUL of
+ * each is the last request's; the numbers are zeroed. */
+static tg_usage_rec *take_record(tg_gw_worker *ww)
+{
+    tg_usage_rec *r = ww->nspare ? ww->spare[--ww->nspare] : malloc(sizeof *r);
+    if (!r) return NULL;
+    memset(&r->t_start_ms, 0, sizeof *r - offsetof(tg_usage_rec, t_start_ms));
+    r->offering[0] = r->provider[0] = r->rule[0] = '\0';
+    return r;
+}
+
+void tg_metering_release(tg_exchange *x)
+{
+    tg_gw_worker *ww = x->ww;
+    if (!x->rec) return;
+    if (ww->nspare < TG_SPARE_RECORDS) ww->spare[ww->nspare++] = x->rec;
+    else free(x->rec);
+    x->rec = NULL;
+}
+
+void tg_metering_worker_free(tg_gw_worker *ww)
+{
+    while (ww->nspare) free(ww->spare[--ww->nspare]);
+}
+
 void tg_metering_start(tg_exchange *x)
 {
     if (!x->ww->jw) return;
-    tg_usage_rec *r = tg_arena_alloc(&x->req->arena, sizeof *r);
+    tg_usage_rec *r = take_record(x->ww);
     if (!r) return; /* refused later: the intent cannot be written without a record */
-    memset(r, 0, sizeof *r);
     r->t_start_ms = (int64_t)tg_clock_wall_ms();
     new_id(x->ww, r->t_start_ms, r->id);
     tg_record_set(r->rid, x->rid.p, x->rid.n);

@@ -9,7 +9,8 @@
  * provider's dialect: `prompt` is every input token, cached reads and cache
  * writes included; `completion` every output token, reasoning included.
  * Strings are NUL-terminated copies, at most TG_TAG_MAX bytes; "" means
- * absent. */
+ * absent. The strings come first and the numbers from t_start_ms on: a
+ * worker reusing a record clears that tail only (api/metering.c). */
 #ifndef TG_METER_RECORD_H
 #define TG_METER_RECORD_H
 
