@@ -183,9 +183,8 @@ static void int_fields(tg_usage_rec *r, int64_t *f[NINT])
  * much again). A step may copy bytes past the string's end, but never
  * past q + 1 + TG_TAG_MAX, the room TG_RECORD_MAX_LEN counts for the
  * longest string: what is copied past the end stays inside the reserve,
- * and the next field overwrites it. Bytes after the NUL do not matter: a
- * zero byte's detection below carries only upwards, so the lowest flag is
- * the first NUL whatever follows it. Returns the end of the copy, or NULL
+ * and the next field overwrites it. Bytes after the NUL do not matter
+ * (tg_zero_bytes' lowest flag is the first NUL whatever follows it). Returns the end of the copy, or NULL
  * when the string does not end within TG_TAG_MAX bytes. */
 _Static_assert(TG_TAG_MAX % 8 == 0, "whole words up to TG_TAG_MAX");
 static inline uint8_t *put_str(uint8_t *q, const char *p)
@@ -194,7 +193,7 @@ static inline uint8_t *put_str(uint8_t *q, const char *p)
         uint64_t w;
         memcpy(&w, p + l, 8);
         memcpy(q + 1 + l, &w, 8);
-        uint64_t v = le64toh(w), zero = (v - 0x0101010101010101ull) & ~v & 0x8080808080808080ull;
+        uint64_t zero = tg_zero_bytes(le64toh(w));
         if (zero) {
             l += (size_t)__builtin_ctzll(zero) / 8;
             *q = (uint8_t)l;
