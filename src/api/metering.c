@@ -82,20 +82,16 @@ static void copy_tag(char dst[TG_TAG_MAX + 1], const char src[TG_TAG_MAX + 1])
     dst[TG_TAG_MAX] = '\0'; /* src[TG_TAG_MAX], the NUL after the longest tag */
 }
 
-_Static_assert(offsetof(tg_tags, unit_count) == 9 * (TG_TAG_MAX + 1) + 7 &&
-                   sizeof(tg_tags) == offsetof(tg_tags, unit_count) + 8,
-               "copy_tags copies nine strings and the count");
 static void copy_tags(tg_tags *dst, const tg_tags *src)
 {
-    copy_tag(dst->app, src->app);
-    copy_tag(dst->customer, src->customer);
-    copy_tag(dst->plan, src->plan);
-    copy_tag(dst->workspace, src->workspace);
-    copy_tag(dst->user, src->user);
-    copy_tag(dst->feature, src->feature);
-    copy_tag(dst->workflow, src->workflow);
-    copy_tag(dst->run, src->run);
-    copy_tag(dst->unit, src->unit);
+    static const size_t field[] = {
+        offsetof(tg_tags, app),      offsetof(tg_tags, customer), offsetof(tg_tags, plan),
+        offsetof(tg_tags, workspace), offsetof(tg_tags, user),   offsetof(tg_tags, feature),
+        offsetof(tg_tags, workflow), offsetof(tg_tags, run),      offsetof(tg_tags, unit)};
+    _Static_assert(sizeof(tg_tags) == sizeof field / sizeof *field * (TG_TAG_MAX + 1) + 7 + 8,
+                   "copy_tags copies nine strings and the count");
+    for (size_t i = 0; i < sizeof field / sizeof *field; i++)
+        copy_tag((char *)dst + field[i], (const char *)src + field[i]);
     dst->unit_count = src->unit_count;
 }
 

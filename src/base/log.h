@@ -28,8 +28,10 @@ int tg_log_parse_level(tg_str s, tg_log_level *out);
 /* Where lines go (default 2, stderr). */
 void tg_log_set_fd(int fd);
 
-/* One event line: {"ts":...,"level":...,"msg":"<formatted>"}. */
-void tg_log(tg_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* One event line: {"ts":...,"level":...,"msg":"<formatted>"}. Events are
+ * rare (a request's line is the hot path below), so it is marked cold: the
+ * branches that log are moved out of the hot code. */
+void tg_log(tg_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3), cold));
 /* Starts a line in b: {"ts":"...","level":"info" (the caller adds fields
  * and closes it with tg_log_end). */
 int tg_log_begin(tg_buf *b, tg_log_level lvl);

@@ -289,14 +289,26 @@ _Static_assert(HDR_LEN + 1 + NINT + NSTR == TG_RECORD_MIN_LEN, "a byte per varin
 _Static_assert(HDR_LEN + 5 + 10 * NINT + NSTR * (1 + TG_TAG_MAX) == TG_RECORD_MAX_LEN,
                "the widest varints and the longest strings");
 
-/* The varint at *q (before end) skipped; false when it runs past end or
- * past 10 bytes. */
-static inline bool skip_v(const uint8_t **q, const uint8_t *end)
+/* Moves *q past k varints (k >= 1) that must end before end; false when
+ * they do not. A varint ends at its first byte below 0x80, so the ends are
+ * counted eight bytes a step; a varint's length is not checked (decode's
+ * business). */
+static bool skip_varints(const uint8_t **q, const uint8_t *end, unsigned k)
 {
-    const uint8_t *p = *q, *stop = end - p > 10 ? p + 10 : end;
-    while (p < stop)
-        if (*p++ < 0x80) {
-            *q = p;
+    const uint8_t *p = *q;
+    for (; end - p >= 8; p += 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        uint64_t ends = ~le64toh(w) & 0x8080808080808080ull; /* bit 8i+7: byte i ends one */
+        for (; ends; ends &= ends - 1)
+            if (--k == 0) {
+                *q = p + __builtin_ctzll(ends) / 8 + 1;
+                return true;
+            }
+    }
+    for (; p < end; p++)
+        if (*p < 0x80 && --k == 0) {
+            *q = p + 1;
             return true;
         }
     return false;
@@ -307,9 +319,9 @@ int tg_record_view_of(const uint8_t *p, size_t n, tg_record_view *v)
     if (!header_ok(p, n)) return TG_EINVAL;
     const uint8_t *q = p + HDR_LEN, *end = p + n;
     int64_t start;
-    if (!skip_v(&q, end) || !get_sv(&q, end, &start)) return TG_EINVAL; /* status, t_start_ms */
-    for (int i = 1; i < NINT; i++)
-        if (!skip_v(&q, end)) return TG_EINVAL;
+    /* the status, then t_start_ms (read), then the other integers */
+    if (!skip_varints(&q, end, 1) || !get_sv(&q, end, &start) || !skip_varints(&q, end, NINT - 1))
+        return TG_EINVAL;
     tg_str s[NSTR];
     for (int i = 0; i < NSTR; i++) {
         if (q >= end || (size_t)(end - q - 1) < *q) return TG_EINVAL;
