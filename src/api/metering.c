@@ -67,21 +67,9 @@ static tg_usage_rec *take_record(tg_gw_worker *ww)
     return r;
 }
 
-/* A tag string copied up to the word that holds its NUL: the tags are
- * nine fields of 129 bytes, mostly short or empty, and a copy of the
- * whole struct wrote 19 cache lines where this writes about nine. The
- * words stay inside the fields (TG_TAG_MAX is a multiple of 8). */
-static void copy_tag(char dst[TG_TAG_MAX + 1], const char src[TG_TAG_MAX + 1])
-{
-    for (size_t l = 0; l < TG_TAG_MAX; l += 8) {
-        uint64_t w;
-        memcpy(&w, src + l, 8);
-        memcpy(dst + l, &w, 8);
-        if (tg_zero_bytes(w)) return; /* any zero byte: the order of bytes does not matter */
-    }
-    dst[TG_TAG_MAX] = '\0'; /* src[TG_TAG_MAX], the NUL after the longest tag */
-}
-
+/* Each tag copied up to the word that holds its NUL (tg_record_copy_str):
+ * the tags are nine fields of 129 bytes, mostly short or empty, and a copy
+ * of the whole struct wrote 19 cache lines where this writes about nine. */
 static void copy_tags(tg_tags *dst, const tg_tags *src)
 {
     static const size_t field[] = {
@@ -91,7 +79,8 @@ static void copy_tags(tg_tags *dst, const tg_tags *src)
     _Static_assert(sizeof(tg_tags) == sizeof field / sizeof *field * (TG_TAG_MAX + 1) + 7 + 8,
                    "copy_tags copies nine strings and the count");
     for (size_t i = 0; i < sizeof field / sizeof *field; i++)
-        copy_tag((char *)dst + field[i], (const char *)src + field[i]);
+        if (tg_record_copy_str((char *)dst + field[i], (const char *)src + field[i]) >= TG_TAG_MAX)
+            ((char *)dst + field[i])[TG_TAG_MAX] = '\0'; /* 128 bytes: the NUL is not copied */
     dst->unit_count = src->unit_count;
 }
 

@@ -30,17 +30,6 @@ static inline bool tg_str_eq(tg_str a, tg_str b)
     return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
 }
 
-/* Eight bytes as one little-endian word (w = le64toh of them): a mask
- * whose lowest set bit is the top bit of the first zero byte, 0 when no
- * byte is zero. Bits above the first zero byte may be set falsely (the
- * subtraction's borrow carries upwards only), so only the lowest one, or
- * whether there is any, means something. For copying short NUL-terminated
- * strings a word at a time. */
-static inline uint64_t tg_zero_bytes(uint64_t w)
-{
-    return (w - 0x0101010101010101ull) & ~w & 0x8080808080808080ull;
-}
-
 /* ASCII case-insensitive equality (header names). */
 bool tg_str_ieq(tg_str a, tg_str b);
 bool tg_str_has_prefix(tg_str s, tg_str prefix);

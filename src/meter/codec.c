@@ -177,32 +177,17 @@ static void int_fields(tg_usage_rec *r, int64_t *f[NINT])
     memcpy(f, all, sizeof all);
 }
 
-/* A string field, NUL-terminated within its TG_TAG_MAX + 1 bytes, copied
- * to q + 1 with its length at q, eight bytes a step: the strings are
- * short, and a byte loop took 40% of an encode (strnlen then memcpy as
- * much again). A step may copy bytes past the string's end, but never
- * past q + 1 + TG_TAG_MAX, the room TG_RECORD_MAX_LEN counts for the
- * longest string: what is copied past the end stays inside the reserve,
- * and the next field overwrites it. Bytes after the NUL do not matter
- * (tg_zero_bytes' lowest flag is the first NUL whatever follows it). Returns the end of the copy, or NULL
- * when the string does not end within TG_TAG_MAX bytes. */
-_Static_assert(TG_TAG_MAX % 8 == 0, "whole words up to TG_TAG_MAX");
+/* A string field as its length byte at q and its bytes (see
+ * tg_record_copy_str); NULL when it is longer than TG_TAG_MAX. The copy's
+ * last word never passes q + 1 + TG_TAG_MAX, the room TG_RECORD_MAX_LEN
+ * counts for the longest string, so whatever it copies past the string's
+ * end stays inside the reserve, and the next field overwrites it. */
 static inline uint8_t *put_str(uint8_t *q, const char *p)
 {
-    for (size_t l = 0; l < TG_TAG_MAX; l += 8) {
-        uint64_t w;
-        memcpy(&w, p + l, 8);
-        memcpy(q + 1 + l, &w, 8);
-        uint64_t zero = tg_zero_bytes(le64toh(w));
-        if (zero) {
-            l += (size_t)__builtin_ctzll(zero) / 8;
-            *q = (uint8_t)l;
-            return q + 1 + l;
-        }
-    }
-    if (p[TG_TAG_MAX]) return NULL;
-    *q = TG_TAG_MAX;
-    return q + 1 + TG_TAG_MAX;
+    size_t l = tg_record_copy_str(q + 1, p);
+    if (l > TG_TAG_MAX) return NULL;
+    *q = (uint8_t)l;
+    return q + 1 + l;
 }
 
 int tg_record_encode(const tg_usage_rec *rec, bool intent, tg_buf *out)
