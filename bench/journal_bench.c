@@ -130,7 +130,7 @@ static int run(const char *base, tg_fsync_policy p, const char *name, uint64_t n
     }
     tg_buf b;
     tg_buf_init(&b, TG_RECORD_MAX_LEN);
-    tg_record_encode(&r, false, &b);
+    tg_record_encode(&r, false, &b, NULL);
     printf("%-8s %-7s %9llu requests  %9.0f ns/request  %10.0f records/s  %zu bytes/record\n", name,
            k == 1 ? "serial" : "turn32", (unsigned long long)n, (double)dt / (double)n,
            2e9 * (double)n / (double)dt, b.n + TG_JOURNAL_FRAME_HDR);

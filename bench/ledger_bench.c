@@ -153,6 +153,7 @@ int main(int argc, char **argv)
     tg_usage_rec *recs = malloc(BATCH * sizeof *recs);
     const uint8_t **enc = malloc(BATCH * sizeof *enc);
     size_t *len = malloc(BATCH * sizeof *len), off[BATCH];
+    tg_record_marks *marks = malloc(BATCH * sizeof *marks);
     tg_buf encoded;
     tg_buf_init(&encoded, (size_t)BATCH * TG_RECORD_MAX_LEN);
     struct tm tm = {.tm_year = 2026 - 1900, .tm_mon = 10, .tm_mday = 1};
@@ -168,13 +169,14 @@ int main(int argc, char **argv)
         for (size_t j = 0; j < k; j++) {
             gen(&g, i + j, n, t0, span, &recs[j]);
             off[j] = encoded.n;
-            if (tg_record_encode(&recs[j], false, &encoded)) return fprintf(stderr, "encode\n"), 1;
+            if (tg_record_encode(&recs[j], false, &encoded, &marks[j]))
+                return fprintf(stderr, "encode\n"), 1;
             len[j] = encoded.n - off[j];
         }
         for (size_t j = 0; j < k; j++) enc[j] = (const uint8_t *)encoded.p + off[j];
         clock_gettime(CLOCK_MONOTONIC, &b);
         t_gen += secs(&a, &b);
-        if (tg_store_put_encoded(s, enc, len, k, &err))
+        if (tg_store_put_encoded(s, enc, len, marks, k, &err))
             return fprintf(stderr, "%s\n", err.msg), 1;
         clock_gettime(CLOCK_MONOTONIC, &a);
         t_put += secs(&b, &a);
@@ -184,6 +186,7 @@ int main(int argc, char **argv)
     free(recs);
     free(enc);
     free(len);
+    free(marks);
     tg_buf_release(&encoded);
     long long kib = du_kib(dir);
 

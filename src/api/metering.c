@@ -257,6 +257,7 @@ void tg_metering_end(tg_exchange *x)
     }
     /* the ledger stores the bytes the journal just encoded */
     size_t n;
-    const uint8_t *enc = tg_journal_last_payload(ww->jw, &n);
-    tg_ledger_submit(ww->gw->ledger, enc, n, &x->ticket);
+    tg_record_marks m;
+    const uint8_t *enc = tg_journal_last_payload(ww->jw, &n, &m);
+    tg_ledger_submit(ww->gw->ledger, enc, n, &m, &x->ticket);
 }

@@ -190,7 +190,7 @@ static inline uint8_t *put_str(uint8_t *q, const char *p)
     return q + 1 + l;
 }
 
-int tg_record_encode(const tg_usage_rec *rec, bool intent, tg_buf *out)
+int tg_record_encode(const tg_usage_rec *rec, bool intent, tg_buf *out, tg_record_marks *m)
 {
     /* The field lists take non-const pointers; encode only reads them. */
     tg_usage_rec *r = (tg_usage_rec *)rec;
@@ -212,10 +212,21 @@ int tg_record_encode(const tg_usage_rec *rec, bool intent, tg_buf *out)
     for (int i = 0; i < NINT; i++) q = put_sv(q, *f[i]);
     /* Nothing counts as written until out->n moves, so a string too long
      * leaves out as it was. */
+    uint8_t *base = (uint8_t *)out->p + out->n, *strs = q;
     char *s[NSTR];
     str_fields(r, s);
     for (int i = 0; i < NSTR; i++)
         if (!(q = put_str(q, s[i]))) return TG_EINVAL;
+    if (m) {
+        /* past rid and key_id to app, then customer and plan (str_fields' order) */
+        size_t app = (size_t)(strs - base);
+        app += 1 + base[app];
+        app += 1 + base[app];
+        size_t cust = app + 1 + base[app];
+        *m = (tg_record_marks){.t_start_ms = r->t_start_ms, .app = (uint16_t)app,
+                               .customer = (uint16_t)cust,
+                               .plan = (uint16_t)(cust + 1 + base[cust])};
+    }
     out->n = (size_t)((char *)q - out->p);
     out->p[out->n] = '\0';
     return TG_OK;
@@ -274,50 +285,22 @@ _Static_assert(HDR_LEN + 1 + NINT + NSTR == TG_RECORD_MIN_LEN, "a byte per varin
 _Static_assert(HDR_LEN + 5 + 10 * NINT + NSTR * (1 + TG_TAG_MAX) == TG_RECORD_MAX_LEN,
                "the widest varints and the longest strings");
 
-/* Moves *q past k varints (k >= 1) that must end before end; false when
- * they do not. A varint ends at its first byte below 0x80, so the ends are
- * counted eight bytes a step; a varint's length is not checked (decode's
- * business). */
-static bool skip_varints(const uint8_t **q, const uint8_t *end, unsigned k)
+/* The string whose length byte is at p[at], if it lies inside p[0..n). */
+static bool marked(const uint8_t *p, size_t n, uint16_t at, tg_str *out)
 {
-    const uint8_t *p = *q;
-    for (; end - p >= 8; p += 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        uint64_t ends = ~le64toh(w) & 0x8080808080808080ull; /* bit 8i+7: byte i ends one */
-        for (; ends; ends &= ends - 1)
-            if (--k == 0) {
-                *q = p + __builtin_ctzll(ends) / 8 + 1;
-                return true;
-            }
-    }
-    for (; p < end; p++)
-        if (*p < 0x80 && --k == 0) {
-            *q = p + 1;
-            return true;
-        }
-    return false;
+    if (at >= n || p[at] > n - at - 1) return false;
+    *out = tg_str_make((const char *)p + at + 1, p[at]);
+    return true;
 }
 
-int tg_record_view_of(const uint8_t *p, size_t n, tg_record_view *v)
+int tg_record_view_at(const uint8_t *p, size_t n, const tg_record_marks *m, tg_record_view *v)
 {
-    if (!header_ok(p, n)) return TG_EINVAL;
-    const uint8_t *q = p + HDR_LEN, *end = p + n;
-    int64_t start;
-    /* the status, then t_start_ms (read), then the other integers */
-    if (!skip_varints(&q, end, 1) || !get_sv(&q, end, &start) || !skip_varints(&q, end, NINT - 1))
+    tg_str app, customer, plan;
+    if (!header_ok(p, n) || !marked(p, n, m->app, &app) || !marked(p, n, m->customer, &customer) ||
+        !marked(p, n, m->plan, &plan))
         return TG_EINVAL;
-    tg_str s[NSTR];
-    for (int i = 0; i < NSTR; i++) {
-        if (q >= end || (size_t)(end - q - 1) < *q) return TG_EINVAL;
-        s[i] = tg_str_make((const char *)q + 1, *q);
-        q += 1 + *q;
-    }
-    if (q != end) return TG_EINVAL;
-    /* the strings' order: str_fields */
-    *v = (tg_record_view){.id = p + 2, .t_start_ms = start,
-                          .app = s[2], .customer = s[3], .plan = s[4],
-                          .intent = p[1] & F_INTENT};
+    *v = (tg_record_view){.id = p + 2, .t_start_ms = m->t_start_ms, .app = app,
+                          .customer = customer, .plan = plan, .intent = p[1] & F_INTENT};
     return TG_OK;
 }
 

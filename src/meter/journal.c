@@ -108,6 +108,7 @@ struct tg_journal_writer {
     bool lost_intents;   /* a write of held intents failed since the last flush */
     const uint8_t *last; /* the last payload appended, in frames; NULL after a failure */
     size_t nlast;
+    tg_record_marks marks; /* last's, when it is an outcome */
 };
 
 /* ---- segments ---- */
@@ -531,11 +532,11 @@ int tg_journal_writer_flush(tg_journal_writer *w)
 }
 
 /* r's frame at the end of b; on error b is as it was. */
-static int frame_add(tg_buf *b, const tg_usage_rec *r, bool intent)
+static int frame_add(tg_buf *b, const tg_usage_rec *r, bool intent, tg_record_marks *m)
 {
     size_t at = b->n;
     int rc = tg_buf_append(b, "\0\0\0\0\0\0\0\0", TG_JOURNAL_FRAME_HDR);
-    if (!rc) rc = tg_record_encode(r, intent, b);
+    if (!rc) rc = tg_record_encode(r, intent, b, m);
     if (rc) {
         b->n = at;
         return rc;
@@ -555,7 +556,7 @@ static int append(tg_journal_writer *w, const tg_usage_rec *r, bool intent, tg_j
     if (!w->held) tg_buf_clear(b); /* all written: a new batch */
     w->last = NULL;
     size_t at = b->n;
-    int rc = frame_add(b, r, intent);
+    int rc = frame_add(b, r, intent, intent ? NULL : &w->marks);
     if (rc) return rc;
     size_t len = b->n - at;
     if (w->held && !seg_takes(w)) {
@@ -593,9 +594,10 @@ int tg_journal_outcome(tg_journal_writer *w, const tg_usage_rec *r, tg_jticket *
     return append(w, r, false, &t->outcome);
 }
 
-const uint8_t *tg_journal_last_payload(const tg_journal_writer *w, size_t *n)
+const uint8_t *tg_journal_last_payload(const tg_journal_writer *w, size_t *n, tg_record_marks *m)
 {
     *n = w->last ? w->nlast : 0;
+    *m = w->marks;
     return w->last;
 }
 
@@ -675,7 +677,7 @@ static int keep_intent(recov *x, id_slot *s, const tg_usage_rec *r)
         x->pcap = cap;
     }
     tg_buf_clear(&x->enc);
-    int rc = tg_record_encode(r, true, &x->enc);
+    int rc = tg_record_encode(r, true, &x->enc, NULL);
     if (rc) return rc;
     uint8_t *p = malloc(x->enc.n);
     if (!p) return TG_ENOMEM;

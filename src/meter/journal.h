@@ -49,6 +49,27 @@ typedef struct tg_journal tg_journal;
 typedef struct tg_journal_writer tg_journal_writer;
 typedef struct tg_jseg tg_jseg;
 
+/* What the store needs of most records, read in place: the ledger's
+ * records are on time and need only this, and copying every field into a
+ * ~2 KB tg_usage_rec was about a quarter of what a record cost it. The
+ * strings are views into the bytes (not NUL-terminated). */
+typedef struct {
+    const uint8_t *id; /* TG_RECORD_ID_LEN bytes */
+    int64_t t_start_ms;
+    tg_str app, customer, plan;
+    bool intent;
+} tg_record_view;
+
+/* Where tg_record_encode put what a view holds, as it wrote the bytes:
+ * the time, and the offsets of the app, customer and plan strings'
+ * length bytes. With them the ledger reads its records in place without
+ * parsing them (finding those strings behind 14 varints and two strings
+ * was a fifth of what the ledger thread spent per record). */
+typedef struct {
+    int64_t t_start_ms;
+    uint16_t app, customer, plan;
+} tg_record_marks;
+
 /* Which segments hold a request's records, so the ledger can settle them. */
 typedef struct {
     tg_jseg *intent;  /* NULL when no intent was written */
@@ -126,41 +147,29 @@ int tg_journal_outcome(tg_journal_writer *w, const tg_usage_rec *r, tg_jticket *
 int tg_journal_writer_flush(tg_journal_writer *w);
 /* The payload (tg_record_encode's bytes, without the frame header) of the
  * record w appended last, so a caller can keep the bytes the journal
- * encoded rather than encode the record again. *n is its length. Valid
- * until the next call on w (append, flush, free); NULL (*n 0) before the
- * first append and after one that failed. */
-const uint8_t *tg_journal_last_payload(const tg_journal_writer *w, size_t *n);
+ * encoded rather than encode the record again. *n is its length; *m its
+ * marks when it is an outcome (an intent's are not kept). Valid until the next call on w (append, flush, free); NULL (*n
+ * 0) before the first append and after one that failed. */
+const uint8_t *tg_journal_last_payload(const tg_journal_writer *w, size_t *n, tg_record_marks *m);
 /* The ledger committed the outcome behind t: both segments may go. Any thread. */
 void tg_journal_settle(tg_journal *j, const tg_jticket *t);
 
 /* Record encoding, shared with the ledger's queue: a compact, versioned
- * binary form of every field. decode validates everything (lengths,
- * enums, the record invariants) and returns TG_EINVAL on bytes that are
- * not a record, so it is safe on a torn or hostile file. */
-int tg_record_encode(const tg_usage_rec *r, bool intent, tg_buf *out);
+ * binary form of every field. encode fills *m when m is not NULL. decode
+ * validates everything (lengths, enums, the record invariants) and
+ * returns TG_EINVAL on bytes that are not a record, so it is safe on a
+ * torn or hostile file. */
+int tg_record_encode(const tg_usage_rec *r, bool intent, tg_buf *out, tg_record_marks *m);
 int tg_record_decode(const uint8_t *p, size_t n, tg_usage_rec *r, bool *intent);
 
-/* What the store needs of most records, read in place: the ledger's
- * records are on time and need only this, and copying every field into a
- * ~2 KB tg_usage_rec was about a quarter of what a record cost it. The
- * strings are views into the bytes (not NUL-terminated). */
-typedef struct {
-    const uint8_t *id; /* TG_RECORD_ID_LEN bytes */
-    int64_t t_start_ms;
-    tg_str app, customer, plan;
-    bool intent;
-} tg_record_view;
-/* Points v into p[0..n) and checks the framing only: the size bounds, the
- * version and flags, that every varint and string lies inside the bytes
- * and that they end where the last string does. TG_EINVAL otherwise. It
- * does not check what decode checks beyond that (a string's NULs and
- * length bound, the enums, the record's invariants, each varint's one
- * shortest form): it is for bytes that tg_record_encode produced in this
- * process, which checked all of that as it wrote them (the ledger's
- * queue), and checking it again was 45% of what the ledger spent per
- * record. It accepts every payload decode accepts, with the same fields,
- * and never reads outside p[0..n), whatever the bytes. */
-int tg_record_view_of(const uint8_t *p, size_t n, tg_record_view *v);
+/* The view of p[0..n), bytes tg_record_encode wrote with marks *m. It
+ * trusts the pair (the ledger's queue holds what encode gave the journal
+ * in this process, which checked every field as it wrote them) and checks
+ * only what keeps the view inside p[0..n): the size bounds, the version
+ * and flags, and that each marked string lies within the bytes; TG_EINVAL
+ * otherwise. It never reads outside p[0..n), whatever the bytes and
+ * marks. */
+int tg_record_view_at(const uint8_t *p, size_t n, const tg_record_marks *m, tg_record_view *v);
 
 /* The encoding, version 2 (docs/durability.md has the table): a version
  * byte, a flags byte (intent, stream, estimated), the 16-byte id, the

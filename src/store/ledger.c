@@ -32,6 +32,7 @@ typedef struct {
     uint8_t *bytes;    /* the encodings, end to end */
     size_t nbytes, capbytes;
     size_t *end;       /* record i is bytes[end[i-1] (0 for i = 0) .. end[i]) */
+    tg_record_marks *marks;
     tg_jticket *tickets;
     size_t n, cap;
 } queue;
@@ -61,6 +62,7 @@ static void queue_release(queue *q)
 {
     free(q->bytes);
     free(q->end);
+    free(q->marks);
     free(q->tickets);
     *q = (queue){0};
 }
@@ -82,6 +84,9 @@ static int queue_reserve(queue *q, size_t want, size_t wantb)
     size_t *e = realloc(q->end, cap * sizeof *e);
     if (!e) return TG_ENOMEM;
     q->end = e;
+    tg_record_marks *m = realloc(q->marks, cap * sizeof *m);
+    if (!m) return TG_ENOMEM;
+    q->marks = m;
     tg_jticket *t = realloc(q->tickets, cap * sizeof *t);
     if (!t) return TG_ENOMEM;
     q->tickets = t;
@@ -145,7 +150,7 @@ static bool commit_batch(tg_ledger *l, const queue *w, size_t off, size_t n)
     uint32_t wait_ms = BACKOFF_MIN_MS;
     for (unsigned tries = 1, at_stop = 0;; tries++) {
         tg_errmsg err = {{0}};
-        int rc = tg_store_put_encoded(l->store, l->rec, l->len, n, &err);
+        int rc = tg_store_put_encoded(l->store, l->rec, l->len, w->marks + off, n, &err);
         if (!rc) {
             atomic_fetch_add_explicit(&l->batches, 1, memory_order_relaxed);
             return true;
@@ -257,7 +262,8 @@ int tg_ledger_start_with(const tg_metering_conf *c, tg_store *s, tg_ledger_settl
     return TG_OK;
 }
 
-void tg_ledger_submit(tg_ledger *l, const uint8_t *rec, size_t len, const tg_jticket *t)
+void tg_ledger_submit(tg_ledger *l, const uint8_t *rec, size_t len, const tg_record_marks *m,
+                      const tg_jticket *t)
 {
     pthread_mutex_lock(&l->mu);
     queue *q = &l->pending;
@@ -270,6 +276,7 @@ void tg_ledger_submit(tg_ledger *l, const uint8_t *rec, size_t len, const tg_jti
     memcpy(q->bytes + q->nbytes, rec, len);
     q->nbytes += len;
     q->end[q->n] = q->nbytes;
+    q->marks[q->n] = *m;
     q->tickets[q->n] = t ? *t : (tg_jticket){0};
     size_t n = ++q->n;
     /* Ask the CPU for the lines the next record will take. A queue is
@@ -286,6 +293,7 @@ void tg_ledger_submit(tg_ledger *l, const uint8_t *rec, size_t len, const tg_jti
         for (size_t k = 0; k < PREFETCH_BYTES; k += 64) __builtin_prefetch(q->bytes + q->nbytes + k, 1);
     if (n < q->cap) {
         __builtin_prefetch(&q->end[n], 1);
+        __builtin_prefetch(&q->marks[n], 1);
         __builtin_prefetch(&q->tickets[n], 1);
     }
     l->seq_in++;

@@ -35,12 +35,14 @@ int tg_ledger_start(const tg_metering_conf *c, tg_store *s, tg_journal *j, tg_le
 typedef void (*tg_ledger_settle_fn)(void *ud, const tg_jticket *t);
 int tg_ledger_start_with(const tg_metering_conf *c, tg_store *s, tg_ledger_settle_fn fn, void *ud,
                          tg_ledger **out, tg_errmsg *err);
-/* Queues a record, given as its encoding (tg_record_encode as an outcome:
- * the bytes the journal wrote), copied, with its ticket. Never fails;
- * never blocks on I/O. A payload the store cannot decode fails its whole
- * batch at every retry, so callers hand over only what the journal's
- * encoder produced. */
-void tg_ledger_submit(tg_ledger *l, const uint8_t *rec, size_t len, const tg_jticket *t);
+/* Queues a record, given as its encoding and marks (tg_record_encode as
+ * an outcome: the bytes the journal wrote, tg_journal_last_payload),
+ * copied, with its ticket. Never fails; never blocks on I/O. The store
+ * reads the record in place by its marks (tg_record_view_at), so callers
+ * hand over only what the journal's encoder produced, with the marks it
+ * reported: a pair that does not fit fails its whole batch at every retry. */
+void tg_ledger_submit(tg_ledger *l, const uint8_t *rec, size_t len, const tg_record_marks *m,
+                      const tg_jticket *t);
 /* Blocks until every record submitted before the call is committed (and
  * settled). While the store keeps failing this waits as long; a caller
  * that needs a bound uses tg_store_put itself. */

@@ -334,9 +334,9 @@ static int full_record(tg_store *s, const tg_usage_rec *recs, const uint8_t *con
     return TG_OK;
 }
 
-/* One slice: rec[i] is len[i] bytes, the encoding of recs[i] when the put
- * was given records (recs NULL otherwise). A record is read in place
- * (tg_record_view_of); only one that lands before the frontier is
+/* One slice: rec[i] is len[i] bytes with marks marks[i], the encoding of
+ * recs[i] when the put was given records (recs NULL otherwise). A record
+ * is read in place (tg_record_view_at); only one that lands before the frontier is
  * decoded whole, to go into the rollups. The aggregates point into the
  * records, so they are written out before the next slice replaces them.
  *
@@ -345,13 +345,15 @@ static int full_record(tg_store *s, const tg_usage_rec *recs, const uint8_t *con
  * preempt the ledger (p99 at one connection on one core went from 75 us to
  * 2.6 ms), so each slice first offers the core (sched_yield). */
 static int put_slice(tg_store *s, const tg_usage_rec *recs, const uint8_t *const *rec,
-                     const size_t *len, size_t n, int64_t *newest, tg_errmsg *err)
+                     const size_t *len, const tg_record_marks *marks, size_t n, int64_t *newest,
+                     tg_errmsg *err)
 {
     tg_record_view v[TG_SQ_SLICE];
     int rc = TG_OK;
     int64_t day_c = INT64_MIN, month_c = 0;
     for (size_t i = 0; i < n; i++)
-        if (tg_record_view_of(rec[i], len[i], &v[i]) || v[i].intent) return not_an_outcome(s, err);
+        if (tg_record_view_at(rec[i], len[i], &marks[i], &v[i]) || v[i].intent)
+            return not_an_outcome(s, err);
     for (int i = 0; i < AGG_COUNT_ && !rc; i++) rc = tg_agg_reset(&s->agg[i], n);
     if (rc) return tg_errmsg_set(err, "%s: out of memory", s->path), TG_ENOMEM;
     sched_yield();
@@ -370,24 +372,25 @@ static int put_slice(tg_store *s, const tg_usage_rec *recs, const uint8_t *const
     return rc;
 }
 
-/* A batch is given as records (recs) or as their encodings (rec, len);
- * records are encoded here, a slice at a time. */
+/* A batch is given as records (recs) or as their encodings (rec, len,
+ * marks); records are encoded here, a slice at a time. */
 typedef struct {
     const tg_usage_rec *recs;
     const uint8_t *const *rec;
     const size_t *len;
+    const tg_record_marks *marks;
     size_t n;
 } put_args;
 
 static int encode_slice(tg_store *s, const tg_usage_rec *recs, size_t n, const uint8_t **rec,
-                        size_t *len, tg_errmsg *err)
+                        size_t *len, tg_record_marks *marks, tg_errmsg *err)
 {
     size_t off[TG_SQ_SLICE];
     tg_buf_clear(&s->enc);
     for (size_t i = 0; i < n; i++) {
         tg_record_check(&recs[i]);
         off[i] = s->enc.n;
-        int rc = tg_record_encode(&recs[i], false, &s->enc);
+        int rc = tg_record_encode(&recs[i], false, &s->enc, &marks[i]);
         if (rc == TG_EINVAL)
             return tg_errmsg_set(err, "%s: record %s has a string too long to store", s->path,
                                  recs[i].rid);
@@ -407,14 +410,17 @@ static int put_fn(tg_store *s, void *ud, int64_t *frontier, tg_errmsg *err)
         size_t k = a->n - off < TG_SQ_SLICE ? a->n - off : TG_SQ_SLICE;
         const uint8_t *rec[TG_SQ_SLICE];
         size_t len[TG_SQ_SLICE];
+        tg_record_marks marks[TG_SQ_SLICE];
+        const tg_record_marks *m = marks;
         const tg_usage_rec *recs = a->recs ? a->recs + off : NULL;
         if (recs) {
-            rc = encode_slice(s, recs, k, rec, len, err);
+            rc = encode_slice(s, recs, k, rec, len, marks, err);
         } else {
             memcpy(rec, a->rec + off, k * sizeof *rec);
             memcpy(len, a->len + off, k * sizeof *len);
+            m = a->marks + off;
         }
-        if (!rc) rc = put_slice(s, recs, rec, len, k, &newest, err);
+        if (!rc) rc = put_slice(s, recs, rec, len, m, k, &newest, err);
     }
     *frontier = s->frontier;
     if (!rc && newest != INT64_MIN) rc = fold_until(s, fold_target(newest), frontier, err);
@@ -448,10 +454,10 @@ int tg_store_put(tg_store *s, const tg_usage_rec *recs, size_t n, tg_errmsg *err
     return in_write_txn(s, put_fn, &a, err);
 }
 
-int tg_store_put_encoded(tg_store *s, const uint8_t *const *rec, const size_t *len, size_t n,
-                         tg_errmsg *err)
+int tg_store_put_encoded(tg_store *s, const uint8_t *const *rec, const size_t *len,
+                         const tg_record_marks *marks, size_t n, tg_errmsg *err)
 {
-    put_args a = {.rec = rec, .len = len, .n = n};
+    put_args a = {.rec = rec, .len = len, .marks = marks, .n = n};
     return in_write_txn(s, put_fn, &a, err);
 }
 

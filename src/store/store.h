@@ -30,6 +30,7 @@
 
 #include "base/err.h"
 #include "base/money.h"
+#include "meter/journal.h"
 #include "meter/record.h"
 
 #include <stddef.h>
@@ -74,15 +75,15 @@ char *tg_store_path(const char *data_dir);
  * why) and the call may be repeated. */
 int tg_store_put(tg_store *s, const tg_usage_rec *recs, size_t n, tg_errmsg *err);
 /* The same for records already encoded (tg_record_encode, as outcomes:
- * the journal's bytes, which the ledger queues): rec[i] is len[i] bytes.
- * They must be tg_record_encode's bytes: a record is read in place with
- * tg_record_view_of, which checks its framing, not its fields (encode
- * did). A payload that is not framed as a record, or is an intent, is
- * TG_EINVAL and nothing is written; one framed right whose fields decode
- * would refuse (only a broken encoder could make one) is stored, and the
- * reads that meet it fail, naming its chunk. */
-int tg_store_put_encoded(tg_store *s, const uint8_t *const *rec, const size_t *len, size_t n,
-                         tg_errmsg *err);
+ * the journal's bytes, which the ledger queues): rec[i] is len[i] bytes,
+ * marks[i] the marks encode reported for them. A record is read in place
+ * by its marks (tg_record_view_at), which trusts the pair and checks only
+ * that the marked strings lie inside the bytes. A record whose marks do
+ * not fit, or an intent, is TG_EINVAL and nothing is written; bytes that
+ * are not encode's (only a broken caller could give them) are stored, and
+ * the reads that meet them fail, naming their chunk. */
+int tg_store_put_encoded(tg_store *s, const uint8_t *const *rec, const size_t *len,
+                         const tg_record_marks *marks, size_t n, tg_errmsg *err);
 /* Removes from recs[0 .. *n) the records whose ids the store has, keeping
  * the order of the others, and sets *n to how many are left: what makes a
  * journal replay (tollgate starting after a crash) a no-op for what was

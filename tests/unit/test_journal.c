@@ -247,19 +247,12 @@ static void full_rec(tg_usage_rec *r)
     r->charge = -big - 2;
 }
 
-static void roundtrip(const tg_usage_rec *r, bool intent, size_t want_len)
+/* The view of p[0..n) by the marks encode reported shows r's fields. */
+static void check_view(const uint8_t *p, size_t n, const tg_record_marks *m, const tg_usage_rec *r,
+                       bool intent)
 {
-    tg_buf b;
-    tg_buf_init(&b, 1 << 16);
-    assert_int_equal(tg_record_encode(r, intent, &b), 0);
-    assert_int_equal(b.n, want_len);
-    tg_usage_rec back;
-    bool bi = !intent;
-    assert_int_equal(tg_record_decode((const uint8_t *)b.p, b.n, &back, &bi), 0);
-    assert_true(bi == intent);
-    assert_memory_equal(&back, r, sizeof back);
     tg_record_view v;
-    assert_int_equal(tg_record_view_of((const uint8_t *)b.p, b.n, &v), 0);
+    assert_int_equal(tg_record_view_at(p, n, m, &v), 0);
     assert_memory_equal(v.id, r->id, TG_RECORD_ID_LEN);
     assert_int_equal(v.t_start_ms, r->t_start_ms);
     assert_true(v.intent == intent);
@@ -269,22 +262,50 @@ static void roundtrip(const tg_usage_rec *r, bool intent, size_t want_len)
     assert_memory_equal(v.customer.p, r->tags.customer, v.customer.n);
     assert_int_equal(v.plan.n, strlen(r->tags.plan));
     assert_memory_equal(v.plan.p, r->tags.plan, v.plan.n);
-    /* cut short, or a byte too many: not a record */
-    assert_int_equal(tg_record_view_of((const uint8_t *)b.p, b.n - 1, &v), TG_EINVAL);
-    assert_int_equal(tg_record_view_of((const uint8_t *)b.p, b.n + 1, &v), TG_EINVAL);
-    /* a version or flag unknown: refused in place too */
-    ((uint8_t *)b.p)[1] ^= 0x40;
-    assert_int_equal(tg_record_view_of((const uint8_t *)b.p, b.n, &v), TG_EINVAL);
-    ((uint8_t *)b.p)[1] ^= 0x40;
-    ((uint8_t *)b.p)[0]++;
-    assert_int_equal(tg_record_view_of((const uint8_t *)b.p, b.n, &v), TG_EINVAL);
-    ((uint8_t *)b.p)[0]--;
-    /* a route out of range: framed right, so the view (which checks the
-     * framing only) takes it; decode refuses it */
-    uint8_t *route = (uint8_t *)b.p + 2 + TG_RECORD_ID_LEN + 1;
-    *route = TG_RT_COUNT_;
-    assert_int_equal(tg_record_view_of((const uint8_t *)b.p, b.n, &v), TG_OK);
-    assert_int_equal(tg_record_decode((const uint8_t *)b.p, b.n, &back, &bi), TG_EINVAL);
+}
+
+static void roundtrip(const tg_usage_rec *r, bool intent, size_t want_len)
+{
+    tg_buf b;
+    tg_buf_init(&b, 1 << 16);
+    tg_buf_add_lit(&b, "junk before"); /* marks count from where the record starts */
+    size_t at = b.n;
+    tg_record_marks m;
+    assert_int_equal(tg_record_encode(r, intent, &b, &m), 0);
+    assert_int_equal(b.n - at, want_len);
+    const uint8_t *p = (const uint8_t *)b.p + at;
+    size_t n = b.n - at;
+    tg_usage_rec back;
+    bool bi = !intent;
+    assert_int_equal(tg_record_decode(p, n, &back, &bi), 0);
+    assert_true(bi == intent);
+    assert_memory_equal(&back, r, sizeof back);
+    check_view(p, n, &m, r, intent);
+    tg_record_view v;
+    /* the view never reads outside the bytes: a marked string past them,
+     * or a size, version or flag no record has, is refused */
+    tg_record_marks bad = m;
+    bad.plan = (uint16_t)(n - 1);
+    if (p[n - 1]) assert_int_equal(tg_record_view_at(p, n, &bad, &v), TG_EINVAL);
+    bad.plan = (uint16_t)n;
+    assert_int_equal(tg_record_view_at(p, n, &bad, &v), TG_EINVAL);
+    bad = m;
+    bad.app = UINT16_MAX;
+    assert_int_equal(tg_record_view_at(p, n, &bad, &v), TG_EINVAL);
+    assert_int_equal(tg_record_view_at(p, TG_RECORD_MIN_LEN - 1, &m, &v), TG_EINVAL);
+    assert_int_equal(tg_record_view_at(p, TG_RECORD_MAX_LEN + 1, &m, &v), TG_EINVAL);
+    uint8_t *w = (uint8_t *)b.p + at;
+    w[1] ^= 0x40;
+    assert_int_equal(tg_record_view_at(p, n, &m, &v), TG_EINVAL);
+    w[1] ^= 0x40;
+    w[0]++;
+    assert_int_equal(tg_record_view_at(p, n, &m, &v), TG_EINVAL);
+    w[0]--;
+    /* a route out of range: the view trusts encode's bytes and takes it;
+     * decode refuses it */
+    w[2 + TG_RECORD_ID_LEN + 1] = TG_RT_COUNT_;
+    assert_int_equal(tg_record_view_at(p, n, &m, &v), TG_OK);
+    assert_int_equal(tg_record_decode(p, n, &back, &bi), TG_EINVAL);
     tg_buf_release(&b);
 }
 
@@ -315,7 +336,7 @@ static void refuse(void (*edit)(tg_buf *b))
     tg_buf b;
     tg_buf_init(&b, 1 << 16);
     make_rec(&r, 1);
-    assert_int_equal(tg_record_encode(&r, false, &b), 0);
+    assert_int_equal(tg_record_encode(&r, false, &b, NULL), 0);
     assert_int_equal(tg_record_decode((const uint8_t *)b.p, b.n, &r, &intent), 0);
     edit(&b);
     assert_int_equal(tg_record_decode((const uint8_t *)b.p, b.n, &r, &intent), TG_EINVAL);
@@ -424,7 +445,7 @@ static void test_string_lengths(void **state)
             want += l;
         }
         tg_buf_clear(&b);
-        assert_int_equal(tg_record_encode(&r, false, &b), TG_OK);
+        assert_int_equal(tg_record_encode(&r, false, &b, NULL), TG_OK);
         assert_int_equal(b.n, TG_RECORD_MAX_LEN - 1 - 15 * TG_TAG_MAX + want);
         bool intent = true;
         assert_int_equal(tg_record_decode((const uint8_t *)b.p, b.n, &back, &intent), TG_OK);
@@ -452,7 +473,7 @@ static void test_decode_refuses(void **state)
     tg_buf b;
     tg_buf_init(&b, 1 << 16);
     make_rec(&r, 9);
-    assert_int_equal(tg_record_encode(&r, true, &b), 0);
+    assert_int_equal(tg_record_encode(&r, true, &b, NULL), 0);
     for (size_t n = 0; n < b.n; n++)
         assert_int_equal(tg_record_decode((const uint8_t *)b.p, n, &r, &intent), TG_EINVAL);
 
@@ -460,13 +481,13 @@ static void test_decode_refuses(void **state)
     size_t n0 = b.n;
     make_rec(&r, 9);
     r.charge++;
-    assert_int_equal(tg_record_encode(&r, true, &b), TG_EINVAL);
+    assert_int_equal(tg_record_encode(&r, true, &b, NULL), TG_EINVAL);
     make_rec(&r, 9);
     memset(r.model, 'm', sizeof r.model); /* no NUL within TG_TAG_MAX + 1 */
-    assert_int_equal(tg_record_encode(&r, true, &b), TG_EINVAL);
+    assert_int_equal(tg_record_encode(&r, true, &b, NULL), TG_EINVAL);
     make_rec(&r, 9);
     r.outcome = TG_OUT_COUNT_;
-    assert_int_equal(tg_record_encode(&r, true, &b), TG_EINVAL);
+    assert_int_equal(tg_record_encode(&r, true, &b, NULL), TG_EINVAL);
     assert_int_equal(b.n, n0);
     tg_buf_release(&b);
 }
@@ -489,7 +510,7 @@ static void test_scan(void **state)
         make_rec(&r, i);
         size_t at = b.n;
         tg_buf_append(&b, "\0\0\0\0\0\0\0\0", 8);
-        assert_int_equal(tg_record_encode(&r, i & 1, &b), 0);
+        assert_int_equal(tg_record_encode(&r, i & 1, &b, NULL), 0);
         uint32_t len = (uint32_t)(b.n - at - 8), crc = tg_crc32c(0, b.p + at + 8, len);
         memcpy(b.p + at, &len, 4);
         memcpy(b.p + at + 4, &crc, 4);
@@ -1038,17 +1059,20 @@ static void test_lost_intents(void **state)
     tmp_remove(&t);
 }
 
-/* The payload of the last append decodes back to its record. */
+/* The payload of the last append decodes back to its record, and an
+ * outcome's marks point at its fields. */
 static void check_last(tg_journal_writer *w, const tg_usage_rec *want, bool intent)
 {
     size_t n;
-    const uint8_t *p = tg_journal_last_payload(w, &n);
+    tg_record_marks m;
+    const uint8_t *p = tg_journal_last_payload(w, &n, &m);
     assert_non_null(p);
     tg_usage_rec back;
     bool bi = !intent;
     assert_int_equal(tg_record_decode(p, n, &back, &bi), 0);
     assert_true(bi == intent);
     assert_memory_equal(&back, want, sizeof back);
+    if (!intent) check_view(p, n, &m, want, false);
 }
 
 /* Appends records 0..n-1 as intents or outcomes, checking each one's
@@ -1087,7 +1111,8 @@ static void test_held_records(void **state)
     tg_usage_rec r;
     tg_jticket tk = {0};
     size_t n;
-    assert_null(tg_journal_last_payload(w, &n));
+    tg_record_marks m;
+    assert_null(tg_journal_last_payload(w, &n, &m));
     assert_int_equal(n, 0);
     off_t sz;
     uint32_t first_write = append_all(&t, w, N, true, &sz);
@@ -1107,13 +1132,13 @@ static void test_held_records(void **state)
     make_rec(&r, N);
     assert_int_equal(tg_journal_outcome(w, &r, &tk), 0);
     size_t held;
-    assert_non_null(tg_journal_last_payload(w, &held));
+    assert_non_null(tg_journal_last_payload(w, &held, &m));
     r.charge++; /* refused by encode: no payload */
     assert_int_equal(tg_journal_outcome(w, &r, &tk), TG_EINVAL);
-    assert_null(tg_journal_last_payload(w, &n));
+    assert_null(tg_journal_last_payload(w, &n, &m));
     make_rec(&r, N + 1);
     assert_int_equal(tg_journal_intent(w, &r, &tk), 0);
-    assert_non_null(tg_journal_last_payload(w, &n));
+    assert_non_null(tg_journal_last_payload(w, &n, &m));
     assert_int_equal(file_size(&t, 1), 2 * intents); /* both held */
     assert_int_equal(tg_journal_writer_flush(w), 0);
     assert_int_equal(file_size(&t, 1), 2 * intents + (off_t)(held + n + 2 * TG_JOURNAL_FRAME_HDR));
@@ -1128,7 +1153,7 @@ static void test_held_records(void **state)
     assert_int_equal(tg_journal_intent(w, &r, &tk), 0);
     assert_int_equal(file_size(&t, 1), 0);
     assert_int_equal(tg_journal_outcome(w, &r, &tk), 0); /* takes the intent with it */
-    tg_journal_last_payload(w, &n);
+    tg_journal_last_payload(w, &n, &m);
     assert_int_equal(file_size(&t, 1), 2 * (off_t)(n + TG_JOURNAL_FRAME_HDR));
     tg_journal_writer_free(w);
     tg_journal_close(j);

@@ -358,20 +358,24 @@ static void test_put_encoded_errors(void **state)
     tg_buf a, b;
     tg_buf_init(&a, TG_RECORD_MAX_LEN + 1);
     tg_buf_init(&b, TG_RECORD_MAX_LEN + 1);
-    assert_int_equal(tg_record_encode(&r[0], false, &a), TG_OK);
-    assert_int_equal(tg_record_encode(&r[1], true, &b), TG_OK); /* an intent */
+    tg_record_marks m[2];
+    assert_int_equal(tg_record_encode(&r[0], false, &a, &m[0]), TG_OK);
+    assert_int_equal(tg_record_encode(&r[1], true, &b, &m[1]), TG_OK); /* an intent */
     const uint8_t *rec[2] = {(const uint8_t *)a.p, (const uint8_t *)b.p};
     size_t len[2] = {a.n, b.n};
     tg_errmsg err = {{0}};
-    assert_int_not_equal(tg_store_put_encoded(s, rec, len, 2, &err), TG_OK);
+    assert_int_not_equal(tg_store_put_encoded(s, rec, len, m, 2, &err), TG_OK);
     assert_non_null(strstr(err.msg, "not a valid outcome"));
-    len[1] = a.n - 1; /* torn */
     rec[1] = (const uint8_t *)a.p;
-    assert_int_not_equal(tg_store_put_encoded(s, rec, len, 2, &err), TG_OK);
+    len[1] = a.n;
+    m[1] = m[0];
+    m[1].customer = (uint16_t)a.n; /* a mark past the bytes */
+    assert_int_not_equal(tg_store_put_encoded(s, rec, len, m, 2, &err), TG_OK);
+    assert_non_null(strstr(err.msg, "not a valid outcome"));
     sqlite3 *db = sql_open();
     assert_int_equal(sql_int(db, "SELECT count(*) FROM main.usage"), 0);
     sqlite3_close(db);
-    assert_int_equal(tg_store_put_encoded(s, rec, len, 1, &err), TG_OK);
+    assert_int_equal(tg_store_put_encoded(s, rec, len, m, 1, &err), TG_OK);
     db = sql_open();
     assert_int_equal(sql_int(db, "SELECT count(*) FROM temp.usage"), 1);
     sqlite3_close(db);
@@ -381,17 +385,26 @@ static void test_put_encoded_errors(void **state)
     tg_report_query q;
     assert_int_equal(tg_report_query_parse(&q, "2026-11", "customer", NULL, NULL, 0, &err), 0);
 
-    /* a route out of range, framed right: stored; the report that reads it fails */
-    s = open_rw();
-    tg_buf_clear(&b);
-    assert_int_equal(tg_record_encode(&r[1], false, &b), TG_OK);
-    b.p[2 + TG_RECORD_ID_LEN + 1] = TG_RT_COUNT_;
-    rec[0] = (const uint8_t *)b.p;
-    len[0] = b.n;
-    assert_int_equal(tg_store_put_encoded(s, rec, len, 1, &err), TG_OK);
-    assert_int_equal(tg_report_run(s, &q, TG_REPORT_TABLE, &out, &err), TG_EIO);
-    assert_non_null(strstr(err.msg, "does not hold a valid record"));
-    tg_store_close(s);
+    /* bytes that are not encode's but fit their marks (a route out of
+     * range; a record cut short): stored; the report that reads them fails */
+    for (int cut = 0; cut < 2; cut++) {
+        s = open_rw();
+        tg_buf_clear(&b);
+        assert_int_equal(tg_record_encode(&r[1], false, &b, &m[0]), TG_OK);
+        if (!cut) b.p[2 + TG_RECORD_ID_LEN + 1] = TG_RT_COUNT_;
+        rec[0] = (const uint8_t *)b.p;
+        len[0] = b.n - (size_t)cut;
+        assert_int_equal(tg_store_put_encoded(s, rec, len, m, 1, &err), TG_OK);
+        assert_int_equal(tg_report_run(s, &q, TG_REPORT_TABLE, &out, &err), TG_EIO);
+        assert_non_null(strstr(err.msg, "does not hold a valid record"));
+        tg_store_close(s);
+        sqlite3 *d; /* the bad chunk goes, for the next case */
+        assert_int_equal(sqlite3_open(path, &d), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(d, "DELETE FROM usage WHERE seq = (SELECT max(seq) FROM usage)",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        sqlite3_close(d);
+    }
 
     /* damage the stored chunk behind the store's back: a length past its end */
     sqlite3 *w;
@@ -834,8 +847,9 @@ static void submit(tg_ledger *l, const tg_usage_rec *r, const tg_jticket *t)
 {
     tg_buf b;
     tg_buf_init(&b, TG_RECORD_MAX_LEN + 1);
-    assert_int_equal(tg_record_encode(r, false, &b), TG_OK);
-    tg_ledger_submit(l, (const uint8_t *)b.p, b.n, t);
+    tg_record_marks m;
+    assert_int_equal(tg_record_encode(r, false, &b, &m), TG_OK);
+    tg_ledger_submit(l, (const uint8_t *)b.p, b.n, &m, t);
     tg_buf_release(&b);
 }
 
