@@ -91,7 +91,9 @@ static void on_hup(uv_signal_t *s, int signum)
 
 static void on_close(uv_handle_t *h) { (void)h; }
 
-static void wait_for_signals(tg_runner *run)
+/* Takes over SIGTERM, SIGINT and SIGHUP. Before the gateway says it is
+ * listening: a supervisor may signal it as soon as it reads that line. */
+static void catch_signals(tg_runner *run)
 {
     uv_loop_init(&run->loop);
     uv_signal_init(&run->loop, &run->term);
@@ -101,6 +103,10 @@ static void wait_for_signals(tg_runner *run)
     uv_signal_start(&run->term, on_stop_signal, SIGTERM);
     uv_signal_start(&run->intr, on_stop_signal, SIGINT);
     uv_signal_start(&run->hup, on_hup, SIGHUP);
+}
+
+static void wait_for_signals(tg_runner *run)
+{
     uv_run(&run->loop, UV_RUN_DEFAULT);
     uv_close((uv_handle_t *)&run->term, on_close);
     uv_close((uv_handle_t *)&run->intr, on_close);
@@ -145,6 +151,7 @@ static int cmd_serve(int argc, char **argv)
         tg_config_unref(cfg);
         return 1;
     }
+    catch_signals(&run);
     tg_log(TG_LOG_INFO, "tollgate %s listening on %s:%u (config %s)", TG_VERSION,
            cfg->server.listen.host, tg_gateway_port(run.gw), config);
     wait_for_signals(&run);
@@ -220,9 +227,10 @@ static int cmd_sim(int argc, char **argv)
         fprintf(stderr, "tollgate sim: %s\n", err.msg);
         return 1;
     }
+    tg_runner run = {0};
+    catch_signals(&run);
     tg_log(TG_LOG_INFO, "tollgate sim listening on %s:%u (seed %llu)", s.listen.host,
            tg_server_port(srv), (unsigned long long)s.seed);
-    tg_runner run = {0};
     wait_for_signals(&run);
     tg_server_drain(srv, 1000);
     tg_server_join(srv);
