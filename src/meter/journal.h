@@ -148,8 +148,9 @@ int tg_journal_writer_flush(tg_journal_writer *w);
 /* The payload (tg_record_encode's bytes, without the frame header) of the
  * record w appended last, so a caller can keep the bytes the journal
  * encoded rather than encode the record again. *n is its length; *m its
- * marks when it is an outcome (an intent's are not kept). Valid until the next call on w (append, flush, free); NULL (*n
- * 0) before the first append and after one that failed. */
+ * marks when it is an outcome (an intent's are not kept). Valid until the
+ * next call on w (append, flush, free); NULL (*n 0) before the first
+ * append and after one that failed. */
 const uint8_t *tg_journal_last_payload(const tg_journal_writer *w, size_t *n, tg_record_marks *m);
 /* The ledger committed the outcome behind t: both segments may go. Any thread. */
 void tg_journal_settle(tg_journal *j, const tg_jticket *t);

@@ -336,8 +336,8 @@ static int full_record(tg_store *s, const tg_usage_rec *recs, const uint8_t *con
 
 /* One slice: rec[i] is len[i] bytes with marks marks[i], the encoding of
  * recs[i] when the put was given records (recs NULL otherwise). A record
- * is read in place (tg_record_view_at); only one that lands before the frontier is
- * decoded whole, to go into the rollups. The aggregates point into the
+ * is read in place (tg_record_view_at); only one that lands before the
+ * frontier is decoded whole, to go into the rollups. The aggregates point into the
  * records, so they are written out before the next slice replaces them.
  *
  * A batch takes the ledger thread milliseconds. Where it shares a core with
