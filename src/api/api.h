@@ -64,6 +64,13 @@ typedef struct {
     /* usage records of ended requests, for the next ones (metering.c) */
     tg_usage_rec *spare[TG_SPARE_RECORDS];
     unsigned nspare;
+    /* records of requests ended this loop turn, and their tickets, whose
+     * outcomes go to the journal and the ledger at the turn's flush */
+    struct {
+        tg_usage_rec *rec;
+        tg_jticket ticket;
+    } ended[TG_SPARE_RECORDS];
+    unsigned nended;
 } tg_gw_worker;
 
 #define TG_MAX_UP_HEADERS (8 + TG_MAX_FORWARD_HEADERS)
@@ -103,6 +110,7 @@ typedef struct {
     tg_usage_rec *rec;          /* NULL: not metered (refused before attribution); the worker's */
     tg_jticket ticket;
     bool priced;                /* rec holds the final tokens and amounts */
+    bool rec_ended;             /* rec is on ww->ended: the worker's, not x's */
     bool upstream_called;       /* the call started (relay.c) */
     int64_t est_prompt;         /* local estimate of the input tokens */
     int64_t stream_events;      /* content events relayed: the completion estimate */
@@ -136,10 +144,12 @@ void tg_openai_models(tg_exchange *x, tg_str id);
 /* metering.c: the usage record of an exchange (see the file). */
 void tg_metering_start(tg_exchange *x);
 int tg_metering_intent(tg_exchange *x);
+int tg_metering_journal_intent(tg_exchange *x);
 void tg_metering_refuse(tg_exchange *x);
 void tg_metering_price(tg_exchange *x);
 int tg_metering_sse_summary(tg_exchange *x, tg_buf *out);
 void tg_metering_end(tg_exchange *x);
+void tg_metering_journal_outcomes(tg_gw_worker *ww);
 /* Gives x's record back to its worker, last thing at the request's end. */
 void tg_metering_release(tg_exchange *x);
 /* Frees the records a stopping worker keeps. */

@@ -481,25 +481,41 @@ void tg_exchange_call(tg_exchange *x)
     tg_req_on_abort(x->req, tg_relay_client_gone, x);
 }
 
-/* Writes what the journal holds, then starts the calls whose intents that
- * write carried, or refuses them if it failed. Again until nothing is
- * held: ending a request (a refusal, a call that cannot start) holds its
- * outcome, and may dispatch a pipelined request that holds its intent.
- * Those wait for the next write, never for this one's result. */
+static tg_exchange *held_exchange(tg_xlink *l)
+{
+    return (tg_exchange *)((char *)l - offsetof(tg_exchange, held));
+}
+
+/* Appends the outcomes of the requests that ended and the intents of the
+ * calls that wait (refusing a call whose intent cannot be appended),
+ * writes them in one write(2), then starts the calls whose intents that
+ * write carried, or refuses them all if it failed. Again until nothing is
+ * left: ending a request (a refusal, a call that cannot start) leaves an
+ * outcome, and may dispatch a pipelined request whose call waits. Those
+ * wait for the next write, never for this one's result. */
 static void start_held(tg_gw_worker *ww)
 {
     if (!ww->jw) return;
     for (;;) {
+        tg_metering_journal_outcomes(ww);
+        tg_xlink batch = {&batch, &batch};
+        if (!held_empty(&ww->held)) held_move(&ww->held, &batch);
+        for (tg_xlink *l = batch.next, *next; l != &batch; l = next) {
+            next = l->next;
+            tg_exchange *x = held_exchange(l);
+            if (tg_metering_journal_intent(x)) {
+                held_unlink(&x->held);
+                tg_metering_refuse(x);
+            }
+        }
         int rc = tg_journal_writer_flush(ww->jw);
-        if (held_empty(&ww->held)) return;
-        tg_xlink batch;
-        held_move(&ww->held, &batch);
         while (!held_empty(&batch)) {
-            tg_exchange *x = (tg_exchange *)((char *)batch.next - offsetof(tg_exchange, held));
+            tg_exchange *x = held_exchange(batch.next);
             held_unlink(&x->held);
             if (rc) tg_metering_refuse(x);
             else tg_relay_start(x);
         }
+        if (held_empty(&ww->held) && !ww->nended) return;
     }
 }
 
