@@ -110,7 +110,6 @@ typedef struct {
     tg_usage_rec *rec;          /* NULL: not metered (refused before attribution); the worker's */
     tg_jticket ticket;
     bool priced;                /* rec holds the final tokens and amounts */
-    bool rec_ended;             /* rec is on ww->ended: the worker's, not x's */
     bool upstream_called;       /* the call started (relay.c) */
     int64_t est_prompt;         /* local estimate of the input tokens */
     int64_t stream_events;      /* content events relayed: the completion estimate */
@@ -150,8 +149,6 @@ void tg_metering_price(tg_exchange *x);
 int tg_metering_sse_summary(tg_exchange *x, tg_buf *out);
 void tg_metering_end(tg_exchange *x);
 void tg_metering_journal_outcomes(tg_gw_worker *ww);
-/* Gives x's record back to its worker, last thing at the request's end. */
-void tg_metering_release(tg_exchange *x);
 /* Frees the records a stopping worker keeps. */
 void tg_metering_worker_free(tg_gw_worker *ww);
 

@@ -184,7 +184,6 @@ static void exchange_end(tg_req *r, void *data)
     tg_metrics_request(ww->metrics, x->model_label, r->status, now - r->t_start_ns,
                        r->t_first_byte_ns ? r->t_first_byte_ns - r->t_start_ns : 0,
                        x->usage.prompt, x->usage.completion);
-    tg_metering_release(x);
     tg_buf_release(&x->scratch);
     tg_buf_release(&x->upbody);
     tg_buf_release(&x->resp);

@@ -16,8 +16,9 @@
  *                       provider's usage, or a local estimate, flagged),
  *                       cost, charge, margin, fee; and the response headers
  *   tg_metering_end     from the exchange's end callback, exactly once:
- *                       status, outcome and timings; the record waits on
- *                       the worker's ended list
+ *                       status, outcome and timings; the record goes to
+ *                       the worker's ended list (x->rec stays readable
+ *                       until the callback returns: the log line)
  *   tg_metering_journal_outcomes
  *                       at the loop turn's flush, before the intents: each
  *                       ended record appended to the journal as an
@@ -103,12 +104,6 @@ static void give_back(tg_gw_worker *ww, tg_usage_rec *r)
 {
     if (ww->nspare < TG_SPARE_RECORDS) ww->spare[ww->nspare++] = r;
     else free(r);
-}
-
-void tg_metering_release(tg_exchange *x)
-{
-    if (x->rec && !x->rec_ended) give_back(x->ww, x->rec);
-    x->rec = NULL;
 }
 
 void tg_metering_worker_free(tg_gw_worker *ww)
@@ -276,7 +271,6 @@ void tg_metering_end(tg_exchange *x)
     if (ww->nended == TG_SPARE_RECORDS) tg_metering_journal_outcomes(ww);
     ww->ended[ww->nended].rec = r;
     ww->ended[ww->nended++].ticket = x->ticket;
-    x->rec_ended = true; /* the log line still reads it, before the release */
 }
 
 void tg_metering_journal_outcomes(tg_gw_worker *ww)
