@@ -76,21 +76,25 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
 
 /* Requests [i, i + k) as one loop turn: their intents, the flush (with
  * the previous turn's outcomes), their outcomes, held for the next turn's
- * flush, and the ledger's settles. */
+ * flush, and the ledger's settles. Each request's strings are encoded
+ * once, as the gateway does (all requests here have the same ones, so
+ * the outcomes reuse the last request's). */
 static int turn(tg_journal *j, tg_journal_writer *w, tg_usage_rec *r, uint64_t i, unsigned k)
 {
     tg_jticket t[32] = {{0}};
+    tg_record_strs s;
     int rc = 0;
     for (unsigned x = 0; x < k && !rc; x++) {
         uint64_t id = i + x;
         memcpy(r->id, &id, sizeof id);
-        rc = tg_journal_intent(w, r, &t[x]);
+        rc = tg_record_strs_of(r, &s);
+        if (!rc) rc = tg_journal_intent(w, r, &s, &t[x]);
     }
     if (!rc) rc = tg_journal_writer_flush(w);
     for (unsigned x = 0; x < k && !rc; x++) {
         uint64_t id = i + x;
         memcpy(r->id, &id, sizeof id);
-        rc = tg_journal_outcome(w, r, &t[x]);
+        rc = tg_journal_outcome(w, r, &s, &t[x]);
     }
     for (unsigned x = 0; x < k; x++) tg_journal_settle(j, &t[x]);
     return rc;

@@ -47,6 +47,14 @@ struct tg_gateway {
 
 #define TG_SPARE_RECORDS 64
 
+/* A request's usage record on the worker (metering.c): the numbers in r,
+ * whose string fields stay empty, and the strings encoded once, in s. */
+typedef struct {
+    tg_usage_rec r;
+    tg_str model; /* the model field, in s: what pricing matches on */
+    tg_record_strs s;
+} tg_meter_rec;
+
 typedef struct {
     tg_gateway *gw;
     tg_worker *w;
@@ -62,12 +70,12 @@ typedef struct {
     tg_journal_writer *jw;      /* NULL without metering */
     tg_xlink held;              /* exchanges whose call waits for the journal's write */
     /* usage records of ended requests, for the next ones (metering.c) */
-    tg_usage_rec *spare[TG_SPARE_RECORDS];
+    tg_meter_rec *spare[TG_SPARE_RECORDS];
     unsigned nspare;
     /* records of requests ended this loop turn, and their tickets, whose
      * outcomes go to the journal and the ledger at the turn's flush */
     struct {
-        tg_usage_rec *rec;
+        tg_meter_rec *rec;
         tg_jticket ticket;
     } ended[TG_SPARE_RECORDS];
     unsigned nended;
@@ -107,7 +115,7 @@ typedef struct {
     tg_usage usage;
     /* metering (api/metering.c) */
     tg_attribution attr;
-    tg_usage_rec *rec;          /* NULL: not metered (refused before attribution); the worker's */
+    tg_meter_rec *rec;          /* NULL: not metered (refused before attribution); the worker's */
     tg_jticket ticket;
     bool priced;                /* rec holds the final tokens and amounts */
     bool upstream_called;       /* the call started (relay.c) */

@@ -155,8 +155,8 @@ static int log_line(tg_exchange *x, tg_buf *b, uint64_t now)
         tg_log_kv_i64(&l, "cached_tokens", x->usage.cached);
     }
     if (x->rec) {
-        tg_log_kv_i64(&l, "cost_nanos", x->rec->cost);
-        tg_log_kv_i64(&l, "charge_nanos", x->rec->charge);
+        tg_log_kv_i64(&l, "cost_nanos", x->rec->r.cost);
+        tg_log_kv_i64(&l, "charge_nanos", x->rec->r.charge);
     }
     if (x->error) tg_log_kv_str(&l, "error", tg_str_c(x->error));
     return tg_log_line_end(&l);

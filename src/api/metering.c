@@ -69,41 +69,58 @@ static int64_t estimate_prompt(const tg_exchange *x)
 }
 
 /* A record comes from the worker's spares, the one given back last
- * first: it is still in the core's cache, where a fresh ~2 KB allocation
+ * first: it is still in the core's cache, where a fresh ~4 KB allocation
  * from the request's arena was not (and took the arena past its embedded
- * block, a malloc and a free per request). It is not cleared whole: every
- * string is set here or at the intent, and only what follows the NUL of
- * each is the last request's; the numbers are zeroed. */
-static tg_usage_rec *take_record(tg_gw_worker *ww)
+ * block, a malloc and a free per request). Only the numbers are cleared:
+ * the strings of r stay empty (calloc), those of s are added anew. */
+static tg_meter_rec *take_record(tg_gw_worker *ww)
 {
-    tg_usage_rec *r = ww->nspare ? ww->spare[--ww->nspare] : malloc(sizeof *r);
-    if (!r) return NULL;
-    memset(&r->t_start_ms, 0, sizeof *r - offsetof(tg_usage_rec, t_start_ms));
-    r->offering[0] = r->provider[0] = r->rule[0] = '\0';
-    return r;
+    tg_meter_rec *m = ww->nspare ? ww->spare[--ww->nspare] : calloc(1, sizeof *m);
+    if (!m) return NULL;
+    memset(&m->r.t_start_ms, 0, sizeof m->r - offsetof(tg_usage_rec, t_start_ms));
+    tg_record_strs_clear(&m->s);
+    return m;
 }
 
-/* Each tag copied up to the word that holds its NUL (tg_record_copy_str):
- * the tags are nine fields of 129 bytes, mostly short or empty, and a copy
- * of the whole struct wrote 19 cache lines where this writes about nine. */
-static void copy_tags(tg_tags *dst, const tg_tags *src)
+/* The tags, in the codec's order after rid and key_id: each copied up to
+ * the word that holds its NUL (tg_record_copy_str), the tags being nine
+ * fields of 129 bytes, mostly short or empty. Each field has room for
+ * TG_TAG_MAX bytes after its length byte, and every earlier one took at
+ * most 1 + TG_TAG_MAX, so the copy's last word stays inside s->b. */
+static void add_tags(tg_record_strs *s, const tg_tags *t)
 {
     static const size_t field[] = {
         offsetof(tg_tags, app),      offsetof(tg_tags, customer), offsetof(tg_tags, plan),
         offsetof(tg_tags, workspace), offsetof(tg_tags, user),   offsetof(tg_tags, feature),
         offsetof(tg_tags, workflow), offsetof(tg_tags, run),      offsetof(tg_tags, unit)};
     _Static_assert(sizeof(tg_tags) == sizeof field / sizeof *field * (TG_TAG_MAX + 1) + 7 + 8,
-                   "copy_tags copies nine strings and the count");
-    for (size_t i = 0; i < sizeof field / sizeof *field; i++)
-        if (tg_record_copy_str((char *)dst + field[i], (const char *)src + field[i]) >= TG_TAG_MAX)
-            ((char *)dst + field[i])[TG_TAG_MAX] = '\0'; /* 128 bytes: the NUL is not copied */
-    dst->unit_count = src->unit_count;
+                   "add_tags adds nine strings");
+    for (size_t i = 0; i < sizeof field / sizeof *field; i++) {
+        size_t l = tg_record_copy_str(s->b + s->n + 1, (const char *)t + field[i]);
+        if (l > TG_TAG_MAX) l = TG_TAG_MAX; /* unreachable: tags are set with tg_record_set */
+        s->b[s->n] = (uint8_t)l;
+        s->n = (uint16_t)(s->n + 1 + l);
+        s->nstr++;
+    }
 }
 
-static void give_back(tg_gw_worker *ww, tg_usage_rec *r)
+/* The offering and provider fields: x's offering's, or none (a request
+ * that ended before its intent). */
+static void add_route(tg_record_strs *s, const tg_offering *off)
 {
-    if (ww->nspare < TG_SPARE_RECORDS) ww->spare[ww->nspare++] = r;
-    else free(r);
+    if (!off) {
+        tg_record_strs_add(s, "", 0);
+        tg_record_strs_add(s, "", 0);
+        return;
+    }
+    tg_record_strs_add(s, off->id, strlen(off->id));
+    tg_record_strs_add(s, off->provider->name, strlen(off->provider->name));
+}
+
+static void give_back(tg_gw_worker *ww, tg_meter_rec *m)
+{
+    if (ww->nspare < TG_SPARE_RECORDS) ww->spare[ww->nspare++] = m;
+    else free(m);
 }
 
 void tg_metering_worker_free(tg_gw_worker *ww)
@@ -115,68 +132,78 @@ void tg_metering_worker_free(tg_gw_worker *ww)
 void tg_metering_start(tg_exchange *x)
 {
     if (!x->ww->jw) return;
-    tg_usage_rec *r = take_record(x->ww);
-    if (!r) return; /* refused later: the intent cannot be written without a record */
+    tg_meter_rec *m = take_record(x->ww);
+    if (!m) return; /* refused later: the intent cannot be written without a record */
+    tg_usage_rec *r = &m->r;
+    tg_record_strs *s = &m->s;
     r->t_start_ms = (int64_t)tg_clock_wall_ms();
     new_id(x->ww, r->t_start_ms, r->id);
-    tg_record_set(r->rid, x->rid.p, x->rid.n);
-    tg_record_set(r->key_id, x->key->id, strlen(x->key->id));
-    copy_tags(&r->tags, &x->attr.tags);
-    tg_str m = x->oreq.model_name;
-    tg_record_set(r->model, m.p, m.n);
+    tg_record_strs_add(s, x->rid.p, x->rid.n);
+    tg_record_strs_add(s, x->key->id, strlen(x->key->id));
+    add_tags(s, &x->attr.tags);
+    r->tags.unit_count = x->attr.tags.unit_count;
+    uint16_t at = s->n;
+    tg_record_strs_add(s, x->oreq.model_name.p, x->oreq.model_name.n);
+    m->model = tg_str_make((const char *)s->b + at + 1, s->b[at]);
     r->endpoint = ep_kind(x->ep);
     r->stream = x->oreq.stream;
     r->route = TG_RT_PRIMARY;
-    x->rec = r;
+    x->rec = m;
 }
 
 static void price_ctx(const tg_exchange *x, tg_price_ctx *c)
 {
-    const tg_tags *t = &x->rec->tags;
+    const tg_tags *t = &x->attr.tags;
     *c = (tg_price_ctx){
         .app = x->attr.app,
         .customer = tg_str_c(t->customer),
         .plan = tg_str_c(t->plan),
         .feature = tg_str_c(t->feature),
-        .model = tg_str_c(x->rec->model),
+        .model = x->rec->model,
         .unit = tg_str_c(t->unit),
         .unit_count = t->unit_count,
     };
 }
 
-/* Prices r's tokens at x's offering; an overflow (absurd token counts from
- * a provider) prices the record at zero and logs, rather than lose it. */
-static void price(tg_exchange *x, tg_usage_rec *r)
+/* The request id, for messages: the first of the record's strings. */
+#define REC_RID(m) (int)(m)->s.b[0], (const char *)(m)->s.b + 1
+
+/* Prices the record's tokens at x's offering and sets the rule that did;
+ * an overflow (absurd token counts from a provider) prices the record at
+ * zero and logs, rather than lose it. */
+static void price(tg_exchange *x, tg_meter_rec *m)
 {
     tg_price_ctx c;
     tg_priced p;
     tg_errmsg err;
     price_ctx(x, &c);
-    if (!x->off || tg_price_request(x->off, &c, &r->tokens, &p, &err)) {
-        if (x->off) tg_log(TG_LOG_WARN, "metering: request %s not priced: %s", r->rid, err.msg);
+    if (!x->off || tg_price_request(x->off, &c, &m->r.tokens, &p, &err)) {
+        if (x->off) tg_log(TG_LOG_WARN, "metering: request %.*s not priced: %s", REC_RID(m), err.msg);
         memset(&p, 0, sizeof p);
     }
-    tg_price_to_record(&p, r);
+    tg_price_to_record(&p, &m->r);
+    if (m->s.nstr < TG_RECORD_NSTR - 1) add_route(&m->s, NULL); /* ended before its intent */
+    char rule[TG_PRICE_RULE_LEN];
+    tg_record_strs_rule(&m->s, rule, tg_price_rule_name(&p, rule));
 }
 
 int tg_metering_intent(tg_exchange *x)
 {
-    tg_usage_rec *r = x->rec;
+    tg_meter_rec *m = x->rec;
     if (!x->ww->jw) return TG_OK;
-    if (!r) return TG_ENOMEM;
-    tg_record_set(r->offering, x->off->id, strlen(x->off->id));
-    const char *pn = x->off->provider->name;
-    tg_record_set(r->provider, pn, strlen(pn));
+    if (!m) return TG_ENOMEM;
+    add_route(&m->s, x->off);
     x->est_prompt = estimate_prompt(x);
-    r->tokens = (tg_tokens){.prompt = x->est_prompt};
-    r->estimated = true;
+    m->r.tokens = (tg_tokens){.prompt = x->est_prompt};
+    m->r.estimated = true;
     return TG_OK;
 }
 
 int tg_metering_journal_intent(tg_exchange *x)
 {
-    price(x, x->rec);
-    return tg_journal_intent(x->ww->jw, x->rec, &x->ticket);
+    tg_meter_rec *m = x->rec;
+    price(x, m);
+    return tg_journal_intent(x->ww->jw, &m->r, &m->s, &x->ticket);
 }
 
 void tg_metering_refuse(tg_exchange *x)
@@ -218,11 +245,11 @@ static void add_money_header(tg_exchange *x, tg_str name, tg_nanos v)
 
 void tg_metering_price(tg_exchange *x)
 {
-    tg_usage_rec *r = x->rec;
-    if (!r || x->priced) return;
+    if (!x->rec || x->priced) return;
+    tg_usage_rec *r = &x->rec->r;
     x->priced = true;
     final_tokens(x, r);
-    price(x, r);
+    price(x, x->rec);
     const tg_app *app = x->attr.app;
     if (!app || app->show_charge) add_money_header(x, TG_STR("X-Tollgate-Charge"), r->charge);
     if (app && app->show_cost) add_money_header(x, TG_STR("X-Tollgate-Cost"), r->cost);
@@ -257,8 +284,8 @@ static tg_outcome outcome_of(const tg_exchange *x, int status)
 
 void tg_metering_end(tg_exchange *x)
 {
-    tg_usage_rec *r = x->rec;
-    if (!r) return;
+    if (!x->rec) return;
+    tg_usage_rec *r = &x->rec->r;
     tg_req *q = x->req;
     uint64_t now = uv_hrtime();
     tg_metering_price(x);
@@ -269,28 +296,28 @@ void tg_metering_end(tg_exchange *x)
     tg_record_check(r);
     tg_gw_worker *ww = x->ww;
     if (ww->nended == TG_SPARE_RECORDS) tg_metering_journal_outcomes(ww);
-    ww->ended[ww->nended].rec = r;
+    ww->ended[ww->nended].rec = x->rec;
     ww->ended[ww->nended++].ticket = x->ticket;
 }
 
 void tg_metering_journal_outcomes(tg_gw_worker *ww)
 {
     for (unsigned i = 0; i < ww->nended; i++) {
-        tg_usage_rec *r = ww->ended[i].rec;
+        tg_meter_rec *m = ww->ended[i].rec;
         tg_jticket *t = &ww->ended[i].ticket;
-        if (tg_journal_outcome(ww->jw, r, t)) {
+        if (tg_journal_outcome(ww->jw, &m->r, &m->s, t)) {
             /* the intent stays unsettled in the journal: the next start
              * settles it as interrupted, so the request is still billed */
-            tg_log(TG_LOG_ERROR, "metering: the outcome of request %s could not be journaled",
-                   r->rid);
+            tg_log(TG_LOG_ERROR, "metering: the outcome of request %.*s could not be journaled",
+                   REC_RID(m));
         } else {
             /* the ledger stores the bytes the journal just encoded */
             size_t n;
-            tg_record_marks m;
-            const uint8_t *enc = tg_journal_last_payload(ww->jw, &n, &m);
-            tg_ledger_submit(ww->gw->ledger, enc, n, &m, t);
+            tg_record_marks mk;
+            const uint8_t *enc = tg_journal_last_payload(ww->jw, &n, &mk);
+            tg_ledger_submit(ww->gw->ledger, enc, n, &mk, t);
         }
-        give_back(ww, r);
+        give_back(ww, m);
     }
     ww->nended = 0;
 }

@@ -94,7 +94,7 @@ uint32_t tg_crc32c_table(uint32_t crc, const void *p, size_t n)
 enum { F_INTENT = 1, F_STREAM = 2, F_ESTIMATED = 4, F_ALL = 7 };
 
 /* The string fields, in their order on disk. */
-#define NSTR 15
+#define NSTR TG_RECORD_NSTR
 static void str_fields(tg_usage_rec *r, char *f[NSTR])
 {
     char *all[NSTR] = {r->rid,           r->key_id,       r->tags.app,      r->tags.customer,
@@ -177,24 +177,31 @@ static void int_fields(tg_usage_rec *r, int64_t *f[NINT])
     memcpy(f, all, sizeof all);
 }
 
-/* A string field as its length byte at q and its bytes (see
- * tg_record_copy_str); NULL when it is longer than TG_TAG_MAX. The copy's
- * last word never passes q + 1 + TG_TAG_MAX, the room TG_RECORD_MAX_LEN
- * counts for the longest string, so whatever it copies past the string's
- * end stays inside the reserve, and the next field overwrites it. */
-static inline uint8_t *put_str(uint8_t *q, const char *p)
+int tg_record_strs_of(const tg_usage_rec *rec, tg_record_strs *s)
 {
-    size_t l = tg_record_copy_str(q + 1, p);
-    if (l > TG_TAG_MAX) return NULL;
-    *q = (uint8_t)l;
-    return q + 1 + l;
+    /* The field list takes non-const pointers; this only reads them. */
+    char *f[NSTR];
+    str_fields((tg_usage_rec *)rec, f);
+    tg_record_strs_clear(s);
+    for (int i = 0; i < NSTR; i++) {
+        /* The copy's last word never passes the field's TG_TAG_MAX bytes
+         * of room in s->b (tg_record_copy_str). */
+        size_t l = tg_record_copy_str(s->b + s->n + 1, f[i]);
+        if (l > TG_TAG_MAX) return TG_EINVAL;
+        if (i == NSTR - 1) s->rule_at = s->n; /* the fields before the rule are in */
+        s->b[s->n] = (uint8_t)l;
+        s->n = (uint16_t)(s->n + 1 + l);
+    }
+    s->nstr = NSTR;
+    return TG_OK;
 }
 
-int tg_record_encode(const tg_usage_rec *rec, bool intent, tg_buf *out, tg_record_marks *m)
+int tg_record_encode_strs(const tg_usage_rec *rec, const tg_record_strs *s, bool intent, tg_buf *out,
+                          tg_record_marks *m)
 {
     /* The field lists take non-const pointers; encode only reads them. */
     tg_usage_rec *r = (tg_usage_rec *)rec;
-    if (!rec_valid(r)) return TG_EINVAL;
+    if (s->nstr != NSTR || !rec_valid(r)) return TG_EINVAL;
     int rc = tg_buf_reserve(out, TG_RECORD_MAX_LEN);
     if (rc) return rc;
 
@@ -210,26 +217,26 @@ int tg_record_encode(const tg_usage_rec *rec, bool intent, tg_buf *out, tg_recor
     int64_t *f[NINT];
     int_fields(r, f);
     for (int i = 0; i < NINT; i++) q = put_sv(q, *f[i]);
-    /* Nothing counts as written until out->n moves, so a string too long
-     * leaves out as it was. */
-    uint8_t *base = (uint8_t *)out->p + out->n, *strs = q;
-    char *s[NSTR];
-    str_fields(r, s);
-    for (int i = 0; i < NSTR; i++)
-        if (!(q = put_str(q, s[i]))) return TG_EINVAL;
     if (m) {
-        /* past rid and key_id to app, then customer and plan (str_fields' order) */
-        size_t app = (size_t)(strs - base);
-        app += 1 + base[app];
-        app += 1 + base[app];
-        size_t cust = app + 1 + base[app];
-        *m = (tg_record_marks){.t_start_ms = r->t_start_ms, .app = (uint16_t)app,
-                               .customer = (uint16_t)cust,
-                               .plan = (uint16_t)(cust + 1 + base[cust])};
+        /* past rid and key_id to app, then customer and plan (str_fields'
+         * order), as offsets in the payload */
+        size_t h = (size_t)(q - (uint8_t *)out->p - out->n);
+        size_t app = 1 + s->b[0];
+        app += 1 + s->b[app];
+        size_t cust = app + 1 + s->b[app], plan = cust + 1 + s->b[cust];
+        *m = (tg_record_marks){.t_start_ms = r->t_start_ms, .app = (uint16_t)(h + app),
+                               .customer = (uint16_t)(h + cust), .plan = (uint16_t)(h + plan)};
     }
-    out->n = (size_t)((char *)q - out->p);
+    memcpy(q, s->b, s->n);
+    out->n = (size_t)((char *)q - out->p) + s->n;
     out->p[out->n] = '\0';
     return TG_OK;
+}
+
+int tg_record_encode(const tg_usage_rec *r, bool intent, tg_buf *out, tg_record_marks *m)
+{
+    tg_record_strs s;
+    return tg_record_strs_of(r, &s) ? TG_EINVAL : tg_record_encode_strs(r, &s, intent, out, m);
 }
 
 /* The strings of p[0..n) into r; false unless they fill it exactly. */

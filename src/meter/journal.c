@@ -532,11 +532,12 @@ int tg_journal_writer_flush(tg_journal_writer *w)
 }
 
 /* r's frame at the end of b; on error b is as it was. */
-static int frame_add(tg_buf *b, const tg_usage_rec *r, bool intent, tg_record_marks *m)
+static int frame_add(tg_buf *b, const tg_usage_rec *r, const tg_record_strs *s, bool intent,
+                     tg_record_marks *m)
 {
     size_t at = b->n;
     int rc = tg_buf_append(b, "\0\0\0\0\0\0\0\0", TG_JOURNAL_FRAME_HDR);
-    if (!rc) rc = tg_record_encode(r, intent, b, m);
+    if (!rc) rc = s ? tg_record_encode_strs(r, s, intent, b, m) : tg_record_encode(r, intent, b, m);
     if (rc) {
         b->n = at;
         return rc;
@@ -550,13 +551,14 @@ static int frame_add(tg_buf *b, const tg_usage_rec *r, bool intent, tg_record_ma
 
 /* Outcomes under `always` are written (and fsynced) before this returns,
  * with whatever was held; everything else is held. */
-static int append(tg_journal_writer *w, const tg_usage_rec *r, bool intent, tg_jseg **slot)
+static int append(tg_journal_writer *w, const tg_usage_rec *r, const tg_record_strs *s, bool intent,
+                  tg_jseg **slot)
 {
     tg_buf *b = &w->frames;
     if (!w->held) tg_buf_clear(b); /* all written: a new batch */
     w->last = NULL;
     size_t at = b->n;
-    int rc = frame_add(b, r, intent, intent ? NULL : &w->marks);
+    int rc = frame_add(b, r, s, intent, intent ? NULL : &w->marks);
     if (rc) return rc;
     size_t len = b->n - at;
     if (w->held && !seg_takes(w)) {
@@ -569,11 +571,11 @@ static int append(tg_journal_writer *w, const tg_usage_rec *r, bool intent, tg_j
         b->n -= len;
         return rc;
     }
-    tg_jseg *s = w->seg;
+    tg_jseg *seg = w->seg;
     bool now = !intent && w->j->policy == TG_FSYNC_ALWAYS;
     if (now && (rc = write_frames(w, b->n))) return rc;
-    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
-    *slot = s;
+    atomic_fetch_add_explicit(&seg->refs, 1, memory_order_relaxed);
+    *slot = seg;
     w->last = (const uint8_t *)b->p + b->n - len + TG_JOURNAL_FRAME_HDR;
     w->nlast = len - TG_JOURNAL_FRAME_HDR;
     if (!now) {
@@ -584,14 +586,16 @@ static int append(tg_journal_writer *w, const tg_usage_rec *r, bool intent, tg_j
     return TG_OK;
 }
 
-int tg_journal_intent(tg_journal_writer *w, const tg_usage_rec *r, tg_jticket *t)
+int tg_journal_intent(tg_journal_writer *w, const tg_usage_rec *r, const tg_record_strs *s,
+                      tg_jticket *t)
 {
-    return append(w, r, true, &t->intent);
+    return append(w, r, s, true, &t->intent);
 }
 
-int tg_journal_outcome(tg_journal_writer *w, const tg_usage_rec *r, tg_jticket *t)
+int tg_journal_outcome(tg_journal_writer *w, const tg_usage_rec *r, const tg_record_strs *s,
+                       tg_jticket *t)
 {
-    return append(w, r, false, &t->outcome);
+    return append(w, r, s, false, &t->outcome);
 }
 
 const uint8_t *tg_journal_last_payload(const tg_journal_writer *w, size_t *n, tg_record_marks *m)

@@ -112,7 +112,8 @@ void tg_journal_close(tg_journal *j);
  * still holds first. */
 tg_journal_writer *tg_journal_writer_new(tg_journal *j, unsigned worker);
 void tg_journal_writer_free(tg_journal_writer *w);
-/* Append r as an intent / an outcome and record in t the segment its
+/* Append r as an intent / an outcome, with the strings s (NULL: r's
+ * own; see tg_record_encode_strs), and record in t the segment its
  * frame goes to (t starts zeroed). The frame is held until the next
  * flush or free, or until the held frames pass 64 KiB or the segment is
  * full (then what is held is written first); except an outcome under
@@ -134,8 +135,10 @@ void tg_journal_writer_free(tg_journal_writer *w);
  * the journal until the ledger commits the outcome and settles t, so a
  * crash before then settles the request as interrupted, the same as a
  * failed outcome append. */
-int tg_journal_intent(tg_journal_writer *w, const tg_usage_rec *r, tg_jticket *t);
-int tg_journal_outcome(tg_journal_writer *w, const tg_usage_rec *r, tg_jticket *t);
+int tg_journal_intent(tg_journal_writer *w, const tg_usage_rec *r, const tg_record_strs *s,
+                      tg_jticket *t);
+int tg_journal_outcome(tg_journal_writer *w, const tg_usage_rec *r, const tg_record_strs *s,
+                       tg_jticket *t);
 /* Writes what w holds, in one write(2), and under `always` fsyncs. TG_OK:
  * every intent appended before it is in the file (and the outcomes held
  * with them). TG_EIO (logged) when this write failed, or when a write
@@ -161,6 +164,14 @@ void tg_journal_settle(tg_journal *j, const tg_jticket *t);
  * returns TG_EINVAL on bytes that are not a record, so it is safe on a
  * torn or hostile file. */
 int tg_record_encode(const tg_usage_rec *r, bool intent, tg_buf *out, tg_record_marks *m);
+/* The same bytes, with the strings taken from s (all TG_RECORD_NSTR
+ * fields; TG_EINVAL otherwise) rather than from r's fields, which it does
+ * not read. tg_record_encode is this with tg_record_strs_of. */
+int tg_record_encode_strs(const tg_usage_rec *r, const tg_record_strs *s, bool intent, tg_buf *out,
+                          tg_record_marks *m);
+/* r's strings as s; TG_EINVAL when one has no NUL within TG_TAG_MAX
+ * bytes. */
+int tg_record_strs_of(const tg_usage_rec *r, tg_record_strs *s);
 int tg_record_decode(const uint8_t *p, size_t n, tg_usage_rec *r, bool *intent);
 
 /* The view of p[0..n), bytes tg_record_encode wrote with marks *m. It

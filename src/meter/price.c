@@ -241,20 +241,21 @@ int tg_price_request(const tg_offering *off, const tg_price_ctx *ctx, const tg_t
     return TG_OK;
 }
 
+size_t tg_price_rule_name(const tg_priced *p, char out[TG_PRICE_RULE_LEN])
+{
+    if (p->rule) return (size_t)snprintf(out, TG_PRICE_RULE_LEN, "override@%d", p->rule->line);
+    const char *s = p->app ? "app" : "cost";
+    size_t n = strlen(s);
+    memcpy(out, s, n + 1);
+    return n;
+}
+
 void tg_price_to_record(const tg_priced *p, tg_usage_rec *r)
 {
     r->cost = p->cost;
     r->charge = p->charge;
     r->margin = p->margin;
     r->fee = p->fee;
-    if (p->rule) {
-        char tmp[32];
-        int n = snprintf(tmp, sizeof tmp, "override@%d", p->rule->line);
-        tg_record_set(r->rule, tmp, (size_t)n);
-    } else {
-        const char *s = p->app ? "app" : "cost";
-        tg_record_set(r->rule, s, strlen(s));
-    }
 }
 
 /* ---- explain ---- */

@@ -61,8 +61,13 @@ const tg_override *tg_price_rule(const tg_app *app, const tg_price_ctx *ctx);
 int tg_price_request(const tg_offering *off, const tg_price_ctx *ctx, const tg_tokens *t,
                      tg_priced *out, tg_errmsg *err);
 
-/* Fills r->cost, charge, margin, fee and rule from p ("app",
- * "override@LINE", or "cost" for a request without an app). */
+/* The name of the rule that priced p, NUL-terminated in out, and its
+ * length: "app", "override@LINE", or "cost" for a request without an
+ * app. */
+#define TG_PRICE_RULE_LEN 32
+size_t tg_price_rule_name(const tg_priced *p, char out[TG_PRICE_RULE_LEN]);
+/* Fills r->cost, charge, margin and fee from p (the rule is a string of
+ * the record's: tg_price_rule_name). */
 void tg_price_to_record(const tg_priced *p, tg_usage_rec *r);
 
 /* A person's explanation of p: the offering's prices, each kind's cost,

@@ -171,7 +171,7 @@ static tg_journal_stats recover_all(tmp *t, got *g)
  * upstream call waits for. */
 static int intent_turn(tg_journal_writer *w, const tg_usage_rec *r, tg_jticket *t)
 {
-    int rc = tg_journal_intent(w, r, t);
+    int rc = tg_journal_intent(w, r, NULL, t);
     return rc ? rc : tg_journal_writer_flush(w);
 }
 
@@ -458,6 +458,70 @@ static void test_string_lengths(void **state)
     tg_buf_release(&b);
 }
 
+/* The strings added one at a time, as the gateway builds them, encode to
+ * the same bytes and marks as the same strings in the record's fields:
+ * each cut at its first NUL and at TG_TAG_MAX bytes, the rule set again
+ * over an earlier one; and a set without all its fields is refused. */
+static void test_encode_strs(void **state)
+{
+    (void)state;
+    tg_usage_rec r;
+    tg_record_strs rs;
+    tg_buf a, b;
+    tg_buf_init(&a, TG_RECORD_MAX_LEN);
+    tg_buf_init(&b, TG_RECORD_MAX_LEN);
+    char src[2 * TG_TAG_MAX];
+    for (size_t len = 0; len <= TG_TAG_MAX + 20; len++) {
+        full_rec(&r);
+        char *f[] = {r.rid,       r.key_id,         r.tags.app,     r.tags.customer, r.tags.plan,
+                     r.tags.workspace, r.tags.user, r.tags.feature, r.tags.workflow, r.tags.run,
+                     r.tags.unit, r.model,          r.offering,     r.provider,      r.rule};
+        _Static_assert(sizeof f / sizeof f[0] == TG_RECORD_NSTR, "every string field");
+        tg_record_strs_clear(&rs);
+        for (size_t k = 0; k < TG_RECORD_NSTR; k++) {
+            /* a source of n bytes, up to TG_TAG_MAX + 20, with a NUL in
+             * one in four: what the field keeps is cut at both */
+            size_t n = (len + 13 * k) % (TG_TAG_MAX + 21), keep = n > TG_TAG_MAX ? TG_TAG_MAX : n;
+            memset(src, 'A' + (int)k, n);
+            if (n > 2 && (len + k) % 4 == 0) {
+                src[n / 2] = '\0';
+                if (keep > n / 2) keep = n / 2;
+            }
+            memset(f[k], 'z', TG_TAG_MAX + 1); /* junk after the NUL */
+            memcpy(f[k], src, keep);
+            f[k][keep] = '\0';
+            if (k == TG_RECORD_NSTR - 1) {
+                /* a rule set first, then replaced, as pricing does */
+                tg_record_strs_add(&rs, "override@9999", 13);
+                tg_record_strs_rule(&rs, src, n);
+                tg_record_strs_rule(&rs, src, n);
+            } else {
+                tg_record_strs_add(&rs, src, n);
+            }
+        }
+        bool intent = len & 1;
+        tg_record_marks ma, mb;
+        tg_buf_clear(&a);
+        tg_buf_clear(&b);
+        assert_int_equal(tg_record_encode(&r, intent, &a, &ma), TG_OK);
+        /* encode_strs reads none of r's strings */
+        for (size_t k = 0; k < TG_RECORD_NSTR; k++) memset(f[k], 0x80, TG_TAG_MAX + 1);
+        assert_int_equal(tg_record_encode_strs(&r, &rs, intent, &b, &mb), TG_OK);
+        assert_int_equal(a.n, b.n);
+        assert_memory_equal(a.p, b.p, a.n);
+        assert_memory_equal(&ma, &mb, sizeof ma);
+    }
+    /* fourteen fields are not a record, and out is left as it was */
+    tg_record_strs_clear(&rs);
+    for (int k = 0; k < TG_RECORD_NSTR - 1; k++) tg_record_strs_add(&rs, "x", 1);
+    full_rec(&r);
+    tg_buf_clear(&b);
+    assert_int_equal(tg_record_encode_strs(&r, &rs, false, &b, NULL), TG_EINVAL);
+    assert_int_equal(b.n, 0);
+    tg_buf_release(&a);
+    tg_buf_release(&b);
+}
+
 static void test_decode_refuses(void **state)
 {
     (void)state;
@@ -553,7 +617,7 @@ static void test_recover_interrupted(void **state)
         make_rec(&r, i);
         r.cost += 500; /* the outcome's price replaces the estimate */
         r.charge += 500;
-        assert_int_equal(tg_journal_outcome(w, &r, &tk), 0);
+        assert_int_equal(tg_journal_outcome(w, &r, NULL, &tk), 0);
     }
     tg_journal_writer_free(w);
     tg_journal_close(j); /* nothing settled: the segment stays */
@@ -595,7 +659,7 @@ static void test_recover_interrupted(void **state)
     tg_usage_rec r;
     tg_jticket tk = {0};
     make_rec(&r, 99);
-    assert_int_equal(tg_journal_intent(w2, &r, &tk), 0); /* a segment after the old ones */
+    assert_int_equal(tg_journal_intent(w2, &r, NULL, &tk), 0); /* a segment after the old ones */
     assert_int_equal(tg_journal_recovered(j, &err), 0);
     assert_false(seg_exists(&t, 3, 1));
     assert_true(seg_exists(&t, 0, 2));
@@ -622,7 +686,7 @@ static void write_pairs(tmp *t, uint32_t n)
         tg_jticket tk = {0};
         make_rec(&r, i);
         assert_int_equal(intent_turn(w, &r, &tk), 0);
-        assert_int_equal(tg_journal_outcome(w, &r, &tk), 0);
+        assert_int_equal(tg_journal_outcome(w, &r, NULL, &tk), 0);
     }
     tg_journal_writer_free(w);
     tg_journal_close(j);
@@ -703,7 +767,7 @@ static void test_rotation_and_settle(void **state)
         tg_usage_rec r;
         make_rec(&r, i);
         assert_int_equal(intent_turn(w, &r, &tk[i]), 0);
-        assert_int_equal(tg_journal_outcome(w, &r, &tk[i]), 0);
+        assert_int_equal(tg_journal_outcome(w, &r, NULL, &tk[i]), 0);
     }
     int before = nsegs(&t);
     assert_true(before >= 15);
@@ -742,11 +806,11 @@ static void test_pairs_across_segments(void **state)
     for (uint32_t i = 0; i < 20; i++) {
         make_rec(&r, i);
         assert_int_equal(intent_turn(w, &r, &tk), 0);
-        assert_int_equal(tg_journal_outcome(w, &r, &tk), 0);
+        assert_int_equal(tg_journal_outcome(w, &r, NULL, &tk), 0);
     }
-    assert_int_equal(tg_journal_outcome(w, &r, &tk), 0); /* record 19 again */
+    assert_int_equal(tg_journal_outcome(w, &r, NULL, &tk), 0); /* record 19 again */
     a.latency_us = 777;
-    assert_int_equal(tg_journal_outcome(w, &a, &tk), 0);
+    assert_int_equal(tg_journal_outcome(w, &a, NULL, &tk), 0);
     assert_int_equal(intent_turn(w, &a, &tk), 0); /* an intent after its outcome */
     tg_journal_writer_free(w);
     tg_journal_close(j);
@@ -777,7 +841,7 @@ static void policy_run(tg_fsync_policy p)
         tg_jticket tk = {0};
         make_rec(&r, i);
         assert_int_equal(intent_turn(w, &r, &tk), 0);
-        assert_int_equal(tg_journal_outcome(w, &r, &tk), 0);
+        assert_int_equal(tg_journal_outcome(w, &r, NULL, &tk), 0);
         if (i < 100) tg_journal_settle(j, &tk); /* settled segments go, even mid-flush */
         if (i % 50 == 0) nanosleep(&(struct timespec){0, 3000000}, NULL);
     }
@@ -813,7 +877,7 @@ static void test_many(void **state)
         tg_jticket tk = {0};
         make_rec(&r, i);
         assert_int_equal(intent_turn(w[i & 1], &r, &tk), 0);
-        if (i % 7) assert_int_equal(tg_journal_outcome(w[i & 1], &r, &tk), 0);
+        if (i % 7) assert_int_equal(tg_journal_outcome(w[i & 1], &r, NULL, &tk), 0);
     }
     tg_journal_writer_free(w[0]);
     tg_journal_writer_free(w[1]);
@@ -917,7 +981,7 @@ static void test_failed_write(void **state)
         tg_usage_rec r;
         tg_jticket tk = {0};
         make_rec(&r, i);
-        assert_int_equal(tg_journal_intent(w, &r, &tk), 0);
+        assert_int_equal(tg_journal_intent(w, &r, NULL, &tk), 0);
         assert_non_null(tk.intent);
         int rc = tg_journal_writer_flush(w);
         if (i % 3 == 2) {
@@ -925,7 +989,7 @@ static void test_failed_write(void **state)
             continue; /* the request is refused */
         }
         assert_int_equal(rc, 0);
-        assert_int_equal(tg_journal_outcome(w, &r, &tk), 0);
+        assert_int_equal(tg_journal_outcome(w, &r, NULL, &tk), 0);
         assert_ptr_equal(tk.outcome, tk.intent);
     }
     fsize_lift(&cap);
@@ -970,7 +1034,7 @@ static void test_failed_flush(void **state)
     fsize_limit(&cap, 900);
     for (uint32_t i = 0; i < 3; i++) {
         make_rec(&r, i);
-        assert_int_equal(tg_journal_outcome(w, &r, &tk[i]), 0);
+        assert_int_equal(tg_journal_outcome(w, &r, NULL, &tk[i]), 0);
         assert_ptr_equal(tk[i].outcome, tk[i].intent);
     }
     assert_int_equal(file_size(&t, 1), sz); /* held */
@@ -1014,7 +1078,7 @@ static void test_lost_intents(void **state)
     fsize_limit(&cap, 500);
     for (uint32_t i = 0; i < 5; i++) { /* the fifth writes the four held first: cut short */
         make_rec(&r, i);
-        assert_int_equal(tg_journal_intent(w, &r, &tk[i]), 0);
+        assert_int_equal(tg_journal_intent(w, &r, NULL, &tk[i]), 0);
     }
     assert_ptr_not_equal(tk[4].intent, tk[3].intent);
     assert_int_equal(tg_journal_writer_flush(w), TG_EIO); /* wrote intent 4, reports 0-3 */
@@ -1026,7 +1090,7 @@ static void test_lost_intents(void **state)
     fsize_lift(&cap);
 
     fsize_limit(&cap, (rlim_t)two); /* the outcome's write fails */
-    assert_int_equal(tg_journal_outcome(w, &r, &tk[5]), 0);
+    assert_int_equal(tg_journal_outcome(w, &r, NULL, &tk[5]), 0);
     assert_int_equal(tg_journal_writer_flush(w), TG_EIO);
     make_rec(&r, 6);
     assert_int_equal(intent_turn(w, &r, &tk[6]), 0); /* a new segment, and a clean flush */
@@ -1043,7 +1107,7 @@ static void test_lost_intents(void **state)
     for (uint32_t i = 0; i < 400; i++) { /* the 64 KiB write, at about 300, fails part way */
         tg_jticket k = {0};
         make_rec(&r, i);
-        assert_int_equal(tg_journal_intent(w, &r, &k), 0);
+        assert_int_equal(tg_journal_intent(w, &r, NULL, &k), 0);
     }
     assert_int_equal(tg_journal_writer_flush(w), TG_EIO);
     assert_int_equal(tg_journal_writer_flush(w), 0);
@@ -1087,7 +1151,7 @@ static uint32_t append_all(tmp *t, tg_journal_writer *w, uint32_t n, bool intent
         tg_jticket tk = {0};
         make_rec(&r, i);
         r.latency_us = intent ? 1000 + i : 5000 + i; /* varints of one length: frames of one size */
-        assert_int_equal((intent ? tg_journal_intent : tg_journal_outcome)(w, &r, &tk), 0);
+        assert_int_equal((intent ? tg_journal_intent : tg_journal_outcome)(w, &r, NULL, &tk), 0);
         check_last(w, &r, intent);
         off_t sz = file_size(t, 1);
         if (sz != prev && !first_write) first_write = i + 1;
@@ -1130,14 +1194,14 @@ static void test_held_records(void **state)
     r.latency_us = 5000 + N - 1;
     check_last(w, &r, false); /* still there after the flush */
     make_rec(&r, N);
-    assert_int_equal(tg_journal_outcome(w, &r, &tk), 0);
+    assert_int_equal(tg_journal_outcome(w, &r, NULL, &tk), 0);
     size_t held;
     assert_non_null(tg_journal_last_payload(w, &held, &m));
     r.charge++; /* refused by encode: no payload */
-    assert_int_equal(tg_journal_outcome(w, &r, &tk), TG_EINVAL);
+    assert_int_equal(tg_journal_outcome(w, &r, NULL, &tk), TG_EINVAL);
     assert_null(tg_journal_last_payload(w, &n, &m));
     make_rec(&r, N + 1);
-    assert_int_equal(tg_journal_intent(w, &r, &tk), 0);
+    assert_int_equal(tg_journal_intent(w, &r, NULL, &tk), 0);
     assert_non_null(tg_journal_last_payload(w, &n, &m));
     assert_int_equal(file_size(&t, 1), 2 * intents); /* both held */
     assert_int_equal(tg_journal_writer_flush(w), 0);
@@ -1150,9 +1214,9 @@ static void test_held_records(void **state)
     j = jopen(&t);
     w = tg_journal_writer_new(j, 0);
     make_rec(&r, 0);
-    assert_int_equal(tg_journal_intent(w, &r, &tk), 0);
+    assert_int_equal(tg_journal_intent(w, &r, NULL, &tk), 0);
     assert_int_equal(file_size(&t, 1), 0);
-    assert_int_equal(tg_journal_outcome(w, &r, &tk), 0); /* takes the intent with it */
+    assert_int_equal(tg_journal_outcome(w, &r, NULL, &tk), 0); /* takes the intent with it */
     tg_journal_last_payload(w, &n, &m);
     assert_int_equal(file_size(&t, 1), 2 * (off_t)(n + TG_JOURNAL_FRAME_HDR));
     tg_journal_writer_free(w);
@@ -1180,7 +1244,7 @@ static void test_held_intents(void **state)
             tg_usage_rec r;
             tg_jticket tk = {0};
             make_rec(&r, i);
-            if (tg_journal_intent(w, &r, &tk)) _exit(3);
+            if (tg_journal_intent(w, &r, NULL, &tk)) _exit(3);
             if (i == 4 && tg_journal_writer_flush(w)) _exit(4);
             if ((seg_size(&t, 1) == 0) != (i < 4)) _exit(5); /* no cmocka here: a child */
         }
@@ -1218,11 +1282,11 @@ static void test_group_commit(void **state)
     memset(tk, 0, sizeof tk);
     make_rec(&r, 0);
     /* the first creates the segment, which fsyncs the directory */
-    assert_int_equal(tg_journal_intent(w, &r, &tk[0]), 0);
+    assert_int_equal(tg_journal_intent(w, &r, NULL, &tk[0]), 0);
     int before = atomic_load(&fsyncs);
     for (uint32_t i = 1; i < N; i++) {
         make_rec(&r, i);
-        assert_int_equal(tg_journal_intent(w, &r, &tk[i]), 0);
+        assert_int_equal(tg_journal_intent(w, &r, NULL, &tk[i]), 0);
     }
     assert_int_equal(atomic_load(&fsyncs), before);
     assert_int_equal(file_size(&t, 1), 0);
@@ -1231,7 +1295,7 @@ static void test_group_commit(void **state)
     off_t intents = file_size(&t, 1);
     assert_int_equal(intents % N, 0);
     make_rec(&r, 0);
-    assert_int_equal(tg_journal_outcome(w, &r, &tk[0]), 0);
+    assert_int_equal(tg_journal_outcome(w, &r, NULL, &tk[0]), 0);
     assert_int_equal(atomic_load(&fsyncs), before + 2);
     assert_int_equal(file_size(&t, 1), intents + intents / N);
     assert_int_equal(tg_journal_writer_flush(w), 0); /* nothing held: no fsync */
@@ -1264,12 +1328,12 @@ static void test_batches(void **state)
         tg_usage_rec r;
         for (uint32_t i = n; i < n + k; i++) {
             make_rec(&r, i);
-            assert_int_equal(tg_journal_intent(w, &r, &tk[i]), 0);
+            assert_int_equal(tg_journal_intent(w, &r, NULL, &tk[i]), 0);
         }
         assert_int_equal(tg_journal_writer_flush(w), 0);
         for (uint32_t i = n; i < n + k; i++) {
             make_rec(&r, i);
-            assert_int_equal(tg_journal_outcome(w, &r, &tk[i]), 0);
+            assert_int_equal(tg_journal_outcome(w, &r, NULL, &tk[i]), 0);
         }
         n += k;
         if (turn % 2) assert_int_equal(tg_journal_writer_flush(w), 0);
@@ -1294,7 +1358,7 @@ static void test_batches(void **state)
         tg_usage_rec r;
         make_rec(&r, i);
         assert_int_equal(intent_turn(w, &r, &tk[i]), 0);
-        assert_int_equal(tg_journal_outcome(w, &r, &tk[i]), 0);
+        assert_int_equal(tg_journal_outcome(w, &r, NULL, &tk[i]), 0);
         if (i % 5 == 0) tg_journal_settle(j, &tk[i]); /* before its outcome is written */
     }
     for (uint32_t i = 0; i < n; i++)
@@ -1350,7 +1414,7 @@ static void test_settle_threads(void **state)
         tg_jticket tk = {0};
         make_rec(&r, i);
         assert_int_equal(intent_turn(w, &r, &tk), 0);
-        assert_int_equal(tg_journal_outcome(w, &r, &tk), 0);
+        assert_int_equal(tg_journal_outcome(w, &r, NULL, &tk), 0);
         for (;;) {
             pthread_mutex_lock(&sq.mu);
             bool room = sq.tail - sq.head < QN;
@@ -1378,6 +1442,7 @@ int main(void)
         cmocka_unit_test(test_crc32c_paths),
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_string_lengths),
+        cmocka_unit_test(test_encode_strs),
         cmocka_unit_test(test_decode_refuses),
         cmocka_unit_test(test_scan),
         cmocka_unit_test(test_recover_interrupted),

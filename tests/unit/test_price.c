@@ -435,10 +435,12 @@ static void test_record_fill(void **state)
     tg_override ovs[] = {ov(57, "acme", NULL, NULL, NULL, 3000)};
     tg_price_ctx c = ctx_for(&a);
     static tg_usage_rec r;
+    char rule[TG_PRICE_RULE_LEN];
     tg_priced p = price_ok(&o, &c, T_SIMPLE);
     tg_price_to_record(&p, &r);
     r.tokens = T_SIMPLE;
-    assert_string_equal(r.rule, "app");
+    assert_int_equal(tg_price_rule_name(&p, rule), 3);
+    assert_string_equal(rule, "app");
     assert_int_equal(r.charge, 48000);
     assert_int_equal(r.fee, 480);
     assert_int_equal(r.margin, 48000 - 40000 - 480);
@@ -448,13 +450,15 @@ static void test_record_fill(void **state)
     a.noverrides = 1;
     p = price_ok(&o, &c, T_SIMPLE);
     tg_price_to_record(&p, &r);
-    assert_string_equal(r.rule, "override@57");
+    assert_int_equal(tg_price_rule_name(&p, rule), 11);
+    assert_string_equal(rule, "override@57");
     assert_int_equal(r.charge, 52000);
     tg_record_check(&r);
     c.app = NULL;
     p = price_ok(&o, &c, T_SIMPLE);
     tg_price_to_record(&p, &r);
-    assert_string_equal(r.rule, "cost");
+    assert_int_equal(tg_price_rule_name(&p, rule), 4);
+    assert_string_equal(rule, "cost");
     assert_int_equal(r.charge, 40000);
     tg_record_check(&r);
 }
