@@ -155,7 +155,7 @@ int tg_metering_journal_intent(tg_exchange *x);
 void tg_metering_refuse(tg_exchange *x);
 void tg_metering_price(tg_exchange *x);
 int tg_metering_sse_summary(tg_exchange *x, tg_buf *out);
-void tg_metering_end(tg_exchange *x);
+void tg_metering_end(tg_exchange *x, uint64_t now); /* now: uv_hrtime() at the end */
 void tg_metering_journal_outcomes(tg_gw_worker *ww);
 /* Frees the records a stopping worker keeps. */
 void tg_metering_worker_free(tg_gw_worker *ww);

@@ -172,8 +172,8 @@ static void exchange_end(tg_req *r, void *data)
     if (x->call) tg_upcall_cancel(x->call);
     x->call = NULL;
     tg_gw_worker *ww = x->ww;
-    tg_metering_end(x);
     uint64_t now = uv_hrtime();
+    tg_metering_end(x, now);
     if (tg_log_get_level() <= TG_LOG_INFO) {
         log_line(x, &ww->log, now); /* a line that does not fit is dropped */
         if (ww->log.n > LOG_BATCH_MAX / 2) {

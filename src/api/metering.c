@@ -282,12 +282,11 @@ static tg_outcome outcome_of(const tg_exchange *x, int status)
     return TG_OUT_FAILED;
 }
 
-void tg_metering_end(tg_exchange *x)
+void tg_metering_end(tg_exchange *x, uint64_t now)
 {
     if (!x->rec) return;
     tg_usage_rec *r = &x->rec->r;
     tg_req *q = x->req;
-    uint64_t now = uv_hrtime();
     tg_metering_price(x);
     r->status = q->status;
     r->outcome = (uint8_t)outcome_of(x, q->status);

@@ -536,8 +536,10 @@ static int frame_add(tg_buf *b, const tg_usage_rec *r, const tg_record_strs *s, 
                      tg_record_marks *m)
 {
     size_t at = b->n;
-    int rc = tg_buf_append(b, "\0\0\0\0\0\0\0\0", TG_JOURNAL_FRAME_HDR);
-    if (!rc) rc = s ? tg_record_encode_strs(r, s, intent, b, m) : tg_record_encode(r, intent, b, m);
+    int rc = tg_buf_reserve(b, TG_JOURNAL_FRAME_HDR + TG_RECORD_MAX_LEN);
+    if (rc) return rc;
+    b->n += TG_JOURNAL_FRAME_HDR; /* filled in below */
+    rc = s ? tg_record_encode_strs(r, s, intent, b, m) : tg_record_encode(r, intent, b, m);
     if (rc) {
         b->n = at;
         return rc;
