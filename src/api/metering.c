@@ -82,11 +82,10 @@ static tg_meter_rec *take_record(tg_gw_worker *ww)
     return m;
 }
 
-/* The tags, in the codec's order after rid and key_id: each copied up to
- * the word that holds its NUL (tg_record_copy_str), the tags being nine
- * fields of 129 bytes, mostly short or empty. Each field has room for
- * TG_TAG_MAX bytes after its length byte, and every earlier one took at
- * most 1 + TG_TAG_MAX, so the copy's last word stays inside s->b. */
+/* The tags, in the codec's order after rid and key_id, each copied up to
+ * the word that holds its NUL: they are nine fields of 129 bytes, mostly
+ * short or empty. Each always holds its NUL (tg_record_set wrote it), so
+ * each is added. */
 static void add_tags(tg_record_strs *s, const tg_tags *t)
 {
     static const size_t field[] = {
@@ -95,13 +94,8 @@ static void add_tags(tg_record_strs *s, const tg_tags *t)
         offsetof(tg_tags, workflow), offsetof(tg_tags, run),      offsetof(tg_tags, unit)};
     _Static_assert(sizeof(tg_tags) == sizeof field / sizeof *field * (TG_TAG_MAX + 1) + 7 + 8,
                    "add_tags adds nine strings");
-    for (size_t i = 0; i < sizeof field / sizeof *field; i++) {
-        size_t l = tg_record_copy_str(s->b + s->n + 1, (const char *)t + field[i]);
-        if (l > TG_TAG_MAX) l = TG_TAG_MAX; /* unreachable: tags are set with tg_record_set */
-        s->b[s->n] = (uint8_t)l;
-        s->n = (uint16_t)(s->n + 1 + l);
-        s->nstr++;
-    }
+    for (size_t i = 0; i < sizeof field / sizeof *field; i++)
+        tg_record_strs_add_field(s, (const char *)t + field[i]);
 }
 
 /* The offering and provider fields: x's offering's, or none (a request

@@ -2,8 +2,6 @@
  * there; here is the order they are applied in. */
 #include "gate/tags.h"
 
-#include <stdio.h>
-
 #define MAX_UNIT_COUNT 1000000
 
 bool tg_tag_value_ok(tg_str v)
@@ -17,16 +15,15 @@ bool tg_tag_value_ok(tg_str v)
 typedef struct {
     const char *header;   /* X-Tollgate-... */
     const char *meta;     /* metadata key */
+    const char *field;    /* "metadata." meta: what an error names */
     size_t off;           /* field of tg_tags */
 } tag_source;
 
+#define SOURCE(h, m, f) {"X-Tollgate-" h, m, "metadata." m, offsetof(tg_tags, f)}
 static const tag_source sources[] = {
-    {"X-Tollgate-Workspace", "workspace", offsetof(tg_tags, workspace)},
-    {"X-Tollgate-User", "user", offsetof(tg_tags, user)},
-    {"X-Tollgate-Feature", "feature", offsetof(tg_tags, feature)},
-    {"X-Tollgate-Workflow", "workflow", offsetof(tg_tags, workflow)},
-    {"X-Tollgate-Run", "run", offsetof(tg_tags, run)},
-    {"X-Tollgate-Unit", "unit", offsetof(tg_tags, unit)},
+    SOURCE("Workspace", "workspace", workspace), SOURCE("User", "user", user),
+    SOURCE("Feature", "feature", feature),       SOURCE("Workflow", "workflow", workflow),
+    SOURCE("Run", "run", run),                   SOURCE("Unit", "unit", unit),
 };
 
 static tg_attr_result bad(tg_errmsg *err, const char **param, const char *name, const char *why)
@@ -91,13 +88,10 @@ static tg_attr_result read_tags(const tg_req *r, tg_json_val body, tg_tags *t, t
             continue;
         }
         tg_json_val v = tg_json_get(meta, tg_str_c(s->meta));
-        char field[32];
-        snprintf(field, sizeof field, "metadata.%s", s->meta);
-        const char *param_name = "metadata";
+        const char *field = s->field, *param_name = "metadata";
         if (v.type == TG_JSON_NONE && s->off == offsetof(tg_tags, user)) {
             v = tg_json_get(body, TG_STR("user"));
-            snprintf(field, sizeof field, "user");
-            param_name = "user";
+            field = param_name = "user";
         }
         if (v.type == TG_JSON_NONE || v.type == TG_JSON_NULL) continue;
         tg_str val;

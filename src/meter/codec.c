@@ -183,16 +183,8 @@ int tg_record_strs_of(const tg_usage_rec *rec, tg_record_strs *s)
     char *f[NSTR];
     str_fields((tg_usage_rec *)rec, f);
     tg_record_strs_clear(s);
-    for (int i = 0; i < NSTR; i++) {
-        /* The copy's last word never passes the field's TG_TAG_MAX bytes
-         * of room in s->b (tg_record_copy_str). */
-        size_t l = tg_record_copy_str(s->b + s->n + 1, f[i]);
-        if (l > TG_TAG_MAX) return TG_EINVAL;
-        if (i == NSTR - 1) s->rule_at = s->n; /* the fields before the rule are in */
-        s->b[s->n] = (uint8_t)l;
-        s->n = (uint16_t)(s->n + 1 + l);
-    }
-    s->nstr = NSTR;
+    for (int i = 0; i < NSTR; i++)
+        if (!tg_record_strs_add_field(s, f[i])) return TG_EINVAL;
     return TG_OK;
 }
 

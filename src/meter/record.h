@@ -146,6 +146,14 @@ typedef struct {
 
 static inline void tg_record_strs_clear(tg_record_strs *s) { s->n = s->nstr = 0; }
 
+/* The field whose n bytes were just put after s->b[s->n] is in. */
+static inline void tg_record_strs_took_(tg_record_strs *s, size_t n)
+{
+    s->b[s->n] = (uint8_t)n;
+    s->n = (uint16_t)(s->n + 1 + n);
+    if (++s->nstr == TG_RECORD_NSTR - 1) s->rule_at = s->n;
+}
+
 /* Adds the next field, p[0..n) cut at TG_TAG_MAX bytes and at a NUL, as
  * tg_record_set would store it. At most TG_RECORD_NSTR fields. */
 static inline void tg_record_strs_add(tg_record_strs *s, const char *p, size_t n)
@@ -153,10 +161,22 @@ static inline void tg_record_strs_add(tg_record_strs *s, const char *p, size_t n
     if (n > TG_TAG_MAX) n = TG_TAG_MAX;
     const char *nul = n ? memchr(p, '\0', n) : NULL;
     if (nul) n = (size_t)(nul - p);
-    s->b[s->n] = (uint8_t)n;
     if (n) memcpy(s->b + s->n + 1, p, n);
-    s->n = (uint16_t)(s->n + 1 + n);
-    if (++s->nstr == TG_RECORD_NSTR - 1) s->rule_at = s->n;
+    tg_record_strs_took_(s, n);
+}
+
+/* Adds the next field from a record's string field f, copied up to the
+ * word that holds its NUL (tg_record_copy_str). Every field has room for
+ * TG_TAG_MAX bytes after its length byte, and each one before took at
+ * most 1 + TG_TAG_MAX, so the copy's last word stays inside s->b. False,
+ * and nothing added, when f has no NUL within TG_TAG_MAX bytes and
+ * f[TG_TAG_MAX] is not one either. */
+static inline bool tg_record_strs_add_field(tg_record_strs *s, const char f[TG_TAG_MAX + 1])
+{
+    size_t l = tg_record_copy_str(s->b + s->n + 1, f);
+    if (l > TG_TAG_MAX) return false;
+    tg_record_strs_took_(s, l);
+    return true;
 }
 
 /* Sets the rule, the last field, over any earlier one: the other fields
