@@ -29,6 +29,12 @@
 #                  metering bar is judged on the median of the per-cycle
 #                  ratios. Short windows side by side cancel the drift of a
 #                  shared machine, which moves 10-second runs by 20% or more.
+#   BENCH_TOGETHER_CYCLES  metering on and off at once: cycles of tollgate and
+#                  tollgate-nometer loaded at the same time, each by its own
+#                  wrk, for BENCH_AB_SECONDS, at each connection count above 1
+#                  (default 10; 0 skips it). Reports what a request costs
+#                  each in CPU time, measured under the same conditions to
+#                  the moment; see "metering on and off at once" below.
 #   BENCH_OUT      also write the results as markdown to this file
 #   BENCH_PERF     after the runs, profile tollgate with perf during one extra
 #                  32-connection run; the report goes to this file
@@ -60,6 +66,7 @@ WARMUP=${BENCH_WARMUP:-2}
 RUNS=${BENCH_RUNS:-3}
 AB_CYCLES=${BENCH_AB_CYCLES:-10}
 AB_SECONDS=${BENCH_AB_SECONDS:-3}
+TOG_CYCLES=${BENCH_TOGETHER_CYCLES:-10}
 CONNS=${BENCH_CONNS:-"1 32 256"}
 TARGETS=${BENCH_TARGETS:-"direct direct-x nginx tollgate tollgate-bg tollgate-nometer"}
 PERF_TARGET=${BENCH_PERF_TARGET:-tollgate}
@@ -279,6 +286,9 @@ machine() {
     if has tollgate && has tollgate-nometer && [ "$AB_CYCLES" -gt 0 ] && [ "$CONNS" != 1 ]; then
         echo "A/B:      metering on/off, $AB_CYCLES cycles x ${AB_SECONDS}s each, at the connection counts above 1"
     fi
+    if has tollgate && has tollgate-nometer && [ "$TOG_CYCLES" -gt 0 ] && [ "$CONNS" != 1 ]; then
+        echo "at once:  metering on and off loaded together, $TOG_CYCLES cycles x ${AB_SECONDS}s each, at the connection counts above 1"
+    fi
 }
 # busy_pct SECONDS: how busy all cores were (percent) over the next SECONDS.
 busy_pct() {
@@ -379,6 +389,53 @@ if has tollgate && has tollgate-nometer && [ "$AB_CYCLES" -gt 0 ]; then
     done
 fi
 
+# --- metering on and off at once -----------------------------------------------
+#
+# Back-to-back windows still see a machine that changes between them: on
+# this shared VM the A/B figure moves by several points from one run to the
+# next with nothing changed. Here both targets share the proxies' core at
+# the same moment, each loaded by its own wrk, so whatever else the machine
+# does hits both alike. What is compared is the CPU time a request costs
+# each (all its threads): on a saturated core, throughput is its inverse.
+# Their request counts are printed too, but do not compare costs: the
+# scheduler shares the core per thread, and tollgate has two threads more
+# (tg-ledger, tg-jflush), so it gets a larger share than its cost earns.
+
+TOG=$DIR/together.tsv
+: >"$TOG"
+if has tollgate && has tollgate-nometer && [ "$TOG_CYCLES" -gt 0 ]; then
+    pon=$(target_pid tollgate)
+    poff=$(target_pid tollgate-nometer)
+    for c in $CONNS; do
+        [ "$c" = 1 ] && continue
+        for cyc in $(seq "$TOG_CYCLES"); do
+            settle "$pon" >/dev/null
+            settle "$poff" >/dev/null
+            on0=$(cpu_ticks "$pon")
+            off0=$(cpu_ticks "$poff")
+            wrk_run "$(target_port tollgate)" "$c" "$AB_SECONDS" "$DIR/tog-$cyc-$c-on.txt" &
+            wpid=$!
+            wrk_run "$(target_port tollgate-nometer)" "$c" "$AB_SECONDS" "$DIR/tog-$cyc-$c-off.txt"
+            wait "$wpid"
+            settle "$pon" >/dev/null
+            settle "$poff" >/dev/null
+            errs=0
+            for f in "$DIR/tog-$cyc-$c-on.txt" "$DIR/tog-$cyc-$c-off.txt"; do
+                grep -q '^BENCH ' "$f" || { cat "$f" >&2; die "wrk failed (metering on and off at once, $c connections)"; }
+                for e in connect read write status timeout; do errs=$((errs + $(field "$e" "$f"))); done
+            done
+            non=$(field requests "$DIR/tog-$cyc-$c-on.txt")
+            noff=$(field requests "$DIR/tog-$cyc-$c-off.txt")
+            [ "$non" -gt 0 ] && [ "$noff" -gt 0 ] || errs=$((errs + 1))
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$cyc" "$c" "$non" "$noff" \
+                "$(($(cpu_ticks "$pon") - on0))" "$(($(cpu_ticks "$poff") - off0))" "$errs" >>"$TOG"
+            awk -F'\t' -v hz="$HZ" -v s="$AB_SECONDS" 'END {
+                printf "together %2d  c=%-4d on %9.0f rps %6.1f cpu-us/req  off %9.0f rps %6.1f cpu-us/req  errors %d\n",
+                    $1, $2, $3 / s, $5 * 1e6 / hz / $3, $4 / s, $6 * 1e6 / hz / $4, $7}' "$TOG" >&2
+        done
+    done
+fi
+
 # --- optional profile -----------------------------------------------------------
 
 if [ -n "${BENCH_PERF:-}" ]; then
@@ -430,6 +487,11 @@ ab_cycles() {
         $3 == c && $2 == "tollgate" {va[$1] = $k}
         $3 == c && $2 == "tollgate-nometer" {vb[$1] = $k}
         END {for (r in va) if (r in vb) print ((op == "ratio") ? ((vb[r] > 0) ? va[r] / vb[r] : 0) : va[r] - vb[r])}' "$AB"
+}
+# tog_cpu CONNS: "on off" CPU µs per request over all the at-once cycles
+tog_cpu() {
+    awk -F'\t' -v c="$1" -v hz="$HZ" '$2 == c {non += $3; noff += $4; ton += $5; toff += $6}
+        END {printf "%.2f %.2f", (non > 0) ? ton * 1e6 / hz / non : 0, (noff > 0) ? toff * 1e6 / hz / noff : 0}' "$TOG"
 }
 ab_sum_ratio() {
     awk -F'\t' -v c="$1" '$3 == c && $2 == "tollgate" {a += $4} $3 == c && $2 == "tollgate-nometer" {b += $4}
@@ -494,6 +556,18 @@ if has tollgate && has tollgate-nometer; then
             printf '%s  %s connections: metering on %.3f x metering off RPS (%s; bar: >= 0.90, metering costs under 10%%)\n' \
                 "$v" "$c" "$r" "$how" >>"$BAR"
         fi
+        if [ -s "$TOG" ] && [ "$c" != 1 ]; then
+            read -r con coff <<<"$(tog_cpu "$c")"
+            r=$(awk -v a="$con" -v b="$coff" 'BEGIN {printf "%.3f", (a > 0) ? b / a : 0}')
+            printf -- '- metering on and off at once at %s connections, %s cycles of %s s: CPU µs/req on %s, off %s (off / on %s); requests on / off %s (median; the scheduler favours the target with more threads)\n' \
+                "$c" "$TOG_CYCLES" "$AB_SECONDS" "$con" "$coff" "$r" \
+                "$(awk -F'\t' -v c="$c" '$2 == c && $4 > 0 {print $3 / $4}' "$TOG" | median | awk '{printf "%.3f", $1}')" >>"$RATIOS"
+            if [ "$c" = 32 ] || [ "$c" = 256 ]; then
+                v=$(awk -v r="$r" 'BEGIN {print ((r >= 0.9) ? "PASS" : "FAIL")}')
+                printf '%s  %s connections: metering on and off at once, CPU per request off / on %.3f (%s cycles; bar: >= 0.90)\n' \
+                    "$v" "$c" "$r" "$TOG_CYCLES" >>"$BAR"
+            fi
+        fi
     done
     if case " $CONNS " in *" 1 "*) true ;; *) false ;; esac; then
         printf -- '- tollgate p50, metering on minus off, at 1 connection: %.0f µs\n' \
@@ -551,11 +625,13 @@ cat "$BAR"
 
 TOTAL_ERRORS=$(awk -F'\t' '{s += $10} END {print s + 0}' "$RESULTS")
 TOTAL_ERRORS=$((TOTAL_ERRORS + $(awk -F'\t' '{s += $6} END {print s + 0}' "$AB")))
+TOTAL_ERRORS=$((TOTAL_ERRORS + $(awk -F'\t' '{s += $7} END {print s + 0}' "$TOG")))
 if [ "$TOTAL_ERRORS" -gt 0 ]; then
     echo
     echo "ERRORS: $TOTAL_ERRORS failed requests (status >= 400, connect, read, write, timeout):"
     awk -F'\t' '$10 > 0 {printf "  run %s %s c=%s: %s errors\n", $1, $2, $3, $10}' "$RESULTS"
     awk -F'\t' '$6 > 0 {printf "  A/B cycle %s %s c=%s: %s errors\n", $1, $2, $3, $6}' "$AB"
+    awk -F'\t' '$7 > 0 {printf "  at-once cycle %s c=%s: %s errors\n", $1, $2, $7}' "$TOG"
 fi
 
 if [ -n "${BENCH_OUT:-}" ]; then
