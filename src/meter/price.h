@@ -66,8 +66,8 @@ int tg_price_request(const tg_offering *off, const tg_price_ctx *ctx, const tg_t
  * app. */
 #define TG_PRICE_RULE_LEN 32
 size_t tg_price_rule_name(const tg_priced *p, char out[TG_PRICE_RULE_LEN]);
-/* Fills r->cost, charge, margin and fee from p (the rule is a string of
- * the record's: tg_price_rule_name). */
+/* Fills r->cost, charge, margin and fee from p; the rule's name comes
+ * from tg_price_rule_name. */
 void tg_price_to_record(const tg_priced *p, tg_usage_rec *r);
 
 /* A person's explanation of p: the offering's prices, each kind's cost,
