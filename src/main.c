@@ -39,6 +39,8 @@ static const char usage[] =
     "                 [--prompt-tokens N] [--cached-tokens N] [--cache-write-tokens N]\n"
     "                 [--completion-tokens N] [--reasoning-tokens N]\n"
     "      how a request would be priced, and which rule priced it\n"
+    "  tollgate explain-price --config FILE --rid REQUEST_ID\n"
+    "      which rule priced a request the store has, and how the config prices it now\n"
     "  tollgate migrate [--config FILE | --data-dir DIR]\n"
     "      create the usage store or bring its schema up to date\n"
     "  tollgate keys hash KEY\n"

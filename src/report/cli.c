@@ -200,15 +200,149 @@ static int count_flag(const char *v, const char *name, int64_t *out)
     return 0;
 }
 
+/* ---- explain-price --rid: a request the store has ---- */
+
+#define RID_MAX_RECORDS 10
+
+typedef struct {
+    tg_usage_rec *recs;
+    size_t n;
+} rid_matches;
+
+static int keep_record(void *ud, const tg_usage_rec *r)
+{
+    rid_matches *m = ud;
+    m->recs[m->n++] = *r;
+    return 0;
+}
+
+static int put_recorded(tg_buf *b, const tg_usage_rec *r)
+{
+    char id[2 * TG_RECORD_ID_LEN + 1], cost[TG_MONEY_STRLEN], charge[TG_MONEY_STRLEN],
+        margin[TG_MONEY_STRLEN], fee[TG_MONEY_STRLEN];
+    tg_record_id_hex(r->id, id);
+    tg_money_fmt(cost, r->cost);
+    tg_money_fmt(charge, r->charge);
+    tg_money_fmt(margin, r->margin);
+    tg_money_fmt(fee, r->fee);
+    const tg_tags *t = &r->tags;
+    int rc = tg_buf_printf(b,
+                           "record       %s (request %s, %s, %s%s)\n"
+                           "             app \"%s\" customer \"%s\" plan \"%s\" feature \"%s\"",
+                           id, r->rid, tg_outcome_name(r->outcome),
+                           r->stream ? "stream" : "not a stream",
+                           r->estimated ? ", tokens estimated" : "", t->app, t->customer, t->plan,
+                           t->feature);
+    if (!rc && t->unit[0])
+        rc = tg_buf_printf(b, " unit \"%s\" x %lld", t->unit, (long long)t->unit_count);
+    return rc ? rc
+              : tg_buf_printf(b,
+                              "\n             model %s, offering \"%s\", route %s\n"
+                              "recorded     rule %s: cost %s, charge %s, margin %s, fee %s\n",
+                              r->model, r->offering, tg_route_kind_name(r->route), r->rule, cost,
+                              charge, margin, fee);
+}
+
+static const tg_offering *config_offering(const tg_config *cfg, const char *id)
+{
+    for (size_t i = 0; i < cfg->nofferings; i++)
+        if (!strcmp(cfg->offerings[i].id, id)) return &cfg->offerings[i];
+    return NULL;
+}
+
+/* The record as recorded, then how the configuration prices it now: the
+ * same offering, tags and tokens through tg_price_request, so the rule and
+ * amounts it shows are the record's unless the configuration changed. */
+static int explain_record(const tg_config *cfg, const tg_usage_rec *r, tg_buf *out, tg_errmsg *err)
+{
+    int rc = put_recorded(out, r);
+    if (rc) return rc;
+    if (!r->offering[0])
+        return tg_buf_printf(out, "             no offering served it (refused before routing): "
+                                  "nothing to price\n");
+    const tg_offering *off = config_offering(cfg, r->offering);
+    const tg_app *app = r->tags.app[0] ? tg_config_app(cfg, tg_str_c(r->tags.app)) : NULL;
+    if (!off)
+        return tg_buf_printf(out, "             offering %s is no longer in %s: cannot price it again\n",
+                             r->offering, cfg->path);
+    if (r->tags.app[0] && !app)
+        return tg_buf_printf(out, "             app %s is no longer in %s: cannot price it again\n",
+                             r->tags.app, cfg->path);
+    tg_price_ctx ctx = {.app = app, .customer = tg_str_c(r->tags.customer),
+                        .plan = tg_str_c(r->tags.plan), .feature = tg_str_c(r->tags.feature),
+                        .model = tg_str_c(r->model), .unit = tg_str_c(r->tags.unit),
+                        .unit_count = r->tags.unit_count, .batch = r->route == TG_RT_BATCH};
+    tg_priced p;
+    rc = tg_price_request(off, &ctx, &r->tokens, &p, err);
+    rc = rc ? rc : tg_buf_printf(out, "priced now by %s:\n", cfg->path);
+    rc = rc ? rc : tg_price_explain(off, &ctx, &r->tokens, &p, out);
+    if (rc) return rc;
+    bool same = p.cost == r->cost && p.charge == r->charge && p.margin == r->margin && p.fee == r->fee;
+    return tg_buf_printf(out, "%s\n", same ? "same amounts as recorded"
+                                           : "DIFFERENT from the record: the configuration "
+                                             "changed since the request was priced");
+}
+
+static int explain_rid(const tg_config *cfg, const char *rid)
+{
+    tg_records_query q;
+    tg_errmsg err;
+    if (tg_records_query_parse(&q, NULL, NULL, NULL, rid, RID_MAX_RECORDS, &err)) {
+        fprintf(stderr, "tollgate explain-price: %s\n", err.msg);
+        return 2;
+    }
+    char *path = tg_store_path(cfg->metering.data_dir);
+    tg_store *s = NULL;
+    rid_matches m = {calloc(RID_MAX_RECORDS, sizeof *m.recs), 0};
+    int rc = path && m.recs ? 0 : TG_ENOMEM;
+    if (rc) snprintf(err.msg, sizeof err.msg, "out of memory");
+    rc = rc ? rc : tg_store_open(path, TG_STORE_RO, &s, &err);
+    rc = rc ? rc : tg_store_each_record(s, q.from_ms, q.to_ms, &q.f, q.limit, keep_record, &m, &err);
+    if (!rc && !m.n)
+        fprintf(stderr, "tollgate explain-price: no usage record has request id %s in %s\n", rid,
+                path);
+    tg_buf out;
+    tg_buf_init(&out, 1 << 20);
+    for (size_t i = 0; !rc && i < m.n; i++) {
+        rc = i ? tg_buf_add_char(&out, '\n') : 0;
+        rc = rc ? rc : explain_record(cfg, &m.recs[i], &out, &err);
+    }
+    if (rc) fprintf(stderr, "tollgate explain-price: %s\n", err.msg);
+    else if (m.n) rc = write_out(&out);
+    tg_buf_release(&out);
+    if (s) tg_store_close(s);
+    free(m.recs);
+    free(path);
+    return rc || !m.n ? 1 : 0;
+}
+
 int tg_cli_explain_price(int argc, char **argv)
 {
     flag fs[] = {F("--config"),        F("--model"),           F("--offering"),        F("--customer"),
                  F("--app"),           F("--plan"),            F("--feature"),         F("--unit"),
                  F("--unit-count"),    F("--prompt-tokens"),   F("--cached-tokens"),   F("--cache-write-tokens"),
-                 F("--completion-tokens"), F("--reasoning-tokens"), SW("--batch")};
+                 F("--completion-tokens"), F("--reasoning-tokens"), SW("--batch"), F("--rid")};
     size_t nf = sizeof fs / sizeof fs[0];
     if (parse_flags("explain-price", argc, argv, fs, nf)) return 2;
     const char *config = get(fs, nf, "--config"), *model = get(fs, nf, "--model");
+    const char *rid = get(fs, nf, "--rid");
+    if (rid) {
+        /* the record says everything the other flags would */
+        for (size_t k = 1; k < nf - 1; k++)
+            if (fs[k].value)
+                return bad_flag("explain-price", "%s: the record gives it; with --rid give only --config",
+                                fs[k].name);
+        if (!config) return bad_flag("explain-price", "%s", "--rid needs --config FILE");
+        tg_config *cfg;
+        tg_errmsg err;
+        if (tg_config_load(config, &cfg, &err)) {
+            fprintf(stderr, "tollgate explain-price: %s\n", err.msg);
+            return 1;
+        }
+        int rc = explain_rid(cfg, rid);
+        tg_config_unref(cfg);
+        return rc;
+    }
     if (!config || !model) return bad_flag("explain-price", "%s", "--config FILE and --model NAME are required");
     tg_tokens t = {0};
     int64_t units = -1;

@@ -4,7 +4,7 @@
 // sees its charge; reports sum the records; bad attribution is refused.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   assertErrorShape, run, sdkError, sha256, startGateway, startSim, stopAll, thisMonth, until,
@@ -432,6 +432,41 @@ describe('the command line', () => {
     const bad = gw.cli('explain-price', ['--model', 'premium', '--customer', 'nobody']);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /no customer 'nobody'/);
+  });
+
+  test('explain-price --rid shows the rule and amounts of a recorded request, and whether the config still agrees', async () => {
+    const id = rid('explain');
+    const r = await gw.post('/v1/chat/completions', { model: 'premium', messages: [{ role: 'user', content: 'two reports' }] },
+      { key: KEYS.cust, headers: { 'X-Request-Id': id, 'X-Tollgate-Feature': 'quarterly', 'X-Tollgate-Unit': 'report',
+                                   'X-Tollgate-Unit-Count': '2' } });
+    assert.equal(r.status, 200);
+    const rec = (await gw.records(1, { args: ['--rid', id] }))[0];
+    const out = gw.cli('explain-price', ['--rid', id]);
+    assert.equal(out.code, 0, out.stderr);
+    assert.match(out.stdout, new RegExp(`^record\\s+${rec.id} \\(request ${id}, completed`, 'm'));
+    assert.match(out.stdout, /customer "acme" plan "pro" feature "quarterly" unit "report" x 2/);
+    assert.match(out.stdout, new RegExp(`^recorded\\s+rule app: cost ${rec.cost}, charge ${rec.charge}, margin ${rec.margin}, fee ${rec.fee}$`, 'm'));
+    assert.match(out.stdout, /^rule\s+app acme-app's own margin: it has no overrides$/m);
+    assert.match(out.stdout, new RegExp(`^charge\\s+USD ${rec.charge.replace('.', '\\.')}$`, 'm'));
+    assert.equal(rec.charge, '0.800000000', 'two reports at 0.40');
+    assert.match(out.stdout, /^same amounts as recorded$/m);
+
+    // the same store under a config whose unit price changed since
+    const changed = structuredClone(gw.config);
+    changed.apps[0].margin.units.report = '0.50';
+    const file = path.join(gw.dataDir, '..', 'changed.yaml');
+    writeFileSync(file, gw.yaml(changed));
+    const now = run(['explain-price', '--config', file, '--rid', id]);
+    assert.equal(now.code, 0, now.stderr);
+    assert.match(now.stdout, /^charge\s+USD 1\.000000000$/m);
+    assert.match(now.stdout, /^DIFFERENT from the record: the configuration changed/m);
+
+    const none = gw.cli('explain-price', ['--rid', 'no-such-request']);
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /no usage record has request id no-such-request/);
+    const mixed = gw.cli('explain-price', ['--rid', id, '--model', 'fast']);
+    assert.equal(mixed.code, 2);
+    assert.match(mixed.stderr, /--model: the record gives it/);
   });
 
   test('migrate creates a store, and says when there is nothing to do', () => {
