@@ -276,11 +276,12 @@ const tg_provider *tg_config_provider(const tg_config *c, tg_str name);
 const tg_app *tg_config_app(const tg_config *c, tg_str id);
 const tg_customer *tg_config_customer(const tg_config *c, tg_str id);
 const tg_plan *tg_config_plan(const tg_config *c, tg_str id);
-/* Whether s is a valid tag: 1..128 bytes, each a letter, a digit or one of
+/* Whether s is a valid id: 1..128 bytes, each a letter, a digit or one of
  * . _ : @ / + = # -. App, customer, plan and unit ids in the file follow
- * it, and so must tags a request brings (X-Tollgate-Customer, -Feature,
- * ...), so that whatever ends up in a usage record, a report or a CSV is
- * one plain token. */
+ * it, and so does a customer an app creates at runtime, so that an id in
+ * a usage record, a report or a CSV is one plain token. The other tags a
+ * request brings (feature, workspace, ...) need only be printable ASCII
+ * (tg_tag_value_ok, gate/tags.h). */
 bool tg_tag_valid(tg_str s);
 /* Whether key k may use model m. */
 bool tg_key_allows(const tg_key *k, const tg_model *m);
