@@ -132,19 +132,86 @@ typedef struct {
 
 /* A public model name; its offerings in order of preference. The route
  * stage takes the first whose provider is available. */
-typedef struct {
+typedef struct tg_model {
     char *name;
     int line;
     tg_offering **offerings;
     size_t noffering;
 } tg_model;
 
-/* A plan a customer is on. Only its id matters to pricing (overrides by
- * plan); fees, credits and caps arrive with issue 4. */
+/* Credits are counted in nano-credits (1 credit = 1e9), an int64 like
+ * money, so "2.5" credits parse exactly with tg_money_parse's rules. */
+typedef int64_t tg_ncredits;
+#define TG_NCREDITS_PER_CREDIT 1000000000LL
+
+/* Rate limits; 0 means no limit. Tokens are prompt + completion: a request
+ * counts its estimate (input bound + max_tokens) when admitted and is
+ * corrected to its actual tokens when it ends. */
+typedef struct {
+    uint32_t rpm;        /* requests per minute (a sliding 60 s window) */
+    uint64_t tpm;        /* tokens per minute */
+    uint32_t concurrent; /* requests in flight */
+} tg_limits;
+
+/* Limits of an agent run (X-Tollgate-Run); 0 means none. */
+typedef struct {
+    uint32_t max_steps;  /* requests in the run */
+    tg_nanos max_cost;   /* provider cost of the run, USD */
+} tg_run_limits;
+
+typedef struct {
+    char *name;          /* an action unit: "report" */
+    tg_ncredits credits; /* what one unit consumes, instead of its charge */
+} tg_unit_credits;
+
+typedef enum { TG_CAP_NONE = 0, TG_CAP_USD, TG_CAP_CREDITS } tg_cap_kind;
+
+#define TG_MAX_THRESHOLDS 8
+
+struct tg_model;
+
+/* A plan a customer is on (issue 4): what it pays per period, the credits
+ * it gets, what happens past them, and the limits that hold whatever the
+ * concurrency (docs/plans.md). A request consumes credits: its charge /
+ * `credit`, or, when its unit is listed in unit_credits, that many credits
+ * per unit. Consumption burns the period's included credits first, then
+ * the customer's grants, then overage (only when the plan has an overage
+ * price; without one, a request that cannot be covered is refused). */
 typedef struct {
     char *id;
     int line;
+    tg_nanos fee;                 /* plan.fee: USD per period, default 0 */
+    tg_ncredits included;         /* plan.included_credits, default 0 */
+    tg_nanos credit;              /* plan.credit: USD of charge one credit stands for,
+                                     default "0.01"; > 0 */
+    tg_unit_credits *unit_credits;/* plan.unit_credits: {report: 5} */
+    size_t nunit_credits;
+    bool has_overage;             /* plan.overage present */
+    tg_nanos overage;             /* USD per credit past included and grants */
+    tg_cap_kind cap;              /* plan.hard_cap: {usd: "100.00"} or {credits: 5000} */
+    tg_nanos cap_usd;             /* on the period's charge */
+    tg_ncredits cap_credits;      /* on the period's credits consumed */
+    uint32_t thresholds[TG_MAX_THRESHOLDS]; /* plan.thresholds: percent of included,
+                                               1..1000, ascending; default 80, 100 */
+    size_t nthresholds;           /* [] turns them off */
+    struct tg_model **models;     /* plan.models: the public models allowed; NULL
+                                     (nmodels 0): all */
+    size_t nmodels;
+    struct tg_model **degrade_from; /* plan.degrade.from: models that degrade */
+    size_t ndegrade_from;
+    struct tg_model *degrade_to;  /* plan.degrade.to; NULL: no degrade */
+    uint32_t degrade_at;          /* plan.degrade.at: percent of included, default 100 */
+    uint32_t default_max_tokens;  /* plan.default_max_tokens: what a request without
+                                     max_tokens reserves, default 1024 */
+    tg_limits limits;             /* plan.limits: per customer */
+    tg_limits key_limits;         /* plan.key_limits: per key, unless the key has its own */
+    tg_run_limits runs;           /* plan.runs; fields left out come from the app */
+    bool has_run_steps, has_run_cost;
 } tg_plan;
+
+/* The credits one unit of name consumes on plan p, or NULL when the plan
+ * does not price that unit in credits. */
+const tg_unit_credits *tg_plan_unit(const tg_plan *p, tg_str name);
 
 /* A fixed price per action unit: a request tagged with the unit is
  * charged price x its unit count, whatever its tokens cost. */
@@ -192,6 +259,12 @@ typedef struct {
     bool create_customers;    /* an unknown X-Tollgate-Customer is created
                                  (default false: refused) */
     tg_plan *default_plan;    /* created customers get it; may be NULL */
+    uint32_t period_anchor_day; /* 1..28, default 1: periods run from this day of a
+                                   month (00:00 UTC) to the same day of the next */
+    char *webhook_url;        /* webhook.url: threshold events are POSTed here; NULL: none */
+    char *webhook_secret_env; /* webhook.secret_env: the variable holding the HMAC secret */
+    char *webhook_secret;     /* from the environment; never logged or returned */
+    tg_run_limits runs;       /* app.runs: run limits for plans that set none */
 } tg_app;
 
 typedef struct {
@@ -211,6 +284,8 @@ typedef struct {
     tg_app *app;            /* key.app, or the customer's app; NULL: unattributed */
     tg_customer *customer;  /* key.customer: a customer key; NULL: an app key
                                (names its customer per request) or none */
+    tg_limits limits;       /* key.limits; when absent, the customer's plan's key_limits */
+    bool has_limits;
 } tg_key;
 
 typedef enum { TG_FSYNC_INTERVAL = 0, TG_FSYNC_ALWAYS, TG_FSYNC_NEVER } tg_fsync_policy;
