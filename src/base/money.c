@@ -101,12 +101,23 @@ static bool fits(__int128 v)
     return v >= INT64_MIN && v <= INT64_MAX;
 }
 
-/* round-half-away-from-zero(p / d) for d > 0 */
+/* round-half-away-from-zero(p / d) for d > 0. For an odd d there are no
+ * exact halves, and adding d / 2 (rounded down) still rounds a remainder
+ * of at least half up. */
 static __int128 div_round(__int128 p, int64_t d)
 {
     assert(d > 0);
-    __int128 half = d / 2; /* d is even at every caller: exact halves */
+    __int128 half = d / 2;
     return p >= 0 ? (p + half) / d : -((-p + half) / d);
+}
+
+int tg_money_muldiv(int64_t a, int64_t b, int64_t d, int64_t *out)
+{
+    if (d <= 0) return TG_EINVAL;
+    __int128 r = div_round((__int128)a * b, d);
+    if (!fits(r)) return TG_EINVAL;
+    *out = (int64_t)r;
+    return TG_OK;
 }
 
 int tg_money_tokens(int64_t tokens, tg_nanos price_per_1m, tg_nanos *out)

@@ -47,6 +47,11 @@ int tg_money_tokens(int64_t tokens, tg_nanos price_per_1m, tg_nanos *out);
  * TG_EINVAL on overflow. */
 int tg_money_bps(tg_nanos v, int64_t bps, tg_nanos *out);
 
+/* round-half-up(a * b / d) for d > 0 (away from zero for negatives), in
+ * 128 bits: a price per unit times a count over a unit size. TG_EINVAL
+ * when d <= 0 or the result exceeds int64. */
+int tg_money_muldiv(int64_t a, int64_t b, int64_t d, int64_t *out);
+
 /* a + b, TG_EINVAL on overflow. */
 int tg_money_add(tg_nanos a, tg_nanos b, tg_nanos *out);
 

@@ -111,7 +111,7 @@ static bool rec_valid(const tg_usage_rec *r)
     if (t->prompt < 0 || t->cached < 0 || t->cache_write < 0 || t->completion < 0 || t->reasoning < 0)
         return false;
     if (t->cached > t->prompt || t->cache_write > t->prompt - t->cached) return false;
-    if (t->reasoning > t->completion) return false;
+    if (t->reasoning > t->completion || r->credits < 0) return false;
     if ((__int128)r->cost + r->margin + r->fee != r->charge) return false;
     return r->route < TG_RT_COUNT_ && r->outcome < TG_OUT_COUNT_ && r->endpoint < TG_EPK_COUNT_;
 }
@@ -165,15 +165,18 @@ static inline bool get_sv(const uint8_t **q, const uint8_t *end, int64_t *v)
     return true;
 }
 
-/* The integers after the header, in order: the same list for both ways. */
-#define NINT 13
+/* The integers after the header, in order: the same list for both ways.
+ * Version 3 added credits at the end; a version 2 payload has the first
+ * NINT_V2 (and decodes with credits 0). */
+#define NINT 14
+#define NINT_V2 13
 static void int_fields(tg_usage_rec *r, int64_t *f[NINT])
 {
     int64_t *all[NINT] = {&r->t_start_ms,       &r->latency_us,         &r->ttft_us,
                           &r->tokens.prompt,    &r->tokens.cached,      &r->tokens.cache_write,
                           &r->tokens.completion, &r->tokens.reasoning,  &r->cost,
                           &r->charge,           &r->margin,             &r->fee,
-                          &r->tags.unit_count};
+                          &r->tags.unit_count,  &r->credits};
     memcpy(f, all, sizeof all);
 }
 
@@ -249,12 +252,14 @@ static bool decode_strings(const uint8_t *p, size_t n, tg_usage_rec *r)
     return n == 0;
 }
 
-/* The header both readers check: the size bounds, the version, the flags. */
+/* The header both readers check: the size bounds, a version this binary
+ * reads (the current one, or 2: stores written before credits), the
+ * flags. */
 #define HDR_LEN (2 + TG_RECORD_ID_LEN + 3)
 static bool header_ok(const uint8_t *p, size_t n)
 {
-    return n >= TG_RECORD_MIN_LEN && n <= TG_RECORD_MAX_LEN && p[0] == TG_RECORD_VERSION &&
-           !(p[1] & ~F_ALL);
+    return n >= TG_RECORD_MIN_LEN && n <= TG_RECORD_MAX_LEN &&
+           (p[0] == TG_RECORD_VERSION || p[0] == 2) && !(p[1] & ~F_ALL);
 }
 
 int tg_record_decode(const uint8_t *p, size_t n, tg_usage_rec *r, bool *intent)
@@ -267,7 +272,7 @@ int tg_record_decode(const uint8_t *p, size_t n, tg_usage_rec *r, bool *intent)
     r->status = (int32_t)(uint32_t)st;
     int64_t *f[NINT];
     int_fields(r, f);
-    for (int i = 0; i < NINT; i++)
+    for (int i = 0, nint = p[0] == 2 ? NINT_V2 : NINT; i < nint; i++)
         if (!get_sv(&q, end, f[i])) return TG_EINVAL;
     memcpy(r->id, p + 2, TG_RECORD_ID_LEN);
     r->endpoint = p[2 + TG_RECORD_ID_LEN];
@@ -280,7 +285,8 @@ int tg_record_decode(const uint8_t *p, size_t n, tg_usage_rec *r, bool *intent)
     return TG_OK;
 }
 
-_Static_assert(HDR_LEN + 1 + NINT + NSTR == TG_RECORD_MIN_LEN, "a byte per varint and length");
+_Static_assert(HDR_LEN + 1 + NINT_V2 + NSTR == TG_RECORD_MIN_LEN,
+               "a byte per varint and length, in the shortest version");
 _Static_assert(HDR_LEN + 5 + 10 * NINT + NSTR * (1 + TG_TAG_MAX) == TG_RECORD_MAX_LEN,
                "the widest varints and the longest strings");
 

@@ -31,6 +31,7 @@ void tg_record_check(const tg_usage_rec *r)
     if (t->cached > t->prompt || t->cache_write > t->prompt - t->cached)
         fail(r, "cached + cache_write > prompt");
     if (t->reasoning > t->completion) fail(r, "reasoning > completion");
+    if (r->credits < 0) fail(r, "negative credits");
     /* computed in 128 bits: the invariant must not hold by wrap-around */
     __int128 sum = (__int128)r->cost + r->margin + r->fee;
     if (sum != r->charge) fail(r, "charge != cost + margin + fee");

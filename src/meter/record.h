@@ -4,7 +4,8 @@
  *
  * Invariants (tg_record_check asserts them):
  *   charge == cost + margin + fee, exactly;
- *   cached + cache_write <= prompt; reasoning <= completion; all tokens >= 0.
+ *   cached + cache_write <= prompt; reasoning <= completion; all tokens >= 0;
+ *   credits >= 0.
  * Tokens are counted once each, in OpenAI's convention whatever the
  * provider's dialect: `prompt` is every input token, cached reads and cache
  * writes included; `completion` every output token, reasoning included.
@@ -94,6 +95,9 @@ typedef struct {
     tg_nanos charge;               /* what the customer is charged */
     tg_nanos margin;               /* what the builder earns */
     tg_nanos fee;                  /* the platform's fee */
+    int64_t credits;               /* nano-credits consumed (1 credit = 1e9) under the
+                                      customer's plan: charge / the plan's credit, or
+                                      its unit's credits x unit count; 0 without a plan */
 } tg_usage_rec;
 
 /* Asserts the invariants above (abort in every build: a broken money

@@ -47,7 +47,7 @@ static const column cols[] = {
     I("prompt_tokens", tokens.prompt), I("cached_tokens", tokens.cached),
     I("cache_write_tokens", tokens.cache_write), I("completion_tokens", tokens.completion),
     I("reasoning_tokens", tokens.reasoning), B("estimated", estimated), M("cost", cost),
-    M("charge", charge), M("margin", margin), M("fee", fee), S("rule", rule),
+    M("charge", charge), M("margin", margin), M("fee", fee), M("credits", credits), S("rule", rule),
     I("start_ms", t_start_ms), I("latency_us", latency_us), I("ttft_us", ttft_us),
 };
 

@@ -245,6 +245,7 @@ static void full_rec(tg_usage_rec *r)
     r->margin = INT64_MAX;
     r->fee = -big - 1;
     r->charge = -big - 2;
+    r->credits = INT64_MAX;
 }
 
 /* The view of p[0..n) by the marks encode reported shows r's fields. */
@@ -320,11 +321,12 @@ static void test_roundtrip(void **state)
     roundtrip(&r, true, TG_RECORD_MAX_LEN - 1);
     roundtrip(&r, false, TG_RECORD_MAX_LEN - 1);
     memset(&r, 0, sizeof r);
-    roundtrip(&r, false, TG_RECORD_MIN_LEN);
+    /* TG_RECORD_MIN_LEN is version 2's shortest; version 3 adds credits */
+    roundtrip(&r, false, TG_RECORD_MIN_LEN + 1);
     make_rec(&r, 3);
     /* past the minimum: the status 200 takes 2 bytes, t_start_ms 6, the
      * latency, prompt, cost, charge and margin 2 each; and the strings */
-    roundtrip(&r, true, TG_RECORD_MIN_LEN + 1 + 5 + 5 + 83 +
+    roundtrip(&r, true, TG_RECORD_MIN_LEN + 1 + 1 + 5 + 5 + 83 +
                             strlen("req-3key-3support-botcust-3gpt-4o-miniopenai/gpt-4o-miniopenaiapp"));
 }
 
@@ -382,7 +384,8 @@ static void put_raw(tg_buf *b, size_t at, size_t old, const char *raw, size_t n)
     b->n = b->n - old + n;
 }
 
-#define STRS(b) int_at(b, 13) /* past the status and the 13 integers */
+#define NINT 14
+#define STRS(b) int_at(b, NINT) /* past the status and the 14 integers */
 static void e_version(tg_buf *b) { b->p[0] = TG_RECORD_VERSION + 1; }
 static void e_flags(tg_buf *b) { b->p[OFF_FLAGS] |= 8; }
 static void e_padded(tg_buf *b) { put_raw(b, int_at(b, 2), 1, "\x80\x00", 2); } /* ttft 0 as 2 bytes */
@@ -409,6 +412,9 @@ static void e_cached(tg_buf *b) { put_int(b, 4, 1000000); }
 static void e_cache_write(tg_buf *b) { put_int(b, 5, INT64_MAX); }
 static void e_reasoning(tg_buf *b) { put_int(b, 7, 51); }
 static void e_charge(tg_buf *b) { put_int(b, 9, 1); }
+static void e_credits(tg_buf *b) { put_int(b, 13, -1); }
+/* version 2 with a version 3 payload: one integer too many for it */
+static void e_v2_credits(tg_buf *b) { b->p[0] = 2; }
 static void e_nul(tg_buf *b) { b->p[STRS(b) + 2] = '\0'; }         /* in "req-1" */
 static void e_strlen_over(tg_buf *b) { b->p[STRS(b)] = 100; } /* past the end */
 
@@ -522,12 +528,35 @@ static void test_encode_strs(void **state)
     tg_buf_release(&b);
 }
 
+/* A version 2 payload (a store or journal written before credits) is
+ * the version 3 one without its last integer: it decodes, credits 0. */
+static void test_version2(void **state)
+{
+    (void)state;
+    tg_usage_rec r, back;
+    bool intent;
+    tg_buf b;
+    tg_buf_init(&b, 1 << 16);
+    make_rec(&r, 5);
+    assert_int_equal(tg_record_encode(&r, false, &b, NULL), 0);
+    size_t at = int_at(&b, 13);
+    assert_int_equal((uint8_t)b.p[at], 0); /* credits 0: one byte */
+    put_raw(&b, at, 1, "", 0);
+    b.p[0] = 2;
+    r.credits = 77;
+    assert_int_equal(tg_record_decode((const uint8_t *)b.p, b.n, &back, &intent), TG_OK);
+    assert_int_equal(back.credits, 0);
+    r.credits = 0;
+    assert_memory_equal(&back, &r, sizeof r);
+    tg_buf_release(&b);
+}
+
 static void test_decode_refuses(void **state)
 {
     (void)state;
     void (*edits[])(tg_buf *) = {e_version,  e_flags,      e_trailing, e_short,       e_endpoint,
                                  e_route,    e_outcome,    e_neg_tokens, e_cached,    e_cache_write,
-                                 e_reasoning, e_charge,    e_nul,      e_strlen_over, e_strlen_cap,
+                                 e_reasoning, e_charge, e_credits, e_v2_credits, e_nul,      e_strlen_over, e_strlen_cap,
                                  e_padded,   e_varint_long, e_varint_wide, e_status_wide, e_varint_cut};
     for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) refuse(edits[i]);
 
@@ -1443,7 +1472,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_string_lengths),
         cmocka_unit_test(test_encode_strs),
-        cmocka_unit_test(test_decode_refuses),
+        cmocka_unit_test(test_version2), cmocka_unit_test(test_decode_refuses),
         cmocka_unit_test(test_scan),
         cmocka_unit_test(test_recover_interrupted),
         cmocka_unit_test(test_torn_tail),

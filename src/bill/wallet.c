@@ -1,0 +1,68 @@
+/* Wallets: burn order and burns. See wallet.h. */
+#include "bill/wallet.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const kind_names[TG_GRANT_KIND_COUNT_] = {"included", "paid", "promo"};
+
+const char *tg_grant_kind_name(tg_grant_kind k)
+{
+    return k < TG_GRANT_KIND_COUNT_ ? kind_names[k] : "?";
+}
+
+int tg_grant_kind_parse(tg_str s, tg_grant_kind *out)
+{
+    for (int k = 0; k < TG_GRANT_KIND_COUNT_; k++)
+        if (tg_str_eq(s, tg_str_c(kind_names[k]))) {
+            *out = (tg_grant_kind)k;
+            return TG_OK;
+        }
+    return TG_EINVAL;
+}
+
+static int cmp_i64(int64_t a, int64_t b) { return (a > b) - (a < b); }
+
+static int burn_cmp(const void *x, const void *y)
+{
+    const tg_grant *a = x, *b = y;
+    int c = (b->kind == TG_GRANT_INCLUDED) - (a->kind == TG_GRANT_INCLUDED);
+    if (!c) c = cmp_i64(b->priority, a->priority);
+    /* soonest expiry first; never (0) after every date */
+    if (!c) c = cmp_i64(a->expires_ms ? a->expires_ms : INT64_MAX, b->expires_ms ? b->expires_ms : INT64_MAX);
+    if (!c) c = cmp_i64(a->created_ms, b->created_ms);
+    return c ? c : strcmp(a->id, b->id);
+}
+
+void tg_wallet_order(tg_grant *g, size_t n)
+{
+    if (n > 1) qsort(g, n, sizeof *g, burn_cmp);
+}
+
+tg_ncredits tg_wallet_burn(tg_grant *g, size_t n, tg_ncredits amount, int64_t t_ms,
+                           tg_ncredits *take)
+{
+    for (size_t i = 0; i < n && amount > 0; i++) {
+        if (!tg_grant_usable(&g[i], t_ms)) continue;
+        tg_ncredits t = g[i].left < amount ? g[i].left : amount;
+        g[i].left -= t;
+        amount -= t;
+        if (take) take[i] += t;
+    }
+    return amount;
+}
+
+tg_ncredits tg_wallet_available(const tg_grant *g, size_t n, int64_t t_ms)
+{
+    tg_ncredits sum = 0;
+    for (size_t i = 0; i < n; i++)
+        if (tg_grant_usable(&g[i], t_ms) && __builtin_add_overflow(sum, g[i].left, &sum))
+            return INT64_MAX;
+    return sum;
+}
+
+void tg_grant_included_id(const char *period, char out[TG_GRANT_ID_MAX + 1])
+{
+    snprintf(out, TG_GRANT_ID_MAX + 1, "inc:%.16s", period);
+}
