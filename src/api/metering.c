@@ -36,6 +36,7 @@
  * the record says they are estimates. */
 #include "api/api.h"
 #include "base/clock.h"
+#include "bill/credits.h"
 #include "meter/price.h"
 
 #include <assert.h>
@@ -176,6 +177,12 @@ static void price(tg_exchange *x, tg_meter_rec *m)
         memset(&p, 0, sizeof p);
     }
     tg_price_to_record(&p, &m->r);
+    const tg_tags *t = &x->attr.tags;
+    if (tg_credits_of(x->attr.plan, tg_str_c(t->unit), t->unit_count, m->r.charge, &m->r.credits)) {
+        tg_log(TG_LOG_WARN, "metering: request %.*s consumes more credits than can be counted",
+               REC_RID(m));
+        m->r.credits = INT64_MAX;
+    }
     if (m->s.nstr < TG_RECORD_NSTR - 1) add_route(&m->s, NULL); /* ended before its intent */
     char rule[TG_PRICE_RULE_LEN];
     tg_record_strs_rule(&m->s, rule, tg_price_rule_name(&p, rule));

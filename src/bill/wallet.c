@@ -24,9 +24,8 @@ int tg_grant_kind_parse(tg_str s, tg_grant_kind *out)
 
 static int cmp_i64(int64_t a, int64_t b) { return (a > b) - (a < b); }
 
-static int burn_cmp(const void *x, const void *y)
+int tg_grant_burn_cmp(const tg_grant *a, const tg_grant *b)
 {
-    const tg_grant *a = x, *b = y;
     int c = (b->kind == TG_GRANT_INCLUDED) - (a->kind == TG_GRANT_INCLUDED);
     if (!c) c = cmp_i64(b->priority, a->priority);
     /* soonest expiry first; never (0) after every date */
@@ -34,6 +33,8 @@ static int burn_cmp(const void *x, const void *y)
     if (!c) c = cmp_i64(a->created_ms, b->created_ms);
     return c ? c : strcmp(a->id, b->id);
 }
+
+static int burn_cmp(const void *x, const void *y) { return tg_grant_burn_cmp(x, y); }
 
 void tg_wallet_order(tg_grant *g, size_t n)
 {

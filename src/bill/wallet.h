@@ -49,6 +49,8 @@ static inline bool tg_grant_usable(const tg_grant *g, int64_t t_ms)
     return g->left > 0 && g->created_ms <= t_ms && (!g->expires_ms || t_ms < g->expires_ms);
 }
 
+/* Burn order: < 0 when a burns before b. */
+int tg_grant_burn_cmp(const tg_grant *a, const tg_grant *b);
 /* Sorts g[0..n) into burn order. */
 void tg_wallet_order(tg_grant *g, size_t n);
 

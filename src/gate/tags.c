@@ -122,9 +122,13 @@ static tg_attr_result read_tags(const tg_req *r, tg_json_val body, tg_tags *t, t
     return rc;
 }
 
-static void set_customer(tg_attribution *out, const tg_app *app, tg_str id, tg_str plan)
+/* plan is the customer's plan by id; the record keeps the id even when
+ * the configuration no longer defines it (then out->plan is NULL). */
+static void set_customer(const tg_config *cfg, tg_attribution *out, const tg_app *app, tg_str id,
+                         tg_str plan)
 {
     out->app = app;
+    out->plan = plan.n ? tg_config_plan(cfg, plan) : NULL;
     tg_record_set(out->tags.app, app->id, strlen(app->id));
     tg_record_set(out->tags.customer, id.p, id.n);
     tg_record_set(out->tags.plan, plan.p, plan.n);
@@ -140,14 +144,14 @@ static tg_attr_result named_customer(const tg_config *cfg, tg_customers *reg, co
     const tg_customer *c = tg_config_customer(cfg, id);
     if (c) {
         if (app && c->app != app) goto forbidden;
-        set_customer(out, c->app, id, plan_id(c->plan));
+        set_customer(cfg, out, c->app, id, plan_id(c->plan));
         return TG_ATTR_OK;
     }
     tg_customer_info info;
     if (reg && tg_customers_get(reg, id, &info)) {
         const tg_app *owner = tg_config_app(cfg, tg_str_c(info.app));
         if (!owner || (app && owner != app)) goto forbidden;
-        set_customer(out, owner, id, tg_str_c(info.plan));
+        set_customer(cfg, out, owner, id, tg_str_c(info.plan));
         return TG_ATTR_OK;
     }
     if (!app || !app->create_customers || !reg) {
@@ -163,7 +167,7 @@ static tg_attr_result named_customer(const tg_config *cfg, tg_customers *reg, co
     if (tg_customers_get_or_add(reg, id, tg_str_c(app->id), plan_id(app->default_plan), &info))
         return TG_ATTR_NOMEM;
     if (strcmp(info.app, app->id) != 0) goto forbidden;
-    set_customer(out, app, id, tg_str_c(info.plan));
+    set_customer(cfg, out, app, id, tg_str_c(info.plan));
     return TG_ATTR_OK;
 forbidden:
     tg_errmsg_set(err, "This key may not bill customer '%.*s': it belongs to another app.",
@@ -192,7 +196,7 @@ tg_attr_result tg_attribute(const tg_config *cfg, tg_customers *reg, const tg_ke
             *param = "X-Tollgate-Customer";
             return TG_ATTR_FORBIDDEN;
         }
-        set_customer(out, c->app, tg_str_c(c->id), plan_id(c->plan));
+        set_customer(cfg, out, c->app, tg_str_c(c->id), plan_id(c->plan));
         return TG_ATTR_OK;
     }
     if (key->app || key->admin) {

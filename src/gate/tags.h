@@ -34,6 +34,7 @@ typedef enum {
 
 typedef struct {
     const tg_app *app;        /* NULL: the key belongs to no app */
+    const tg_plan *plan;      /* the customer's plan in this snapshot; NULL: none */
     tg_tags tags;             /* app, customer, plan and the request's tags */
 } tg_attribution;
 

@@ -219,7 +219,8 @@ int tg_record_encode_strs(const tg_usage_rec *rec, const tg_record_strs *s, bool
         size_t app = 1 + s->b[0];
         app += 1 + s->b[app];
         size_t cust = app + 1 + s->b[app], plan = cust + 1 + s->b[cust];
-        *m = (tg_record_marks){.t_start_ms = r->t_start_ms, .app = (uint16_t)(h + app),
+        *m = (tg_record_marks){.t_start_ms = r->t_start_ms, .credits = r->credits,
+                               .charge = r->charge, .app = (uint16_t)(h + app),
                                .customer = (uint16_t)(h + cust), .plan = (uint16_t)(h + plan)};
     }
     memcpy(q, s->b, s->n);
@@ -305,7 +306,8 @@ int tg_record_view_at(const uint8_t *p, size_t n, const tg_record_marks *m, tg_r
         !marked(p, n, m->plan, &plan))
         return TG_EINVAL;
     *v = (tg_record_view){.id = p + 2, .t_start_ms = m->t_start_ms, .app = app,
-                          .customer = customer, .plan = plan, .intent = p[1] & F_INTENT};
+                          .customer = customer, .plan = plan, .credits = m->credits,
+                          .charge = m->charge, .intent = p[1] & F_INTENT};
     return TG_OK;
 }
 

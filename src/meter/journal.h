@@ -57,16 +57,20 @@ typedef struct {
     const uint8_t *id; /* TG_RECORD_ID_LEN bytes */
     int64_t t_start_ms;
     tg_str app, customer, plan;
+    int64_t credits;   /* what the wallet burns */
+    tg_nanos charge;
     bool intent;
 } tg_record_view;
 
 /* Where tg_record_encode put what a view holds, as it wrote the bytes:
- * the time, and the offsets of the app, customer and plan strings'
- * length bytes. With them the ledger reads its records in place without
+ * the time, credits and charge, and the offsets of the app, customer and
+ * plan strings' length bytes. With them the ledger reads its records in place without
  * parsing them (finding those strings behind 14 varints and two strings
  * was a fifth of what the ledger thread spent per record). */
 typedef struct {
     int64_t t_start_ms;
+    int64_t credits;
+    tg_nanos charge;
     uint16_t app, customer, plan;
 } tg_record_marks;
 

@@ -239,7 +239,7 @@ static int write_map(tg_store *s, fold_ctx *f, int r, tg_errmsg *err)
     fmap *m = &f->map[r];
     bool user = r >= TG_ROLL_USER_DAY;
     bool month = r == TG_ROLL_MONTH || r == TG_ROLL_USER_MONTH;
-    qsort_r(m->e, m->n, sizeof *m->e, cmp_fent, f->in.rank);
+    if (m->n > 1) qsort_r(m->e, m->n, sizeof *m->e, cmp_fent, f->in.rank);
     int rc = month ? tg_sq_prepare_add(s, r, err) : TG_OK;
     if (rc) return rc;
     for (size_t i = 0; i < m->n; i++) {

@@ -73,8 +73,45 @@ static const char m1_initial[] =
     " one INTEGER PRIMARY KEY CHECK (one = 1), frontier_ms INTEGER NOT NULL) STRICT;\n"
     "INSERT INTO fold_state VALUES (1, 0);\n";
 
+/* Wallets (issue 4; bill/wallet.h, store/wallet.h): a double-entry
+ * ledger of credits. A grant row says what a grant is (its credits, what
+ * was paid, priority, validity); every movement of credits is a
+ * transaction whose entries sum to zero: a grant moves credits from its
+ * source ("source:included", "source:paid", "source:promo") to
+ * "grant:<id>"; a burn, one per customer, period and ledger batch, moves
+ * them from grants (and "overage", which goes negative) to "usage"; an
+ * expiry moves what a grant had left to "expired". A balance is the sum of
+ * its account's entries. Credits are INTEGER nano-credits. */
+static const char m2_wallets[] =
+    "CREATE TABLE grants ("
+    " app TEXT NOT NULL, customer TEXT NOT NULL, id TEXT NOT NULL,"
+    " kind TEXT NOT NULL CHECK (kind IN ('included', 'paid', 'promo')),"
+    " credits INTEGER NOT NULL CHECK (credits > 0),"
+    " paid INTEGER NOT NULL CHECK (paid >= 0),"   /* nano-USD paid for it */
+    " priority INTEGER NOT NULL,"
+    " created_ms INTEGER NOT NULL,"
+    " expires_ms INTEGER NOT NULL CHECK (expires_ms >= 0)," /* 0: never */
+    " closed_ms INTEGER NOT NULL DEFAULT 0,"      /* when its expiry was written */
+    " memo TEXT NOT NULL,"
+    " PRIMARY KEY (app, customer, id)) STRICT, WITHOUT ROWID;\n"
+    "CREATE INDEX grants_open ON grants (expires_ms) WHERE expires_ms > 0 AND closed_ms = 0;\n"
+    "CREATE TABLE wallet_tx ("
+    " tx INTEGER PRIMARY KEY,"
+    " app TEXT NOT NULL, customer TEXT NOT NULL,"
+    " t_ms INTEGER NOT NULL,"
+    " kind TEXT NOT NULL CHECK (kind IN ('grant', 'burn', 'expire')),"
+    " ref TEXT NOT NULL,"                         /* grant, expire: the grant id; burn: the period */
+    " records INTEGER NOT NULL CHECK (records >= 0)," /* burn: the usage records it covers */
+    " charge INTEGER NOT NULL"                    /* burn: their charge, nano-USD */
+    ") STRICT;\n"
+    "CREATE INDEX wallet_tx_customer ON wallet_tx (app, customer, kind, ref);\n"
+    "CREATE TABLE wallet_entries ("
+    " tx INTEGER NOT NULL, account TEXT NOT NULL, credits INTEGER NOT NULL,"
+    " PRIMARY KEY (tx, account)) STRICT, WITHOUT ROWID;\n";
+
 const char *const tg_store_migrations_[] = {
     m1_initial,
+    m2_wallets,
 };
 
 const int tg_store_nmigrations_ = (int)(sizeof tg_store_migrations_ / sizeof *tg_store_migrations_);

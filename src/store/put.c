@@ -362,6 +362,8 @@ static int put_slice(tg_store *s, const tg_usage_rec *recs, const uint8_t *const
         int64_t ms = tg_sq_id_ms(v[i].id);
         if (ms > *newest) *newest = ms;
         if ((rc = note_customer(s, &v[i], err))) return rc;
+        if (v[i].credits > 0 && v[i].customer.n && (rc = tg_sq_burn_record(s, &v[i], err)))
+            return rc;
         if (ms >= s->frontier) continue;
         const tg_usage_rec *r = NULL;
         if ((rc = full_record(s, recs, rec, len, i, &r, err))) return rc;
@@ -423,6 +425,7 @@ static int put_fn(tg_store *s, void *ud, int64_t *frontier, tg_errmsg *err)
         if (!rc) rc = put_slice(s, recs, rec, len, m, k, &newest, err);
     }
     *frontier = s->frontier;
+    if (!rc) rc = tg_sq_burns_write(s, err);
     if (!rc && newest != INT64_MIN) rc = fold_until(s, fold_target(newest), frontier, err);
     return rc;
 }
@@ -441,7 +444,10 @@ static int in_write_txn(tg_store *s, int (*fn)(tg_store *s, void *ud, int64_t *f
     if (!rc) rc = tg_sq_exec(s, "COMMIT", err);
     if (rc) {
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-        tg_sq_known_drop(&s->known); /* it may name customers the rollback took back */
+        /* they may hold customers and burns the rollback took back */
+        tg_sq_known_drop(&s->known);
+        tg_sq_wallets_drop(s);
+        tg_sq_burns_reset(s);
     } else {
         s->frontier = frontier;
     }

@@ -297,6 +297,8 @@ void tg_store_close(tg_store *s)
     tg_buf_release(&s->enc);
     tg_buf_release(&s->chunk);
     tg_sq_known_drop(&s->known);
+    tg_sq_wallets_drop(s);
+    tg_sq_burns_release(s);
     sqlite3_close(s->db);
     free(s->path);
     free(s);

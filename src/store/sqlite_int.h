@@ -24,6 +24,7 @@
 #include "meter/journal.h"
 #include "store/agg.h"
 #include "store/store.h"
+#include "store/wallet.h"
 
 #include <sqlite3.h>
 #include <stdbool.h>
@@ -54,6 +55,53 @@ typedef struct {
 } tg_sq_known;
 void tg_sq_known_drop(tg_sq_known *k);
 
+/* The writer's wallets (wallet.c): per customer, the grants it burns from
+ * and what they have left; stale after another handle added a grant. */
+typedef struct {
+    uint64_t hash;
+    tg_str app, customer; /* app.p NULL: an empty slot */
+    tg_grant *g;          /* in burn order */
+    size_t n, cap;
+    bool stale;
+} tg_sq_wallet;
+typedef struct {
+    tg_sq_wallet *e; /* open addressing, cap a power of two */
+    size_t n, cap;
+    tg_arena arena;
+    bool arena_ready;
+} tg_sq_wallets;
+void tg_sq_wallets_drop(tg_store *s);
+
+/* A put's burn of one customer and period, written at its end. */
+typedef struct {
+    tg_sq_wallet *wallet;
+    char period[8];
+    int64_t t_ms;         /* the latest record start */
+    int64_t records;
+    tg_nanos charge;
+    tg_ncredits total, overage;
+    struct {
+        char id[TG_GRANT_ID_MAX + 1];
+        tg_ncredits credits;
+    } *takes;
+    size_t ntakes, captakes;
+} tg_sq_burn;
+typedef struct {
+    tg_sq_burn *v;
+    size_t n, cap;
+    /* the terms of the last (app, plan) burned, for this put: records of
+     * one app and plan come in runs */
+    char app[TG_TAG_MAX + 1], plan[TG_TAG_MAX + 1];
+    tg_store_terms terms;
+    bool have_terms;
+} tg_sq_burns;
+/* Burns v's credits (v->credits > 0) into the put's pending burns. */
+int tg_sq_burn_record(tg_store *s, const tg_record_view *v, tg_errmsg *err);
+/* Writes the pending burns (inside the put's transaction) and clears them. */
+int tg_sq_burns_write(tg_store *s, tg_errmsg *err);
+void tg_sq_burns_reset(tg_store *s);
+void tg_sq_burns_release(tg_store *s);
+
 struct tg_store {
     sqlite3 *db;
     char *path;
@@ -73,6 +121,13 @@ struct tg_store {
     tg_buf enc;           /* a slice's records, encoded by a put */
     tg_buf chunk;         /* a slice's records as one usage row */
     tg_sq_known known;
+    /* wallets (wallet.c) */
+    tg_store_terms_fn terms;
+    void *terms_ud;
+    tg_sq_wallets wallets;
+    tg_sq_burns burns;
+    sqlite3_stmt *w_entry, *w_tx, *w_grant, *w_grants, *w_day, *w_burn_add, *w_balance,
+        *w_close, *w_poll;
 };
 
 /* TG_EIO with err = "<path>: <what>: <SQLite's message>". */

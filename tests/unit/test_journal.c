@@ -256,6 +256,8 @@ static void check_view(const uint8_t *p, size_t n, const tg_record_marks *m, con
     assert_int_equal(tg_record_view_at(p, n, m, &v), 0);
     assert_memory_equal(v.id, r->id, TG_RECORD_ID_LEN);
     assert_int_equal(v.t_start_ms, r->t_start_ms);
+    assert_int_equal(v.credits, r->credits);
+    assert_int_equal(v.charge, r->charge);
     assert_true(v.intent == intent);
     assert_int_equal(v.app.n, strlen(r->tags.app));
     assert_memory_equal(v.app.p, r->tags.app, v.app.n);
