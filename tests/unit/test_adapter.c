@@ -98,6 +98,12 @@ static void test_bad_requests(void **state)
         {"{\"model\":\"m\",\"stream\":\"yes\"}", "stream must be a boolean", "stream"},
         {"{\"model\":\"m\",\"stream_options\":1}", "stream_options must be an object", "stream_options"},
         {"{\"model\":\"a\",\"model\":\"b\"}", "duplicate key", NULL},
+        {"{\"model\":\"m\",\"max_tokens\":-1}", "max_tokens must be a whole number from 0", "max_tokens"},
+        {"{\"model\":\"m\",\"max_tokens\":\"9\"}", "max_tokens must be a whole number", "max_tokens"},
+        {"{\"model\":\"m\",\"max_completion_tokens\":1.5}", "max_completion_tokens must be", "max_completion_tokens"},
+        {"{\"model\":\"m\",\"max_tokens\":100000001}", "to 100000000", "max_tokens"},
+        {"{\"model\":\"m\",\"n\":0}", "n must be a whole number from 1 to 128", "n"},
+        {"{\"model\":\"m\",\"n\":129}", "n must be", "n"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tg_buf scratch;
@@ -110,6 +116,34 @@ static void test_bad_requests(void **state)
         assert_non_null(strstr(err.msg, cases[i].msg));
         if (cases[i].param) assert_string_equal(param, cases[i].param);
         else assert_null(param);
+        tg_buf_release(&scratch);
+    }
+}
+
+/* max_completion_tokens wins over max_tokens; absent is -1; n defaults to 1. */
+static void test_limits_read(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body;
+        int64_t max, n;
+    } cases[] = {
+        {"{\"model\":\"m\"}", -1, 1},
+        {"{\"model\":\"m\",\"max_tokens\":50,\"n\":3}", 50, 3},
+        {"{\"model\":\"m\",\"max_tokens\":50,\"max_completion_tokens\":70}", 70, 1},
+        {"{\"model\":\"m\",\"max_completion_tokens\":0,\"max_tokens\":9}", 0, 1},
+        {"{\"model\":\"m\",\"max_tokens\":null,\"n\":null}", -1, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tg_buf scratch;
+        tg_errmsg err;
+        tg_openai_req req;
+        const char *param;
+        tg_buf_init(&scratch, 64);
+        assert_int_equal(tg_openai_read_request(tg_str_c(cases[i].body), TG_EP_CHAT, &scratch, &req,
+                                                &err, &param), TG_OK);
+        assert_int_equal(req.max_tokens, cases[i].max);
+        assert_int_equal(req.n, cases[i].n);
         tg_buf_release(&scratch);
     }
 }
@@ -153,7 +187,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_model_only),
         cmocka_unit_test(test_stream_usage),
-        cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_bad_requests), cmocka_unit_test(test_limits_read),
         cmocka_unit_test(test_escaped_model_name),
         cmocka_unit_test(test_usage),
     };

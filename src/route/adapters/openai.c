@@ -10,6 +10,23 @@ tg_str tg_openai_path(tg_endpoint ep)
     }
 }
 
+/* A whole number member in lo..hi into *out (left as is when v is absent
+ * or null); TG_EINVAL naming it otherwise. Members under escaped keys are
+ * not seen (the one pass skips them), as OpenAI would not read them. */
+static int whole(tg_json_val v, const char *name, int64_t lo, int64_t hi, int64_t *out,
+                 tg_errmsg *err, const char **param)
+{
+    int64_t x;
+    if (v.type == TG_JSON_NONE || v.type == TG_JSON_NULL) return TG_OK;
+    if (tg_json_int(v, &x) || x < lo || x > hi) {
+        *param = name;
+        return tg_errmsg_set(err, "%s must be a whole number from %lld to %lld", name, (long long)lo,
+                             (long long)hi);
+    }
+    *out = x;
+    return TG_OK;
+}
+
 int tg_openai_read_request(tg_str body, tg_endpoint ep, tg_buf *scratch, tg_openai_req *out,
                            tg_errmsg *err, const char **param)
 {
@@ -26,7 +43,7 @@ int tg_openai_read_request(tg_str body, tg_endpoint ep, tg_buf *scratch, tg_open
         return tg_errmsg_set(err, "the request body must be a JSON object");
     /* One pass over the members (the body was validated without duplicate
      * top-level keys, so each is seen once). */
-    tg_json_val stream = {0}, k, v;
+    tg_json_val stream = {0}, max_tokens = {0}, max_completion = {0}, nv = {0}, k, v;
     tg_json_iter it = tg_json_iter_init(out->root);
     int input_rank = 0; /* 3 messages, 2 prompt, 1 input */
     while (tg_json_iter_next(&it, &k, &v)) {
@@ -36,6 +53,9 @@ int tg_openai_read_request(tg_str body, tg_endpoint ep, tg_buf *scratch, tg_open
         if (tg_str_eq(name, TG_STR("model"))) out->model = v;
         else if (tg_str_eq(name, TG_STR("stream"))) stream = v;
         else if (tg_str_eq(name, TG_STR("stream_options"))) out->stream_options = v;
+        else if (tg_str_eq(name, TG_STR("max_tokens"))) max_tokens = v;
+        else if (tg_str_eq(name, TG_STR("max_completion_tokens"))) max_completion = v;
+        else if (tg_str_eq(name, TG_STR("n"))) nv = v;
         else if (tg_str_eq(name, TG_STR("messages"))) rank = 3;
         else if (tg_str_eq(name, TG_STR("prompt"))) rank = 2;
         else if (tg_str_eq(name, TG_STR("input"))) rank = 1;
@@ -55,10 +75,17 @@ int tg_openai_read_request(tg_str body, tg_endpoint ep, tg_buf *scratch, tg_open
         if (tg_json_str_decode(out->model, scratch)) return tg_errmsg_set(err, "model is too long");
         out->model_name = tg_buf_str(scratch);
     }
+    out->max_tokens = -1;
+    out->n = 1;
     if (ep == TG_EP_EMBEDDINGS) {
         *param = NULL;
         return TG_OK;
     }
+    if (whole(max_completion, "max_completion_tokens", 0, 100000000, &out->max_tokens, err, param) ||
+        (out->max_tokens < 0 &&
+         whole(max_tokens, "max_tokens", 0, 100000000, &out->max_tokens, err, param)) ||
+        whole(nv, "n", 1, 128, &out->n, err, param))
+        return TG_EINVAL;
     if (!stream.type) stream = tg_json_get(out->root, TG_STR("stream"));
     if (!out->stream_options.type) out->stream_options = tg_json_get(out->root, TG_STR("stream_options"));
     *param = "stream";

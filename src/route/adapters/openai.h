@@ -34,11 +34,14 @@ typedef struct {
     tg_json_val stream_options;
     tg_json_val input;        /* messages, else prompt, else input: its size is
                                  metering's estimate of the input tokens */
+    int64_t max_tokens;       /* max_completion_tokens, else max_tokens; -1: neither */
+    int64_t n;                /* choices asked for (n), default 1 */
 } tg_openai_req;
 
 /* Validates body as a JSON object with a string "model" (and, for chat
- * and completions, boolean "stream" and object "stream_options" when
- * present). The message in err is meant for the client; `param` is set to
+ * and completions, boolean "stream", object "stream_options", whole
+ * numbers "max_tokens" / "max_completion_tokens" (0..100000000) and "n"
+ * (1..128) when present). The message in err is meant for the client; `param` is set to
  * the offending field's name or NULL. Decoded strings live in scratch. */
 int tg_openai_read_request(tg_str body, tg_endpoint ep, tg_buf *scratch, tg_openai_req *out,
                            tg_errmsg *err, const char **param);
