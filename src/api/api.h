@@ -12,6 +12,7 @@
 #include "api/gateway.h"
 #include "api/metrics.h"
 #include "base/rng.h"
+#include "bill/accounts.h"
 #include "gate/customers.h"
 #include "gate/tags.h"
 #include "http/server.h"
@@ -20,6 +21,7 @@
 #include "meter/journal.h"
 #include "route/adapters/openai.h"
 #include "store/ledger.h"
+#include "store/wallet.h"
 
 #include <pthread.h>
 
@@ -43,6 +45,8 @@ struct tg_gateway {
     tg_journal *journal;
     tg_ledger *ledger;
     tg_customers *customers;    /* created at runtime (gate/customers.h) */
+    tg_accounts *accounts;      /* live balances of customers on plans (billing.c) */
+    int64_t grants_seen;        /* the ledger thread's: the last grant transaction it read */
 };
 
 #define TG_SPARE_RECORDS 64
@@ -159,6 +163,15 @@ void tg_metering_end(tg_exchange *x, uint64_t now); /* now: uv_hrtime() at the e
 void tg_metering_journal_outcomes(tg_gw_worker *ww);
 /* Frees the records a stopping worker keeps. */
 void tg_metering_worker_free(tg_gw_worker *ww);
+
+/* billing.c: plans and wallets outside the request path */
+/* Gives the store the terms it burns credits by (from the configuration). */
+void tg_billing_store(tg_gateway *gw, tg_store *s);
+/* Makes gw->accounts and loads every account on a plan from s (after the
+ * journal's recovery, before the ledger starts). */
+int tg_billing_load(tg_gateway *gw, tg_store *s, tg_errmsg *err);
+/* Starts the ledger's tick: new grants into the accounts, grant expiry. */
+void tg_billing_start(tg_gateway *gw);
 
 /* usage.c: reports over HTTP */
 void tg_admin_reports(tg_exchange *x);

@@ -398,6 +398,7 @@ static int metering_start(tg_gateway *gw, const tg_config *cfg, tg_errmsg *err)
     rc = tg_store_open(path, TG_STORE_RW, &st, err);
     free(path);
     if (rc) goto out;
+    tg_billing_store(gw, st);
     if ((rc = tg_store_each_customer(st, load_customer, gw->customers, err))) goto out;
     if ((rc = tg_journal_open(m, &gw->journal, err))) goto out;
     rv.store = st;
@@ -413,8 +414,10 @@ static int metering_start(tg_gateway *gw, const tg_config *cfg, tg_errmsg *err)
                (unsigned long long)(js.outcomes + js.interrupted), (unsigned long long)js.segments,
                (unsigned long long)js.interrupted, (unsigned long long)js.torn,
                (unsigned long long)rv.inserted);
+    if ((rc = tg_billing_load(gw, st, err))) goto out;
     rc = tg_ledger_start(m, st, gw->journal, &gw->ledger, err);
-    if (!rc) st = NULL; /* the ledger's now */
+    st = NULL; /* the ledger's now, also when it failed to start */
+    if (!rc) tg_billing_start(gw);
 out:
     free(rv.batch);
     if (st) tg_store_close(st);
@@ -426,6 +429,7 @@ static void metering_stop(tg_gateway *gw)
     if (gw->ledger) tg_ledger_stop(gw->ledger);
     if (gw->journal) tg_journal_close(gw->journal);
     tg_customers_free(gw->customers);
+    tg_accounts_free(gw->accounts);
     free(gw->metering.data_dir);
     gw->metering.data_dir = NULL;
     gw->ledger = NULL;

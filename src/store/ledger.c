@@ -56,6 +56,11 @@ struct tg_ledger {
     uint64_t seq_done;   /* under mu: records committed or given up */
     size_t warn_at;      /* under mu: the depth that logs the next warning */
     _Atomic uint64_t submitted, committed, batches, failures, queued;
+    /* tg_ledger_set_tick, under mu */
+    void (*tick)(void *ud, tg_store *s);
+    void *tick_ud;
+    uint32_t tick_ms;
+    struct timespec next_tick;
 };
 
 static void queue_release(queue *q)
@@ -107,16 +112,44 @@ static void deadline_in(struct timespec *ts, uint32_t ms)
     }
 }
 
-/* Waits (mu held) for a full batch, flush_ms after the first record, or
- * stop. Returns false when stopping with nothing left. */
+static bool before(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+static bool tick_due(const tg_ledger *l)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return l->tick && !before(&now, &l->next_tick);
+}
+
+/* Waits (mu held) for a full batch, flush_ms after the first record, the
+ * tick's time, or stop. Returns false when stopping with nothing left. */
 static bool wait_for_work(tg_ledger *l)
 {
-    while (!l->stopping && l->pending.n == 0) pthread_cond_wait(&l->wake, &l->mu);
+    while (!l->stopping && l->pending.n == 0 && !tick_due(l)) {
+        if (l->tick) pthread_cond_timedwait(&l->wake, &l->mu, &l->next_tick);
+        else pthread_cond_wait(&l->wake, &l->mu);
+    }
+    if (l->pending.n == 0) return !l->stopping;
     struct timespec dl;
     deadline_in(&dl, l->flush_ms);
     while (!l->stopping && l->pending.n < l->batch)
         if (pthread_cond_timedwait(&l->wake, &l->mu, &dl) == ETIMEDOUT) break;
-    return l->pending.n > 0;
+    return true;
+}
+
+/* The tick, when due (mu held; released while it runs). */
+static void run_tick(tg_ledger *l)
+{
+    if (!tick_due(l)) return;
+    deadline_in(&l->next_tick, l->tick_ms);
+    void (*fn)(void *, tg_store *) = l->tick;
+    void *ud = l->tick_ud;
+    pthread_mutex_unlock(&l->mu);
+    fn(ud, l->store);
+    pthread_mutex_lock(&l->mu);
 }
 
 /* Sleeps ms, or less when stop is asked (mu not held). */
@@ -191,6 +224,8 @@ static void *ledger_main(void *arg)
     pthread_setname_np(pthread_self(), "tg-ledger");
     pthread_mutex_lock(&l->mu);
     while (wait_for_work(l)) {
+        run_tick(l);
+        if (l->pending.n == 0) continue;
         queue t = l->pending;
         l->pending = l->work;
         l->work = t;
@@ -260,6 +295,17 @@ int tg_ledger_start_with(const tg_metering_conf *c, tg_store *s, tg_ledger_settl
     }
     *out = l;
     return TG_OK;
+}
+
+void tg_ledger_set_tick(tg_ledger *l, void (*fn)(void *ud, tg_store *s), void *ud, uint32_t every_ms)
+{
+    pthread_mutex_lock(&l->mu);
+    l->tick = fn;
+    l->tick_ud = ud;
+    l->tick_ms = every_ms;
+    clock_gettime(CLOCK_MONOTONIC, &l->next_tick);
+    pthread_cond_signal(&l->wake);
+    pthread_mutex_unlock(&l->mu);
 }
 
 void tg_ledger_submit(tg_ledger *l, const uint8_t *rec, size_t len, const tg_record_marks *m,

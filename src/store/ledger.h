@@ -35,6 +35,11 @@ int tg_ledger_start(const tg_metering_conf *c, tg_store *s, tg_journal *j, tg_le
 typedef void (*tg_ledger_settle_fn)(void *ud, const tg_jticket *t);
 int tg_ledger_start_with(const tg_metering_conf *c, tg_store *s, tg_ledger_settle_fn fn, void *ud,
                          tg_ledger **out, tg_errmsg *err);
+/* Calls fn(ud, store) on the ledger thread, between batches, at once and
+ * then every every_ms (also when no records come): for work on the store
+ * that must be done by its writer (wallets: new grants, expiry). fn must
+ * not call into the ledger. */
+void tg_ledger_set_tick(tg_ledger *l, void (*fn)(void *ud, tg_store *s), void *ud, uint32_t every_ms);
 /* Queues a record, given as its encoding and marks (tg_record_encode as
  * an outcome: the bytes the journal wrote, tg_journal_last_payload),
  * copied, with its ticket. Never fails; never blocks on I/O. The store

@@ -700,3 +700,20 @@ int tg_store_wallet_check(tg_store *s, tg_errmsg *err)
     sqlite3_finalize(st);
     return rc;
 }
+
+int tg_store_each_account(tg_store *s, int (*fn)(void *ud, tg_str app, tg_str customer), void *ud,
+                          tg_errmsg *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT app, id FROM customers UNION SELECT app, customer FROM grants",
+                           -1, &st, NULL) != SQLITE_OK)
+        return tg_sq_fail(s, err, "listing accounts");
+    int rc = TG_OK, step;
+    while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW)
+        rc = fn(ud, tg_str_c((const char *)sqlite3_column_text(st, 0)),
+                tg_str_c((const char *)sqlite3_column_text(st, 1)));
+    if (!rc && step != SQLITE_DONE) rc = tg_sq_fail(s, err, "listing accounts");
+    sqlite3_finalize(st);
+    return rc;
+}

@@ -49,6 +49,11 @@ typedef struct {
 int tg_store_add_grant(tg_store *s, tg_str app, tg_str customer, const tg_grant *g,
                        tg_nanos paid, tg_str memo, int64_t t_ms, tg_errmsg *err);
 
+/* Calls fn for every (app, customer) the store knows: seen in usage, or
+ * holding a grant. */
+int tg_store_each_account(tg_store *s, int (*fn)(void *ud, tg_str app, tg_str customer), void *ud,
+                          tg_errmsg *err);
+
 /* Calls fn for each grant of (app, customer), in burn order. */
 int tg_store_grants(tg_store *s, tg_str app, tg_str customer,
                     int (*fn)(void *ud, const tg_store_grant *g), void *ud, tg_errmsg *err);
