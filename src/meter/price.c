@@ -215,6 +215,11 @@ static int price_margin(const tg_price_ctx *ctx, tg_priced *p, tg_errmsg *err)
     effective_policy(ctx->app, p->rule, ctx, p);
     int rc = policy_charge(ctx, p, err);
     if (rc) return rc;
+    if (ctx->has_cap && p->charge > ctx->charge_cap) {
+        /* what a hard cap leaves: the builder's margin takes the rest */
+        p->charge = ctx->charge_cap > 0 ? ctx->charge_cap : 0;
+        p->capped = true;
+    }
     if (tg_money_bps(p->charge, p->platform_fee_bps, &p->fee)) return overflow(err, "platform fee");
     __int128 margin = (__int128)p->charge - p->cost - p->fee;
     if (margin < INT64_MIN || margin > INT64_MAX) return overflow(err, "margin");
@@ -243,11 +248,9 @@ int tg_price_request(const tg_offering *off, const tg_price_ctx *ctx, const tg_t
 
 size_t tg_price_rule_name(const tg_priced *p, char out[TG_PRICE_RULE_LEN])
 {
-    if (p->rule) return (size_t)snprintf(out, TG_PRICE_RULE_LEN, "override@%d", p->rule->line);
-    const char *s = p->app ? "app" : "cost";
-    size_t n = strlen(s);
-    memcpy(out, s, n + 1);
-    return n;
+    const char *cap = p->capped ? "+cap" : "";
+    if (p->rule) return (size_t)snprintf(out, TG_PRICE_RULE_LEN, "override@%d%s", p->rule->line, cap);
+    return (size_t)snprintf(out, TG_PRICE_RULE_LEN, "%s%s", p->app ? "app" : "cost", cap);
 }
 
 void tg_price_to_record(const tg_priced *p, tg_usage_rec *r)
@@ -401,6 +404,9 @@ static int explain_policy(tg_buf *b, const tg_price_ctx *ctx, const tg_priced *p
     } else {
         rc = explain_markup(b, ctx, p);
     }
+    if (!rc && p->capped) rc = put_usd(b, "             capped at USD ", p->charge);
+    if (!rc && p->capped)
+        rc = tg_buf_add_lit(b, ": what the plan's hard cap left (the margin takes the rest)\n");
     rc = rc ? rc
             : tg_buf_printf(
                   b, "             fee = %lld bps of charge = ", (long long)p->platform_fee_bps);

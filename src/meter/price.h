@@ -29,6 +29,8 @@ typedef struct {
     tg_str unit;
     int64_t unit_count;
     bool batch;
+    bool has_cap;         /* the charge may not pass charge_cap (a plan's hard cap) */
+    tg_nanos charge_cap;
 } tg_price_ctx;
 
 typedef struct {
@@ -41,6 +43,7 @@ typedef struct {
     int64_t markup_bps, platform_fee_bps; /* the effective policy */
     tg_nanos surcharge;
     const tg_app *app;        /* ctx->app: NULL when priced at cost */
+    bool capped;              /* the charge was lowered to ctx->charge_cap */
 } tg_priced;
 
 /* Normalises a provider's usage to tg_tokens (counted once each):

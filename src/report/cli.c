@@ -272,6 +272,12 @@ static int explain_record(const tg_config *cfg, const tg_usage_rec *r, tg_buf *o
                         .plan = tg_str_c(r->tags.plan), .feature = tg_str_c(r->tags.feature),
                         .model = tg_str_c(r->model), .unit = tg_str_c(r->tags.unit),
                         .unit_count = r->tags.unit_count, .batch = r->route == TG_RT_BATCH};
+    size_t rule_n = strlen(r->rule);
+    if (rule_n > 4 && !strcmp(r->rule + rule_n - 4, "+cap")) {
+        /* the plan's hard cap lowered it: what it left is the record's charge */
+        ctx.has_cap = true;
+        ctx.charge_cap = r->charge;
+    }
     tg_priced p;
     rc = tg_price_request(off, &ctx, &r->tokens, &p, err);
     rc = rc ? rc : tg_buf_printf(out, "priced now by %s:\n", cfg->path);

@@ -272,6 +272,36 @@ static void test_surcharge_and_fee(void **state)
     assert_int_equal(p.margin, -40000);
 }
 
+/* A hard cap's room lowers the charge; the fee follows the lowered charge
+ * and the margin takes the rest (negative when the cost is not covered). */
+static void test_charge_cap(void **state)
+{
+    (void)state;
+    tg_offering o = simple();
+    tg_app a = app_with(margin(1000, 0, 500));
+    tg_price_ctx c = ctx_for(&a);
+    c.has_cap = true;
+    c.charge_cap = 44000; /* exactly the charge: nothing changes */
+    tg_priced p = price_ok(&o, &c, T_SIMPLE);
+    assert_false(p.capped);
+    assert_int_equal(p.charge, 44000);
+    c.charge_cap = 30000; /* under the cost of 40,000 */
+    p = price_ok(&o, &c, T_SIMPLE);
+    assert_true(p.capped);
+    assert_int_equal(p.cost, 40000);
+    assert_int_equal(p.charge, 30000);
+    assert_int_equal(p.fee, 1500);
+    assert_int_equal(p.margin, 30000 - 40000 - 1500);
+    char rule[TG_PRICE_RULE_LEN];
+    tg_price_rule_name(&p, rule);
+    assert_string_equal(rule, "app+cap");
+    c.charge_cap = -5; /* no room at all */
+    p = price_ok(&o, &c, T_SIMPLE);
+    assert_int_equal(p.charge, 0);
+    assert_int_equal(p.fee, 0);
+    assert_int_equal(p.margin, -40000);
+}
+
 static void test_unit_prices(void **state)
 {
     (void)state;
@@ -740,6 +770,7 @@ int main(void)
         cmocka_unit_test(test_markup),
         cmocka_unit_test(test_negative_markup),
         cmocka_unit_test(test_surcharge_and_fee),
+        cmocka_unit_test(test_charge_cap),
         cmocka_unit_test(test_unit_prices),
         cmocka_unit_test(test_override_weights),
         cmocka_unit_test(test_override_policy),
