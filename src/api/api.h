@@ -125,8 +125,14 @@ typedef struct {
     bool upstream_called;       /* the call started (relay.c) */
     int64_t est_prompt;         /* local estimate of the input tokens */
     int64_t stream_events;      /* content events relayed: the completion estimate */
-    tg_header resp_hdr[2];      /* X-Tollgate-Charge / -Cost on the response */
+    tg_header resp_hdr[3];      /* X-Tollgate-Charge / -Cost / -Credits on the response */
     size_t nresp_hdr;
+    /* plans (api/policy.c) */
+    tg_account_hold hold;       /* the reservation; acc NULL: none */
+    int64_t prompt_bound;       /* input tokens the worst case counts */
+    int64_t out_bound;          /* output tokens the hold covers */
+    int64_t out_seen;           /* a stream's output so far, as a bound in tokens */
+    bool cut;                   /* a stream stopped at the plan's limit */
 } tg_exchange;
 
 /* gateway.c */
@@ -163,6 +169,27 @@ void tg_metering_end(tg_exchange *x, uint64_t now); /* now: uv_hrtime() at the e
 void tg_metering_journal_outcomes(tg_gw_worker *ww);
 /* Frees the records a stopping worker keeps. */
 void tg_metering_worker_free(tg_gw_worker *ww);
+/* What x would cost at most with prompt input and completion output
+ * tokens at its offering's dearest prices of each, and its credits on
+ * the customer's plan. TG_EINVAL on an overflow. */
+int tg_metering_worst(tg_exchange *x, int64_t prompt, int64_t completion, tg_nanos *charge,
+                      tg_ncredits *credits);
+
+/* policy.c: plans on the request path (see the file). Each returns false
+ * after answering a refusal. */
+bool tg_policy_model(tg_exchange *x);   /* after routing: plan models, degrade */
+bool tg_policy_reserve(tg_exchange *x); /* before the intent: the worst case held */
+/* The most x may be charged now (what the plan's cap leaves it); false
+ * when nothing limits it. */
+bool tg_policy_charge_cap(tg_exchange *x, tg_nanos *cap);
+/* A stream's event brought out_tokens (a bound) more output: grows the
+ * hold as needed; false when the account cannot, and the stream must stop
+ * before this event. */
+bool tg_policy_stream_event(tg_exchange *x, int64_t out_tokens);
+/* The last event of a stream stopped at the plan's limit. */
+int tg_policy_cut_event(tg_exchange *x, tg_buf *out);
+/* Settles x's hold to its record's credits and charge (from metering's end). */
+void tg_policy_settle(tg_exchange *x);
 
 /* billing.c: plans and wallets outside the request path */
 /* Gives the store the terms it burns credits by (from the configuration). */

@@ -193,7 +193,7 @@ static void exchange_end(tg_req *r, void *data)
 
 void tg_exchange_json(tg_exchange *x, int status, tg_str body)
 {
-    tg_header h[4] = {{TG_STR("X-Request-Id"), x->rid}};
+    tg_header h[5] = {{TG_STR("X-Request-Id"), x->rid}};
     size_t nh = 1;
     if (x->retry_after.n && (status == 429 || status == 503))
         h[nh++] = (tg_header){TG_STR("Retry-After"), x->retry_after};

@@ -146,7 +146,7 @@ void tg_metering_start(tg_exchange *x)
     x->rec = m;
 }
 
-static void price_ctx(const tg_exchange *x, tg_price_ctx *c)
+static void price_ctx(tg_exchange *x, tg_price_ctx *c)
 {
     const tg_tags *t = &x->attr.tags;
     *c = (tg_price_ctx){
@@ -172,6 +172,7 @@ static void price(tg_exchange *x, tg_meter_rec *m)
     tg_priced p;
     tg_errmsg err;
     price_ctx(x, &c);
+    c.has_cap = tg_policy_charge_cap(x, &c.charge_cap);
     if (!x->off || tg_price_request(x->off, &c, &m->r.tokens, &p, &err)) {
         if (x->off) tg_log(TG_LOG_WARN, "metering: request %.*s not priced: %s", REC_RID(m), err.msg);
         memset(&p, 0, sizeof p);
@@ -186,6 +187,26 @@ static void price(tg_exchange *x, tg_meter_rec *m)
     if (m->s.nstr < TG_RECORD_NSTR - 1) add_route(&m->s, NULL); /* ended before its intent */
     char rule[TG_PRICE_RULE_LEN];
     tg_record_strs_rule(&m->s, rule, tg_price_rule_name(&p, rule));
+}
+
+int tg_metering_worst(tg_exchange *x, int64_t prompt, int64_t completion, tg_nanos *charge,
+                      tg_ncredits *credits)
+{
+    const tg_price *pr = &x->off->price;
+    tg_tokens t = {.prompt = prompt, .completion = completion};
+    if (pr->cache_write > pr->input && pr->cache_write >= pr->cached_input) t.cache_write = prompt;
+    else if (pr->cached_input > pr->input) t.cached = prompt;
+    if (pr->reasoning > pr->output) t.reasoning = completion;
+    tg_price_ctx c;
+    tg_priced p;
+    tg_errmsg err;
+    price_ctx(x, &c);
+    const tg_tags *tags = &x->attr.tags;
+    if (tg_price_request(x->off, &c, &t, &p, &err) ||
+        tg_credits_of(x->attr.plan, tg_str_c(tags->unit), tags->unit_count, p.charge, credits))
+        return TG_EINVAL;
+    *charge = p.charge;
+    return TG_OK;
 }
 
 int tg_metering_intent(tg_exchange *x)
@@ -254,6 +275,8 @@ void tg_metering_price(tg_exchange *x)
     const tg_app *app = x->attr.app;
     if (!app || app->show_charge) add_money_header(x, TG_STR("X-Tollgate-Charge"), r->charge);
     if (app && app->show_cost) add_money_header(x, TG_STR("X-Tollgate-Cost"), r->cost);
+    if (x->attr.plan && (!app || app->show_charge))
+        add_money_header(x, TG_STR("X-Tollgate-Credits"), r->credits);
 }
 
 /* An SSE comment before [DONE] with what the response headers would have
@@ -294,6 +317,7 @@ void tg_metering_end(tg_exchange *x, uint64_t now)
     r->latency_us = (int64_t)(now - q->t_start_ns) / 1000;
     r->ttft_us = q->t_first_byte_ns ? (int64_t)(q->t_first_byte_ns - q->t_start_ns) / 1000 : 0;
     tg_record_check(r);
+    tg_policy_settle(x);
     tg_gw_worker *ww = x->ww;
     if (ww->nended == TG_SPARE_RECORDS) tg_metering_journal_outcomes(ww);
     ww->ended[ww->nended].rec = x->rec;

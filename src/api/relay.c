@@ -73,7 +73,40 @@ static int forward(tg_exchange *x, tg_str raw)
     return tg_resp_stream_write(x->req, raw) ? -1 : 0;
 }
 
-/* One upstream SSE event. Returns nonzero to stop the stream as malformed. */
+/* The bytes of the string values in v (their JSON text, escapes and
+ * all): a bound of the tokens they hold, as a token is at least a byte.
+ * Nesting past a few levels is counted whole. */
+static int64_t string_bytes(tg_json_val v, int depth)
+{
+    if (v.type == TG_JSON_STRING) return (int64_t)v.n;
+    if (v.type != TG_JSON_OBJECT && v.type != TG_JSON_ARRAY) return 0;
+    if (depth > 6) return (int64_t)v.n;
+    int64_t n = 0;
+    tg_json_iter it = tg_json_iter_init(v);
+    tg_json_val k, e;
+    while (tg_json_iter_next(&it, &k, &e)) n += string_bytes(e, depth + 1);
+    return n;
+}
+
+/* The output a stream chunk brings, as a bound in tokens: what its
+ * choices' delta (chat: content, tool calls, refusal) or text
+ * (completions) hold. */
+static int64_t chunk_output(tg_json_val chunk)
+{
+    tg_json_val choices = tg_json_get(chunk, TG_STR("choices"));
+    if (choices.type != TG_JSON_ARRAY) return 0;
+    tg_json_iter it = tg_json_iter_init(choices);
+    tg_json_val k, c;
+    int64_t n = 0;
+    while (tg_json_iter_next(&it, &k, &c)) {
+        tg_json_val d = tg_json_get(c, TG_STR("delta"));
+        n += string_bytes(d.type ? d : tg_json_get(c, TG_STR("text")), 0);
+    }
+    return n;
+}
+
+/* One upstream SSE event. Returns nonzero to stop the stream: malformed,
+ * or (x->cut) at the plan's limit, before this event is sent. */
 static int on_event(void *ud, tg_str raw, tg_str data)
 {
     tg_exchange *x = ud;
@@ -88,6 +121,10 @@ static int on_event(void *ud, tg_str raw, tg_str data)
     if (data.n == 0) return forward(x, raw); /* comments and keep-alives */
     if (tg_json_validate(data.p, data.n, 0, NULL, NULL)) return 1;
     tg_json_val chunk = tg_json_root(data.p, data.n);
+    if (x->hold.acc && !tg_policy_stream_event(x, chunk_output(chunk))) {
+        x->cut = true;
+        return 1;
+    }
     tg_openai_usage(chunk, &x->usage);
     x->stream_events++;
     if (!x->oreq.include_usage && tg_json_get(chunk, TG_STR("usage")).type == TG_JSON_OBJECT) {
@@ -111,6 +148,7 @@ static int on_body(void *ud, const char *p, size_t n)
     tg_exchange *x = ud;
     if (!x->relay_stream) return tg_buf_append(&x->resp, p, n) ? -1 : 0;
     int rc = tg_sse_feed(&x->sse, p, n, on_event, x);
+    if (x->cut) return -1; /* on_done ends the stream */
     if (rc) {
         /* malformed event, an event over the cap, or the client is gone */
         x->error = rc == TG_ETOOBIG ? "upstream_event_too_large" : "upstream_malformed";
@@ -234,11 +272,31 @@ static void upstream_failed(tg_exchange *x, tg_up_result res, const char *detail
     else tg_openai_error(x, status, "upstream_error", code, NULL, msg);
 }
 
+/* Ends a stream stopped at the plan's limit: a last chunk that says why,
+ * the charge comment, [DONE]. */
+static void end_stream_at_limit(tg_exchange *x)
+{
+    tg_buf b;
+    tg_buf_init(&b, 4096);
+    x->error = "plan_limit";
+    x->done_seen = true;
+    int rc = tg_policy_cut_event(x, &b);
+    if (!rc) rc = tg_metering_sse_summary(x, &b);
+    if (!rc) rc = tg_buf_add_lit(&b, "data: [DONE]\n\n");
+    if (!rc) forward(x, tg_buf_str(&b));
+    tg_buf_release(&b);
+    tg_resp_stream_end(x->req);
+}
+
 static void on_done(void *ud, tg_up_result res, const char *detail)
 {
     tg_exchange *x = ud;
     x->call = NULL;
     tg_req_on_drain(x->req, NULL, NULL);
+    if (x->cut) {
+        end_stream_at_limit(x);
+        return;
+    }
     if (res != TG_UP_OK) {
         upstream_failed(x, res, detail);
         return;
