@@ -30,7 +30,6 @@
 #include <string.h>
 
 #define MAX_FILE_BYTES (4u << 20)
-#define MAX_URL_LEN 2048
 #define DAY_MS 86400000u
 
 /* ---- addresses and fault names ---------------------------------------- */
@@ -280,7 +279,7 @@ static int base_url_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
 {
     tg_provider *p = dst;
     tg_str s;
-    int rc = tg_yaml_text(w, v, MAX_URL_LEN, &s);
+    int rc = tg_yaml_text(w, v, TG_CONF_MAX_URL, &s);
     if (rc) return rc;
     if (tg_str_eq(s, TG_STR("builtin:sim"))) {
         if (!tg_conf__config(w)->sim.enabled)
@@ -289,15 +288,11 @@ static int base_url_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
         p->builtin_sim = true;
         return TG_OK; /* base_url stays NULL until `serve` starts the sim */
     }
-    size_t scheme = tg_str_has_prefix(s, TG_STR("https://"))  ? 8
-                    : tg_str_has_prefix(s, TG_STR("http://")) ? 7
-                                                              : 0;
-    if (!scheme) return tg_yaml_fail(w, v->line, "must start with http:// or https://");
-    if (s.n == scheme || s.p[scheme] == '/')
-        return tg_yaml_fail(w, v->line, "has no host after the scheme");
-    if (memchr(s.p, ' ', s.n) || memchr(s.p, '?', s.n) || memchr(s.p, '#', s.n))
-        return tg_yaml_fail(w, v->line, "must not contain spaces, '?' or '#'");
-    while (s.n > scheme && s.p[s.n - 1] == '/')
+    if ((rc = tg_conf__url(w, v, &s))) return rc;
+    /* API paths are appended to it */
+    if (memchr(s.p, '?', s.n) || memchr(s.p, '#', s.n))
+        return tg_yaml_fail(w, v->line, "must not contain '?' or '#'");
+    while (s.p[s.n - 1] == '/') /* stops at the host, which tg_conf__url requires */
         s.n--;
     return tg_conf__dup(w, s, &p->base_url);
 }
@@ -307,13 +302,9 @@ static int api_key_env_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
 {
     tg_provider *p = dst;
     tg_str s;
-    int rc = tg_yaml_text(w, v, TG_CONF_MAX_NAME, &s);
+    int rc = tg_conf__env_name(w, v, &s);
+    if (!rc) rc = tg_conf__dup(w, s, &p->api_key_env);
     if (rc) return rc;
-    if (s.n == 0 || (s.p[0] >= '0' && s.p[0] <= '9') ||
-        strspn(s.p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") != s.n)
-        return tg_yaml_fail(w, v->line,
-                            "must be an environment variable name (letters, digits, '_')");
-    if ((rc = tg_conf__dup(w, s, &p->api_key_env))) return rc;
     const char *key = getenv(p->api_key_env);
     p->available = key && *key;
     if (!p->available) return TG_OK;
