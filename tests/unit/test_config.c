@@ -125,8 +125,41 @@ static void test_example(void **state)
     for (size_t i = 0; i < c->nofferings; i++)
         assert_true(c->offerings[i].price.input > 0); /* every offering is priced */
 
+    /* the credit ladder */
     assert_int_equal(c->nplans, 4);
-    assert_non_null(tg_config_plan(c, TG_STR("enterprise")));
+    const char *ladder[] = {"starter", "pro", "team", "enterprise"};
+    const int64_t fee_usd[] = {29, 99, 299, 2000}, overage_cents[] = {8, 6, 4, 3};
+    const int64_t included[] = {500, 2500, 10000, 60000};
+    for (size_t i = 0; i < 4; i++) {
+        const tg_plan *p = tg_config_plan(c, tg_str_c(ladder[i]));
+        assert_ptr_equal(p, &c->plans[i]);
+        assert_int_equal(p->fee, fee_usd[i] * TG_NANOS_PER_USD);
+        assert_int_equal(p->included, included[i] * TG_NCREDITS_PER_CREDIT);
+        assert_int_equal(p->credit, 40000000);
+        assert_true(p->has_overage);
+        assert_int_equal(p->overage, overage_cents[i] * TG_NANOS_PER_CENT);
+        assert_int_equal(tg_plan_unit(p, TG_STR("report"))->credits, 10 * TG_NCREDITS_PER_CREDIT);
+        assert_int_equal(p->nthresholds, 2);
+        assert_int_equal(p->thresholds[0], 80);
+        assert_int_equal(p->thresholds[1], 100);
+        assert_null(p->models); /* every model */
+        assert_true(p->limits.rpm > 0 && p->limits.concurrent > 0);
+        assert_true(i == 0 || p->limits.rpm > c->plans[i - 1].limits.rpm);
+    }
+    const tg_plan *starter = &c->plans[0], *enterprise = &c->plans[3];
+    assert_int_equal(starter->ndegrade_from, 1);
+    assert_ptr_equal(starter->degrade_from[0], tg_config_model(c, TG_STR("premium")));
+    assert_ptr_equal(starter->degrade_to, fast);
+    assert_int_equal(starter->degrade_at, 100);
+    assert_int_equal(starter->limits.rpm, 60);
+    assert_int_equal(starter->limits.concurrent, 5);
+    assert_int_equal(starter->key_limits.rpm, 30);
+    assert_true(starter->has_run_steps && starter->has_run_cost);
+    assert_int_equal(starter->cap, TG_CAP_NONE);
+    assert_null(c->plans[1].degrade_to);
+    assert_int_equal(enterprise->cap, TG_CAP_CREDITS);
+    assert_int_equal(enterprise->cap_credits, 200000 * TG_NCREDITS_PER_CREDIT);
+    assert_int_equal(enterprise->default_max_tokens, 4096);
     assert_int_equal(c->napps, 1);
     const tg_app *app = tg_config_app(c, TG_STR("demo-app"));
     assert_non_null(app);
@@ -144,7 +177,11 @@ static void test_example(void **state)
     assert_true(app->show_charge);
     assert_false(app->show_cost);
     assert_true(app->create_customers);
-    assert_ptr_equal(app->default_plan, tg_config_plan(c, TG_STR("starter")));
+    assert_ptr_equal(app->default_plan, starter);
+    assert_int_equal(app->period_anchor_day, 1);
+    assert_null(app->webhook_url); /* its secret would be unset: make run would fail */
+    assert_int_equal(app->runs.max_steps, 50);
+    assert_int_equal(app->runs.max_cost, 2 * TG_NANOS_PER_USD);
     const tg_customer *acme = tg_config_customer(c, TG_STR("acme"));
     assert_ptr_equal(acme->app, app);
     assert_ptr_equal(acme->plan, tg_config_plan(c, TG_STR("pro")));
