@@ -3,20 +3,20 @@
  *
  * The readers of conf/yaml.h keep the dotted path of the field being read
  * ("providers[0].base_url") so that every message reads
- * "FILE:LINE: path: problem"; this file and catalog.c hold the schema
- * (walk.h is what they share). Every mapping is checked against the fields
- * it may hold before any is read, so a typo is an error, never a silently
- * dropped setting.
+ * "FILE:LINE: path: problem"; this file, catalog.c and plans.c hold the
+ * schema (walk.h is what they share). Every mapping is checked against the
+ * fields it may hold before any is read, so a typo is an error, never a
+ * silently dropped setting.
  * Sections are read in dependency order whatever their order in the file:
  * sim before providers (builtin:sim needs it), providers before offerings,
  * offerings before models, models before the catalog (catalog.c: plans,
- * apps, customers, then keys, which name them). A snapshot under
- * construction is always freeable: arrays are calloc'd to their final size
- * up front (so pointers into them stay valid) and counts grow as items are
- * filled.
+ * which name models, apps, customers, then keys, which name them). A
+ * snapshot under construction is always freeable: arrays are calloc'd to
+ * their final size up front (so pointers into them stay valid) and counts
+ * grow as items are filled.
  *
  * Secrets: provider keys come from getenv at load time and are never put in
- * a message (nor are key hashes: catalog.c). */
+ * a message (nor are key hashes or webhook secrets: catalog.c). */
 #include "conf/config.h"
 #include "base/jsonw.h"
 #include "conf/walk.h"
