@@ -1,7 +1,8 @@
 /* The catalog of the configuration: what offerings cost, who may call and
- * who pays. Offering prices, plans, apps with their margin policy and
- * overrides, customers, and keys with the app and customer each bills to;
- * see config.h for the structs and what each field means.
+ * who pays. Offering prices, apps with their margin policy, overrides and
+ * webhook, customers, and keys with the app and customer each bills to;
+ * plans are read by plans.c. See config.h for the structs and what each
+ * field means.
  *
  * Money is read from the scalar's text with tg_money_parse, never through a
  * float, so "0.15" and an unquoted 0.15 are the same exact 150,000,000
@@ -9,16 +10,15 @@
  * without their overrides, then customers (which name an app), and only
  * then the overrides (which name customers, and must name a customer of
  * their own app), and keys last. A sha256 value is never echoed in a
- * message: someone may have pasted the key itself there. Every array is
- * calloc'd to its final size and its count grows as items are filled, so a
- * snapshot that fails half-way is freed by tg_conf__catalog_free like a
- * whole one. */
+ * message: someone may have pasted the key itself there. A webhook's
+ * secret is read from the environment, like a provider key, and never
+ * appears in a message either. Every array is calloc'd to its final size
+ * and its count grows as items are filled, so a snapshot that fails
+ * half-way is freed by tg_conf__catalog_free like a whole one. */
 #include "conf/walk.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-#define MAX_UNITS 256 /* per margin block: the duplicate check is quadratic */
 
 bool tg_tag_valid(tg_str s)
 {
@@ -33,19 +33,6 @@ bool tg_tag_valid(tg_str s)
 }
 
 /* ---- values ------------------------------------------------------------ */
-
-/* A USD decimal, quoted or not: "0.15", 0.15, "12". */
-static int money_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
-{
-    int rc = tg_yaml_need_scalar(w, v);
-    if (rc) return rc;
-    tg_errmsg e;
-    if (tg_money_parse(v->str, dst, &e)) {
-        char q[48];
-        return tg_yaml_fail(w, v->line, "\"%s\" %s", tg_yaml_quote(q, v->str), e.msg);
-    }
-    return TG_OK;
-}
 
 /* Field `name` of m, a whole number in min..max that may be negative;
  * *has (when given) says whether it was there. */
@@ -135,7 +122,7 @@ int tg_conf__price_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
     int rc = tg_yaml_need_map(w, v);
     if (!rc) rc = tg_yaml_check_fields(w, v, fields);
     for (size_t i = 0; !rc && i < sizeof money / sizeof *money; i++)
-        rc = tg_yaml_field(w, v, money[i].name, money_value, money[i].dst);
+        rc = tg_yaml_field(w, v, money[i].name, tg_conf__money_value, money[i].dst);
     if (!rc) rc = int_field(w, v, "batch_discount_bps", 0, 10000, &p->batch_discount_bps, NULL);
     if (rc) return rc;
     /* kinds left out bill like their parent */
@@ -150,26 +137,7 @@ int tg_conf__price_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
 static int units_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
 {
     tg_margin *g = dst;
-    char q[48];
-    int rc = tg_yaml_need_map(w, v);
-    if (rc || v->n == 0) return rc;
-    if (v->n > MAX_UNITS) return tg_yaml_fail(w, v->line, "at most %d units", MAX_UNITS);
-    if (!(g->units = calloc(v->n, sizeof *g->units))) return tg_yaml_nomem(w);
-    for (const tg_yaml_node *it = v->child; it && !rc; it = it->next) {
-        tg_str name;
-        if ((rc = tg_conf__tag(w, it->key, &name))) break;
-        for (size_t j = 0; j < g->nunits; j++)
-            if (tg_str_eq(name, tg_str_c(g->units[j].name)))
-                return tg_yaml_fail(w, it->key->line, "unit '%s' is listed twice",
-                                    tg_yaml_quote(q, name));
-        tg_unit_price *u = &g->units[g->nunits];
-        if ((rc = tg_conf__dup(w, name, &u->name))) break;
-        g->nunits++;
-        size_t mark = tg_yaml_push_field(w, u->name);
-        rc = money_value(w, it, &u->price);
-        tg_yaml_pop(w, mark);
-    }
-    return rc;
+    return TG_CONF_UNITS(w, v, tg_unit_price, price, tg_conf__money_value, g->units, g->nunits);
 }
 
 /* The margin fields present in m; an app's block and an override share
@@ -177,7 +145,7 @@ static int units_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
 static int margin_fields(tg_yaml_walk *w, const tg_yaml_node *m, tg_margin *g)
 {
     int rc = int_field(w, m, "markup_bps", -10000, 1000000, &g->markup_bps, &g->has_markup);
-    if (!rc) rc = tg_yaml_field(w, m, "surcharge", money_value, &g->surcharge);
+    if (!rc) rc = tg_yaml_field(w, m, "surcharge", tg_conf__money_value, &g->surcharge);
     if (!rc) g->has_surcharge = tg_yaml_get(m, "surcharge") != NULL;
     if (!rc) rc = int_field(w, m, "platform_fee_bps", 0, 10000, &g->platform_fee_bps, &g->has_fee);
     if (!rc) rc = tg_yaml_field(w, m, "units", units_value, g);
@@ -201,32 +169,68 @@ static void margin_free(tg_margin *g)
     free(g->units);
 }
 
-/* ---- plans, apps, customers ------------------------------------------- */
+/* ---- webhooks ---------------------------------------------------------- */
 
-static int plan_item(tg_yaml_walk *w, const tg_yaml_node *m, void *item, tg_yaml_dupent *d)
+static int webhook_url_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
 {
-    static const char *const fields[] = {"id", NULL};
-    tg_plan *p = item;
-    const tg_yaml_node *id;
-    p->line = m->line;
-    int rc = tg_yaml_need_map(w, m);
-    if (!rc) rc = tg_yaml_check_fields(w, m, fields);
-    if (!rc) rc = tg_yaml_require(w, m, "id", &id);
-    if (!rc) rc = tg_yaml_field(w, m, "id", tg_conf__tag_value, &p->id);
-    if (!rc) *d = (tg_yaml_dupent){tg_str_c(p->id), 0, id->line};
+    tg_str s;
+    int rc = tg_conf__url(w, v, &s);
+    return rc ? rc : tg_conf__dup(w, s, dst);
+}
+
+/* Reads the secret now, as a provider key is read, so a reload sees the
+ * environment of the process. Unlike a provider key, a missing one fails
+ * the load: a webhook is never sent unsigned. */
+static int webhook_secret_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
+{
+    tg_app *a = dst;
+    tg_str s;
+    int rc = tg_conf__env_name(w, v, &s);
+    if (!rc) rc = tg_conf__dup(w, s, &a->webhook_secret_env);
+    if (rc) return rc;
+    const char *secret = getenv(a->webhook_secret_env);
+    if (!secret || !*secret)
+        return tg_yaml_fail(w, v->line,
+                            "$%s is not set or empty: set it to the secret webhooks are signed "
+                            "with (they are never sent unsigned)",
+                            a->webhook_secret_env);
+    return tg_conf__dup(w, tg_str_c(secret), &a->webhook_secret);
+}
+
+static int webhook_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
+{
+    static const char *const fields[] = {"url", "secret_env", NULL};
+    tg_app *a = dst;
+    const tg_yaml_node *url;
+    int rc = tg_yaml_need_map(w, v);
+    if (!rc) rc = tg_yaml_check_fields(w, v, fields);
+    if (!rc) rc = tg_yaml_require(w, v, "url", &url);
+    if (!rc && !tg_yaml_get(v, "secret_env"))
+        rc = tg_yaml_fail(w, v->line,
+                          "missing required field 'secret_env' (the environment variable that "
+                          "holds the secret webhooks are signed with)");
+    if (!rc) rc = tg_yaml_field(w, v, "url", webhook_url_value, &a->webhook_url);
+    if (!rc) rc = tg_yaml_field(w, v, "secret_env", webhook_secret_value, a);
     return rc;
 }
+
+/* ---- apps, customers ---------------------------------------------------- */
 
 /* Everything of an app but its overrides, which wait for the customers. */
 static int app_item(tg_yaml_walk *w, const tg_yaml_node *m, void *item, tg_yaml_dupent *d)
 {
-    static const char *const fields[] = {"id",           "margin",    "overrides",
-                                         "show_charge",  "show_cost", "create_customers",
-                                         "default_plan", NULL};
+    // clang-format off
+    static const char *const fields[] = {
+        "id", "margin", "overrides", "show_charge", "show_cost", "create_customers",
+        "default_plan", "period_anchor_day", "webhook", "runs", NULL};
+    // clang-format on
+    static const tg_yaml_u32 anchor[] = {
+        TG_CONF_U32(tg_app, "period_anchor_day", period_anchor_day, 1, 28)};
     tg_app *a = item;
     const tg_yaml_node *id, *ov;
     a->line = m->line;
     a->show_charge = true;
+    a->period_anchor_day = 1;
     int rc = tg_yaml_need_map(w, m);
     if (!rc) rc = tg_yaml_check_fields(w, m, fields);
     if (!rc) rc = tg_yaml_require(w, m, "id", &id);
@@ -239,6 +243,9 @@ static int app_item(tg_yaml_walk *w, const tg_yaml_node *m, void *item, tg_yaml_
     if (!rc)
         rc = tg_yaml_field(w, m, "create_customers", tg_conf__bool_value, &a->create_customers);
     if (!rc) rc = tg_yaml_field(w, m, "default_plan", plan_ref, &a->default_plan);
+    if (!rc) rc = tg_yaml_u32_fields(w, m, a, anchor, 1);
+    if (!rc) rc = tg_yaml_field(w, m, "webhook", webhook_value, a);
+    if (!rc) rc = tg_yaml_field(w, m, "runs", tg_conf__runs_value, &a->runs);
     if (!rc && (ov = tg_yaml_get(m, "overrides"))) {
         size_t mark = tg_yaml_push_field(w, "overrides");
         rc = tg_yaml_need_seq(w, ov);
@@ -276,16 +283,9 @@ static int override_plan(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
 
 static int override_model(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
 {
-    tg_config *c = tg_conf__config(w);
-    char q[48], list[120];
-    int rc = tg_yaml_need_scalar(w, v);
-    if (rc) return rc;
-    const tg_model *md = tg_config_model(c, v->str);
-    if (!md)
-        return tg_yaml_fail(w, v->line, "unknown model '%s' (defined: %s)",
-                            tg_yaml_quote(q, v->str),
-                            TG_CONF_NAMES(list, tg_model, c->models, c->nmodels, name));
-    return tg_conf__dup(w, tg_str_c(md->name), dst);
+    tg_model *md;
+    int rc = tg_conf__model(w, v, &md);
+    return rc ? rc : tg_conf__dup(w, tg_str_c(md->name), dst);
 }
 
 /* A customer of this app: another app's customer would never match. */
@@ -416,15 +416,10 @@ static int walk_overrides(tg_yaml_walk *w, const tg_yaml_node *apps)
 
 static int key_model(tg_yaml_walk *w, const tg_yaml_node *v, tg_key *k)
 {
-    int rc = tg_yaml_need_scalar(w, v);
+    tg_model *md;
+    char q[48];
+    int rc = tg_conf__model(w, v, &md);
     if (rc) return rc;
-    tg_config *c = tg_conf__config(w);
-    char q[48], list[120];
-    const tg_model *md = tg_config_model(c, v->str);
-    if (!md)
-        return tg_yaml_fail(w, v->line, "unknown model '%s' (defined: %s)",
-                            tg_yaml_quote(q, v->str),
-                            TG_CONF_NAMES(list, tg_model, c->models, c->nmodels, name));
     for (size_t i = 0; i < k->nmodels; i++)
         if (strcmp(k->models[i], md->name) == 0)
             return tg_yaml_fail(w, v->line, "model '%s' is listed twice", tg_yaml_quote(q, v->str));
@@ -483,8 +478,8 @@ static int key_owner(tg_yaml_walk *w, const tg_yaml_node *m, tg_key *k)
 
 static int key_item(tg_yaml_walk *w, const tg_yaml_node *m, void *item, tg_yaml_dupent *d)
 {
-    static const char *const fields[] = {"id",  "sha256",   "admin", "models",
-                                         "app", "customer", NULL};
+    static const char *const fields[] = {"id",  "sha256",   "admin",  "models",
+                                         "app", "customer", "limits", NULL};
     tg_key *k = item;
     const tg_yaml_node *id, *sha;
     k->line = m->line;
@@ -497,6 +492,8 @@ static int key_item(tg_yaml_walk *w, const tg_yaml_node *m, void *item, tg_yaml_
     if (!rc) rc = tg_yaml_field(w, m, "admin", tg_conf__bool_value, &k->admin);
     if (!rc) rc = tg_yaml_field(w, m, "models", key_models_value, k);
     if (!rc) rc = key_owner(w, m, k);
+    if (!rc) rc = tg_yaml_field(w, m, "limits", tg_conf__limits_value, &k->limits);
+    if (!rc) k->has_limits = tg_yaml_get(m, "limits") != NULL;
     if (!rc) *d = (tg_yaml_dupent){tg_str_c(k->id), 0, id->line};
     return rc;
 }
@@ -535,7 +532,7 @@ int tg_conf__catalog(tg_yaml_walk *w, const tg_yaml_node *root)
 {
     tg_config *c = tg_conf__config(w);
     int rc = tg_conf__section_list(w, root, "plans", sizeof(tg_plan), (void **)&c->plans,
-                                   &c->nplans, plan_item, "id", "plan id");
+                                   &c->nplans, tg_conf__plan_item, "id", "plan id");
     if (!rc)
         rc = tg_conf__section_list(w, root, "apps", sizeof(tg_app), (void **)&c->apps, &c->napps,
                                    app_item, "id", "app id");
@@ -550,7 +547,7 @@ int tg_conf__catalog(tg_yaml_walk *w, const tg_yaml_node *root)
 void tg_conf__catalog_free(tg_config *c)
 {
     for (size_t i = 0; i < c->nplans; i++)
-        free(c->plans[i].id);
+        tg_conf__plan_free(&c->plans[i]);
     for (size_t i = 0; i < c->napps; i++) {
         tg_app *a = &c->apps[i];
         free(a->id);
@@ -564,6 +561,10 @@ void tg_conf__catalog_free(tg_config *c)
             margin_free(&o->margin);
         }
         free(a->overrides);
+        free(a->webhook_url);
+        free(a->webhook_secret_env);
+        if (a->webhook_secret) explicit_bzero(a->webhook_secret, strlen(a->webhook_secret));
+        free(a->webhook_secret);
     }
     for (size_t i = 0; i < c->ncustomers; i++)
         free(c->customers[i].id);

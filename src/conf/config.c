@@ -3,20 +3,20 @@
  *
  * The readers of conf/yaml.h keep the dotted path of the field being read
  * ("providers[0].base_url") so that every message reads
- * "FILE:LINE: path: problem"; this file and catalog.c hold the schema
- * (walk.h is what they share). Every mapping is checked against the fields
- * it may hold before any is read, so a typo is an error, never a silently
- * dropped setting.
+ * "FILE:LINE: path: problem"; this file, catalog.c and plans.c hold the
+ * schema (walk.h is what they share). Every mapping is checked against the
+ * fields it may hold before any is read, so a typo is an error, never a
+ * silently dropped setting.
  * Sections are read in dependency order whatever their order in the file:
  * sim before providers (builtin:sim needs it), providers before offerings,
  * offerings before models, models before the catalog (catalog.c: plans,
- * apps, customers, then keys, which name them). A snapshot under
- * construction is always freeable: arrays are calloc'd to their final size
- * up front (so pointers into them stay valid) and counts grow as items are
- * filled.
+ * which name models, apps, customers, then keys, which name them). A
+ * snapshot under construction is always freeable: arrays are calloc'd to
+ * their final size up front (so pointers into them stay valid) and counts
+ * grow as items are filled.
  *
  * Secrets: provider keys come from getenv at load time and are never put in
- * a message (nor are key hashes: catalog.c). */
+ * a message (nor are key hashes or webhook secrets: catalog.c). */
 #include "conf/config.h"
 #include "base/jsonw.h"
 #include "conf/walk.h"
@@ -30,7 +30,6 @@
 #include <string.h>
 
 #define MAX_FILE_BYTES (4u << 20)
-#define MAX_URL_LEN 2048
 #define DAY_MS 86400000u
 
 /* ---- addresses and fault names ---------------------------------------- */
@@ -280,7 +279,7 @@ static int base_url_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
 {
     tg_provider *p = dst;
     tg_str s;
-    int rc = tg_yaml_text(w, v, MAX_URL_LEN, &s);
+    int rc = tg_yaml_text(w, v, TG_CONF_MAX_URL, &s);
     if (rc) return rc;
     if (tg_str_eq(s, TG_STR("builtin:sim"))) {
         if (!tg_conf__config(w)->sim.enabled)
@@ -289,15 +288,11 @@ static int base_url_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
         p->builtin_sim = true;
         return TG_OK; /* base_url stays NULL until `serve` starts the sim */
     }
-    size_t scheme = tg_str_has_prefix(s, TG_STR("https://"))  ? 8
-                    : tg_str_has_prefix(s, TG_STR("http://")) ? 7
-                                                              : 0;
-    if (!scheme) return tg_yaml_fail(w, v->line, "must start with http:// or https://");
-    if (s.n == scheme || s.p[scheme] == '/')
-        return tg_yaml_fail(w, v->line, "has no host after the scheme");
-    if (memchr(s.p, ' ', s.n) || memchr(s.p, '?', s.n) || memchr(s.p, '#', s.n))
-        return tg_yaml_fail(w, v->line, "must not contain spaces, '?' or '#'");
-    while (s.n > scheme && s.p[s.n - 1] == '/')
+    if ((rc = tg_conf__url(w, v, &s))) return rc;
+    /* API paths are appended to it */
+    if (memchr(s.p, '?', s.n) || memchr(s.p, '#', s.n))
+        return tg_yaml_fail(w, v->line, "must not contain '?' or '#'");
+    while (s.p[s.n - 1] == '/') /* stops at the host, which tg_conf__url requires */
         s.n--;
     return tg_conf__dup(w, s, &p->base_url);
 }
@@ -307,13 +302,9 @@ static int api_key_env_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
 {
     tg_provider *p = dst;
     tg_str s;
-    int rc = tg_yaml_text(w, v, TG_CONF_MAX_NAME, &s);
+    int rc = tg_conf__env_name(w, v, &s);
+    if (!rc) rc = tg_conf__dup(w, s, &p->api_key_env);
     if (rc) return rc;
-    if (s.n == 0 || (s.p[0] >= '0' && s.p[0] <= '9') ||
-        strspn(s.p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") != s.n)
-        return tg_yaml_fail(w, v->line,
-                            "must be an environment variable name (letters, digits, '_')");
-    if ((rc = tg_conf__dup(w, s, &p->api_key_env))) return rc;
     const char *key = getenv(p->api_key_env);
     p->available = key && *key;
     if (!p->available) return TG_OK;

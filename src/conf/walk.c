@@ -1,9 +1,11 @@
 /* Readers shared by the sections of the configuration; see walk.h.
  *
  * These sit between conf/yaml.c, which knows YAML and paths but no schema,
- * and the section walkers in config.c and catalog.c: the value kinds that
- * recur across tollgate's sections (names, ids, tags) and the shape every
- * list section has (items filled in place, then names checked unique). */
+ * and the section walkers in config.c, catalog.c and plans.c: the value
+ * kinds that recur across tollgate's sections (names, ids, tags, URLs,
+ * environment variable names, money, model references, units) and the
+ * shape every list section has (items filled in place, then names checked
+ * unique). */
 #include "conf/walk.h"
 
 #include <stdio.h>
@@ -46,6 +48,46 @@ int tg_conf__tag(tg_yaml_walk *w, const tg_yaml_node *v, tg_str *out)
     return TG_OK;
 }
 
+int tg_conf__url(tg_yaml_walk *w, const tg_yaml_node *v, tg_str *out)
+{
+    tg_str s;
+    int rc = tg_yaml_text(w, v, TG_CONF_MAX_URL, &s);
+    if (rc) return rc;
+    size_t scheme = tg_str_has_prefix(s, TG_STR("https://"))  ? 8
+                    : tg_str_has_prefix(s, TG_STR("http://")) ? 7
+                                                              : 0;
+    if (!scheme) return tg_yaml_fail(w, v->line, "must start with http:// or https://");
+    if (s.n == scheme || strchr("/?#", s.p[scheme]))
+        return tg_yaml_fail(w, v->line, "has no host after the scheme");
+    if (memchr(s.p, ' ', s.n)) return tg_yaml_fail(w, v->line, "must not contain spaces");
+    *out = s;
+    return TG_OK;
+}
+
+int tg_conf__env_name(tg_yaml_walk *w, const tg_yaml_node *v, tg_str *out)
+{
+    int rc = tg_yaml_text(w, v, TG_CONF_MAX_NAME, out);
+    if (rc) return rc;
+    if ((out->p[0] >= '0' && out->p[0] <= '9') ||
+        strspn(out->p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") != out->n)
+        return tg_yaml_fail(w, v->line,
+                            "must be an environment variable name (letters, digits, '_')");
+    return TG_OK;
+}
+
+int tg_conf__model(tg_yaml_walk *w, const tg_yaml_node *v, tg_model **out)
+{
+    tg_config *c = tg_conf__config(w);
+    char q[48], list[120];
+    int rc = tg_yaml_need_scalar(w, v);
+    if (rc) return rc;
+    if (!(*out = (tg_model *)tg_config_model(c, v->str)))
+        return tg_yaml_fail(w, v->line, "unknown model '%s' (defined: %s)",
+                            tg_yaml_quote(q, v->str),
+                            TG_CONF_NAMES(list, tg_model, c->models, c->nmodels, name));
+    return TG_OK;
+}
+
 int tg_conf__bool_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
 {
     return tg_yaml_bool(w, v, dst);
@@ -70,6 +112,48 @@ int tg_conf__tag_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
     tg_str s;
     int rc = tg_conf__tag(w, v, &s);
     return rc ? rc : tg_conf__dup(w, s, dst);
+}
+
+int tg_conf__money_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
+{
+    int rc = tg_yaml_need_scalar(w, v);
+    if (rc) return rc;
+    tg_errmsg e;
+    if (tg_money_parse(v->str, dst, &e)) {
+        char q[48];
+        return tg_yaml_fail(w, v->line, "\"%s\" %s", tg_yaml_quote(q, v->str), e.msg);
+    }
+    return TG_OK;
+}
+
+int tg_conf__units(tg_yaml_walk *w, const tg_yaml_node *v, size_t size, size_t name_off,
+                   size_t value_off, tg_yaml_value_fn fn, void **arr, size_t *n)
+{
+    char q[48];
+    int rc = tg_yaml_need_map(w, v);
+    if (rc || v->n == 0) return rc;
+    if (v->n > TG_CONF_MAX_UNITS)
+        return tg_yaml_fail(w, v->line, "at most %d units", TG_CONF_MAX_UNITS);
+    if (!(*arr = calloc(v->n, size))) return tg_yaml_nomem(w);
+    for (const tg_yaml_node *it = v->child; it && !rc; it = it->next) {
+        tg_str name;
+        char *item, *dup;
+        if ((rc = tg_conf__tag(w, it->key, &name))) break;
+        for (size_t j = 0; j < *n; j++) {
+            memcpy(&dup, (char *)*arr + j * size + name_off, sizeof dup);
+            if (tg_str_eq(name, tg_str_c(dup)))
+                return tg_yaml_fail(w, it->key->line, "unit '%s' is listed twice",
+                                    tg_yaml_quote(q, name));
+        }
+        if ((rc = tg_conf__dup(w, name, &dup))) break;
+        item = (char *)*arr + *n * size;
+        memcpy(item + name_off, &dup, sizeof dup);
+        (*n)++;
+        size_t mark = tg_yaml_push_field(w, dup);
+        rc = fn(w, it, item + value_off);
+        tg_yaml_pop(w, mark);
+    }
+    return rc;
 }
 
 /* Walks list v into a calloc'd array; d gets one entry per item for the

@@ -1,8 +1,8 @@
 /* Private to src/conf: the schema-level readers that config.c (server,
- * sim, providers, offerings, models, metering) and catalog.c (prices,
- * plans, apps, customers, keys) share, and the entry points config.c
- * calls in catalog.c. Nothing outside src/conf includes this; the public contract is
- * config.h.
+ * sim, providers, offerings, models, metering), catalog.c (prices, apps,
+ * customers, keys) and plans.c (plans, rate and run limits) share, and the
+ * entry points between them. Nothing outside src/conf includes this; the
+ * public contract is config.h.
  *
  * Every reader follows conf/yaml.h: TG_OK, or err filled with
  * "FILE:LINE: path: problem" and TG_EINVAL (TG_ENOMEM). w->data is the
@@ -18,6 +18,8 @@
 #define TG_CONF_MAX_NAME 64 /* provider names, key ids, env names, header names */
 #define TG_CONF_MAX_ID 256  /* offering ids, model names, upstream model names */
 #define TG_CONF_MAX_TAG 128 /* app, customer, plan and unit ids (tg_tag_valid) */
+#define TG_CONF_MAX_URL 2048
+#define TG_CONF_MAX_UNITS 256 /* per units mapping: the duplicate check is quadratic */
 
 static inline tg_config *tg_conf__config(tg_yaml_walk *w)
 {
@@ -34,6 +36,16 @@ int tg_conf__dup(tg_yaml_walk *w, tg_str s, char **out);
 int tg_conf__name(tg_yaml_walk *w, const tg_yaml_node *v, tg_str *out);
 int tg_conf__id(tg_yaml_walk *w, const tg_yaml_node *v, tg_str *out);
 int tg_conf__tag(tg_yaml_walk *w, const tg_yaml_node *v, tg_str *out);
+/* An http:// or https:// URL naming a host, without spaces, up to
+ * TG_CONF_MAX_URL. */
+int tg_conf__url(tg_yaml_walk *w, const tg_yaml_node *v, tg_str *out);
+/* An environment variable name: letters, digits and '_', not starting
+ * with a digit, up to TG_CONF_MAX_NAME. */
+int tg_conf__env_name(tg_yaml_walk *w, const tg_yaml_node *v, tg_str *out);
+/* A public model defined under models:, by name ("unknown model" with the
+ * defined ones otherwise). The snapshot is immutable once built, so the
+ * const of the lookup is dropped only while it is being built. */
+int tg_conf__model(tg_yaml_walk *w, const tg_yaml_node *v, tg_model **out);
 
 /* tg_yaml_value_fn readers: dst is a bool / a char * that gets a malloc'd
  * copy. */
@@ -41,6 +53,18 @@ int tg_conf__bool_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst);
 int tg_conf__name_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst);
 int tg_conf__id_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst);
 int tg_conf__tag_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst);
+/* A non-negative decimal read exactly with tg_money_parse, quoted or not
+ * ("0.15", 0.15, "12"), into the int64_t at dst: money (tg_nanos) or
+ * credits (tg_ncredits, the same nine decimal places). */
+int tg_conf__money_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst);
+
+/* A mapping of unit name (a tag) -> value, such as margin.units and
+ * plan.unit_credits, into a calloc'd *arr of items of `size` bytes: each
+ * gets a malloc'd copy of its name (a char * at name_off) and fn reads its
+ * value into value_off. At most TG_CONF_MAX_UNITS, none twice; *n grows as
+ * items are filled, so a failure leaves a freeable prefix. */
+int tg_conf__units(tg_yaml_walk *w, const tg_yaml_node *v, size_t size, size_t name_off,
+                   size_t value_off, tg_yaml_value_fn fn, void **arr, size_t *n);
 
 /* One item of a list section: fills *item (zeroed) from mapping m, and *d
  * with its name and the line of that name for the duplicate check. */
@@ -64,6 +88,9 @@ const char *tg_conf__names(char *out, size_t max, const void *base, size_t size,
 #define TG_CONF_NAMES(buf, type, arr, n, member) \
     tg_conf__names(buf, sizeof buf, arr, sizeof(type), offsetof(type, member), n)
 #define TG_CONF_U32(type, yname, member, lo, hi) {yname, offsetof(type, member), lo, hi}
+#define TG_CONF_UNITS(w, v, type, member, fn, arr, n) \
+    tg_conf__units(w, v, sizeof(type), offsetof(type, name), offsetof(type, member), fn, \
+                   (void **)&(arr), &(n))
 // clang-format on
 
 /* ---- catalog.c ---------------------------------------------------------- */
@@ -71,11 +98,24 @@ const char *tg_conf__names(char *out, size_t max, const void *base, size_t size,
 /* offerings[i].price; dst is the offering's tg_price. */
 int tg_conf__price_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst);
 /* plans, apps, customers, then the apps' overrides (which name customers,
- * and customers name apps). Needs models read. */
+ * and customers name apps). Needs models read: plans name them. */
 int tg_conf__catalog(tg_yaml_walk *w, const tg_yaml_node *root);
 /* keys, unique by id and by hash. Needs the catalog. */
 int tg_conf__keys(tg_yaml_walk *w, const tg_yaml_node *root);
 /* Frees what tg_conf__catalog filled, however far it got. */
 void tg_conf__catalog_free(tg_config *c);
+
+/* ---- plans.c ------------------------------------------------------------ */
+
+/* One item of plans (a tg_conf__item_fn): every field, models resolved. */
+int tg_conf__plan_item(tg_yaml_walk *w, const tg_yaml_node *m, void *item, tg_yaml_dupent *d);
+/* Frees what tg_conf__plan_item filled, however far it got. */
+void tg_conf__plan_free(tg_plan *p);
+/* {rpm, tpm, concurrent}, each optional (0: no limit); dst is a tg_limits.
+ * Plans, their key_limits and keys share it. */
+int tg_conf__limits_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst);
+/* {max_steps, max_cost}, each optional (0: none); dst is a tg_run_limits.
+ * Plans and apps share it. */
+int tg_conf__runs_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst);
 
 #endif

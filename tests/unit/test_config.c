@@ -125,8 +125,41 @@ static void test_example(void **state)
     for (size_t i = 0; i < c->nofferings; i++)
         assert_true(c->offerings[i].price.input > 0); /* every offering is priced */
 
+    /* the credit ladder */
     assert_int_equal(c->nplans, 4);
-    assert_non_null(tg_config_plan(c, TG_STR("enterprise")));
+    const char *ladder[] = {"starter", "pro", "team", "enterprise"};
+    const int64_t fee_usd[] = {29, 99, 299, 2000}, overage_cents[] = {8, 6, 4, 3};
+    const int64_t included[] = {500, 2500, 10000, 60000};
+    for (size_t i = 0; i < 4; i++) {
+        const tg_plan *p = tg_config_plan(c, tg_str_c(ladder[i]));
+        assert_ptr_equal(p, &c->plans[i]);
+        assert_int_equal(p->fee, fee_usd[i] * TG_NANOS_PER_USD);
+        assert_int_equal(p->included, included[i] * TG_NCREDITS_PER_CREDIT);
+        assert_int_equal(p->credit, 40000000);
+        assert_true(p->has_overage);
+        assert_int_equal(p->overage, overage_cents[i] * TG_NANOS_PER_CENT);
+        assert_int_equal(tg_plan_unit(p, TG_STR("report"))->credits, 10 * TG_NCREDITS_PER_CREDIT);
+        assert_int_equal(p->nthresholds, 2);
+        assert_int_equal(p->thresholds[0], 80);
+        assert_int_equal(p->thresholds[1], 100);
+        assert_null(p->models); /* every model */
+        assert_true(p->limits.rpm > 0 && p->limits.concurrent > 0);
+        assert_true(i == 0 || p->limits.rpm > c->plans[i - 1].limits.rpm);
+    }
+    const tg_plan *starter = &c->plans[0], *enterprise = &c->plans[3];
+    assert_int_equal(starter->ndegrade_from, 1);
+    assert_ptr_equal(starter->degrade_from[0], tg_config_model(c, TG_STR("premium")));
+    assert_ptr_equal(starter->degrade_to, fast);
+    assert_int_equal(starter->degrade_at, 100);
+    assert_int_equal(starter->limits.rpm, 60);
+    assert_int_equal(starter->limits.concurrent, 5);
+    assert_int_equal(starter->key_limits.rpm, 30);
+    assert_true(starter->has_run_steps && starter->has_run_cost);
+    assert_int_equal(starter->cap, TG_CAP_NONE);
+    assert_null(c->plans[1].degrade_to);
+    assert_int_equal(enterprise->cap, TG_CAP_CREDITS);
+    assert_int_equal(enterprise->cap_credits, 200000 * TG_NCREDITS_PER_CREDIT);
+    assert_int_equal(enterprise->default_max_tokens, 4096);
     assert_int_equal(c->napps, 1);
     const tg_app *app = tg_config_app(c, TG_STR("demo-app"));
     assert_non_null(app);
@@ -144,7 +177,11 @@ static void test_example(void **state)
     assert_true(app->show_charge);
     assert_false(app->show_cost);
     assert_true(app->create_customers);
-    assert_ptr_equal(app->default_plan, tg_config_plan(c, TG_STR("starter")));
+    assert_ptr_equal(app->default_plan, starter);
+    assert_int_equal(app->period_anchor_day, 1);
+    assert_null(app->webhook_url); /* its secret would be unset: make run would fail */
+    assert_int_equal(app->runs.max_steps, 50);
+    assert_int_equal(app->runs.max_cost, 2 * TG_NANOS_PER_USD);
     const tg_customer *acme = tg_config_customer(c, TG_STR("acme"));
     assert_ptr_equal(acme->app, app);
     assert_ptr_equal(acme->plan, tg_config_plan(c, TG_STR("pro")));
@@ -358,7 +395,7 @@ static void test_error_messages(void **state)
                                 "metering)");
     expect_error(BASE "keys:\n  - {id: a, sha256: " DEMO_HASH ", admn: true}\n",
                  "t.yaml:9: keys[0]: unknown field 'admn' (expected one of: id, sha256, admin, "
-                 "models, app, customer)");
+                 "models, app, customer, limits)");
     expect_error("server:\n  workers: 1\n  workers: 2\n",
                  "t.yaml:3: server: field 'workers' appears twice (first at line 2)");
 
@@ -725,8 +762,10 @@ static void test_catalog_errors(void **state)
     /* plans */
     expect_error("plans: [{id: a}, {id: b}, {id: a}]\n",
                  "t.yaml:1: plans[2].id: duplicate plan id 'a' (first at line 1)");
-    expect_error("plans: [{id: a, fee: 1}]\n",
-                 "t.yaml:1: plans[0]: unknown field 'fee' (expected one of: id)");
+    expect_error("plans: [{id: a, price: 1}]\n",
+                 "t.yaml:1: plans[0]: unknown field 'price' (expected one of: id, fee, "
+                 "included_credits, credit, unit_credits, overage, hard_cap, thresholds, models, "
+                 "degrade, default_max_tokens, limits, key_limits, runs)");
     expect_error("plans: [{id: \"\"}]\n", "t.yaml:1: plans[0].id: must not be empty");
     expect_error("plans: [starter]\n",
                  "t.yaml:1: plans[0]: must be a mapping of field: value, not a single value");
@@ -768,7 +807,8 @@ static void test_catalog_errors(void **state)
                  "t.yaml:11: apps[0].overrides: must be a list, not a mapping");
     expect_error(APP("owner: me"),
                  "t.yaml:11: apps[0]: unknown field 'owner' (expected one of: id, margin, "
-                 "overrides, show_charge, show_cost, create_customers, default_plan)");
+                 "overrides, show_charge, show_cost, create_customers, default_plan, "
+                 "period_anchor_day, webhook, runs)");
     expect_error("apps:\n  - id: \"my app\"\n",
                  "t.yaml:2: apps[0].id: 'my app' may contain only letters, digits and . _ - : @ "
                  "/ + = #");
@@ -868,6 +908,430 @@ static void test_catalog_errors(void **state)
     /* an empty quoted string is no name */
     expect_error("providers:\n  - {name: \"\", base_url: \"http://x\"}\n",
                  "t.yaml:2: providers[0].name: must not be empty");
+}
+
+/* BASE with a second model: mini on line 7, maxi on line 8. */
+#define MODELS2 BASE "  - {name: maxi, offerings: [openai/mini]}\n"
+
+static void test_plans(void **state)
+{
+    (void)state;
+    setenv("TG_TEST_WEBHOOK", "whsec-test-123", 1);
+    tg_config *c =
+        parse_ok(MODELS2 "plans:\n"
+                         "  - id: starter\n"
+                         "    fee: \"29.00\"\n"
+                         "    included_credits: 2.5\n"
+                         "    credit: \"0.04\"\n"
+                         "    unit_credits: {report: 5, \"doc#2\": \"0.5\"}\n"
+                         "    overage: \"0.08\"\n"
+                         "    hard_cap: {usd: \"100.00\"}\n"
+                         "    thresholds: [50, 80, 100, 1000]\n"
+                         "    models: [mini, maxi]\n"
+                         "    degrade: {from: [maxi], to: mini, at: 90}\n"
+                         "    default_max_tokens: 2048\n"
+                         "    limits: {rpm: 60, tpm: 200000, concurrent: 10}\n"
+                         "    key_limits: {rpm: 30}\n"
+                         "    runs: {max_steps: 50, max_cost: \"2.00\"}\n"
+                         "  - id: bare\n"
+                         "  - id: capped\n"
+                         "    hard_cap: {credits: 5000}\n"
+                         "    thresholds: []\n"
+                         "    overage: 0\n"
+                         "    credit: \"0.000000001\"\n"
+                         "    runs: {max_cost: 1}\n"
+                         "    degrade: {from: [mini], to: maxi, at: 0}\n"
+                         "    default_max_tokens: 10000000\n"
+                         "    limits: {rpm: 10000000, tpm: 1000000000000, concurrent: 100000}\n"
+                         "apps:\n"
+                         "  - id: a\n"
+                         "    period_anchor_day: 28\n"
+                         "    webhook: {url: \"https://hooks.example.com/tg?x=1\", secret_env: "
+                         "TG_TEST_WEBHOOK}\n"
+                         "    runs: {max_steps: 100, max_cost: \"5.00\"}\n"
+                         "  - id: b\n"
+                         "customers:\n"
+                         "  - {id: acme, app: a, plan: starter}\n"
+                         "keys:\n"
+                         "  - {id: k1, sha256: " DEMO_HASH ", customer: acme, limits: {rpm: 10, "
+                         "concurrent: 2}}\n"
+                         "  - {id: k2, sha256: " ADMIN_HASH ", app: b, limits: {}}\n"
+                         "  - {id: k3, sha256: " H3 ", admin: true}\n");
+    const tg_model *mini = tg_config_model(c, TG_STR("mini"));
+    const tg_model *maxi = tg_config_model(c, TG_STR("maxi"));
+    assert_int_equal(c->nplans, 3);
+
+    const tg_plan *p = tg_config_plan(c, TG_STR("starter"));
+    assert_int_equal(p->line, 10);
+    assert_int_equal(p->fee, 29 * TG_NANOS_PER_USD);
+    assert_int_equal(p->included, 2500000000);
+    assert_int_equal(p->credit, 40000000);
+    assert_int_equal(p->nunit_credits, 2);
+    assert_string_equal(p->unit_credits[0].name, "report");
+    assert_int_equal(p->unit_credits[0].credits, 5 * TG_NCREDITS_PER_CREDIT);
+    assert_string_equal(p->unit_credits[1].name, "doc#2");
+    assert_int_equal(p->unit_credits[1].credits, 500000000);
+    assert_true(p->has_overage);
+    assert_int_equal(p->overage, 80000000);
+    assert_int_equal(p->cap, TG_CAP_USD);
+    assert_int_equal(p->cap_usd, 100 * TG_NANOS_PER_USD);
+    assert_int_equal(p->cap_credits, 0);
+    assert_int_equal(p->nthresholds, 4);
+    assert_int_equal(p->thresholds[0], 50);
+    assert_int_equal(p->thresholds[1], 80);
+    assert_int_equal(p->thresholds[2], 100);
+    assert_int_equal(p->thresholds[3], 1000);
+    assert_int_equal(p->nmodels, 2);
+    assert_ptr_equal(p->models[0], mini);
+    assert_ptr_equal(p->models[1], maxi);
+    assert_int_equal(p->ndegrade_from, 1);
+    assert_ptr_equal(p->degrade_from[0], maxi);
+    assert_ptr_equal(p->degrade_to, mini);
+    assert_int_equal(p->degrade_at, 90);
+    assert_int_equal(p->default_max_tokens, 2048);
+    assert_int_equal(p->limits.rpm, 60);
+    assert_int_equal(p->limits.tpm, 200000);
+    assert_int_equal(p->limits.concurrent, 10);
+    assert_int_equal(p->key_limits.rpm, 30);
+    assert_int_equal(p->key_limits.tpm + p->key_limits.concurrent, 0);
+    assert_int_equal(p->runs.max_steps, 50);
+    assert_int_equal(p->runs.max_cost, 2 * TG_NANOS_PER_USD);
+    assert_true(p->has_run_steps && p->has_run_cost);
+
+    /* units in credits: exact names only */
+    assert_ptr_equal(tg_plan_unit(p, TG_STR("report")), &p->unit_credits[0]);
+    assert_ptr_equal(tg_plan_unit(p, TG_STR("doc#2")), &p->unit_credits[1]);
+    assert_null(tg_plan_unit(p, TG_STR("Report")));
+    assert_null(tg_plan_unit(p, TG_STR("repor")));
+    assert_null(tg_plan_unit(p, TG_STR_NULL));
+
+    /* every default */
+    const tg_plan *bare = tg_config_plan(c, TG_STR("bare"));
+    assert_int_equal(bare->fee + bare->included + bare->overage, 0);
+    assert_int_equal(bare->credit, 10000000);
+    assert_int_equal(bare->nunit_credits, 0);
+    assert_null(bare->unit_credits);
+    assert_null(tg_plan_unit(bare, TG_STR("report")));
+    assert_false(bare->has_overage);
+    assert_int_equal(bare->cap, TG_CAP_NONE);
+    assert_int_equal(bare->nthresholds, 2);
+    assert_int_equal(bare->thresholds[0], 80);
+    assert_int_equal(bare->thresholds[1], 100);
+    assert_null(bare->models);
+    assert_int_equal(bare->nmodels, 0);
+    assert_null(bare->degrade_from);
+    assert_null(bare->degrade_to);
+    assert_int_equal(bare->degrade_at, 100);
+    assert_int_equal(bare->default_max_tokens, 1024);
+    assert_int_equal(bare->limits.rpm + bare->limits.tpm + bare->limits.concurrent, 0);
+    assert_int_equal(bare->key_limits.rpm + bare->key_limits.tpm + bare->key_limits.concurrent, 0);
+    assert_int_equal(bare->runs.max_steps + bare->runs.max_cost, 0);
+    assert_false(bare->has_run_steps || bare->has_run_cost);
+
+    /* the other cap, no thresholds, overage at 0, the extremes of the ranges */
+    const tg_plan *capped = tg_config_plan(c, TG_STR("capped"));
+    assert_int_equal(capped->cap, TG_CAP_CREDITS);
+    assert_int_equal(capped->cap_credits, 5000 * TG_NCREDITS_PER_CREDIT);
+    assert_int_equal(capped->cap_usd, 0);
+    assert_int_equal(capped->nthresholds, 0);
+    assert_true(capped->has_overage);
+    assert_int_equal(capped->overage, 0);
+    assert_int_equal(capped->credit, 1);
+    assert_false(capped->has_run_steps);
+    assert_true(capped->has_run_cost);
+    assert_int_equal(capped->runs.max_cost, TG_NANOS_PER_USD);
+    assert_ptr_equal(capped->degrade_from[0], mini);
+    assert_ptr_equal(capped->degrade_to, maxi); /* any model: the plan allows all */
+    assert_int_equal(capped->degrade_at, 0);
+    assert_int_equal(capped->default_max_tokens, 10000000);
+    assert_int_equal(capped->limits.rpm, 10000000);
+    assert_int_equal(capped->limits.tpm, 1000000000000);
+    assert_int_equal(capped->limits.concurrent, 100000);
+
+    /* apps */
+    const tg_app *a = tg_config_app(c, TG_STR("a"));
+    assert_int_equal(a->period_anchor_day, 28);
+    assert_string_equal(a->webhook_url, "https://hooks.example.com/tg?x=1");
+    assert_string_equal(a->webhook_secret_env, "TG_TEST_WEBHOOK");
+    assert_string_equal(a->webhook_secret, "whsec-test-123");
+    assert_int_equal(a->runs.max_steps, 100);
+    assert_int_equal(a->runs.max_cost, 5 * TG_NANOS_PER_USD);
+    const tg_app *b = tg_config_app(c, TG_STR("b"));
+    assert_int_equal(b->period_anchor_day, 1);
+    assert_null(b->webhook_url);
+    assert_null(b->webhook_secret_env);
+    assert_null(b->webhook_secret);
+    assert_int_equal(b->runs.max_steps + b->runs.max_cost, 0);
+
+    /* keys: their own limits, none ({} sets them all to 0), or the plan's */
+    assert_true(c->keys[0].has_limits);
+    assert_int_equal(c->keys[0].limits.rpm, 10);
+    assert_int_equal(c->keys[0].limits.tpm, 0);
+    assert_int_equal(c->keys[0].limits.concurrent, 2);
+    assert_true(c->keys[1].has_limits);
+    assert_int_equal(c->keys[1].limits.rpm + c->keys[1].limits.tpm + c->keys[1].limits.concurrent,
+                     0);
+    assert_false(c->keys[2].has_limits);
+    tg_config_unref(c);
+    unsetenv("TG_TEST_WEBHOOK");
+}
+
+/* A plan p with one more field on line 11. */
+#define PLAN(field) MODELS2 "plans:\n  - id: p\n    " field "\n"
+
+static void test_plan_errors(void **state)
+{
+    (void)state;
+    /* money and credits */
+    expect_error(PLAN("fee: \"29,00\""),
+                 "t.yaml:11: plans[0].fee: \"29,00\" is not a decimal number");
+    expect_error(PLAN("fee: [1]"), "t.yaml:11: plans[0].fee: must be a single value, not a list");
+    expect_error(PLAN("included_credits: -5"),
+                 "t.yaml:11: plans[0].included_credits: \"-5\" is negative");
+    expect_error(PLAN("included_credits: 0.0000000001"),
+                 "t.yaml:11: plans[0].included_credits: \"0.0000000001\" has more than 9 digits "
+                 "after the point");
+    expect_error(PLAN("included_credits: 9000000001"),
+                 "t.yaml:11: plans[0].included_credits: \"9000000001\" is too large");
+    expect_error(PLAN("credit: 0"), "t.yaml:11: plans[0].credit: must be more than 0");
+    expect_error(PLAN("credit: \"0.000\""), "t.yaml:11: plans[0].credit: must be more than 0");
+    expect_error(PLAN("credit: \"-0.01\""), "t.yaml:11: plans[0].credit: \"-0.01\" is negative");
+    expect_error(PLAN("overage: free"), "t.yaml:11: plans[0].overage: \"free\" is not a decimal "
+                                        "number");
+    expect_error(PLAN("overage:"), "t.yaml:11: plans[0].overage: missing value");
+
+    /* unit_credits */
+    expect_error(PLAN("unit_credits: {report: 1, doc: 2, report: 3}"),
+                 "t.yaml:11: plans[0].unit_credits: unit 'report' is listed twice");
+    expect_error(PLAN("unit_credits: {report: x}"),
+                 "t.yaml:11: plans[0].unit_credits.report: \"x\" is not a decimal number");
+    expect_error(PLAN("unit_credits: {\"a b\": 1}"),
+                 "t.yaml:11: plans[0].unit_credits: 'a b' may contain only letters, digits and . "
+                 "_ - : @ / + = #");
+    expect_error(PLAN("unit_credits: [report]"),
+                 "t.yaml:11: plans[0].unit_credits: must be a mapping of field: value, not a "
+                 "list");
+    {
+        /* 257 units: one too many */
+        char text[8192];
+        int n = snprintf(text, sizeof text, "%s", PLAN("unit_credits: {"));
+        text[n - 1] = '\0'; /* the newline PLAN ends with */
+        n--;
+        for (int i = 0; i < 257; i++)
+            n += snprintf(text + n, sizeof text - (size_t)n, "%su%d: 1", i ? ", " : "", i);
+        snprintf(text + n, sizeof text - (size_t)n, "}\n");
+        expect_error(text, "t.yaml:11: plans[0].unit_credits: at most 256 units");
+    }
+
+    /* hard_cap */
+    expect_error(PLAN("hard_cap: {usd: \"100.00\", credits: 5000}"),
+                 "t.yaml:11: plans[0].hard_cap: give usd or credits, not both");
+    expect_error(PLAN("hard_cap: {}"),
+                 "t.yaml:11: plans[0].hard_cap: give usd (a cap on the period's charge, {usd: "
+                 "\"100.00\"}) or credits (on its credits, {credits: 5000})");
+    expect_error(PLAN("hard_cap: {usd: 0}"), "t.yaml:11: plans[0].hard_cap.usd: must be more "
+                                             "than 0");
+    expect_error(PLAN("hard_cap: {credits: \"0.0\"}"),
+                 "t.yaml:11: plans[0].hard_cap.credits: must be more than 0");
+    expect_error(PLAN("hard_cap: {eur: 5}"),
+                 "t.yaml:11: plans[0].hard_cap: unknown field 'eur' (expected one of: usd, "
+                 "credits)");
+    expect_error(PLAN("hard_cap: \"100.00\""),
+                 "t.yaml:11: plans[0].hard_cap: must be a mapping of field: value, not a single "
+                 "value");
+
+    /* thresholds */
+    expect_error(PLAN("thresholds: [80, 80]"),
+                 "t.yaml:11: plans[0].thresholds[1]: must be more than the threshold before it "
+                 "(80)");
+    expect_error(PLAN("thresholds: [100, 80]"),
+                 "t.yaml:11: plans[0].thresholds[1]: must be more than the threshold before it "
+                 "(100)");
+    expect_error(PLAN("thresholds: [0, 100]"),
+                 "t.yaml:11: plans[0].thresholds[0]: must be between 1 and 1000");
+    expect_error(PLAN("thresholds: [80, 1001]"),
+                 "t.yaml:11: plans[0].thresholds[1]: must be between 1 and 1000");
+    expect_error(PLAN("thresholds: [-80]"),
+                 "t.yaml:11: plans[0].thresholds[0]: must be a whole number (decimal digits "
+                 "only)");
+    expect_error(PLAN("thresholds: [10, 20, 30, 40, 50, 60, 70, 80, 90]"),
+                 "t.yaml:11: plans[0].thresholds: at most 8 thresholds");
+    expect_error(PLAN("thresholds: 80"),
+                 "t.yaml:11: plans[0].thresholds: must be a list, not a single value");
+
+    /* models and degrade */
+    expect_error(PLAN("models: [mini, gpt-5]"),
+                 "t.yaml:11: plans[0].models[1]: unknown model 'gpt-5' (defined: mini, maxi)");
+    expect_error(PLAN("models: [mini, mini]"),
+                 "t.yaml:11: plans[0].models[1]: model 'mini' is listed twice");
+    expect_error(PLAN("models: []"),
+                 "t.yaml:11: plans[0].models: must list at least one model (leave it out to "
+                 "allow all)");
+    expect_error(PLAN("degrade: {from: [gpt-5], to: mini}"),
+                 "t.yaml:11: plans[0].degrade.from[0]: unknown model 'gpt-5' (defined: mini, "
+                 "maxi)");
+    expect_error(PLAN("degrade: {from: [maxi], to: gpt-5}"),
+                 "t.yaml:11: plans[0].degrade.to: unknown model 'gpt-5' (defined: mini, maxi)");
+    expect_error(PLAN("degrade: {from: [maxi, maxi], to: mini}"),
+                 "t.yaml:11: plans[0].degrade.from[1]: model 'maxi' is listed twice");
+    expect_error(PLAN("degrade: {from: [], to: mini}"),
+                 "t.yaml:11: plans[0].degrade.from: must list at least one model (leave degrade "
+                 "out for none)");
+    expect_error(PLAN("degrade: {from: [maxi, mini], to: mini}"),
+                 "t.yaml:11: plans[0].degrade.to: 'mini' is also in from: a model cannot degrade "
+                 "to itself");
+    expect_error(PLAN("models: [maxi]\n    degrade: {from: [maxi], to: mini}"),
+                 "t.yaml:12: plans[0].degrade.to: 'mini' is not one of the plan's models, so its "
+                 "customers could not be served it (add it to models)");
+    expect_error(PLAN("degrade: {to: mini}"),
+                 "t.yaml:11: plans[0].degrade: missing required field 'from'");
+    expect_error(PLAN("degrade: {from: [maxi]}"),
+                 "t.yaml:11: plans[0].degrade: missing required field 'to'");
+    expect_error(PLAN("degrade: {from: [maxi], to: mini, at: 1001}"),
+                 "t.yaml:11: plans[0].degrade.at: must be between 0 and 1000");
+    expect_error(PLAN("degrade: {from: [maxi], to: mini, when: 90}"),
+                 "t.yaml:11: plans[0].degrade: unknown field 'when' (expected one of: from, to, "
+                 "at)");
+
+    /* default_max_tokens */
+    expect_error(PLAN("default_max_tokens: 0"),
+                 "t.yaml:11: plans[0].default_max_tokens: must be between 1 and 10000000");
+    expect_error(PLAN("default_max_tokens: 10000001"),
+                 "t.yaml:11: plans[0].default_max_tokens: must be between 1 and 10000000");
+
+    /* limits, key_limits, runs */
+    expect_error(PLAN("limits: {rph: 60}"),
+                 "t.yaml:11: plans[0].limits: unknown field 'rph' (expected one of: rpm, tpm, "
+                 "concurrent)");
+    expect_error(PLAN("limits: {rpm: -1}"),
+                 "t.yaml:11: plans[0].limits.rpm: must be a whole number (decimal digits only)");
+    expect_error(PLAN("limits: {rpm: 10000001}"),
+                 "t.yaml:11: plans[0].limits.rpm: must be between 0 and 10000000");
+    expect_error(PLAN("limits: {tpm: 1000000000001}"),
+                 "t.yaml:11: plans[0].limits.tpm: must be between 0 and 1000000000000");
+    expect_error(PLAN("limits: {tpm: 99999999999999999999999}"),
+                 "t.yaml:11: plans[0].limits.tpm: must be between 0 and 1000000000000");
+    expect_error(PLAN("limits: {concurrent: 100001}"),
+                 "t.yaml:11: plans[0].limits.concurrent: must be between 0 and 100000");
+    expect_error(PLAN("limits: 60"),
+                 "t.yaml:11: plans[0].limits: must be a mapping of field: value, not a single "
+                 "value");
+    expect_error(PLAN("key_limits: {concurrent: \"2\"}"),
+                 "t.yaml:11: plans[0].key_limits.concurrent: must be a whole number (decimal "
+                 "digits only)");
+    expect_error(PLAN("runs: {max_steps: 1000001}"),
+                 "t.yaml:11: plans[0].runs.max_steps: must be between 0 and 1000000");
+    expect_error(PLAN("runs: {max_cost: \"-2\"}"),
+                 "t.yaml:11: plans[0].runs.max_cost: \"-2\" is negative");
+    expect_error(PLAN("runs: {steps: 5}"),
+                 "t.yaml:11: plans[0].runs: unknown field 'steps' (expected one of: max_steps, "
+                 "max_cost)");
+
+    /* a failure after the arrays are filled frees them (ASan checks) */
+    expect_error(PLAN("unit_credits: {report: 1}\n    models: [mini]\n    degrade: {from: [maxi], "
+                      "to: mini}\n    runs: {max_steps: x}"),
+                 "t.yaml:14: plans[0].runs.max_steps: must be a whole number (decimal digits "
+                 "only)");
+    expect_error(MODELS2 "plans:\n  - {id: p, unit_credits: {r: 1}, models: [mini]}\n"
+                         "  - {id: p, degrade: {from: [mini], to: maxi}}\n",
+                 "t.yaml:11: plans[1].id: duplicate plan id 'p' (first at line 10)");
+}
+
+static void test_app_limits_errors(void **state)
+{
+    (void)state;
+    /* period_anchor_day and runs */
+    expect_error(APP("period_anchor_day: 29"),
+                 "t.yaml:11: apps[0].period_anchor_day: must be between 1 and 28");
+    expect_error(APP("period_anchor_day: 0"),
+                 "t.yaml:11: apps[0].period_anchor_day: must be between 1 and 28");
+    expect_error(APP("runs: {max_steps: -1}"),
+                 "t.yaml:11: apps[0].runs.max_steps: must be a whole number (decimal digits "
+                 "only)");
+    expect_error(APP("runs: {max_cost: \"1.0000000001\"}"),
+                 "t.yaml:11: apps[0].runs.max_cost: \"1.0000000001\" has more than 9 digits "
+                 "after the point");
+
+    /* webhook */
+#define HOOK(rest) APP("webhook: {url: \"https://hooks.example.com/tg\"" rest "}")
+    expect_error(HOOK(""), "t.yaml:11: apps[0].webhook: missing required field 'secret_env' (the "
+                           "environment variable that holds the secret webhooks are signed with)");
+    expect_error(APP("webhook: {secret_env: TG_TEST_WEBHOOK}"),
+                 "t.yaml:11: apps[0].webhook: missing required field 'url'");
+    expect_error(HOOK(", secret_env: TG_TEST_WEBHOOK, secret: s3cret"),
+                 "t.yaml:11: apps[0].webhook: unknown field 'secret' (expected one of: url, "
+                 "secret_env)");
+    expect_error(HOOK(", secret_env: 1SECRET"),
+                 "t.yaml:11: apps[0].webhook.secret_env: must be an environment variable name "
+                 "(letters, digits, '_')");
+    expect_error(HOOK(", secret_env: \"MY-SECRET\""),
+                 "t.yaml:11: apps[0].webhook.secret_env: must be an environment variable name "
+                 "(letters, digits, '_')");
+    expect_error(APP("webhook: \"https://hooks.example.com/tg\""),
+                 "t.yaml:11: apps[0].webhook: must be a mapping of field: value, not a single "
+                 "value");
+#undef HOOK
+    const char *urls[][2] = {
+        {"ftp://hooks.example.com/tg", "must start with http:// or https://"},
+        {"hooks.example.com/tg", "must start with http:// or https://"},
+        {"https://", "has no host after the scheme"},
+        {"https:///tg", "has no host after the scheme"},
+        {"http://?x=1", "has no host after the scheme"},
+        {"https://hooks.example.com/a b", "must not contain spaces"},
+        {"", "must not be empty"},
+    };
+    setenv("TG_TEST_WEBHOOK", "whsec-test-123", 1);
+    for (size_t i = 0; i < sizeof urls / sizeof *urls; i++) {
+        char text[512], want[256];
+        snprintf(text, sizeof text, APP("webhook: {url: \"%s\", secret_env: TG_TEST_WEBHOOK}"),
+                 urls[i][0]);
+        snprintf(want, sizeof want, "t.yaml:11: apps[0].webhook.url: %s", urls[i][1]);
+        expect_error(text, want);
+    }
+    /* the providers' base_url shares the check, and refuses a query too */
+    expect_error("providers:\n  - {name: p, base_url: \"https://x/v1?a=b\"}\n",
+                 "t.yaml:2: providers[0].base_url: must not contain '?' or '#'");
+    expect_error("providers:\n  - {name: p, base_url: \"http:///v1\"}\n",
+                 "t.yaml:2: providers[0].base_url: has no host after the scheme");
+
+    /* the secret comes from the environment, and without it there is no
+       webhook: the load fails, naming the variable and never the value */
+    const char *ok = APP("webhook: {url: \"https://h/x\", secret_env: TG_TEST_WEBHOOK}");
+    tg_config *c = parse_ok(ok);
+    assert_string_equal(c->apps[0].webhook_secret, "whsec-test-123");
+    tg_config_unref(c);
+    const char *unset = "t.yaml:11: apps[0].webhook.secret_env: $TG_TEST_WEBHOOK is not set or "
+                        "empty: set it to the secret webhooks are signed with (they are never "
+                        "sent unsigned)";
+    setenv("TG_TEST_WEBHOOK", "", 1);
+    expect_error(ok, unset);
+    unsetenv("TG_TEST_WEBHOOK");
+    expect_error(ok, unset);
+    /* an error after the secret was read: freed, and not in the message */
+    setenv("TG_TEST_WEBHOOK", "whsec-test-123", 1);
+    tg_errmsg err = {{0}};
+    c = NULL;
+    assert_int_equal(tg_config_parse("t.yaml",
+                                     tg_str_c(APP("webhook: {url: \"https://h/x\", secret_env: "
+                                                  "TG_TEST_WEBHOOK}\n    runs: {max_steps: x}")),
+                                     &c, &err),
+                     TG_EINVAL);
+    assert_null(c);
+    assert_string_equal(err.msg, "t.yaml:12: apps[0].runs.max_steps: must be a whole number "
+                                 "(decimal digits only)");
+    assert_null(strstr(err.msg, "whsec"));
+    unsetenv("TG_TEST_WEBHOOK");
+
+    /* keys */
+    expect_error(BASE "keys:\n  - {id: k, sha256: " DEMO_HASH ", limits: {burst: 5}}\n",
+                 "t.yaml:9: keys[0].limits: unknown field 'burst' (expected one of: rpm, tpm, "
+                 "concurrent)");
+    expect_error(BASE "keys:\n  - {id: k, sha256: " DEMO_HASH ", limits: {rpm: 1e3}}\n",
+                 "t.yaml:9: keys[0].limits.rpm: must be a whole number (decimal digits only)");
+    expect_error(BASE "keys:\n  - {id: k, sha256: " DEMO_HASH ", limits: {concurrent: 100001}}\n",
+                 "t.yaml:9: keys[0].limits.concurrent: must be between 0 and 100000");
+    expect_error(BASE "keys:\n  - {id: k, sha256: " DEMO_HASH ", limits: [10]}\n",
+                 "t.yaml:9: keys[0].limits: must be a mapping of field: value, not a list");
 }
 
 static void test_metering(void **state)
@@ -1091,7 +1555,8 @@ int main(void)
         cmocka_unit_test(test_addr),           cmocka_unit_test(test_faults),
         cmocka_unit_test(test_prices),         cmocka_unit_test(test_catalog),
         cmocka_unit_test(test_catalog_errors), cmocka_unit_test(test_metering),
-        cmocka_unit_test(test_tags),
+        cmocka_unit_test(test_tags),           cmocka_unit_test(test_plans),
+        cmocka_unit_test(test_plan_errors),    cmocka_unit_test(test_app_limits_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
