@@ -598,10 +598,3 @@ const tg_plan *tg_config_plan(const tg_config *c, tg_str id)
         if (c->plans[i].id && tg_str_eq(tg_str_c(c->plans[i].id), id)) return &c->plans[i];
     return NULL;
 }
-
-const tg_unit_credits *tg_plan_unit(const tg_plan *p, tg_str name)
-{
-    for (size_t i = 0; i < p->nunit_credits; i++)
-        if (tg_str_eq(tg_str_c(p->unit_credits[i].name), name)) return &p->unit_credits[i];
-    return NULL;
-}
