@@ -60,7 +60,7 @@ function config() {
       { name: 'premium', offerings: ['sim/premium'] },
       { name: 'embed', offerings: ['sim/embed'] },
     ],
-    plans: [{ id: 'pro' }],
+    plans: [{ id: 'pro', overage: '0.01' }], // pay as you go: credits counted, none refused
     apps: [
       {
         id: 'acme-app',
@@ -261,6 +261,7 @@ describe('what the caller sees', () => {
     const rec = (await gw.records(1, { args: ['--rid', id] }))[0];
     assert.equal(charge, rec.charge);
     assert.equal(cost, rec.cost);
+    assert.equal(response.headers.get('x-tollgate-credits'), rec.credits, 'a customer on a plan sees its credits');
 
     // other-app keeps the default: charge shown, cost not
     const r = await gw.post('/v1/chat/completions', { model: 'fast', messages: [{ role: 'user', content: 'x' }] },
@@ -277,11 +278,14 @@ describe('what the caller sees', () => {
       { key: KEYS.cust, headers: { 'X-Request-Id': id } });
     assert.equal(r.status, 200);
     const text = await r.text();
-    const m = text.match(/\n: tollgate charge=(\d+\.\d{9}) cost=(\d+\.\d{9})\n\ndata: \[DONE\]\n\n$/);
+    const m = text.match(/\n: tollgate charge=(\d+\.\d{9}) cost=(\d+\.\d{9}) credits=(\d+\.\d{9})\n\ndata: \[DONE\]\n\n$/);
     assert.ok(m, `stream ends with the summary comment, then [DONE]: ${text.slice(-200)}`);
     const rec = (await gw.records(1, { args: ['--rid', id] }))[0];
     assert.equal(m[1], rec.charge);
     assert.equal(m[2], rec.cost);
+    assert.equal(m[3], rec.credits);
+    // plan pro's credit is 0.01 USD of charge: credits = charge x 100, in nano-credits
+    assert.equal(BigInt(rec.credits_nanos), BigInt(rec.charge_nanos) * 100n);
   });
 
   test('a unit-priced request is charged the unit price, whatever its tokens cost', async () => {
