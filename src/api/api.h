@@ -14,6 +14,7 @@
 #include "base/rng.h"
 #include "bill/accounts.h"
 #include "gate/customers.h"
+#include "gate/limits.h"
 #include "gate/tags.h"
 #include "http/server.h"
 #include "http/sse.h"
@@ -46,6 +47,7 @@ struct tg_gateway {
     tg_ledger *ledger;
     tg_customers *customers;    /* created at runtime (gate/customers.h) */
     tg_accounts *accounts;      /* live balances of customers on plans (billing.c) */
+    tg_limiters *limiters;      /* rate limits of keys and customers */
     int64_t grants_seen;        /* the ledger thread's: the last grant transaction it read */
 };
 
@@ -133,6 +135,8 @@ typedef struct {
     int64_t out_bound;          /* output tokens the hold covers */
     int64_t out_seen;           /* a stream's output so far, as a bound in tokens */
     bool cut;                   /* a stream stopped at the plan's limit */
+    tg_limiter_ticket limit_tickets[2]; /* the key's and the customer's rate limits */
+    size_t nlimit;
 } tg_exchange;
 
 /* gateway.c */
@@ -178,6 +182,7 @@ int tg_metering_worst(tg_exchange *x, int64_t prompt, int64_t completion, tg_nan
 /* policy.c: plans on the request path (see the file). Each returns false
  * after answering a refusal. */
 bool tg_policy_model(tg_exchange *x);   /* after routing: plan models, degrade */
+bool tg_policy_limits(tg_exchange *x);  /* then the rate limits of the key and customer */
 bool tg_policy_reserve(tg_exchange *x); /* before the intent: the worst case held */
 /* The most x may be charged now (what the plan's cap leaves it); false
  * when nothing limits it. */
@@ -190,6 +195,8 @@ bool tg_policy_stream_event(tg_exchange *x, int64_t out_tokens);
 int tg_policy_cut_event(tg_exchange *x, tg_buf *out);
 /* Settles x's hold to its record's credits and charge (from metering's end). */
 void tg_policy_settle(tg_exchange *x);
+/* Settles x's rate limits to its actual tokens (when the request ends). */
+void tg_policy_end(tg_exchange *x);
 
 /* billing.c: plans and wallets outside the request path */
 /* Gives the store the terms it burns credits by (from the configuration). */

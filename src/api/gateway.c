@@ -174,6 +174,7 @@ static void exchange_end(tg_req *r, void *data)
     tg_gw_worker *ww = x->ww;
     uint64_t now = uv_hrtime();
     tg_metering_end(x, now);
+    tg_policy_end(x);
     if (tg_log_get_level() <= TG_LOG_INFO) {
         log_line(x, &ww->log, now); /* a line that does not fit is dropped */
         if (ww->log.n > LOG_BATCH_MAX / 2) {
@@ -618,6 +619,7 @@ int tg_gateway_start(tg_config *cfg, tg_gateway **out, tg_errmsg *err)
     if (!rc) rc = metering_start(gw, cfg, err);
     unsigned workers = cfg->server.workers;
     if (!rc && !(gw->metrics = tg_metrics_new(workers ? workers : 64))) rc = TG_ENOMEM;
+    if (!rc && !(gw->limiters = tg_limiters_new())) rc = TG_ENOMEM;
     if (!rc) {
         tg_server_opts o = {.name = "gateway", .conf = cfg->server, .handler = handle,
                             .error = on_server_error, .worker_start = worker_start,
@@ -631,6 +633,7 @@ int tg_gateway_start(tg_config *cfg, tg_gateway **out, tg_errmsg *err)
         }
         metering_stop(gw);
         tg_metrics_free(gw->metrics);
+        tg_limiters_free(gw->limiters);
         pthread_mutex_destroy(&gw->cfg_mu);
         free(gw);
         return rc; /* cfg stays the caller's */
@@ -651,6 +654,7 @@ void tg_gateway_stop(tg_gateway *gw)
     }
     metering_stop(gw);
     tg_metrics_free(gw->metrics);
+    tg_limiters_free(gw->limiters);
     tg_config_unref(gw->cfg);
     pthread_mutex_destroy(&gw->cfg_mu);
     free(gw);

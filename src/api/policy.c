@@ -111,6 +111,85 @@ bool tg_policy_model(tg_exchange *x)
     return false;
 }
 
+/* ---- rate limits ---- */
+
+static bool any_limit(const tg_limits *l) { return l->rpm || l->tpm || l->concurrent; }
+
+static const char *limit_name(tg_limit_which w)
+{
+    return w == TG_LIMIT_RPM ? "requests per minute" : w == TG_LIMIT_TPM ? "tokens per minute"
+                                                                         : "requests at once";
+}
+
+bool tg_policy_limits(tg_exchange *x)
+{
+    tg_limiters *reg = x->ww->gw->limiters;
+    const tg_plan *p = x->attr.plan;
+    static const tg_limits none;
+    const tg_limits *key = x->key->has_limits ? &x->key->limits : p ? &p->key_limits : &none;
+    const tg_limits *cust = p && x->attr.tags.customer[0] ? &p->limits : &none;
+    if (!any_limit(key) && !any_limit(cust)) return true;
+    tg_limiter *ls[2];
+    const tg_limits *lims[2];
+    const char *who[2];
+    size_t n = 0;
+    int rc = TG_OK;
+    if (any_limit(key) && !(rc = tg_limiters_get(reg, TG_LIMITER_KEY, tg_str_c(x->key->id), &ls[n]))) {
+        lims[n] = key;
+        who[n++] = "key";
+    }
+    if (!rc && any_limit(cust) &&
+        !(rc = tg_limiters_get(reg, TG_LIMITER_CUSTOMER, tg_str_c(x->attr.tags.customer), &ls[n]))) {
+        lims[n] = cust;
+        who[n++] = "customer";
+    }
+    if (rc) {
+        tg_openai_error(x, 500, "server_error", NULL, NULL, "out of memory");
+        return false;
+    }
+    /* the estimate tpm counts until the request ends: its input, and all the
+       output it may ask for */
+    int64_t out = x->ep == TG_EP_EMBEDDINGS ? 0
+                  : x->oreq.max_tokens >= 0 ? x->oreq.max_tokens * x->oreq.n
+                  : p                       ? (int64_t)p->default_max_tokens * x->oreq.n
+                                            : 0;
+    uint64_t tokens = (uint64_t)((int64_t)(x->oreq.input.n + 3) / 4 + out);
+    tg_limit_verdict v;
+    if (tg_limiter_admit_all(ls, lims, n, tokens, (int64_t)tg_clock_wall_ms(), x->limit_tickets, &v)) {
+        x->nlimit = n;
+        return true;
+    }
+    char msg[512];
+    const char *name = who[v.index][0] == 'k' ? x->key->id : x->attr.tags.customer;
+    if (v.never) {
+        snprintf(msg, sizeof msg,
+                 "This request may use %llu tokens, more than the %s limit of %s '%s' (%llu): it "
+                 "could never pass. Lower max_tokens or shorten the input.",
+                 (unsigned long long)tokens, limit_name(v.limit), who[v.index], name,
+                 (unsigned long long)v.value);
+        tg_openai_error(x, 400, "invalid_request_error", "request_over_rate_limit", "max_tokens", msg);
+        return false;
+    }
+    snprintf(msg, sizeof msg,
+             "Rate limit of %s '%s' reached: %llu %s. Try again in %u s.", who[v.index], name,
+             (unsigned long long)v.value, limit_name(v.limit), v.retry_after_s);
+    char *ra = tg_arena_alloc(&x->req->arena, 12);
+    if (ra) x->retry_after = tg_str_make(ra, (size_t)snprintf(ra, 12, "%u", v.retry_after_s));
+    tg_openai_error(x, 429, v.limit == TG_LIMIT_TPM ? "tokens" : "requests", "rate_limit_exceeded",
+                    NULL, msg);
+    return false;
+}
+
+void tg_policy_end(tg_exchange *x)
+{
+    if (!x->nlimit) return;
+    const tg_tokens *t = x->rec && x->priced ? &x->rec->r.tokens : NULL;
+    uint64_t actual = t ? (uint64_t)(t->prompt + t->completion)
+                        : (uint64_t)(x->usage.prompt + x->usage.completion);
+    for (size_t i = 0; i < x->nlimit; i++) tg_limiter_settle(&x->limit_tickets[i], actual);
+    x->nlimit = 0;
+}
+
 /* The worst case's output tokens. */
 static int64_t out_bound(const tg_exchange *x, const tg_plan *p)
 {
@@ -184,6 +263,9 @@ bool tg_policy_reserve(tg_exchange *x)
     tg_account_state st;
     tg_account_verdict v = tg_account_reserve(acc, &q, &x->hold, &st);
     if (v == TG_ACCOUNT_OK) return true;
+    /* refused: the rate limits take back what they counted for it */
+    for (size_t i = 0; i < x->nlimit; i++) tg_limiter_cancel(&x->limit_tickets[i]);
+    x->nlimit = 0;
     refuse(x, p, v, &st, credits, charge);
     return false;
 }
