@@ -41,6 +41,11 @@ static const char usage[] =
     "      how a request would be priced, and which rule priced it\n"
     "  tollgate explain-price --config FILE --rid REQUEST_ID\n"
     "      which rule priced a request the store has, and how the config prices it now\n"
+    "  tollgate topup --config FILE --customer C [--app A] --credits N [--paid USD | --promo]\n"
+    "                 [--priority P] [--expires YYYY-MM-DD] [--memo TEXT]\n"
+    "      add prepaid credits (a grant) to a customer's wallet\n"
+    "  tollgate wallet --config FILE --customer C [--app A] [--period YYYY-MM] [--format table|json]\n"
+    "      a customer's grants and what a period used: included credits, grants, overage\n"
     "  tollgate migrate [--config FILE | --data-dir DIR]\n"
     "      create the usage store or bring its schema up to date\n"
     "  tollgate keys hash KEY\n"
@@ -264,6 +269,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "usage")) return tg_cli_usage(argc - 2, argv + 2);
     if (!strcmp(cmd, "explain-price")) return tg_cli_explain_price(argc - 2, argv + 2);
     if (!strcmp(cmd, "migrate")) return tg_cli_migrate(argc - 2, argv + 2);
+    if (!strcmp(cmd, "topup")) return tg_cli_topup(argc - 2, argv + 2);
+    if (!strcmp(cmd, "wallet")) return tg_cli_wallet(argc - 2, argv + 2);
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
         printf("tollgate %s\n", TG_VERSION);
         return 0;

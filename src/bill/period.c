@@ -3,6 +3,9 @@
  * written out, so nothing depends on the process's time zone. */
 #include "bill/period.h"
 
+#include <stdbool.h>
+#include <string.h>
+
 #define MS_DAY 86400000LL
 
 /* Days since 1970-01-01 of y-m-d (m 1..12, d 1..31). */
@@ -77,4 +80,50 @@ int tg_period_named(uint32_t anchor_day, tg_str name, tg_period *out)
     if (y < 1970 || m < 1 || m > 12 || (y == 9999 && m == 12)) return TG_EINVAL;
     fill(anchor_day, y, m, out);
     return TG_OK;
+}
+
+/* n decimal digits at p into *v; false on anything else. */
+static bool digits(const char *p, int n, unsigned *v)
+{
+    *v = 0;
+    for (int i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') return false;
+        *v = *v * 10 + (unsigned)(p[i] - '0');
+    }
+    return true;
+}
+
+int tg_utc_parse(tg_str s, int64_t *ms)
+{
+    const char *p = s.p;
+    unsigned y, m, d, hh = 0, mm = 0, ss = 0;
+    if (s.n != 10 && s.n != 20) return TG_EINVAL;
+    if (!digits(p, 4, &y) || p[4] != '-' || !digits(p + 5, 2, &m) || p[7] != '-' ||
+        !digits(p + 8, 2, &d))
+        return TG_EINVAL;
+    if (s.n == 20 && (p[10] != 'T' || !digits(p + 11, 2, &hh) || p[13] != ':' ||
+                      !digits(p + 14, 2, &mm) || p[16] != ':' || !digits(p + 17, 2, &ss) ||
+                      p[19] != 'Z'))
+        return TG_EINVAL;
+    if (y < 1970 || m < 1 || m > 12 || d < 1 || hh > 23 || mm > 59 || ss > 59) return TG_EINVAL;
+    int64_t day = days_from_civil(y, m, d);
+    int64_t cy;
+    unsigned cm, cd;
+    civil_from_days(day, &cy, &cm, &cd);
+    if (cm != m || cd != d) return TG_EINVAL; /* the 30th of February */
+    *ms = (day * 86400 + hh * 3600 + mm * 60 + ss) * 1000;
+    return TG_OK;
+}
+
+void tg_utc_format(int64_t ms, char out[TG_UTC_STRLEN])
+{
+    int64_t sec = ms / 1000, day = sec / 86400, y;
+    unsigned m, d, rest = (unsigned)(sec % 86400);
+    civil_from_days(day, &y, &m, &d);
+    unsigned v[6] = {(unsigned)(y % 10000), m, d, rest / 3600, rest / 60 % 60, rest % 60};
+    static const char shape[] = "0000-00-00T00:00:00Z";
+    memcpy(out, shape, sizeof shape);
+    static const int at[6] = {0, 5, 8, 11, 14, 17}, width[6] = {4, 2, 2, 2, 2, 2};
+    for (int i = 0; i < 6; i++)
+        for (int k = width[i] - 1, x = (int)v[i]; k >= 0; k--, x /= 10) out[at[i] + k] = (char)('0' + x % 10);
 }

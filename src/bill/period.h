@@ -24,4 +24,12 @@ void tg_period_at(uint32_t anchor_day, int64_t t_ms, tg_period *out);
  * from 1970-01 to 9999-11. */
 int tg_period_named(uint32_t anchor_day, tg_str name, tg_period *out);
 
+/* "YYYY-MM-DD" (midnight UTC) or "YYYY-MM-DDTHH:MM:SSZ", from 1970 to
+ * 9999, into unix ms; TG_EINVAL for anything else (other zones, fractions,
+ * impossible dates such as 2026-02-30). */
+int tg_utc_parse(tg_str s, int64_t *ms);
+/* ms (>= 0) as "YYYY-MM-DDTHH:MM:SSZ" (whole seconds). */
+#define TG_UTC_STRLEN 21
+void tg_utc_format(int64_t ms, char out[TG_UTC_STRLEN]);
+
 #endif

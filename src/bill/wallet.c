@@ -1,9 +1,12 @@
 /* Wallets: burn order and burns. See wallet.h. */
 #include "bill/wallet.h"
 
+#include "bill/period.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 static const char *const kind_names[TG_GRANT_KIND_COUNT_] = {"included", "paid", "promo"};
 
@@ -66,4 +69,43 @@ tg_ncredits tg_wallet_available(const tg_grant *g, size_t n, int64_t t_ms)
 void tg_grant_included_id(const char *period, char out[TG_GRANT_ID_MAX + 1])
 {
     snprintf(out, TG_GRANT_ID_MAX + 1, "inc:%.16s", period);
+}
+
+int tg_grant_from_topup(const tg_topup *t, int64_t now_ms, tg_grant *g, tg_nanos *paid,
+                        tg_errmsg *err)
+{
+    tg_errmsg e;
+    memset(g, 0, sizeof *g);
+    *paid = 0;
+    if (!t->credits.p) return tg_errmsg_set(err, "credits: required (how many credits to add)");
+    if (tg_money_parse(t->credits, &g->granted, &e))
+        return tg_errmsg_set(err, "credits: \"%.*s\" %s", (int)(t->credits.n > 40 ? 40 : t->credits.n),
+                             t->credits.p, e.msg);
+    if (g->granted <= 0) return tg_errmsg_set(err, "credits: must be more than 0");
+    if (t->paid.p && tg_money_parse(t->paid, paid, &e))
+        return tg_errmsg_set(err, "paid: \"%.*s\" %s", (int)(t->paid.n > 40 ? 40 : t->paid.n),
+                             t->paid.p, e.msg);
+    if (t->promo && *paid)
+        return tg_errmsg_set(err, "paid: a promotional grant is not paid for (leave paid out)");
+    if (t->priority < -1000000 || t->priority > 1000000)
+        return tg_errmsg_set(err, "priority: must be from -1000000 to 1000000");
+    if (t->expires.p) {
+        if (tg_utc_parse(t->expires, &g->expires_ms))
+            return tg_errmsg_set(err, "expires: must be YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)");
+        if (g->expires_ms <= now_ms) return tg_errmsg_set(err, "expires: must be in the future");
+    }
+    uint8_t r[16];
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+        return tg_errmsg_set(err, "no random bytes for a grant id");
+    static const char hex[] = "0123456789abcdef";
+    memcpy(g->id, "g_", 2);
+    for (int i = 0; i < 16; i++) {
+        g->id[2 + 2 * i] = hex[r[i] >> 4];
+        g->id[3 + 2 * i] = hex[r[i] & 15];
+    }
+    g->kind = t->promo ? TG_GRANT_PROMO : TG_GRANT_PAID;
+    g->priority = t->priority;
+    g->created_ms = now_ms;
+    g->left = g->granted;
+    return TG_OK;
 }

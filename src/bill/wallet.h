@@ -20,6 +20,7 @@
 #ifndef TG_BILL_WALLET_H
 #define TG_BILL_WALLET_H
 
+#include "base/err.h"
 #include "conf/config.h"
 
 #include <stdbool.h>
@@ -63,6 +64,21 @@ tg_ncredits tg_wallet_burn(tg_grant *g, size_t n, tg_ncredits amount, int64_t t_
 
 /* What g[0..n) can still cover at t_ms. */
 tg_ncredits tg_wallet_available(const tg_grant *g, size_t n, int64_t t_ms);
+
+/* A top-up as a person gives it (the admin API, `tollgate topup`): credits
+ * (a decimal, > 0), what was paid (USD; absent: nothing), promotional or
+ * paid, a priority (-1000000..1000000) and an expiry ("YYYY-MM-DD" or
+ * "YYYY-MM-DDTHH:MM:SSZ", after now; absent: never). Fills *g with a new
+ * random id ("g_" and 32 hex digits), created now, and *paid. TG_EINVAL
+ * with err naming the field and what is wrong. A promotional grant is not
+ * paid for: paid must then be absent or 0. */
+typedef struct {
+    tg_str credits, paid, expires;
+    bool promo;
+    int64_t priority;
+} tg_topup;
+int tg_grant_from_topup(const tg_topup *t, int64_t now_ms, tg_grant *g, tg_nanos *paid,
+                        tg_errmsg *err);
 
 /* The id of the included grant of a period: "inc:" and its name. */
 void tg_grant_included_id(const char *period, char out[TG_GRANT_ID_MAX + 1]);

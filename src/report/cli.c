@@ -4,6 +4,7 @@
  * --data-dir DIR, default ./tollgate-data, as `serve` would use it. The
  * readers open it read-only, so they run beside a serving gateway. */
 #include "report/cli.h"
+#include "report/flags.h"
 
 #include "base/clock.h"
 #include "conf/config.h"
@@ -18,73 +19,6 @@
 #include <string.h>
 #include <time.h>
 
-#define F(name) {name, NULL, false}
-#define SW(name) {name, NULL, true}
-
-typedef struct {
-    const char *name;   /* "--period" */
-    const char *value;  /* NULL: not given; "" for a switch that was given */
-    bool is_switch;
-} flag;
-
-static int bad_flag(const char *cmd, const char *fmt, const char *arg)
-{
-    fprintf(stderr, "tollgate %s: ", cmd);
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\nrun 'tollgate help' for usage\n");
-    return 2;
-}
-
-/* Fills the values of fs from argv; 0, or 2 after printing why. */
-static int parse_flags(const char *cmd, int argc, char **argv, flag *fs, size_t n)
-{
-    for (int i = 0; i < argc; i++) {
-        flag *f = NULL;
-        for (size_t k = 0; k < n && !f; k++)
-            if (!strcmp(argv[i], fs[k].name)) f = &fs[k];
-        if (!f) return bad_flag(cmd, "unknown flag %s", argv[i]);
-        if (f->is_switch) {
-            f->value = "";
-            continue;
-        }
-        if (i + 1 >= argc) return bad_flag(cmd, "%s needs a value", argv[i]);
-        f->value = argv[++i];
-    }
-    return 0;
-}
-
-static const char *get(const flag *fs, size_t n, const char *name)
-{
-    for (size_t k = 0; k < n; k++)
-        if (!strcmp(fs[k].name, name)) return fs[k].value;
-    return NULL;
-}
-
-/* The store's path from --config or --data-dir; NULL (after printing why)
- * on a bad config. The caller frees it. */
-static char *store_path(const char *cmd, const char *config, const char *data_dir)
-{
-    if (config && data_dir) {
-        fprintf(stderr, "tollgate %s: give --config or --data-dir, not both\n", cmd);
-        return NULL;
-    }
-    char *path;
-    if (config) {
-        tg_config *cfg;
-        tg_errmsg err;
-        if (tg_config_load(config, &cfg, &err)) {
-            fprintf(stderr, "tollgate %s: %s\n", cmd, err.msg);
-            return NULL;
-        }
-        path = tg_store_path(cfg->metering.data_dir);
-        tg_config_unref(cfg);
-    } else {
-        path = tg_store_path(data_dir ? data_dir : "tollgate-data");
-    }
-    if (!path) fprintf(stderr, "tollgate %s: out of memory\n", cmd);
-    return path;
-}
-
 static void this_month(char out[16])
 {
     time_t now = (time_t)(tg_clock_wall_ms() / 1000);
@@ -93,55 +27,37 @@ static void this_month(char out[16])
     snprintf(out, 16, "%04d-%02d", (tm.tm_year + 1900) % 10000, (tm.tm_mon + 1) % 100);
 }
 
-/* Opens, read-only, the store that --config or --data-dir names; 1 after
- * printing why not. */
-static int open_ro(const char *cmd, const flag *fs, size_t nf, tg_store **s)
-{
-    char *path = store_path(cmd, get(fs, nf, "--config"), get(fs, nf, "--data-dir"));
-    if (!path) return 1;
-    tg_errmsg err;
-    int rc = tg_store_open(path, TG_STORE_RO, s, &err);
-    if (rc) fprintf(stderr, "tollgate %s: %s\n", cmd, err.msg);
-    free(path);
-    return rc ? 1 : 0;
-}
-
-static int write_out(const tg_buf *b)
-{
-    return fwrite(b->p, 1, b->n, stdout) == b->n && fflush(stdout) == 0 ? 0 : 1;
-}
-
 int tg_cli_report(int argc, char **argv)
 {
     flag fs[] = {F("--config"), F("--data-dir"), F("--period"), F("--by"),    F("--app"),
                  F("--customer"), F("--limit"),  F("--format")};
     size_t nf = sizeof fs / sizeof fs[0];
-    if (parse_flags("report", argc, argv, fs, nf)) return 2;
+    if (tg_flags_parse("report", argc, argv, fs, nf)) return 2;
     char month[16];
     this_month(month);
-    const char *period = get(fs, nf, "--period"), *limit = get(fs, nf, "--limit");
+    const char *period = tg_flag_get(fs, nf, "--period"), *limit = tg_flag_get(fs, nf, "--limit");
     uint64_t lim = 0;
     if (limit && (tg_str_to_u64(tg_str_c(limit), &lim) || lim > 1000000))
-        return bad_flag("report", "--limit %s: expected a number from 0 (all rows) to 1000000", limit);
+        return tg_flag_bad("report", "--limit %s: expected a number from 0 (all rows) to 1000000", limit);
     tg_report_query q;
     tg_report_format f = TG_REPORT_TABLE;
     tg_errmsg err;
-    const char *format = get(fs, nf, "--format");
+    const char *format = tg_flag_get(fs, nf, "--format");
     if ((format && tg_report_format_parse(format, &f, &err)) ||
-        tg_report_query_parse(&q, period ? period : month, get(fs, nf, "--by") ? get(fs, nf, "--by") : "customer",
-                              get(fs, nf, "--app"), get(fs, nf, "--customer"), (size_t)lim, &err)) {
+        tg_report_query_parse(&q, period ? period : month, tg_flag_get(fs, nf, "--by") ? tg_flag_get(fs, nf, "--by") : "customer",
+                              tg_flag_get(fs, nf, "--app"), tg_flag_get(fs, nf, "--customer"), (size_t)lim, &err)) {
         fprintf(stderr, "tollgate report: %s\n", err.msg);
         return 2;
     }
     tg_store *s;
-    int rc = open_ro("report", fs, nf, &s);
+    int rc = tg_flags_open_ro("report", fs, nf, &s);
     if (rc) return rc;
     tg_buf out;
     tg_buf_init(&out, (size_t)1 << 30);
     rc = tg_report_run(s, &q, f, &out, &err);
     tg_store_close(s);
     if (rc) fprintf(stderr, "tollgate report: %s\n", err.msg);
-    else rc = write_out(&out);
+    else rc = tg_flag_write_out(&out);
     tg_buf_release(&out);
     return rc ? 1 : 0;
 }
@@ -151,22 +67,22 @@ int tg_cli_usage(int argc, char **argv)
     flag fs[] = {F("--config"), F("--data-dir"), F("--period"), F("--app"),
                  F("--customer"), F("--rid"),     F("--limit"),  F("--format")};
     size_t nf = sizeof fs / sizeof fs[0];
-    if (parse_flags("usage", argc, argv, fs, nf)) return 2;
+    if (tg_flags_parse("usage", argc, argv, fs, nf)) return 2;
     tg_records_query q;
     tg_report_format f = TG_REPORT_TABLE;
     tg_errmsg err;
-    const char *format = get(fs, nf, "--format"), *limit = get(fs, nf, "--limit");
+    const char *format = tg_flag_get(fs, nf, "--format"), *limit = tg_flag_get(fs, nf, "--limit");
     uint64_t lim = 0;
     if (limit && (tg_str_to_u64(tg_str_c(limit), &lim) || lim > 100000000))
-        return bad_flag("usage", "--limit %s: expected a number from 0 (all) to 100000000", limit);
+        return tg_flag_bad("usage", "--limit %s: expected a number from 0 (all) to 100000000", limit);
     if ((format && tg_report_format_parse(format, &f, &err)) ||
-        tg_records_query_parse(&q, get(fs, nf, "--period"), get(fs, nf, "--app"),
-                               get(fs, nf, "--customer"), get(fs, nf, "--rid"), (size_t)lim, &err)) {
+        tg_records_query_parse(&q, tg_flag_get(fs, nf, "--period"), tg_flag_get(fs, nf, "--app"),
+                               tg_flag_get(fs, nf, "--customer"), tg_flag_get(fs, nf, "--rid"), (size_t)lim, &err)) {
         fprintf(stderr, "tollgate usage: %s\n", err.msg);
         return 2;
     }
     tg_store *s;
-    int rc = open_ro("usage", fs, nf, &s);
+    int rc = tg_flags_open_ro("usage", fs, nf, &s);
     if (rc) return rc;
     rc = tg_records_print(s, &q, f, stdout, &err);
     tg_store_close(s);
@@ -177,8 +93,8 @@ int tg_cli_usage(int argc, char **argv)
 int tg_cli_migrate(int argc, char **argv)
 {
     flag fs[] = {F("--config"), F("--data-dir")};
-    if (parse_flags("migrate", argc, argv, fs, 2)) return 2;
-    char *path = store_path("migrate", get(fs, 2, "--config"), get(fs, 2, "--data-dir"));
+    if (tg_flags_parse("migrate", argc, argv, fs, 2)) return 2;
+    char *path = tg_flags_store_path("migrate", tg_flag_get(fs, 2, "--config"), tg_flag_get(fs, 2, "--data-dir"));
     if (!path) return 1;
     int applied = 0, version = 0;
     tg_errmsg err;
@@ -195,7 +111,7 @@ static int count_flag(const char *v, const char *name, int64_t *out)
     uint64_t n;
     if (!v) return 0;
     if (tg_str_to_u64(tg_str_c(v), &n) || n > ((uint64_t)1 << 40))
-        return bad_flag("explain-price", "%s: expected a whole number of tokens", name);
+        return tg_flag_bad("explain-price", "%s: expected a whole number of tokens", name);
     *out = (int64_t)n;
     return 0;
 }
@@ -314,7 +230,7 @@ static int explain_rid(const tg_config *cfg, const char *rid)
         rc = rc ? rc : explain_record(cfg, &m.recs[i], &out, &err);
     }
     if (rc) fprintf(stderr, "tollgate explain-price: %s\n", err.msg);
-    else if (m.n) rc = write_out(&out);
+    else if (m.n) rc = tg_flag_write_out(&out);
     tg_buf_release(&out);
     if (s) tg_store_close(s);
     free(m.recs);
@@ -329,16 +245,16 @@ int tg_cli_explain_price(int argc, char **argv)
                  F("--unit-count"),    F("--prompt-tokens"),   F("--cached-tokens"),   F("--cache-write-tokens"),
                  F("--completion-tokens"), F("--reasoning-tokens"), SW("--batch"), F("--rid")};
     size_t nf = sizeof fs / sizeof fs[0];
-    if (parse_flags("explain-price", argc, argv, fs, nf)) return 2;
-    const char *config = get(fs, nf, "--config"), *model = get(fs, nf, "--model");
-    const char *rid = get(fs, nf, "--rid");
+    if (tg_flags_parse("explain-price", argc, argv, fs, nf)) return 2;
+    const char *config = tg_flag_get(fs, nf, "--config"), *model = tg_flag_get(fs, nf, "--model");
+    const char *rid = tg_flag_get(fs, nf, "--rid");
     if (rid) {
         /* the record says everything the other flags would */
         for (size_t k = 1; k < nf - 1; k++)
             if (fs[k].value)
-                return bad_flag("explain-price", "%s: the record gives it; with --rid give only --config",
+                return tg_flag_bad("explain-price", "%s: the record gives it; with --rid give only --config",
                                 fs[k].name);
-        if (!config) return bad_flag("explain-price", "%s", "--rid needs --config FILE");
+        if (!config) return tg_flag_bad("explain-price", "%s", "--rid needs --config FILE");
         tg_config *cfg;
         tg_errmsg err;
         if (tg_config_load(config, &cfg, &err)) {
@@ -349,18 +265,18 @@ int tg_cli_explain_price(int argc, char **argv)
         tg_config_unref(cfg);
         return rc;
     }
-    if (!config || !model) return bad_flag("explain-price", "%s", "--config FILE and --model NAME are required");
+    if (!config || !model) return tg_flag_bad("explain-price", "%s", "--config FILE and --model NAME are required");
     tg_tokens t = {0};
     int64_t units = -1;
-    if (count_flag(get(fs, nf, "--prompt-tokens"), "--prompt-tokens", &t.prompt) ||
-        count_flag(get(fs, nf, "--cached-tokens"), "--cached-tokens", &t.cached) ||
-        count_flag(get(fs, nf, "--cache-write-tokens"), "--cache-write-tokens", &t.cache_write) ||
-        count_flag(get(fs, nf, "--completion-tokens"), "--completion-tokens", &t.completion) ||
-        count_flag(get(fs, nf, "--reasoning-tokens"), "--reasoning-tokens", &t.reasoning) ||
-        count_flag(get(fs, nf, "--unit-count"), "--unit-count", &units))
+    if (count_flag(tg_flag_get(fs, nf, "--prompt-tokens"), "--prompt-tokens", &t.prompt) ||
+        count_flag(tg_flag_get(fs, nf, "--cached-tokens"), "--cached-tokens", &t.cached) ||
+        count_flag(tg_flag_get(fs, nf, "--cache-write-tokens"), "--cache-write-tokens", &t.cache_write) ||
+        count_flag(tg_flag_get(fs, nf, "--completion-tokens"), "--completion-tokens", &t.completion) ||
+        count_flag(tg_flag_get(fs, nf, "--reasoning-tokens"), "--reasoning-tokens", &t.reasoning) ||
+        count_flag(tg_flag_get(fs, nf, "--unit-count"), "--unit-count", &units))
         return 2;
     if (t.cached + t.cache_write > t.prompt || t.reasoning > t.completion)
-        return bad_flag("explain-price", "%s", "cached and cache-write tokens are part of the prompt "
+        return tg_flag_bad("explain-price", "%s", "cached and cache-write tokens are part of the prompt "
                         "tokens, reasoning tokens part of the completion tokens: they cannot exceed them");
     tg_config *cfg;
     tg_errmsg err;
@@ -371,14 +287,14 @@ int tg_cli_explain_price(int argc, char **argv)
     int rc = 1;
     const tg_model *m = tg_config_model(cfg, tg_str_c(model));
     const tg_offering *off = NULL;
-    const char *oid = get(fs, nf, "--offering");
+    const char *oid = tg_flag_get(fs, nf, "--offering");
     for (size_t i = 0; m && i < m->noffering && !off; i++)
         if (oid ? !strcmp(m->offerings[i]->id, oid) : m->offerings[i]->provider->available)
             off = m->offerings[i];
-    const char *cname = get(fs, nf, "--customer"), *aname = get(fs, nf, "--app");
+    const char *cname = tg_flag_get(fs, nf, "--customer"), *aname = tg_flag_get(fs, nf, "--app");
     const tg_customer *c = cname ? tg_config_customer(cfg, tg_str_c(cname)) : NULL;
     const tg_app *app = c ? c->app : aname ? tg_config_app(cfg, tg_str_c(aname)) : NULL;
-    const char *plan = get(fs, nf, "--plan");
+    const char *plan = tg_flag_get(fs, nf, "--plan");
     if (!plan) plan = c && c->plan ? c->plan->id : "";
     if (!m) fprintf(stderr, "tollgate explain-price: no model '%s' in %s\n", model, config);
     else if (!off) fprintf(stderr, "tollgate explain-price: model '%s' has %s\n", model,
@@ -389,18 +305,18 @@ int tg_cli_explain_price(int argc, char **argv)
         fprintf(stderr, "tollgate explain-price: customer '%s' belongs to app '%s'\n", cname, c->app->id);
     else rc = 0;
     if (!rc) {
-        const char *unit = get(fs, nf, "--unit");
+        const char *unit = tg_flag_get(fs, nf, "--unit");
         tg_price_ctx ctx = {.app = app, .customer = tg_str_c(cname ? cname : ""), .plan = tg_str_c(plan),
-                            .feature = tg_str_c(get(fs, nf, "--feature") ? get(fs, nf, "--feature") : ""),
+                            .feature = tg_str_c(tg_flag_get(fs, nf, "--feature") ? tg_flag_get(fs, nf, "--feature") : ""),
                             .model = tg_str_c(m->name), .unit = tg_str_c(unit ? unit : ""),
                             .unit_count = units >= 0 ? units : unit ? 1 : 0,
-                            .batch = get(fs, nf, "--batch") != NULL};
+                            .batch = tg_flag_get(fs, nf, "--batch") != NULL};
         tg_priced p;
         tg_buf out;
         tg_buf_init(&out, 1 << 20);
         rc = tg_price_request(off, &ctx, &t, &p, &err);
         if (rc) fprintf(stderr, "tollgate explain-price: %s\n", err.msg);
-        else rc = tg_price_explain(off, &ctx, &t, &p, &out) || write_out(&out);
+        else rc = tg_price_explain(off, &ctx, &t, &p, &out) || tg_flag_write_out(&out);
         tg_buf_release(&out);
         rc = rc ? 1 : 0;
     }

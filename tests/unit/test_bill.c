@@ -137,6 +137,34 @@ static void test_period_random(void **state)
     }
 }
 
+static void test_utc(void **state)
+{
+    (void)state;
+    int64_t ms;
+    assert_int_equal(tg_utc_parse(TG_STR("2026-11-01"), &ms), TG_OK);
+    assert_int_equal(ms, utc_ms(2026, 11, 1));
+    assert_int_equal(tg_utc_parse(TG_STR("2028-02-29T23:59:59Z"), &ms), TG_OK);
+    assert_int_equal(ms, utc_ms(2028, 3, 1) - 1000);
+    const char *bad[] = {"2026-02-30", "2027-02-29", "2026-11-01T24:00:00Z", "2026-11-01T10:00:00",
+                         "2026-11-01T10:00:00+01:00", "2026-11-1", "1969-12-31", "2026-13-01",
+                         "2026-11-01T10:00:00.5Z", "", "2026-11-01 10:00:00Z"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_int_equal(tg_utc_parse(tg_str_c(bad[i]), &ms), TG_EINVAL);
+    tg_rng rng = {5};
+    for (int i = 0; i < 100000; i++) {
+        int64_t t = (int64_t)tg_rng_below(&rng, 4102444800ULL) * 1000;
+        char s[TG_UTC_STRLEN], want[32];
+        tg_utc_format(t + (int64_t)tg_rng_below(&rng, 1000), s);
+        time_t sec = (time_t)(t / 1000);
+        struct tm tm;
+        gmtime_r(&sec, &tm);
+        strftime(want, sizeof want, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        assert_string_equal(s, want);
+        assert_int_equal(tg_utc_parse(tg_str_c(s), &ms), TG_OK);
+        assert_int_equal(ms, t);
+    }
+}
+
 /* ---- wallets ---- */
 
 static tg_grant grant(const char *id, tg_grant_kind k, int64_t prio, int64_t created, int64_t expires,
@@ -254,7 +282,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_credits_of),   cmocka_unit_test(test_period_calendar),
-        cmocka_unit_test(test_period_random), cmocka_unit_test(test_burn_order),
+        cmocka_unit_test(test_period_random), cmocka_unit_test(test_utc),
+        cmocka_unit_test(test_burn_order),
         cmocka_unit_test(test_burn),         cmocka_unit_test(test_burn_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
