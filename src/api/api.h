@@ -210,6 +210,16 @@ void tg_billing_start(tg_gateway *gw);
 /* usage.c: reports over HTTP */
 void tg_admin_reports(tg_exchange *x);
 void tg_usage_report(tg_exchange *x);
+/* One query parameter's value, percent-decoded into the request's arena;
+ * TG_STR_NULL when absent. */
+tg_str tg_query_param(tg_exchange *x, const char *name);
+
+/* admin.c: the admin API's plans and wallets, and a customer's own wallet */
+/* Passes the auth gate with an admin key, or answers 401 / 403; true when it passed. */
+bool tg_admin_auth(tg_exchange *x);
+void tg_admin_plans(tg_exchange *x, tg_str rest);
+void tg_admin_customers(tg_exchange *x, tg_str rest); /* rest: "{id}/topups", "{id}/wallet" */
+void tg_customer_wallet(tg_exchange *x, tg_str rest);
 
 /* relay.c: calls the offering's provider (x->up_url) and relays the
  * answer; the abort callback that marks a request whose client left. */

@@ -268,22 +268,38 @@ static void metrics(tg_exchange *x)
     tg_buf_release(&b);
 }
 
+/* The endpoints. A path ending in '/' is a prefix: what follows it (an id,
+ * maybe more segments) is the handler's `rest`, which is never empty. */
 typedef struct {
     tg_method method;
     const char *path;
     const char *name;
-    int ep; /* tg_endpoint, or -1 */
+    void (*fn)(tg_exchange *x, tg_str rest);
 } tg_route_entry;
 
+static void chat(tg_exchange *x, tg_str rest) { (void)rest, tg_openai_proxy(x, TG_EP_CHAT); }
+static void completions(tg_exchange *x, tg_str rest) { (void)rest, tg_openai_proxy(x, TG_EP_COMPLETIONS); }
+static void embeddings(tg_exchange *x, tg_str rest) { (void)rest, tg_openai_proxy(x, TG_EP_EMBEDDINGS); }
+static void models(tg_exchange *x, tg_str rest) { tg_openai_models(x, rest); }
+static void usage(tg_exchange *x, tg_str rest) { (void)rest, tg_usage_report(x); }
+static void reports(tg_exchange *x, tg_str rest) { (void)rest, tg_admin_reports(x); }
+static void healthz(tg_exchange *x, tg_str rest) { (void)rest, health(x); }
+static void prom(tg_exchange *x, tg_str rest) { (void)rest, metrics(x); }
+
 static const tg_route_entry routes[] = {
-    {TG_POST, "/v1/chat/completions", "chat", TG_EP_CHAT},
-    {TG_POST, "/v1/completions", "completions", TG_EP_COMPLETIONS},
-    {TG_POST, "/v1/embeddings", "embeddings", TG_EP_EMBEDDINGS},
-    {TG_GET, "/v1/models", "models", -1},
-    {TG_GET, "/v1/usage", "usage", -1},
-    {TG_GET, "/admin/v1/reports", "admin_reports", -1},
-    {TG_GET, "/healthz", "healthz", -1},
-    {TG_GET, "/metrics", "metrics", -1},
+    {TG_POST, "/v1/chat/completions", "chat", chat},
+    {TG_POST, "/v1/completions", "completions", completions},
+    {TG_POST, "/v1/embeddings", "embeddings", embeddings},
+    {TG_GET, "/v1/models", "models", models},
+    {TG_GET, "/v1/models/", "models", models},
+    {TG_GET, "/v1/usage", "usage", usage},
+    {TG_GET, "/v1/wallet", "wallet", tg_customer_wallet},
+    {TG_GET, "/admin/v1/reports", "admin_reports", reports},
+    {TG_GET, "/admin/v1/plans", "admin_plans", tg_admin_plans},
+    {TG_GET, "/admin/v1/customers/", "admin_customers", tg_admin_customers},
+    {TG_POST, "/admin/v1/customers/", "admin_customers", tg_admin_customers},
+    {TG_GET, "/healthz", "healthz", healthz},
+    {TG_GET, "/metrics", "metrics", prom},
 };
 
 static void handle(tg_req *r, void *data)
@@ -292,19 +308,20 @@ static void handle(tg_req *r, void *data)
     (void)data;
     const tg_route_entry *hit = NULL;
     bool path_known = false;
-    tg_str model_id = TG_STR_NULL;
+    tg_str rest = TG_STR_NULL;
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         tg_str p = tg_str_c(routes[i].path);
+        tg_str tail = TG_STR_NULL;
         bool match = tg_str_eq(r->path, p);
-        if (!match && routes[i].ep == -1 && routes[i].path[1] == 'v' &&
-            tg_str_has_prefix(r->path, TG_STR("/v1/models/")) && r->path.n > 11) {
+        if (!match && p.p[p.n - 1] == '/' && r->path.n > p.n && tg_str_has_prefix(r->path, p)) {
             match = true;
-            model_id = tg_str_make(r->path.p + 11, r->path.n - 11);
+            tail = tg_str_make(r->path.p + p.n, r->path.n - p.n);
         }
         if (!match) continue;
         path_known = true;
         if (routes[i].method == r->method || (r->method == TG_HEAD && routes[i].method == TG_GET)) {
             hit = &routes[i];
+            rest = tail;
             break;
         }
     }
@@ -322,12 +339,7 @@ static void handle(tg_req *r, void *data)
                         path_known ? "method_not_allowed" : "unknown_url", NULL, msg);
         return;
     }
-    if (hit->ep >= 0) tg_openai_proxy(x, (tg_endpoint)hit->ep);
-    else if (hit->name[0] == 'm' && hit->name[1] == 'o') tg_openai_models(x, model_id);
-    else if (hit->name[0] == 'h') health(x);
-    else if (hit->name[0] == 'u') tg_usage_report(x);
-    else if (hit->name[0] == 'a') tg_admin_reports(x);
-    else metrics(x);
+    hit->fn(x, rest);
 }
 
 static void on_server_error(tg_req *r, int status, const char *type, const char *msg, void *data)

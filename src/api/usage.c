@@ -35,9 +35,7 @@ static int hexval(char c)
     return -1;
 }
 
-/* One query parameter's value, percent-decoded into the request's arena;
- * TG_STR_NULL when absent. */
-static tg_str param(tg_exchange *x, const char *name)
+tg_str tg_query_param(tg_exchange *x, const char *name)
 {
     tg_str q = x->req->query, key = tg_str_c(name);
     size_t i = 0;
@@ -70,7 +68,7 @@ static tg_str param(tg_exchange *x, const char *name)
 /* The parameter as a C string of at most TG_TAG_MAX bytes ("" when absent). */
 static const char *cparam(tg_exchange *x, const char *name)
 {
-    tg_str v = param(x, name);
+    tg_str v = tg_query_param(x, name);
     return v.p && v.n <= TG_TAG_MAX ? v.p : v.p ? "\x01" /* refused by the parser */ : "";
 }
 
@@ -164,13 +162,7 @@ static void start_report(tg_exchange *x, const tg_app *app, const char *customer
 
 void tg_admin_reports(tg_exchange *x)
 {
-    if (!tg_authenticate(x)) return;
-    if (!x->key->admin) {
-        tg_openai_error(x, 403, "invalid_request_error", "admin_key_required", NULL,
-                        "The admin API needs an admin key (admin: true in the configuration).");
-        return;
-    }
-    start_report(x, NULL, NULL);
+    if (tg_admin_auth(x)) start_report(x, NULL, NULL);
 }
 
 void tg_usage_report(tg_exchange *x)

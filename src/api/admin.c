@@ -1,0 +1,432 @@
+/* The admin API's plans and wallets, and a customer's own wallet.
+ *
+ *   GET  /admin/v1/plans                          the plans and their terms
+ *   POST /admin/v1/customers/{id}/topups          add a grant (prepaid credits)
+ *   GET  /admin/v1/customers/{id}/wallet[?period=YYYY-MM]
+ *                                                 its grants and a period's use
+ *   GET  /v1/wallet[?period=][&customer=]         the same for a customer key
+ *                                                 (its own), or an app key (its
+ *                                                 app's customers)
+ *
+ * The store is read and written on libuv's thread pool with a handle of
+ * the job's own, as reports are (usage.c), never on the worker's loop. A
+ * top-up is in the store before it is answered, and in the customer's
+ * live account (bill/accounts.h) at once, so the next request can spend
+ * it. Errors come in OpenAI's shape. */
+#include "api/api.h"
+
+#include "base/clock.h"
+#include "base/jsonw.h"
+#include "report/wallet.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+bool tg_admin_auth(tg_exchange *x)
+{
+    if (!tg_authenticate(x)) return false;
+    if (x->key->admin) return true;
+    tg_openai_error(x, 403, "invalid_request_error", "admin_key_required", NULL,
+                    "The admin API needs an admin key (admin: true in the configuration).");
+    return false;
+}
+
+/* ---- plans ---- */
+
+static int j_amount(tg_buf *b, const char *name, int64_t v)
+{
+    char s[TG_MONEY_STRLEN];
+    tg_money_fmt(s, v);
+    return tg_buf_printf(b, "\"%s\":\"%s\"", name, s);
+}
+
+static int j_limits(tg_buf *b, const char *name, const tg_limits *l)
+{
+    return tg_buf_printf(b, ",\"%s\":{\"rpm\":%u,\"tpm\":%llu,\"concurrent\":%u}", name, l->rpm,
+                         (unsigned long long)l->tpm, l->concurrent);
+}
+
+static int j_models(tg_buf *b, struct tg_model *const *m, size_t n)
+{
+    int rc = tg_buf_add_char(b, '[');
+    for (size_t i = 0; !rc && i < n; i++) {
+        if (i) rc = tg_buf_add_char(b, ',');
+        if (!rc) rc = tg_jsonw_str(b, tg_str_c(m[i]->name));
+    }
+    return rc ? rc : tg_buf_add_char(b, ']');
+}
+
+static int j_plan(tg_buf *b, const tg_plan *p)
+{
+    int rc = tg_buf_add_lit(b, "{\"id\":");
+    if (!rc) rc = tg_jsonw_str(b, tg_str_c(p->id));
+    if (!rc) rc = tg_buf_add_char(b, ',');
+    if (!rc) rc = j_amount(b, "fee", p->fee);
+    if (!rc) rc = tg_buf_add_char(b, ',');
+    if (!rc) rc = j_amount(b, "included_credits", p->included);
+    if (!rc) rc = tg_buf_add_char(b, ',');
+    if (!rc) rc = j_amount(b, "credit", p->credit);
+    if (!rc) rc = tg_buf_add_lit(b, ",\"unit_credits\":{");
+    for (size_t i = 0; !rc && i < p->nunit_credits; i++) {
+        if (i) rc = tg_buf_add_char(b, ',');
+        if (!rc) rc = tg_jsonw_str(b, tg_str_c(p->unit_credits[i].name));
+        char s[TG_MONEY_STRLEN];
+        tg_money_fmt(s, p->unit_credits[i].credits);
+        if (!rc) rc = tg_buf_printf(b, ":\"%s\"", s);
+    }
+    if (!rc) rc = tg_buf_add_lit(b, "},");
+    if (!rc) rc = p->has_overage ? j_amount(b, "overage", p->overage) : tg_buf_add_lit(b, "\"overage\":null");
+    if (!rc) rc = tg_buf_add_lit(b, ",\"hard_cap\":");
+    if (!rc && p->cap == TG_CAP_NONE) rc = tg_buf_add_lit(b, "null");
+    if (!rc && p->cap != TG_CAP_NONE) {
+        rc = tg_buf_add_char(b, '{');
+        if (!rc) rc = p->cap == TG_CAP_USD ? j_amount(b, "usd", p->cap_usd) : j_amount(b, "credits", p->cap_credits);
+        if (!rc) rc = tg_buf_add_char(b, '}');
+    }
+    if (!rc) rc = tg_buf_add_lit(b, ",\"thresholds\":[");
+    for (size_t i = 0; !rc && i < p->nthresholds; i++) rc = tg_buf_printf(b, "%s%u", i ? "," : "", p->thresholds[i]);
+    if (!rc) rc = tg_buf_add_lit(b, "],\"models\":");
+    if (!rc) rc = p->nmodels ? j_models(b, p->models, p->nmodels) : tg_buf_add_lit(b, "null");
+    if (!rc) rc = tg_buf_add_lit(b, ",\"degrade\":");
+    if (!rc && !p->degrade_to) rc = tg_buf_add_lit(b, "null");
+    if (!rc && p->degrade_to) {
+        rc = tg_buf_add_lit(b, "{\"from\":");
+        if (!rc) rc = j_models(b, p->degrade_from, p->ndegrade_from);
+        if (!rc) rc = tg_buf_add_lit(b, ",\"to\":");
+        if (!rc) rc = tg_jsonw_str(b, tg_str_c(p->degrade_to->name));
+        if (!rc) rc = tg_buf_printf(b, ",\"at\":%u}", p->degrade_at);
+    }
+    if (!rc) rc = tg_buf_printf(b, ",\"default_max_tokens\":%u", p->default_max_tokens);
+    if (!rc) rc = j_limits(b, "limits", &p->limits);
+    if (!rc) rc = j_limits(b, "key_limits", &p->key_limits);
+    if (!rc) rc = tg_buf_printf(b, ",\"runs\":{\"max_steps\":%u,", p->runs.max_steps);
+    if (!rc) rc = j_amount(b, "max_cost", p->runs.max_cost);
+    return rc ? rc : tg_buf_add_lit(b, "}}");
+}
+
+void tg_admin_plans(tg_exchange *x, tg_str rest)
+{
+    (void)rest;
+    if (!tg_admin_auth(x)) return;
+    tg_buf *b = &x->scratch;
+    tg_buf_clear(b);
+    int rc = tg_buf_add_lit(b, "{\"plans\":[");
+    for (size_t i = 0; !rc && i < x->cfg->nplans; i++) {
+        if (i) rc = tg_buf_add_char(b, ',');
+        if (!rc) rc = j_plan(b, &x->cfg->plans[i]);
+    }
+    if (!rc) rc = tg_buf_add_lit(b, "]}\n");
+    if (rc) tg_openai_error(x, 500, "server_error", NULL, NULL, "out of memory");
+    else tg_exchange_json(x, 200, tg_buf_str(b));
+}
+
+/* ---- customers ---- */
+
+/* The app and plan of customer id, as the gateway knows it: configured,
+ * created at runtime, or (for a top-up) new to app_id when that app
+ * creates customers. Answers 404 and returns false when unknown. */
+static bool find_customer(tg_exchange *x, tg_str id, tg_str app_id, bool create, const tg_app **app,
+                          const tg_plan **plan)
+{
+    const tg_customer *c = tg_config_customer(x->cfg, id);
+    tg_customer_info info;
+    tg_customers *reg = x->ww->gw->customers;
+    if (c) {
+        *app = c->app;
+        *plan = c->plan;
+    } else if (reg && tg_customers_get(reg, id, &info) && (*app = tg_config_app(x->cfg, tg_str_c(info.app)))) {
+        *plan = info.plan[0] ? tg_config_plan(x->cfg, tg_str_c(info.plan)) : NULL;
+    } else if (create && reg && app_id.n && (*app = tg_config_app(x->cfg, app_id)) && (*app)->create_customers &&
+               tg_tag_valid(id)) {
+        *plan = (*app)->default_plan;
+        if (tg_customers_get_or_add(reg, id, app_id, tg_str_c(*plan ? (*plan)->id : ""), &info)) {
+            tg_openai_error(x, 500, "server_error", NULL, NULL, "out of memory");
+            return false;
+        }
+    } else {
+        char msg[400];
+        snprintf(msg, sizeof msg,
+                 "Unknown customer '%.*s'. %s", (int)(id.n > 128 ? 128 : id.n), id.p,
+                 create ? "To add credits for a customer an app will create, give \"app\" (an app "
+                          "with create_customers)."
+                        : "It is not in the configuration and has made no request.");
+        tg_openai_error(x, 404, "invalid_request_error", "customer_not_found", NULL, msg);
+        return false;
+    }
+    if (app_id.n && !tg_str_eq(app_id, tg_str_c((*app)->id))) {
+        tg_openai_error(x, 404, "invalid_request_error", "customer_not_found", "app",
+                        "That customer belongs to another app.");
+        return false;
+    }
+    return true;
+}
+
+typedef struct {
+    uv_work_t work;
+    tg_exchange *x;         /* NULL once the client went away */
+    tg_gateway *gw;
+    char *db;
+    tg_config *cfg;         /* the job's reference: app and plan point into it */
+    const tg_app *app;
+    const tg_plan *plan;
+    char app_id[TG_TAG_MAX + 1], customer[TG_TAG_MAX + 1], period[16], memo[TG_TAG_MAX + 1];
+    uint32_t anchor_day;
+    bool topup;
+    tg_grant grant;
+    tg_nanos paid;
+    tg_wallet_view view;
+    tg_errmsg err;
+    int rc;
+} wallet_job;
+
+static void on_gone(tg_req *r, void *data)
+{
+    (void)r;
+    ((wallet_job *)data)->x = NULL;
+}
+
+static void run_job(uv_work_t *w)
+{
+    wallet_job *j = w->data;
+    tg_store *s = NULL;
+    j->rc = tg_store_open(j->db, j->topup ? TG_STORE_RW : TG_STORE_RO, &s, &j->err);
+    tg_str app = tg_str_c(j->app_id), cust = tg_str_c(j->customer);
+    if (!j->rc && j->topup)
+        j->rc = tg_store_add_grant(s, app, cust, &j->grant, j->paid, tg_str_c(j->memo),
+                                   j->grant.created_ms, &j->err);
+    if (!j->rc)
+        j->rc = tg_wallet_view_load(s, app, cust, j->plan, j->anchor_day, j->period,
+                                    (int64_t)tg_clock_wall_ms(), &j->view, &j->err);
+    if (s) tg_store_close(s);
+}
+
+static void job_done(uv_work_t *w, int status)
+{
+    wallet_job *j = w->data;
+    tg_exchange *x = j->x;
+    (void)status;
+    if (x) {
+        tg_req_on_abort(x->req, NULL, NULL);
+        tg_accounts *accounts = j->gw->accounts;
+        tg_account *acc = accounts && j->plan ? tg_accounts_get(accounts, tg_str_c(j->app_id),
+                                                                tg_str_c(j->customer))
+                                              : NULL;
+        if (!j->rc && j->topup && acc && tg_account_add_grant(acc, &j->grant)) j->rc = TG_ENOMEM;
+        if (!j->rc && acc) {
+            tg_account_state_of(acc, j->plan, j->anchor_day, (int64_t)tg_clock_wall_ms(), &j->view.state);
+            j->view.live = true;
+        }
+        tg_buf *b = &x->scratch;
+        tg_buf_clear(b);
+        if (!j->rc && j->topup) {
+            char c[TG_MONEY_STRLEN], p[TG_MONEY_STRLEN], e[TG_UTC_STRLEN];
+            tg_money_fmt(c, j->grant.granted);
+            tg_money_fmt(p, j->paid);
+            if (j->grant.expires_ms) tg_utc_format(j->grant.expires_ms, e);
+            j->rc = tg_buf_printf(b, "{\"grant\":{\"id\":\"%s\",\"kind\":\"%s\",\"credits\":\"%s\",\"paid\":\"%s\","
+                                     "\"priority\":%lld,\"expires\":%s%s%s},\"wallet\":",
+                                  j->grant.id, tg_grant_kind_name(j->grant.kind), c, p,
+                                  (long long)j->grant.priority, j->grant.expires_ms ? "\"" : "",
+                                  j->grant.expires_ms ? e : "null", j->grant.expires_ms ? "\"" : "");
+        }
+        if (!j->rc) j->rc = tg_wallet_render(&j->view, TG_REPORT_JSON, b);
+        if (!j->rc && j->topup) j->rc = tg_buf_add_lit(b, "}\n");
+        if (j->rc)
+            tg_openai_error(x, 500, "server_error", "wallet_failed", NULL,
+                            j->rc == TG_ENOMEM ? "out of memory" : j->err.msg);
+        else
+            tg_exchange_json(x, j->topup ? 201 : 200, tg_buf_str(b));
+    }
+    tg_wallet_view_release(&j->view);
+    tg_config_unref(j->cfg);
+    free(j->db);
+    free(j);
+}
+
+/* Starts j for x (its customer found), on the thread pool. */
+static void start_job(tg_exchange *x, wallet_job *j)
+{
+    tg_gateway *gw = x->ww->gw;
+    j->x = x;
+    j->gw = gw;
+    j->cfg = tg_config_ref(x->cfg);
+    j->anchor_day = j->app->period_anchor_day;
+    snprintf(j->app_id, sizeof j->app_id, "%s", j->app->id);
+    j->work.data = j;
+    if (!(j->db = tg_store_path(gw->metering.data_dir))) goto fail;
+    tg_req_on_abort(x->req, on_gone, j);
+    if (!uv_queue_work(x->req->loop, &j->work, run_job, job_done)) return;
+    tg_req_on_abort(x->req, NULL, NULL);
+fail:
+    tg_config_unref(j->cfg);
+    free(j->db);
+    free(j);
+    tg_openai_error(x, 500, "server_error", NULL, NULL, "the wallet could not be read");
+}
+
+static bool metering_on(tg_exchange *x)
+{
+    if (x->ww->gw->ledger) return true;
+    tg_openai_error(x, 404, "invalid_request_error", "metering_disabled", NULL,
+                    "wallets need metering, which this gateway runs without (metering.enabled: false)");
+    return false;
+}
+
+static wallet_job *new_job(tg_exchange *x, tg_str customer, tg_str period)
+{
+    wallet_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        tg_openai_error(x, 500, "server_error", NULL, NULL, "out of memory");
+        return NULL;
+    }
+    snprintf(j->customer, sizeof j->customer, "%.*s", (int)customer.n, customer.p);
+    if (period.p && (period.n != 7 || period.n >= sizeof j->period)) {
+        free(j);
+        tg_openai_error(x, 400, "invalid_request_error", "invalid_period", "period",
+                        "period must be a month, YYYY-MM");
+        return NULL;
+    }
+    if (period.p) memcpy(j->period, period.p, period.n);
+    return j;
+}
+
+/* A JSON string or number member as text (a view into the body, or NULL
+ * when absent); false, after answering 400, for anything else. */
+static bool text_member(tg_exchange *x, tg_json_val obj, const char *name, tg_str *out)
+{
+    tg_json_val v = tg_json_get(obj, tg_str_c(name));
+    *out = TG_STR_NULL;
+    if (v.type == TG_JSON_NONE || v.type == TG_JSON_NULL) return true;
+    if (v.type == TG_JSON_NUMBER) {
+        *out = tg_str_make(v.p, v.n);
+        return true;
+    }
+    if (v.type == TG_JSON_STRING && tg_json_str_view(v, out)) return true;
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s must be a string or a number without escapes", name);
+    tg_openai_error(x, 400, "invalid_request_error", "invalid_topup", name, msg);
+    return false;
+}
+
+static void topup(tg_exchange *x, tg_str customer)
+{
+    tg_str body = x->req->body;
+    size_t off;
+    const char *why;
+    if (!body.n || tg_json_validate(body.p, body.n, TG_JSON_NO_DUP_TOPLEVEL, &off, &why) ||
+        tg_json_root(body.p, body.n).type != TG_JSON_OBJECT) {
+        tg_openai_error(x, 400, "invalid_request_error", "invalid_topup", NULL,
+                        "the body must be a JSON object such as {\"credits\": \"500\", \"paid\": \"20.00\"}");
+        return;
+    }
+    tg_json_val root = tg_json_root(body.p, body.n);
+    static const char *const known[] = {"credits", "paid", "kind", "priority", "expires", "memo", "app"};
+    tg_json_iter it = tg_json_iter_init(root);
+    tg_json_val k, v;
+    while (tg_json_iter_next(&it, &k, &v)) {
+        tg_str name;
+        bool ok = false;
+        if (tg_json_str_view(k, &name))
+            for (size_t i = 0; i < sizeof known / sizeof *known && !ok; i++) ok = tg_str_eq(name, tg_str_c(known[i]));
+        if (!ok) {
+            tg_openai_error(x, 400, "invalid_request_error", "invalid_topup", NULL,
+                            "unknown member; a top-up takes credits, paid, kind (paid or promo), "
+                            "priority, expires, memo and app");
+            return;
+        }
+    }
+    tg_topup t = {0};
+    tg_str kind, prio, memo, app;
+    if (!text_member(x, root, "credits", &t.credits) || !text_member(x, root, "paid", &t.paid) ||
+        !text_member(x, root, "expires", &t.expires) || !text_member(x, root, "kind", &kind) ||
+        !text_member(x, root, "priority", &prio) || !text_member(x, root, "memo", &memo) ||
+        !text_member(x, root, "app", &app))
+        return;
+    tg_errmsg err;
+    if (kind.p && !tg_str_eq(kind, TG_STR("paid")) && !tg_str_eq(kind, TG_STR("promo"))) {
+        tg_openai_error(x, 400, "invalid_request_error", "invalid_topup", "kind", "kind must be paid or promo");
+        return;
+    }
+    t.promo = kind.p && tg_str_eq(kind, TG_STR("promo"));
+    if (prio.p && tg_json_int(tg_json_get(root, TG_STR("priority")), &t.priority)) {
+        tg_openai_error(x, 400, "invalid_request_error", "invalid_topup", "priority",
+                        "priority must be a whole number");
+        return;
+    }
+    if (memo.p && (memo.n > TG_TAG_MAX || !tg_tag_value_ok(memo))) {
+        tg_openai_error(x, 400, "invalid_request_error", "invalid_topup", "memo",
+                        "memo must be 1 to 128 printable ASCII characters");
+        return;
+    }
+    wallet_job *j = NULL;
+    int64_t now = (int64_t)tg_clock_wall_ms();
+    const tg_app *a;
+    const tg_plan *p;
+    tg_grant g;
+    tg_nanos paid;
+    if (tg_grant_from_topup(&t, now, &g, &paid, &err)) {
+        tg_openai_error(x, 400, "invalid_request_error", "invalid_topup", NULL, err.msg);
+        return;
+    }
+    if (!find_customer(x, customer, app, true, &a, &p) || !(j = new_job(x, customer, TG_STR_NULL))) return;
+    j->topup = true;
+    j->grant = g;
+    j->paid = paid;
+    j->app = a;
+    j->plan = p;
+    if (memo.p) memcpy(j->memo, memo.p, memo.n);
+    start_job(x, j);
+}
+
+static void wallet(tg_exchange *x, tg_str customer, tg_str app_id)
+{
+    const tg_app *a;
+    const tg_plan *p;
+    wallet_job *j;
+    if (!find_customer(x, customer, app_id, false, &a, &p) ||
+        !(j = new_job(x, customer, tg_query_param(x, "period"))))
+        return;
+    j->app = a;
+    j->plan = p;
+    start_job(x, j);
+}
+
+void tg_admin_customers(tg_exchange *x, tg_str rest)
+{
+    if (!tg_admin_auth(x) || !metering_on(x)) return;
+    const char *slash = memchr(rest.p, '/', rest.n);
+    tg_str id = slash ? tg_str_make(rest.p, (size_t)(slash - rest.p)) : rest;
+    tg_str what = slash ? tg_str_make(slash + 1, rest.n - id.n - 1) : TG_STR_NULL;
+    bool post = x->req->method == TG_POST;
+    if (id.n && tg_str_eq(what, TG_STR("topups")) && post) topup(x, id);
+    else if (id.n && tg_str_eq(what, TG_STR("wallet")) && !post) wallet(x, id, tg_query_param(x, "app"));
+    else
+        tg_openai_error(x, 404, "invalid_request_error", "unknown_url", NULL,
+                        "Unknown admin URL: use POST /admin/v1/customers/{id}/topups or GET "
+                        "/admin/v1/customers/{id}/wallet");
+}
+
+void tg_customer_wallet(tg_exchange *x, tg_str rest)
+{
+    (void)rest;
+    if (!tg_authenticate(x) || !metering_on(x)) return;
+    const tg_key *k = x->key;
+    tg_str named = tg_query_param(x, "customer");
+    if (k->customer) {
+        if (named.p && !tg_str_eq(named, tg_str_c(k->customer->id))) {
+            tg_openai_error(x, 403, "invalid_request_error", "customer_forbidden", "customer",
+                            "This key may read only its own customer's wallet.");
+            return;
+        }
+        wallet(x, tg_str_c(k->customer->id), tg_str_c(k->customer->app->id));
+        return;
+    }
+    if ((!k->app && !k->admin) || !named.n) {
+        tg_openai_error(x, k->app || k->admin ? 400 : 403, "invalid_request_error",
+                        k->app || k->admin ? "customer_required" : "customer_forbidden", "customer",
+                        k->app || k->admin ? "Name the customer: /v1/wallet?customer=ID."
+                                           : "This key belongs to no app or customer, so it has no wallet.");
+        return;
+    }
+    wallet(x, named, k->app ? tg_str_c(k->app->id) : TG_STR_NULL);
+}
