@@ -46,6 +46,8 @@ static const char usage[] =
     "      add prepaid credits (a grant) to a customer's wallet\n"
     "  tollgate wallet --config FILE --customer C [--app A] [--period YYYY-MM] [--format table|json]\n"
     "      a customer's grants and what a period used: included credits, grants, overage\n"
+    "  tollgate wallet --config FILE --check\n"
+    "      check that every wallet transaction sums to zero and no grant is overdrawn\n"
     "  tollgate migrate [--config FILE | --data-dir DIR]\n"
     "      create the usage store or bring its schema up to date\n"
     "  tollgate keys hash KEY\n"

@@ -133,7 +133,7 @@ typedef struct {
     tg_account_hold hold;       /* the reservation; acc NULL: none */
     int64_t prompt_bound;       /* input tokens the worst case counts */
     int64_t out_bound;          /* output tokens the hold covers */
-    int64_t out_seen;           /* a stream's output so far, as a bound in tokens */
+    int64_t out_seen;           /* a stream's output so far, in tokens as metering counts them */
     bool cut;                   /* a stream stopped at the plan's limit */
     tg_limiter_ticket limit_tickets[2]; /* the key's and the customer's rate limits */
     size_t nlimit;
@@ -187,9 +187,9 @@ bool tg_policy_reserve(tg_exchange *x); /* before the intent: the worst case hel
 /* The most x may be charged now (what the plan's cap leaves it); false
  * when nothing limits it. */
 bool tg_policy_charge_cap(tg_exchange *x, tg_nanos *cap);
-/* A stream's event brought out_tokens (a bound) more output: grows the
- * hold as needed; false when the account cannot, and the stream must stop
- * before this event. */
+/* A stream's event brought out_tokens more output (as metering counts a
+ * stream: one per event): grows the hold as needed; false when the account
+ * cannot, and the stream must stop before this event. */
 bool tg_policy_stream_event(tg_exchange *x, int64_t out_tokens);
 /* The last event of a stream stopped at the plan's limit. */
 int tg_policy_cut_event(tg_exchange *x, tg_buf *out);

@@ -15,10 +15,15 @@
  * says "+cap", and the margin takes the rest), so the cap holds anyway.
  *
  * A stream whose output outgrows its reservation asks for more as it goes
- * (tg_policy_stream_event); when the account cannot give it, the stream is
- * ended cleanly before the event that would pass the cap: a last chunk
- * with finish_reason "length" that says why, the charge comment, and
- * [DONE]. It is billed for what was sent. */
+ * (tg_policy_stream_event), counting its output as metering estimates a
+ * stream it bills without usage: a token per event. When the account
+ * cannot give more, the stream is ended cleanly before the event that
+ * would pass the cap: a last chunk with finish_reason "length" that says
+ * why, the charge comment, and [DONE]. It is billed for what was sent, by
+ * that count; the provider may have made more (a chunk can carry several
+ * tokens, and generation runs ahead of the relay), which the margin then
+ * shows. A stream that runs to its end is billed by its usage, lowered to
+ * what the cap leaves when it is more. */
 #include "api/api.h"
 
 #include "base/clock.h"
@@ -293,16 +298,23 @@ bool tg_policy_stream_event(tg_exchange *x, int64_t out_tokens)
     const tg_plan *p = plan_of(x);
     x->out_seen += out_tokens;
     if (!p || !x->hold.acc || x->out_seen <= x->out_bound) return true;
+    /* grow by a step, or near the limit by what is left: halving until
+       the account takes it or it would not cover this event */
+    int64_t need = x->out_seen - x->out_bound;
     int64_t grow = x->out_bound / 2 > STREAM_STEP ? x->out_bound / 2 : STREAM_STEP;
-    while (grow < x->out_seen - x->out_bound) grow *= 2;
-    tg_nanos charge;
-    tg_ncredits credits;
-    if (tg_metering_worst(x, x->prompt_bound, x->out_bound + grow, &charge, &credits)) return false;
-    tg_account_ask more = ask_of(x, p, credits > x->hold.credits ? credits - x->hold.credits : 0,
-                                 charge > x->hold.charge ? charge - x->hold.charge : 0);
-    if (tg_account_extend(&x->hold, &more) != TG_ACCOUNT_OK) return false;
-    x->out_bound += grow;
-    return true;
+    while (grow < need) grow *= 2;
+    for (; grow >= need; grow /= 2) {
+        tg_nanos charge;
+        tg_ncredits credits;
+        if (tg_metering_worst(x, x->prompt_bound, x->out_bound + grow, &charge, &credits)) return false;
+        tg_account_ask more = ask_of(x, p, credits > x->hold.credits ? credits - x->hold.credits : 0,
+                                     charge > x->hold.charge ? charge - x->hold.charge : 0);
+        if (tg_account_extend(&x->hold, &more) == TG_ACCOUNT_OK) {
+            x->out_bound += grow;
+            return true;
+        }
+    }
+    return false;
 }
 
 int tg_policy_cut_event(tg_exchange *x, tg_buf *out)

@@ -73,38 +73,6 @@ static int forward(tg_exchange *x, tg_str raw)
     return tg_resp_stream_write(x->req, raw) ? -1 : 0;
 }
 
-/* The bytes of the string values in v (their JSON text, escapes and
- * all): a bound of the tokens they hold, as a token is at least a byte.
- * Nesting past a few levels is counted whole. */
-static int64_t string_bytes(tg_json_val v, int depth)
-{
-    if (v.type == TG_JSON_STRING) return (int64_t)v.n;
-    if (v.type != TG_JSON_OBJECT && v.type != TG_JSON_ARRAY) return 0;
-    if (depth > 6) return (int64_t)v.n;
-    int64_t n = 0;
-    tg_json_iter it = tg_json_iter_init(v);
-    tg_json_val k, e;
-    while (tg_json_iter_next(&it, &k, &e)) n += string_bytes(e, depth + 1);
-    return n;
-}
-
-/* The output a stream chunk brings, as a bound in tokens: what its
- * choices' delta (chat: content, tool calls, refusal) or text
- * (completions) hold. */
-static int64_t chunk_output(tg_json_val chunk)
-{
-    tg_json_val choices = tg_json_get(chunk, TG_STR("choices"));
-    if (choices.type != TG_JSON_ARRAY) return 0;
-    tg_json_iter it = tg_json_iter_init(choices);
-    tg_json_val k, c;
-    int64_t n = 0;
-    while (tg_json_iter_next(&it, &k, &c)) {
-        tg_json_val d = tg_json_get(c, TG_STR("delta"));
-        n += string_bytes(d.type ? d : tg_json_get(c, TG_STR("text")), 0);
-    }
-    return n;
-}
-
 /* One upstream SSE event. Returns nonzero to stop the stream: malformed,
  * or (x->cut) at the plan's limit, before this event is sent. */
 static int on_event(void *ud, tg_str raw, tg_str data)
@@ -121,7 +89,7 @@ static int on_event(void *ud, tg_str raw, tg_str data)
     if (data.n == 0) return forward(x, raw); /* comments and keep-alives */
     if (tg_json_validate(data.p, data.n, 0, NULL, NULL)) return 1;
     tg_json_val chunk = tg_json_root(data.p, data.n);
-    if (x->hold.acc && !tg_policy_stream_event(x, chunk_output(chunk))) {
+    if (x->hold.acc && !tg_policy_stream_event(x, 1)) {
         x->cut = true;
         return 1;
     }

@@ -143,11 +143,29 @@ int tg_cli_topup(int argc, char **argv)
     return rc ? 1 : 0;
 }
 
+/* --check: the whole wallet ledger against its invariants. */
+static int check_all(const flag *fs, size_t nf)
+{
+    tg_store *s;
+    if (tg_flags_open_ro("wallet", fs, nf, &s)) return 1;
+    tg_errmsg err;
+    int64_t tx = 0, grants = 0;
+    int rc = tg_store_wallet_check(s, &tx, &grants, &err);
+    if (rc) fprintf(stderr, "tollgate wallet: %s\n", err.msg);
+    else
+        printf("wallet ledger: %lld transactions, every one sums to zero; %lld grants, none below "
+               "zero or above what it granted\n", (long long)tx, (long long)grants);
+    tg_store_close(s);
+    return rc ? 1 : 0;
+}
+
 int tg_cli_wallet(int argc, char **argv)
 {
-    flag fs[] = {F("--config"), F("--customer"), F("--app"), F("--period"), F("--format")};
+    flag fs[] = {F("--config"), F("--customer"), F("--app"), F("--period"), F("--format"),
+                 SW("--check")};
     size_t nf = sizeof fs / sizeof fs[0];
     if (tg_flags_parse("wallet", argc, argv, fs, nf)) return 2;
+    if (tg_flag_get(fs, nf, "--check")) return check_all(fs, nf);
     tg_report_format f = TG_REPORT_TABLE;
     tg_errmsg err;
     const char *format = tg_flag_get(fs, nf, "--format");

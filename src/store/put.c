@@ -407,7 +407,7 @@ static int put_fn(tg_store *s, void *ud, int64_t *frontier, tg_errmsg *err)
 {
     put_args *a = ud;
     int64_t newest = INT64_MIN;
-    int rc = TG_OK;
+    int rc = tg_sq_wallets_refresh(s, err);
     for (size_t off = 0; off < a->n && !rc; off += TG_SQ_SLICE) {
         size_t k = a->n - off < TG_SQ_SLICE ? a->n - off : TG_SQ_SLICE;
         const uint8_t *rec[TG_SQ_SLICE];

@@ -69,8 +69,12 @@ typedef struct {
     size_t n, cap;
     tg_arena arena;
     bool arena_ready;
+    int64_t seen_tx;  /* the last grant transaction the writer looked at */
 } tg_sq_wallets;
 void tg_sq_wallets_drop(tg_store *s);
+/* Forgets the wallets of customers whose grants another handle changed
+ * since the last look (inside the caller's transaction). TG_EIO. */
+int tg_sq_wallets_refresh(tg_store *s, tg_errmsg *err);
 
 /* A put's burn of one customer and period, written at its end. */
 typedef struct {

@@ -177,7 +177,7 @@ void tg_sq_wallets_drop(tg_store *s)
     for (size_t i = 0; i < w->cap; i++) free(w->e[i].g);
     free(w->e);
     tg_arena_release(&w->arena);
-    *w = (tg_sq_wallets){0};
+    *w = (tg_sq_wallets){0}; /* seen_tx too: nothing is cached to forget */
 }
 
 static int wallets_grow(tg_sq_wallets *w)
@@ -585,6 +585,11 @@ int tg_store_expire_grants(tg_store *s, int64_t now_ms, int64_t grace_ms, size_t
     return end(s, rc, err);
 }
 
+int tg_sq_wallets_refresh(tg_store *s, tg_errmsg *err)
+{
+    return tg_store_wallet_poll(s, &s->wallets.seen_tx, NULL, NULL, err);
+}
+
 int tg_store_wallet_poll(tg_store *s, int64_t *seen,
                          int (*fn)(void *ud, tg_str app, tg_str customer, tg_str grant_id),
                          void *ud, tg_errmsg *err)
@@ -662,10 +667,19 @@ int tg_store_period_use(tg_store *s, tg_str app, tg_str customer, const char *pe
     return rc;
 }
 
-int tg_store_wallet_check(tg_store *s, tg_errmsg *err)
+int tg_store_wallet_check(tg_store *s, int64_t *ntx, int64_t *ngrants, tg_errmsg *err)
 {
     sqlite3_stmt *st = NULL;
     int rc = TG_OK;
+    if (sqlite3_prepare_v2(s->db, "SELECT (SELECT count(*) FROM wallet_tx), (SELECT count(*) FROM grants)",
+                           -1, &st, NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
+        sqlite3_finalize(st);
+        return tg_sq_fail(s, err, "checking the wallet ledger");
+    }
+    *ntx = sqlite3_column_int64(st, 0);
+    *ngrants = sqlite3_column_int64(st, 1);
+    sqlite3_finalize(st);
+    st = NULL;
     if (sqlite3_prepare_v2(s->db,
                            "SELECT tx, sum(credits) FROM wallet_entries GROUP BY tx"
                            " HAVING sum(credits) != 0 LIMIT 1",

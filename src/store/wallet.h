@@ -15,8 +15,10 @@
  * without one, periods are calendar months and nothing is included.
  *
  * Grants added by another handle or process (the admin API, `tollgate
- * topup`) reach the writer through tg_store_wallet_poll, which the ledger
- * calls between batches. */
+ * topup`) are seen by the writer at the start of every put, in its
+ * transaction, so a record is never burned without a grant committed
+ * before it. tg_store_wallet_poll tells a caller (the gateway's live
+ * accounts) about them. */
 #ifndef TG_STORE_WALLET_H
 #define TG_STORE_WALLET_H
 
@@ -87,9 +89,10 @@ int tg_store_period_use(tg_store *s, tg_str app, tg_str customer, const char *pe
                         tg_store_period_sums *out, tg_errmsg *err);
 
 /* Checks the whole wallet ledger: every transaction's entries sum to zero
- * and no grant's balance is below zero or above what it granted.
- * TG_EINVAL with err naming the first transaction or grant that breaks
- * it; TG_EIO. For tests and `tollgate wallet --check`. */
-int tg_store_wallet_check(tg_store *s, tg_errmsg *err);
+ * and no grant's balance is below zero or above what it granted; *ntx and
+ * *ngrants say how many there are. TG_EINVAL with err naming the first
+ * transaction or grant that breaks it; TG_EIO. For tests and `tollgate
+ * wallet --check`. */
+int tg_store_wallet_check(tg_store *s, int64_t *ntx, int64_t *ngrants, tg_errmsg *err);
 
 #endif

@@ -148,7 +148,8 @@ static tg_store_period_sums use(tg_store *s, const char *app, const char *cust, 
 static void check(tg_store *s)
 {
     tg_errmsg err;
-    int rc = tg_store_wallet_check(s, &err);
+    int64_t ntx, ngrants;
+    int rc = tg_store_wallet_check(s, &ntx, &ngrants, &err);
     if (rc) fail_msg("%s", err.msg);
 }
 
