@@ -32,7 +32,7 @@ static const char usage[] =
     "      requests, tokens, cost, charge, margin by customer, workspace, user, feature,\n"
     "      workflow, model, offering, provider, route, app or day\n"
     "  tollgate usage [--config FILE | --data-dir DIR] [--period P] [--app A] [--customer C]\n"
-    "                 [--rid ID] [--limit N] [--format table|csv|json]\n"
+    "                 [--rid ID] [--run RUN] [--limit N] [--format table|csv|json]\n"
     "      the usage records themselves, oldest first\n"
     "  tollgate explain-price --config FILE --model NAME [--customer C | --app A] [--plan P]\n"
     "                 [--feature F] [--unit U [--unit-count N]] [--offering ID] [--batch]\n"

@@ -65,7 +65,7 @@ int tg_cli_report(int argc, char **argv)
 int tg_cli_usage(int argc, char **argv)
 {
     flag fs[] = {F("--config"), F("--data-dir"), F("--period"), F("--app"),
-                 F("--customer"), F("--rid"),     F("--limit"),  F("--format")};
+                 F("--customer"), F("--rid"),     F("--run"),    F("--limit"),  F("--format")};
     size_t nf = sizeof fs / sizeof fs[0];
     if (tg_flags_parse("usage", argc, argv, fs, nf)) return 2;
     tg_records_query q;
@@ -77,7 +77,8 @@ int tg_cli_usage(int argc, char **argv)
         return tg_flag_bad("usage", "--limit %s: expected a number from 0 (all) to 100000000", limit);
     if ((format && tg_report_format_parse(format, &f, &err)) ||
         tg_records_query_parse(&q, tg_flag_get(fs, nf, "--period"), tg_flag_get(fs, nf, "--app"),
-                               tg_flag_get(fs, nf, "--customer"), tg_flag_get(fs, nf, "--rid"), (size_t)lim, &err)) {
+                               tg_flag_get(fs, nf, "--customer"), tg_flag_get(fs, nf, "--rid"),
+                               tg_flag_get(fs, nf, "--run"), (size_t)lim, &err)) {
         fprintf(stderr, "tollgate usage: %s\n", err.msg);
         return 2;
     }
@@ -209,7 +210,7 @@ static int explain_rid(const tg_config *cfg, const char *rid)
 {
     tg_records_query q;
     tg_errmsg err;
-    if (tg_records_query_parse(&q, NULL, NULL, NULL, rid, RID_MAX_RECORDS, &err)) {
+    if (tg_records_query_parse(&q, NULL, NULL, NULL, rid, NULL, RID_MAX_RECORDS, &err)) {
         fprintf(stderr, "tollgate explain-price: %s\n", err.msg);
         return 2;
     }

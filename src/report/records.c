@@ -10,7 +10,8 @@
 #include <time.h>
 
 int tg_records_query_parse(tg_records_query *q, const char *period, const char *app,
-                           const char *customer, const char *rid, size_t limit, tg_errmsg *err)
+                           const char *customer, const char *rid, const char *run, size_t limit,
+                           tg_errmsg *err)
 {
     memset(q, 0, sizeof *q);
     q->to_ms = ((int64_t)1 << 48) - 1;
@@ -21,7 +22,7 @@ int tg_records_query_parse(tg_records_query *q, const char *period, const char *
         q->from_ms = rq.from_ms;
         q->to_ms = rq.to_ms;
     }
-    q->f = (tg_record_filter){app, customer, rid};
+    q->f = (tg_record_filter){app, customer, rid, run};
     q->limit = limit;
     return TG_OK;
 }

@@ -18,9 +18,11 @@ typedef struct {
     size_t limit;                  /* 0: all */
 } tg_records_query;
 
-/* period as for reports (NULL: all time); app, customer, rid may be NULL. */
+/* period as for reports (NULL: all time); app, customer, rid, run may be
+ * NULL. */
 int tg_records_query_parse(tg_records_query *q, const char *period, const char *app,
-                           const char *customer, const char *rid, size_t limit, tg_errmsg *err);
+                           const char *customer, const char *rid, const char *run, size_t limit,
+                           tg_errmsg *err);
 
 /* Writes the records that match q, oldest first, to out as a table, CSV
  * (a header row, RFC 4180) or JSON ({"records":[...]}): every field of the

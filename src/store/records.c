@@ -23,7 +23,7 @@ static int each_one(void *ud, const tg_usage_rec *r)
     each_ctx *c = ud;
     const tg_record_filter *f = c->f;
     if (f && !(match(f->app, r->tags.app) && match(f->customer, r->tags.customer) &&
-               match(f->rid, r->rid)))
+               match(f->rid, r->rid) && match(f->run, r->tags.run)))
         return TG_OK;
     int rc = c->fn(c->ud, r);
     if (rc || !c->limit || ++c->seen < c->limit) return rc;

@@ -12,6 +12,7 @@ typedef struct {
     const char *app;
     const char *customer;
     const char *rid;
+    const char *run;      /* X-Tollgate-Run: a run's steps */
 } tg_record_filter;
 
 /* Calls fn for every record whose start (its id's time) is in

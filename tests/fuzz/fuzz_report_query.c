@@ -30,6 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
     tg_records_query rq;
-    if (!tg_records_query_parse(&rq, f[0], f[2], f[3], f[1], 0, &err) && rq.to_ms <= rq.from_ms) abort();
+    if (!tg_records_query_parse(&rq, f[0], f[2], f[3], f[1], f[1], 0, &err) && rq.to_ms <= rq.from_ms)
+        abort();
     return 0;
 }
