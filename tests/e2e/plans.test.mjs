@@ -11,7 +11,8 @@ import { ms, run, sdkError, sha256, sleep, startGateway, startSim, stopAll, unti
 after(stopAll);
 
 const KEYS = { a: 'sk-plans-a', b: 'sk-plans-b', c: 'sk-plans-c', d: 'sk-plans-d', e: 'sk-plans-e',
-               r: 'sk-plans-r', s: 'sk-plans-s', admin: 'sk-plans-admin' };
+               r: 'sk-plans-r', s: 'sk-plans-s', p: 'sk-plans-p', p2: 'sk-plans-p2', q: 'sk-plans-q',
+               admin: 'sk-plans-admin' };
 const USD = 1000000000n;
 
 let sim;
@@ -40,6 +41,9 @@ before(async () => {
       { id: 'limited', overage: '0', limits: { rpm: 3, concurrent: 2 }, key_limits: { tpm: 2000 } },
       // streams start with a small hold and must grow it as they go
       { id: 'streamcap', overage: '0', hard_cap: { usd: '0.004' }, default_max_tokens: 20 },
+      // prepaid only: no included credits, no overage
+      { id: 'prepaid', credit: '0.001' },
+      { id: 'conc', overage: '0', limits: { concurrent: 2 } },
     ],
     apps: [{ id: 'app' }],
     customers: [
@@ -50,6 +54,9 @@ before(async () => {
       { id: 'ce', app: 'app', plan: 'capped' },
       { id: 'cr', app: 'app', plan: 'limited' },
       { id: 'cs', app: 'app', plan: 'streamcap' },
+      { id: 'cp', app: 'app', plan: 'prepaid' },
+      { id: 'cp2', app: 'app', plan: 'prepaid' },
+      { id: 'cq', app: 'app', plan: 'conc' },
     ],
     keys: [
       { id: 'a', sha256: sha256(KEYS.a), customer: 'ca' },
@@ -59,6 +66,9 @@ before(async () => {
       { id: 'e', sha256: sha256(KEYS.e), customer: 'ce' },
       { id: 'r', sha256: sha256(KEYS.r), customer: 'cr' },
       { id: 's', sha256: sha256(KEYS.s), customer: 'cs' },
+      { id: 'p', sha256: sha256(KEYS.p), customer: 'cp' },
+      { id: 'p2', sha256: sha256(KEYS.p2), customer: 'cp2' },
+      { id: 'q', sha256: sha256(KEYS.q), customer: 'cq' },
       { id: 'admin', sha256: sha256(KEYS.admin), admin: true },
     ],
     metering: { flush_ms: 20 },
@@ -236,6 +246,49 @@ describe('credits without overage', () => {
     assert.equal(nanos(w.overage_credits), 0n, 'no overage without an overage price');
   });
 
+  test('a grant stops covering requests at its expiry instant', async () => {
+    const first = await call(KEYS.p, { stream: false, maxTokens: 5 });
+    assert.equal(first.status, 402, 'no credits at all yet');
+    // whole seconds, at least two ahead
+    const at = new Date(Math.ceil(Date.now() / 1000) * 1000 + 3000);
+    const expires = at.toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const g = await admin('/admin/v1/customers/cp/topups', { credits: '50', kind: 'promo', expires });
+    assert.equal(g.status, 201, JSON.stringify(g.body));
+    assert.equal(g.body.grant.expires, expires);
+    assert.equal((await call(KEYS.p, { stream: false, maxTokens: 5 })).status, 200, 'covered before the instant');
+    await sleep(Math.max(0, at.getTime() - Date.now()) + 50);
+    const late = await call(KEYS.p, { stream: false, maxTokens: 5 });
+    assert.equal(late.status, 402, 'not at or after it');
+    assert.match(JSON.parse(late.text).error.message, /its grants hold 0,/);
+  });
+
+  test('a top-up during load: requests start passing, no grant is overdrawn, no overage', async () => {
+    let stop = false;
+    const statuses = [];
+    const client = async () => {
+      while (!stop) statuses.push((await call(KEYS.p2, { stream: false, maxTokens: 20 })).status);
+    };
+    const load = Array.from({ length: 8 }, client);
+    await sleep(ms(200));
+    const g = await admin('/admin/v1/customers/cp2/topups', { credits: '3', paid: '0.003' });
+    assert.equal(g.status, 201);
+    await until(() => statuses.slice(-20).filter((x) => x === 402).length >= 20 && statuses.includes(200),
+                { what: 'the grant spent and the requests refused again', timeout: ms(10000) });
+    stop = true;
+    await Promise.all(load);
+    assert.ok(statuses.filter((x) => x === 200).length > 0);
+    assert.deepEqual([...new Set(statuses)].sort(), [200, 402]);
+    const recs = await recordsOf('cp2', statuses.length);
+    const credits = recs.reduce((s, r) => s + BigInt(r.credits_nanos), 0n);
+    assert.ok(credits <= 3n * USD, `never more than the grant: ${credits}`);
+    const w = await until(async () => {
+      const v = await wallet('cp2');
+      return nanos(v.grants_used) === credits ? v : null;
+    }, { what: 'the ledger has burned every record' });
+    assert.equal(nanos(w.overage_credits), 0n);
+    assert.ok(nanos(w.grants[0].left) >= 0n);
+  });
+
   test('a model outside the plan is refused with the ones it includes', async () => {
     const e = await sdkError(() => gw.client(KEYS.c).chat.completions.create(
       { model: 'premium', messages: [{ role: 'user', content: 'hi' }] }), 403);
@@ -310,6 +363,19 @@ describe('rate limits', () => {
     const e = JSON.parse(r.text).error;
     assert.equal(e.code, 'request_over_rate_limit');
     assert.match(e.message, /more than the tokens per minute limit of key 'r' \(2000\)/);
+  });
+});
+
+describe('concurrency limit', () => {
+  test('a third request at once gets 429; once one ends, the next passes', async () => {
+    const streams = [0, 1].map(() => call(KEYS.q, { stream: true, content: 'a long answer please' }));
+    await sleep(ms(30));
+    const third = await call(KEYS.q, { stream: false, maxTokens: 5 });
+    assert.equal(third.status, 429);
+    assert.match(JSON.parse(third.text).error.message, /customer 'cq' reached: 2 requests at once/);
+    assert.equal(third.headers.get('retry-after'), '1');
+    assert.deepEqual((await Promise.all(streams)).map((r) => r.status), [200, 200]);
+    assert.equal((await call(KEYS.q, { stream: false, maxTokens: 5 })).status, 200);
   });
 });
 
