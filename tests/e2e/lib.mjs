@@ -260,7 +260,9 @@ process.on('exit', () => {
 
 /** Runs the binary to completion (CLI tests). */
 export function run(args, { env = {}, timeout = ms(10000) } = {}) {
-  const r = spawnSync(BIN, args, { env: childEnv(env), encoding: 'utf8', timeout });
+  // maxBuffer: spawnSync kills a child whose output passes it (1 MiB by
+  // default), and `usage --format json` of a few thousand records does
+  const r = spawnSync(BIN, args, { env: childEnv(env), encoding: 'utf8', timeout, maxBuffer: 256 << 20 });
   return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -486,14 +488,14 @@ export class Gateway {
   /** `tollgate report ... --format json`, parsed; fails on a non-zero exit. */
   report(args = []) {
     const r = this.cli('report', [...args, '--format', 'json']);
-    assert.equal(r.code, 0, `tollgate report ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+    assert.equal(r.code, 0, `tollgate report ${args.join(' ')} exited ${r.code} (signal ${r.signal}): ${r.stderr}`);
     return JSON.parse(r.stdout);
   }
 
   /** The usage records (`tollgate usage --format json`), parsed. */
   usage(args = []) {
     const r = this.cli('usage', [...args, '--format', 'json']);
-    assert.equal(r.code, 0, `tollgate usage ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+    assert.equal(r.code, 0, `tollgate usage ${args.join(' ')} exited ${r.code} (signal ${r.signal}): ${r.stderr}`);
     return JSON.parse(r.stdout).records;
   }
 
