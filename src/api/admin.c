@@ -7,6 +7,9 @@
  *   GET  /v1/wallet[?period=][&customer=]         the same for a customer key
  *                                                 (its own), or an app key (its
  *                                                 app's customers)
+ *   GET  /admin/v1/runs/{run}?customer=C[&days=N] an agent run's steps (its usage
+ *                                                 records of the last N days, 1 by
+ *                                                 default) and their totals
  *
  * The store is read and written on libuv's thread pool with a handle of
  * the job's own, as reports are (usage.c), never on the worker's loop. A
@@ -17,6 +20,7 @@
 
 #include "base/clock.h"
 #include "base/jsonw.h"
+#include "report/records.h"
 #include "report/wallet.h"
 
 #include <stdio.h>
@@ -429,4 +433,148 @@ void tg_customer_wallet(tg_exchange *x, tg_str rest)
         return;
     }
     wallet(x, named, k->app ? tg_str_c(k->app->id) : TG_STR_NULL);
+}
+
+/* ---- runs ---- */
+
+typedef struct {
+    uv_work_t work;
+    tg_exchange *x;         /* NULL once the client went away */
+    char *db;
+    char app[TG_TAG_MAX + 1], customer[TG_TAG_MAX + 1], run[TG_TAG_MAX + 1];
+    int64_t from_ms;
+    uint64_t requests, steps;
+    tg_nanos cost, charge;
+    int64_t credits, first_ms, last_ms;
+    char *records;          /* `tollgate usage --format json` of the run's steps */
+    size_t nrecords;
+    tg_errmsg err;
+    int rc;
+} steps_job;
+
+static void run_gone(tg_req *r, void *data)
+{
+    (void)r;
+    ((steps_job *)data)->x = NULL;
+}
+
+static int sum_step(void *ud, const tg_usage_rec *r)
+{
+    steps_job *j = ud;
+    j->requests++;
+    if (!r->offering[0]) return TG_OK; /* refused before its offering: no step */
+    j->steps++;
+    j->cost += r->cost;
+    j->charge += r->charge;
+    j->credits += r->credits;
+    if (!j->first_ms || r->t_start_ms < j->first_ms) j->first_ms = r->t_start_ms;
+    if (r->t_start_ms > j->last_ms) j->last_ms = r->t_start_ms;
+    return TG_OK;
+}
+
+static void run_read(uv_work_t *w)
+{
+    steps_job *j = w->data;
+    tg_store *s = NULL;
+    tg_records_query q;
+    FILE *f = NULL;
+    j->rc = tg_store_open(j->db, TG_STORE_RO, &s, &j->err);
+    if (!j->rc) {
+        q = (tg_records_query){.from_ms = j->from_ms, .to_ms = INT64_MAX,
+                               .f = {.app = j->app, .customer = j->customer, .run = j->run}};
+        j->rc = tg_store_each_record(s, q.from_ms, q.to_ms, &q.f, 0, sum_step, j, &j->err);
+    }
+    if (!j->rc && !(f = open_memstream(&j->records, &j->nrecords))) j->rc = TG_ENOMEM;
+    if (!j->rc) j->rc = tg_records_print(s, &q, TG_REPORT_JSON, f, &j->err);
+    if (f) fclose(f);
+    if (s) tg_store_close(s);
+}
+
+static void run_done(uv_work_t *w, int status)
+{
+    steps_job *j = w->data;
+    tg_exchange *x = j->x;
+    (void)status;
+    if (x) {
+        tg_req_on_abort(x->req, NULL, NULL);
+        tg_buf *b = &x->scratch;
+        tg_buf_clear(b);
+        char cost[TG_MONEY_STRLEN], charge[TG_MONEY_STRLEN], credits[TG_MONEY_STRLEN];
+        tg_money_fmt(cost, j->cost);
+        tg_money_fmt(charge, j->charge);
+        tg_money_fmt(credits, j->credits);
+        int rc = j->rc;
+        if (!rc) rc = tg_buf_add_lit(b, "{\"run\":");
+        if (!rc) rc = tg_jsonw_str(b, tg_str_c(j->run));
+        if (!rc) rc = tg_buf_add_lit(b, ",\"app\":");
+        if (!rc) rc = tg_jsonw_str(b, tg_str_c(j->app));
+        if (!rc) rc = tg_buf_add_lit(b, ",\"customer\":");
+        if (!rc) rc = tg_jsonw_str(b, tg_str_c(j->customer));
+        char first[TG_UTC_STRLEN] = "", last[TG_UTC_STRLEN] = "";
+        if (j->first_ms) tg_utc_format(j->first_ms, first);
+        if (j->last_ms) tg_utc_format(j->last_ms, last);
+        if (!rc)
+            rc = tg_buf_printf(b, ",\"requests\":%llu,\"steps\":%llu,\"cost\":\"%s\",\"charge\":\"%s\","
+                                  "\"credits\":\"%s\",\"first\":\"%s\",\"last\":\"%s\"",
+                               (unsigned long long)j->requests, (unsigned long long)j->steps, cost, charge,
+                               credits, first, last);
+        tg_run_state st;
+        tg_runs *runs = x->ww->gw->runs;
+        if (!rc && runs && tg_runs_get(runs, tg_str_c(j->app), tg_str_c(j->customer), tg_str_c(j->run), &st)) {
+            tg_money_fmt(cost, st.cost);
+            rc = tg_buf_printf(b, ",\"live\":{\"steps\":%llu,\"cost\":\"%s\"}", (unsigned long long)st.steps, cost);
+        }
+        if (!rc) rc = tg_buf_add_lit(b, ",\"usage\":");
+        if (!rc) rc = tg_buf_append(b, j->records, j->nrecords);
+        if (!rc) rc = tg_buf_add_lit(b, "}\n");
+        if (rc) tg_openai_error(x, 500, "server_error", NULL, NULL, j->rc ? j->err.msg : "out of memory");
+        else if (!j->requests) tg_openai_error(x, 404, "invalid_request_error", "run_not_found", NULL,
+                                             "No step of that run in the days asked (days=N, 1 by default).");
+        else tg_exchange_json(x, 200, tg_buf_str(b));
+    }
+    free(j->records);
+    free(j->db);
+    free(j);
+}
+
+void tg_admin_runs(tg_exchange *x, tg_str run)
+{
+    if (!tg_admin_auth(x) || !metering_on(x)) return;
+    tg_str customer = tg_query_param(x, "customer"), days_s = tg_query_param(x, "days");
+    const tg_app *app;
+    const tg_plan *plan;
+    uint64_t days = 1;
+    if (!customer.n) {
+        tg_openai_error(x, 400, "invalid_request_error", "customer_required", "customer",
+                        "Name the run's customer: /admin/v1/runs/{id}?customer=ID (runs are per customer).");
+        return;
+    }
+    if (days_s.p && (tg_str_to_u64(days_s, &days) || days < 1 || days > 400)) {
+        tg_openai_error(x, 400, "invalid_request_error", "invalid_days", "days",
+                        "days must be a whole number from 1 to 400");
+        return;
+    }
+    if (run.n > TG_TAG_MAX || !find_customer(x, customer, tg_query_param(x, "app"), false, &app, &plan)) {
+        if (run.n > TG_TAG_MAX)
+            tg_openai_error(x, 404, "invalid_request_error", "run_not_found", NULL, "No such run.");
+        return;
+    }
+    steps_job *j = calloc(1, sizeof *j);
+    if (!j || !(j->db = tg_store_path(x->ww->gw->metering.data_dir))) {
+        free(j);
+        tg_openai_error(x, 500, "server_error", NULL, NULL, "out of memory");
+        return;
+    }
+    snprintf(j->app, sizeof j->app, "%s", app->id);
+    snprintf(j->customer, sizeof j->customer, "%.*s", (int)customer.n, customer.p);
+    snprintf(j->run, sizeof j->run, "%.*s", (int)run.n, run.p);
+    j->from_ms = (int64_t)tg_clock_wall_ms() - (int64_t)days * 86400000LL;
+    j->x = x;
+    j->work.data = j;
+    tg_req_on_abort(x->req, run_gone, j);
+    if (!uv_queue_work(x->req->loop, &j->work, run_read, run_done)) return;
+    tg_req_on_abort(x->req, NULL, NULL);
+    free(j->db);
+    free(j);
+    tg_openai_error(x, 500, "server_error", NULL, NULL, "the run could not be read");
 }

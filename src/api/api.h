@@ -15,6 +15,7 @@
 #include "bill/accounts.h"
 #include "gate/customers.h"
 #include "gate/limits.h"
+#include "gate/runs.h"
 #include "gate/tags.h"
 #include "http/server.h"
 #include "http/sse.h"
@@ -48,6 +49,7 @@ struct tg_gateway {
     tg_customers *customers;    /* created at runtime (gate/customers.h) */
     tg_accounts *accounts;      /* live balances of customers on plans (billing.c) */
     tg_limiters *limiters;      /* rate limits of keys and customers */
+    tg_runs *runs;              /* agent runs, with metering (runs.c) */
     int64_t grants_seen;        /* the ledger thread's: the last grant transaction it read */
 };
 
@@ -137,6 +139,7 @@ typedef struct {
     bool cut;                   /* a stream stopped at the plan's limit */
     tg_limiter_ticket limit_tickets[2]; /* the key's and the customer's rate limits */
     size_t nlimit;
+    bool run_counted;           /* a step of an agent run (runs.c) */
 } tg_exchange;
 
 /* gateway.c */
@@ -214,12 +217,23 @@ void tg_usage_report(tg_exchange *x);
  * TG_STR_NULL when absent. */
 tg_str tg_query_param(tg_exchange *x, const char *name);
 
+/* runs.c: agent runs on the request path */
+/* Counts x as a step of its run, or refuses it (403) past the run's limits. */
+bool tg_runs_gate(tg_exchange *x);
+/* Takes the step back when a later gate refused x. */
+void tg_runs_refused(tg_exchange *x);
+/* Adds x's provider cost to its run (when x ends). */
+void tg_runs_end(tg_exchange *x);
+/* Makes gw->runs and counts the runs of the last day from s (at start). */
+int tg_runs_load(tg_gateway *gw, tg_store *s, tg_errmsg *err);
+
 /* admin.c: the admin API's plans and wallets, and a customer's own wallet */
 /* Passes the auth gate with an admin key, or answers 401 / 403; true when it passed. */
 bool tg_admin_auth(tg_exchange *x);
 void tg_admin_plans(tg_exchange *x, tg_str rest);
 void tg_admin_customers(tg_exchange *x, tg_str rest); /* rest: "{id}/topups", "{id}/wallet" */
 void tg_customer_wallet(tg_exchange *x, tg_str rest);
+void tg_admin_runs(tg_exchange *x, tg_str run);
 
 /* relay.c: calls the offering's provider (x->up_url) and relays the
  * answer; the abort callback that marks a request whose client left. */

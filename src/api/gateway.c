@@ -298,6 +298,7 @@ static const tg_route_entry routes[] = {
     {TG_GET, "/admin/v1/plans", "admin_plans", tg_admin_plans},
     {TG_GET, "/admin/v1/customers/", "admin_customers", tg_admin_customers},
     {TG_POST, "/admin/v1/customers/", "admin_customers", tg_admin_customers},
+    {TG_GET, "/admin/v1/runs/", "admin_runs", tg_admin_runs},
     {TG_GET, "/healthz", "healthz", healthz},
     {TG_GET, "/metrics", "metrics", prom},
 };
@@ -428,6 +429,7 @@ static int metering_start(tg_gateway *gw, const tg_config *cfg, tg_errmsg *err)
                (unsigned long long)js.interrupted, (unsigned long long)js.torn,
                (unsigned long long)rv.inserted);
     if ((rc = tg_billing_load(gw, st, err))) goto out;
+    if ((rc = tg_runs_load(gw, st, err))) goto out;
     rc = tg_ledger_start(m, st, gw->journal, &gw->ledger, err);
     st = NULL; /* the ledger's now, also when it failed to start */
     if (!rc) tg_billing_start(gw);
@@ -443,6 +445,7 @@ static void metering_stop(tg_gateway *gw)
     if (gw->journal) tg_journal_close(gw->journal);
     tg_customers_free(gw->customers);
     tg_accounts_free(gw->accounts);
+    tg_runs_free(gw->runs);
     free(gw->metering.data_dir);
     gw->metering.data_dir = NULL;
     gw->ledger = NULL;

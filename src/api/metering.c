@@ -318,6 +318,7 @@ void tg_metering_end(tg_exchange *x, uint64_t now)
     r->ttft_us = q->t_first_byte_ns ? (int64_t)(q->t_first_byte_ns - q->t_start_ns) / 1000 : 0;
     tg_record_check(r);
     tg_policy_settle(x);
+    tg_runs_end(x);
     tg_gw_worker *ww = x->ww;
     if (ww->nended == TG_SPARE_RECORDS) tg_metering_journal_outcomes(ww);
     ww->ended[ww->nended].rec = x->rec;

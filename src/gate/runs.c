@@ -172,6 +172,19 @@ int tg_runs_admit(tg_runs *r, tg_str app, tg_str customer, tg_str run, const tg_
     return rc;
 }
 
+void tg_runs_cancel(tg_runs *r, tg_str app, tg_str customer, tg_str run)
+{
+    char buf[KEY_MAX];
+    size_t n;
+    uint64_t h;
+    shard *s = locate(r, app, customer, run, buf, &n, &h);
+    if (!s) return;
+    pthread_mutex_lock(&s->mu);
+    run_ent *e = find(s, h, buf, n);
+    if (e && e->st.steps) e->st.steps--;
+    pthread_mutex_unlock(&s->mu);
+}
+
 void tg_runs_cost(tg_runs *r, tg_str app, tg_str customer, tg_str run, tg_nanos cost)
 {
     char buf[KEY_MAX];

@@ -47,6 +47,9 @@ typedef struct {
  * TG_ENOMEM (nothing counted) when a new run cannot be recorded. */
 int tg_runs_admit(tg_runs *r, tg_str app, tg_str customer, tg_str run, const tg_run_limits *lim,
                   int64_t now_ms, tg_run_verdict *v, tg_run_state *st);
+/* Takes back a step tg_runs_admit counted, for a request a later gate
+ * refused. */
+void tg_runs_cancel(tg_runs *r, tg_str app, tg_str customer, tg_str run);
 /* Adds a finished step's provider cost to its run. */
 void tg_runs_cost(tg_runs *r, tg_str app, tg_str customer, tg_str run, tg_nanos cost);
 /* Counts a step from the store (a record of the last day) at t_ms: one

@@ -12,6 +12,7 @@ after(stopAll);
 
 const KEYS = { a: 'sk-plans-a', b: 'sk-plans-b', c: 'sk-plans-c', d: 'sk-plans-d', e: 'sk-plans-e',
                r: 'sk-plans-r', s: 'sk-plans-s', p: 'sk-plans-p', p2: 'sk-plans-p2', q: 'sk-plans-q',
+               w: 'sk-plans-w', x: 'sk-plans-x',
                admin: 'sk-plans-admin' };
 const USD = 1000000000n;
 
@@ -44,8 +45,10 @@ before(async () => {
       // prepaid only: no included credits, no overage
       { id: 'prepaid', credit: '0.001' },
       { id: 'conc', overage: '0', limits: { concurrent: 2 } },
+      // agent runs: 3 steps a run; max_cost comes from the app
+      { id: 'agents', overage: '0', runs: { max_steps: 3 } },
     ],
-    apps: [{ id: 'app' }],
+    apps: [{ id: 'app', runs: { max_steps: 100, max_cost: '0.002' } }],
     customers: [
       { id: 'ca', app: 'app', plan: 'capped' },
       { id: 'cb', app: 'app', plan: 'capped' },
@@ -57,6 +60,8 @@ before(async () => {
       { id: 'cp', app: 'app', plan: 'prepaid' },
       { id: 'cp2', app: 'app', plan: 'prepaid' },
       { id: 'cq', app: 'app', plan: 'conc' },
+      { id: 'cw', app: 'app', plan: 'agents' },
+      { id: 'cx', app: 'app', plan: 'conc' },
     ],
     keys: [
       { id: 'a', sha256: sha256(KEYS.a), customer: 'ca' },
@@ -69,6 +74,8 @@ before(async () => {
       { id: 'p', sha256: sha256(KEYS.p), customer: 'cp' },
       { id: 'p2', sha256: sha256(KEYS.p2), customer: 'cp2' },
       { id: 'q', sha256: sha256(KEYS.q), customer: 'cq' },
+      { id: 'w', sha256: sha256(KEYS.w), customer: 'cw' },
+      { id: 'x', sha256: sha256(KEYS.x), customer: 'cx' },
       { id: 'admin', sha256: sha256(KEYS.admin), admin: true },
     ],
     metering: { flush_ms: 20 },
@@ -376,6 +383,69 @@ describe('concurrency limit', () => {
     assert.equal(third.headers.get('retry-after'), '1');
     assert.deepEqual((await Promise.all(streams)).map((r) => r.status), [200, 200]);
     assert.equal((await call(KEYS.q, { stream: false, maxTokens: 5 })).status, 200);
+  });
+});
+
+describe('agent runs', () => {
+  const step = (key, run, extra = {}) => gw.post('/v1/chat/completions',
+    { model: 'fast', max_tokens: 10, messages: [{ role: 'user', content: `step of ${run}` }] },
+    { key, headers: { 'X-Tollgate-Run': run, 'X-Tollgate-Workflow': 'research', ...extra } });
+
+  test('max_steps: the fourth step of a run is refused, another run is not; the steps are on record', async () => {
+    const run = rid('run');
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await step(KEYS.w, run)).status);
+    assert.deepEqual(statuses, [200, 200, 200, 403]);
+    const r = await step(KEYS.w, run);
+    const e = (await r.json()).error;
+    assert.equal(e.code, 'run_step_limit');
+    assert.equal(e.param, 'X-Tollgate-Run');
+    assert.match(e.message, new RegExp(`Run '${run}' of customer 'cw' has taken 3 steps, the most the plan 'agents' allows`));
+    assert.equal((await step(KEYS.w, rid('run'))).status, 200, 'a new run starts afresh');
+    // the steps, by the CLI and the admin API
+    const recs = await gw.records(5, { args: ['--run', run] });
+    assert.equal(recs.length, 5);
+    assert.deepEqual(recs.map((x) => x.status).sort(), [200, 200, 200, 403, 403]);
+    assert.ok(recs.every((x) => x.run === run && x.workflow === 'research'));
+    const a = await admin(`/admin/v1/runs/${run}?customer=cw`);
+    assert.equal(a.status, 200, JSON.stringify(a.body));
+    assert.equal(a.body.steps, 3);
+    assert.equal(a.body.requests, 5);
+    assert.equal(a.body.live.steps, 3);
+    assert.equal(a.body.usage.records.length, 5);
+    assert.equal(nanos(a.body.cost), recs.reduce((s, x) => s + BigInt(x.cost_nanos), 0n));
+    assert.equal((await admin(`/admin/v1/runs/${run}`)).status, 400, 'a run is per customer');
+    assert.equal((await admin(`/admin/v1/runs/nope?customer=cw`)).status, 404);
+  });
+
+  test("max_cost from the app: the step after the run's cost reaches it is refused", async () => {
+    const run = rid('costly');
+    let refused;
+    for (let i = 0; i < 40 && !refused; i++) {
+      const r = await step(KEYS.x, run);
+      if (r.status === 403) refused = (await r.json()).error;
+      else assert.equal(r.status, 200);
+    }
+    assert.ok(refused, 'the cost limit refused a step');
+    assert.equal(refused.code, 'run_cost_limit');
+    assert.match(refused.message, /past the 0\.002000000 USD the app 'app' allows a run/);
+    const a = await until(async () => {
+      const v = await admin(`/admin/v1/runs/${run}?customer=cx`);
+      return nanos(v.body.cost) >= 2000000n ? v : null;
+    }, { what: 'the run at its cost limit in the store' });
+    assert.ok(nanos(a.body.live.cost) >= 2000000n, 'the live count had reached the limit');
+    assert.equal(nanos(a.body.live.cost), nanos(a.body.cost));
+    const rep = gw.report(['--by', 'workflow', '--customer', 'cx', '--app', 'app']);
+    assert.ok(rep.rows.some((row) => row.workflow === 'research' && row.requests >= a.body.requests));
+  });
+
+  test('a restart keeps counting a run', async () => {
+    const run = rid('restart');
+    for (let i = 0; i < 2; i++) assert.equal((await step(KEYS.w, run)).status, 200);
+    await gw.records(2, { args: ['--run', run] });
+    await gw.restart();
+    assert.equal((await step(KEYS.w, run)).status, 200);
+    assert.equal((await step(KEYS.w, run)).status, 403, 'the two steps before the restart still count');
   });
 });
 
