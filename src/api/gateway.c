@@ -298,6 +298,7 @@ static const tg_route_entry routes[] = {
     {TG_GET, "/admin/v1/plans", "admin_plans", tg_admin_plans},
     {TG_GET, "/admin/v1/customers/", "admin_customers", tg_admin_customers},
     {TG_POST, "/admin/v1/customers/", "admin_customers", tg_admin_customers},
+    {TG_GET, "/admin/v1/webhooks", "admin_webhooks", tg_admin_webhooks},
     {TG_GET, "/healthz", "healthz", healthz},
     {TG_GET, "/metrics", "metrics", prom},
 };
@@ -427,6 +428,7 @@ static int metering_start(tg_gateway *gw, const tg_config *cfg, tg_errmsg *err)
                (unsigned long long)(js.outcomes + js.interrupted), (unsigned long long)js.segments,
                (unsigned long long)js.interrupted, (unsigned long long)js.torn,
                (unsigned long long)rv.inserted);
+    if ((rc = tg_webhooks_start(gw, err))) goto out;
     if ((rc = tg_billing_load(gw, st, err))) goto out;
     rc = tg_ledger_start(m, st, gw->journal, &gw->ledger, err);
     st = NULL; /* the ledger's now, also when it failed to start */
@@ -439,6 +441,8 @@ out:
 
 static void metering_stop(tg_gateway *gw)
 {
+    tg_webhook_stop(gw->webhooks);
+    gw->webhooks = NULL;
     if (gw->ledger) tg_ledger_stop(gw->ledger);
     if (gw->journal) tg_journal_close(gw->journal);
     tg_customers_free(gw->customers);
