@@ -13,6 +13,7 @@
 #include "api/metrics.h"
 #include "base/rng.h"
 #include "bill/accounts.h"
+#include "bill/webhook.h"
 #include "gate/customers.h"
 #include "gate/limits.h"
 #include "gate/runs.h"
@@ -51,6 +52,7 @@ struct tg_gateway {
     tg_limiters *limiters;      /* rate limits of keys and customers */
     tg_runs *runs;              /* agent runs, with metering (runs.c) */
     int64_t grants_seen;        /* the ledger thread's: the last grant transaction it read */
+    tg_webhook_sender *webhooks; /* threshold events (webhooks.c) */
 };
 
 #define TG_SPARE_RECORDS 64
@@ -234,6 +236,18 @@ void tg_admin_plans(tg_exchange *x, tg_str rest);
 void tg_admin_customers(tg_exchange *x, tg_str rest); /* rest: "{id}/topups", "{id}/wallet" */
 void tg_customer_wallet(tg_exchange *x, tg_str rest);
 void tg_admin_runs(tg_exchange *x, tg_str run);
+
+/* webhooks.c: threshold events, and the admin API's listing of them */
+/* Starts gw->webhooks over the store (metering on, before tg_billing_load). */
+int tg_webhooks_start(tg_gateway *gw, tg_errmsg *err);
+/* The events of the thresholds x's settlement crossed (bits over its
+ * plan's thresholds) in acc, the account it held, for an app with a webhook. */
+void tg_webhooks_settled(tg_exchange *x, tg_account *acc, uint32_t crossed);
+/* At start: the events of every threshold an account loaded from the
+ * store has reached in period (the store drops those it has). */
+void tg_webhooks_loaded(tg_gateway *gw, const tg_app *a, const tg_plan *p, tg_str customer,
+                        const char *period, tg_ncredits included, tg_ncredits used);
+void tg_admin_webhooks(tg_exchange *x, tg_str rest);
 
 /* relay.c: calls the offering's provider (x->up_url) and relays the
  * answer; the abort callback that marks a request whose client left. */

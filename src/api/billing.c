@@ -77,6 +77,8 @@ static int load_account(void *ud, tg_str app, tg_str customer)
     if (!rc) rc = tg_store_period_use(l->store, app, customer, per.name, &u, l->err);
     if (rc) return rc;
     tg_account_set_use(acc, p, &per, u.included_used + u.grants_used + u.overage, u.charge);
+    tg_webhooks_loaded(l->gw, a, p, customer, per.name, u.included,
+                       u.included_used + u.grants_used + u.overage);
     l->accounts++;
     return TG_OK;
 }

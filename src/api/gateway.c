@@ -299,6 +299,7 @@ static const tg_route_entry routes[] = {
     {TG_GET, "/admin/v1/customers/", "admin_customers", tg_admin_customers},
     {TG_POST, "/admin/v1/customers/", "admin_customers", tg_admin_customers},
     {TG_GET, "/admin/v1/runs/", "admin_runs", tg_admin_runs},
+    {TG_GET, "/admin/v1/webhooks", "admin_webhooks", tg_admin_webhooks},
     {TG_GET, "/healthz", "healthz", healthz},
     {TG_GET, "/metrics", "metrics", prom},
 };
@@ -428,6 +429,7 @@ static int metering_start(tg_gateway *gw, const tg_config *cfg, tg_errmsg *err)
                (unsigned long long)(js.outcomes + js.interrupted), (unsigned long long)js.segments,
                (unsigned long long)js.interrupted, (unsigned long long)js.torn,
                (unsigned long long)rv.inserted);
+    if ((rc = tg_webhooks_start(gw, err))) goto out;
     if ((rc = tg_billing_load(gw, st, err))) goto out;
     if ((rc = tg_runs_load(gw, st, err))) goto out;
     rc = tg_ledger_start(m, st, gw->journal, &gw->ledger, err);
@@ -441,6 +443,8 @@ out:
 
 static void metering_stop(tg_gateway *gw)
 {
+    tg_webhook_stop(gw->webhooks);
+    gw->webhooks = NULL;
     if (gw->ledger) tg_ledger_stop(gw->ledger);
     if (gw->journal) tg_journal_close(gw->journal);
     tg_customers_free(gw->customers);

@@ -347,10 +347,12 @@ void tg_policy_settle(tg_exchange *x)
 {
     const tg_plan *p = plan_of(x);
     if (!x->hold.acc) return;
+    tg_account *acc = x->hold.acc;
     const tg_usage_rec *r = &x->rec->r;
     uint32_t crossed = tg_account_settle(&x->hold, p, r->t_start_ms, r->credits, r->charge);
     for (size_t i = 0; crossed && i < p->nthresholds; i++)
         if (crossed & (1u << i))
             tg_log(TG_LOG_INFO, "billing: customer %s of app %s crossed %u%% of its included credits",
                    x->attr.tags.customer, x->attr.tags.app, p->thresholds[i]);
+    if (crossed) tg_webhooks_settled(x, acc, crossed);
 }

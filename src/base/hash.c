@@ -1,8 +1,10 @@
-/* SHA-256 through OpenSSL's EVP interface; constant-time compare; FNV-1a. */
+/* SHA-256 through OpenSSL's EVP interface, HMAC through its one-shot
+ * HMAC(); constant-time compare; FNV-1a. */
 #include "base/hash.h"
 #include "base/err.h"
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 void tg_sha256(tg_str data, uint8_t out[TG_SHA256_LEN])
 {
@@ -10,16 +12,30 @@ void tg_sha256(tg_str data, uint8_t out[TG_SHA256_LEN])
     EVP_Digest(data.p, data.n, out, &len, EVP_sha256(), NULL);
 }
 
-void tg_sha256_hex(tg_str data, char out[TG_SHA256_HEX_LEN + 1])
+static void hex32(const uint8_t d[TG_SHA256_LEN], char out[TG_SHA256_HEX_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";
-    uint8_t d[TG_SHA256_LEN];
-    tg_sha256(data, d);
     for (int i = 0; i < TG_SHA256_LEN; i++) {
         out[2 * i] = hex[d[i] >> 4];
         out[2 * i + 1] = hex[d[i] & 15];
     }
     out[TG_SHA256_HEX_LEN] = '\0';
+}
+
+void tg_sha256_hex(tg_str data, char out[TG_SHA256_HEX_LEN + 1])
+{
+    uint8_t d[TG_SHA256_LEN];
+    tg_sha256(data, d);
+    hex32(d, out);
+}
+
+void tg_hmac_sha256_hex(tg_str key, tg_str data, char out[TG_SHA256_HEX_LEN + 1])
+{
+    uint8_t d[TG_SHA256_LEN];
+    unsigned int len = TG_SHA256_LEN;
+    HMAC(EVP_sha256(), key.p ? key.p : "", (int)key.n, (const unsigned char *)(data.p ? data.p : ""),
+         data.n, d, &len);
+    hex32(d, out);
 }
 
 static int hexval(char c)

@@ -1,5 +1,5 @@
-/* Hashing: SHA-256 for API keys, HMAC later for webhooks, and a fast
- * non-cryptographic hash for tables and deterministic simulation. */
+/* Hashing: SHA-256 for API keys, HMAC-SHA256 for webhook signatures, and
+ * a fast non-cryptographic hash for tables and deterministic simulation. */
 #ifndef TG_BASE_HASH_H
 #define TG_BASE_HASH_H
 
@@ -14,6 +14,8 @@
 void tg_sha256(tg_str data, uint8_t out[TG_SHA256_LEN]);
 /* Lower-case hex, NUL-terminated (out has 65 bytes). */
 void tg_sha256_hex(tg_str data, char out[TG_SHA256_HEX_LEN + 1]);
+/* HMAC-SHA256 of data with key, as lower-case hex (out has 65 bytes). */
+void tg_hmac_sha256_hex(tg_str key, tg_str data, char out[TG_SHA256_HEX_LEN + 1]);
 /* Parses 64 hex digits (either case); TG_EINVAL otherwise. */
 int tg_hex_decode32(tg_str hex, uint8_t out[TG_SHA256_LEN]);
 /* Compares n bytes in time independent of where they differ. */

@@ -109,9 +109,33 @@ static const char m2_wallets[] =
     " tx INTEGER NOT NULL, account TEXT NOT NULL, credits INTEGER NOT NULL,"
     " PRIMARY KEY (tx, account)) STRICT, WITHOUT ROWID;\n";
 
+/* Threshold webhooks (issue 4; store/webhooks.h): one row per event, at
+ * most one per (app, customer, period, threshold), whatever the restarts
+ * and races, by the UNIQUE key. payload is the JSON body as it is sent at
+ * every attempt; status pending is tried again at next_ms, delivered and
+ * failed are final. Times are unix ms (delivered_ms 0: not delivered);
+ * last_error is "" until an attempt fails. id is "evt_" and 24 hex
+ * digits (bill/webhook.h), what receivers deduplicate by. */
+static const char m3_webhooks[] =
+    "CREATE TABLE webhook_events ("
+    " seq INTEGER PRIMARY KEY,"
+    " id TEXT NOT NULL UNIQUE,"
+    " app TEXT NOT NULL, customer TEXT NOT NULL, period TEXT NOT NULL,"
+    " threshold INTEGER NOT NULL CHECK (threshold > 0),"
+    " payload TEXT NOT NULL,"
+    " status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),"
+    " attempts INTEGER NOT NULL CHECK (attempts >= 0),"
+    " next_ms INTEGER NOT NULL,"
+    " last_error TEXT NOT NULL,"
+    " created_ms INTEGER NOT NULL,"
+    " delivered_ms INTEGER NOT NULL,"
+    " UNIQUE (app, customer, period, threshold)) STRICT;\n"
+    "CREATE INDEX webhook_events_due ON webhook_events (next_ms) WHERE status = 'pending';\n";
+
 const char *const tg_store_migrations_[] = {
     m1_initial,
     m2_wallets,
+    m3_webhooks,
 };
 
 const int tg_store_nmigrations_ = (int)(sizeof tg_store_migrations_ / sizeof *tg_store_migrations_);

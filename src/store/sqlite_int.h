@@ -132,6 +132,8 @@ struct tg_store {
     tg_sq_burns burns;
     sqlite3_stmt *w_entry, *w_tx, *w_grant, *w_grants, *w_day, *w_burn_add, *w_balance,
         *w_close, *w_poll;
+    /* webhook events (webhooks.c) */
+    sqlite3_stmt *h_add, *h_due, *h_next, *h_try, *h_list;
 };
 
 /* TG_EIO with err = "<path>: <what>: <SQLite's message>". */

@@ -388,11 +388,12 @@ export function keyEntries(secrets, models = {}) {
 // ---- the gateway -----------------------------------------------------------
 
 export class Gateway {
-  constructor(proc, port, configPath, config) {
+  constructor(proc, port, configPath, config, env = {}) {
     this.proc = proc;
     this.port = port;
     this.configPath = configPath;
     this.config = config;
+    this.env = env; // the environment restart() starts the next process with, too
     this.url = `http://127.0.0.1:${port}`;
     this.baseURL = `${this.url}/v1`;
   }
@@ -467,7 +468,7 @@ export class Gateway {
     const i = live.indexOf(this.proc);
     if (i >= 0) live.splice(i, 1);
     this.proc = new Proc('gateway', ['serve', '--config', this.configPath, '--listen', '127.0.0.1:0',
-                                     '--workers', String(workers)]);
+                                     '--workers', String(workers)], { env: this.env });
     const m = await this.proc.waitLine(/tollgate \S+ listening on 127\.0\.0\.1:(\d+)/, { timeout: ms(10000) });
     this.port = Number(m[1]);
     this.url = `http://127.0.0.1:${this.port}`;
@@ -533,7 +534,7 @@ export async function startGateway(cfg, { workers = 2, env = {}, extraArgs = [],
                 ...extraArgs];
   const proc = new Proc('gateway', args, { env, shell });
   const m = await proc.waitLine(/tollgate \S+ listening on 127\.0\.0\.1:(\d+)/, { timeout: ms(5000) });
-  return new Gateway(proc, Number(m[1]), configPath, config);
+  return new Gateway(proc, Number(m[1]), configPath, config, env);
 }
 
 // ---- errors ------------------------------------------------------------------
