@@ -145,6 +145,8 @@ typedef struct {
 } tg_exchange;
 
 /* gateway.c */
+/* The configuration as it is now: a reference the caller drops (any thread). */
+tg_config *tg_gateway_config(tg_gateway *gw);
 tg_exchange *tg_exchange_new(tg_req *r, tg_gw_worker *ww, const char *endpoint);
 /* Sends {"error":{...}} in OpenAI's shape. code and param may be NULL.
  * Like every response, it ends the request, and the request's end

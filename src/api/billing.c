@@ -12,18 +12,9 @@
 #define EXPIRY_GRACE_MS (15 * 60 * 1000) /* a request that began before an expiry may use the grant */
 #define TICK_MS 1000
 
-/* The configuration as it is now (a reference the caller drops). */
-static tg_config *current(tg_gateway *gw)
-{
-    pthread_mutex_lock(&gw->cfg_mu);
-    tg_config *c = tg_config_ref(gw->cfg);
-    pthread_mutex_unlock(&gw->cfg_mu);
-    return c;
-}
-
 static void terms(void *ud, tg_str app, tg_str plan, tg_store_terms *out)
 {
-    tg_config *c = current(ud);
+    tg_config *c = tg_gateway_config(ud);
     const tg_app *a = tg_config_app(c, app);
     const tg_plan *p = plan.n ? tg_config_plan(c, plan) : NULL;
     out->anchor_day = a ? a->period_anchor_day : 1;
@@ -86,7 +77,7 @@ static int load_account(void *ud, tg_str app, tg_str customer)
 int tg_billing_load(tg_gateway *gw, tg_store *s, tg_errmsg *err)
 {
     if (!(gw->accounts = tg_accounts_new())) return TG_ENOMEM;
-    loader l = {.gw = gw, .cfg = current(gw), .store = s, .now = (int64_t)tg_clock_wall_ms(),
+    loader l = {.gw = gw, .cfg = tg_gateway_config(gw), .store = s, .now = (int64_t)tg_clock_wall_ms(),
                 .err = err};
     /* the grants there are now are loaded below: the tick polls past them */
     int rc = tg_store_wallet_poll(s, &gw->grants_seen, NULL, NULL, err);

@@ -19,6 +19,14 @@
 
 /* ---- configuration snapshots ---- */
 
+tg_config *tg_gateway_config(tg_gateway *gw)
+{
+    pthread_mutex_lock(&gw->cfg_mu);
+    tg_config *c = tg_config_ref(gw->cfg);
+    pthread_mutex_unlock(&gw->cfg_mu);
+    return c;
+}
+
 /* The worker's current snapshot, refreshed when a reload happened. */
 static tg_config *worker_config(tg_gw_worker *ww)
 {

@@ -106,7 +106,7 @@ bool tg_policy_model(tg_exchange *x)
         }
     }
     if (plan_allows(p, x->model)) return true;
-    char msg[512], list[256];
+    char msg[1024], list[256];
     model_list(list, sizeof list, p);
     snprintf(msg, sizeof msg,
              "Plan '%s' of customer '%s' does not include model `%s`; it includes: %s. Ask for one "
@@ -213,7 +213,7 @@ static tg_account_ask ask_of(const tg_exchange *x, const tg_plan *p, tg_ncredits
 static void refuse(tg_exchange *x, const tg_plan *p, tg_account_verdict v, const tg_account_state *st,
                    tg_ncredits credits, tg_nanos charge)
 {
-    char msg[768], a[TG_MONEY_STRLEN], b[TG_MONEY_STRLEN], c[TG_MONEY_STRLEN], d[TG_MONEY_STRLEN],
+    char msg[1024], a[TG_MONEY_STRLEN], b[TG_MONEY_STRLEN], c[TG_MONEY_STRLEN], d[TG_MONEY_STRLEN],
         e[TG_MONEY_STRLEN];
     const char *cust = x->attr.tags.customer, *code = "hard_cap_reached";
     tg_period next;
@@ -320,7 +320,7 @@ bool tg_policy_stream_event(tg_exchange *x, int64_t out_tokens)
 int tg_policy_cut_event(tg_exchange *x, tg_buf *out)
 {
     const tg_plan *p = x->attr.plan;
-    char msg[320];
+    char msg[512];
     snprintf(msg, sizeof msg,
              "Stopped by tollgate: customer '%s' reached what plan '%s' allows this period (its "
              "hard cap, or its credits without overage). The answer so far is billed.",

@@ -35,7 +35,7 @@ bool tg_runs_gate(tg_exchange *x)
         x->run_counted = true;
         return true;
     }
-    char msg[512], cost[TG_MONEY_STRLEN], max[TG_MONEY_STRLEN];
+    char msg[1024], cost[TG_MONEY_STRLEN], max[TG_MONEY_STRLEN];
     const char *whose = x->attr.plan && (v == TG_RUN_STEPS ? x->attr.plan->has_run_steps
                                                            : x->attr.plan->has_run_cost)
                             ? "plan"

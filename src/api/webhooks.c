@@ -29,14 +29,7 @@
 
 /* ---- events ---- */
 
-static tg_config *config_now(void *ud)
-{
-    tg_gateway *gw = ud;
-    pthread_mutex_lock(&gw->cfg_mu);
-    tg_config *c = tg_config_ref(gw->cfg);
-    pthread_mutex_unlock(&gw->cfg_mu);
-    return c;
-}
+static tg_config *config_now(void *ud) { return tg_gateway_config(ud); }
 
 int tg_webhooks_start(tg_gateway *gw, tg_errmsg *err)
 {

@@ -81,6 +81,9 @@ describe('configuration errors exit 1 naming FILE:LINE', () => {
     '  - {name: m, offerings: [up/m]}',
     'keys:',
     `  - {id: k, sha256: ${lib.sha256('k')}}`,
+    // usage records in the test's own directory, not tests/tollgate-data
+    'metering:',
+    `  data_dir: ${path.join(dir, 'data')}`,
   ];
 
   const cases = [
