@@ -166,10 +166,8 @@ static bool find_customer(tg_exchange *x, tg_str id, tg_str app_id, bool create,
 }
 
 typedef struct {
-    uv_work_t work;
-    tg_exchange *x;         /* NULL once the client went away */
+    tg_pool_job job;
     tg_gateway *gw;
-    char *db;
     tg_config *cfg;         /* the job's reference: app and plan point into it */
     const tg_app *app;
     const tg_plan *plan;
@@ -183,17 +181,11 @@ typedef struct {
     int rc;
 } wallet_job;
 
-static void on_gone(tg_req *r, void *data)
+static void run_job(tg_pool_job *pj)
 {
-    (void)r;
-    ((wallet_job *)data)->x = NULL;
-}
-
-static void run_job(uv_work_t *w)
-{
-    wallet_job *j = w->data;
+    wallet_job *j = (wallet_job *)pj;
     tg_store *s = NULL;
-    j->rc = tg_store_open(j->db, j->topup ? TG_STORE_RW : TG_STORE_RO, &s, &j->err);
+    j->rc = tg_store_open(pj->db, j->topup ? TG_STORE_RW : TG_STORE_RO, &s, &j->err);
     tg_str app = tg_str_c(j->app_id), cust = tg_str_c(j->customer);
     if (!j->rc && j->topup)
         j->rc = tg_store_add_grant(s, app, cust, &j->grant, j->paid, tg_str_c(j->memo),
@@ -204,13 +196,12 @@ static void run_job(uv_work_t *w)
     if (s) tg_store_close(s);
 }
 
-static void job_done(uv_work_t *w, int status)
+/* A top-up whose client left is in the store: the ledger's tick brings it
+ * into the live account within a second. */
+static void job_done(tg_pool_job *pj, tg_exchange *x)
 {
-    wallet_job *j = w->data;
-    tg_exchange *x = j->x;
-    (void)status;
+    wallet_job *j = (wallet_job *)pj;
     if (x) {
-        tg_req_on_abort(x->req, NULL, NULL);
         tg_accounts *accounts = j->gw->accounts;
         tg_account *acc = accounts && j->plan ? tg_accounts_get(accounts, tg_str_c(j->app_id),
                                                                 tg_str_c(j->customer))
@@ -243,29 +234,17 @@ static void job_done(uv_work_t *w, int status)
     }
     tg_wallet_view_release(&j->view);
     tg_config_unref(j->cfg);
-    free(j->db);
-    free(j);
+    tg_pool_free(pj);
 }
 
 /* Starts j for x (its customer found), on the thread pool. */
 static void start_job(tg_exchange *x, wallet_job *j)
 {
-    tg_gateway *gw = x->ww->gw;
-    j->x = x;
-    j->gw = gw;
+    j->gw = x->ww->gw;
     j->cfg = tg_config_ref(x->cfg);
     j->anchor_day = j->app->period_anchor_day;
     snprintf(j->app_id, sizeof j->app_id, "%s", j->app->id);
-    j->work.data = j;
-    if (!(j->db = tg_store_path(gw->metering.data_dir))) goto fail;
-    tg_req_on_abort(x->req, on_gone, j);
-    if (!uv_queue_work(x->req->loop, &j->work, run_job, job_done)) return;
-    tg_req_on_abort(x->req, NULL, NULL);
-fail:
-    tg_config_unref(j->cfg);
-    free(j->db);
-    free(j);
-    tg_openai_error(x, 500, "server_error", NULL, NULL, "the wallet could not be read");
+    tg_pool_start(x, &j->job, run_job, job_done, "the wallet");
 }
 
 static bool metering_on(tg_exchange *x)
@@ -278,18 +257,14 @@ static bool metering_on(tg_exchange *x)
 
 static wallet_job *new_job(tg_exchange *x, tg_str customer, tg_str period)
 {
-    wallet_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        tg_openai_error(x, 500, "server_error", NULL, NULL, "out of memory");
-        return NULL;
-    }
-    snprintf(j->customer, sizeof j->customer, "%.*s", (int)customer.n, customer.p);
-    if (period.p && (period.n != 7 || period.n >= sizeof j->period)) {
-        free(j);
+    if (period.p && period.n != 7) {
         tg_openai_error(x, 400, "invalid_request_error", "invalid_period", "period",
                         "period must be a month, YYYY-MM");
         return NULL;
     }
+    wallet_job *j = tg_pool_new(x, sizeof *j);
+    if (!j) return NULL;
+    snprintf(j->customer, sizeof j->customer, "%.*s", (int)customer.n, customer.p);
     if (period.p) memcpy(j->period, period.p, period.n);
     return j;
 }
@@ -438,9 +413,7 @@ void tg_customer_wallet(tg_exchange *x, tg_str rest)
 /* ---- runs ---- */
 
 typedef struct {
-    uv_work_t work;
-    tg_exchange *x;         /* NULL once the client went away */
-    char *db;
+    tg_pool_job job;
     char app[TG_TAG_MAX + 1], customer[TG_TAG_MAX + 1], run[TG_TAG_MAX + 1];
     int64_t from_ms;
     uint64_t requests, steps;
@@ -451,12 +424,6 @@ typedef struct {
     tg_errmsg err;
     int rc;
 } steps_job;
-
-static void run_gone(tg_req *r, void *data)
-{
-    (void)r;
-    ((steps_job *)data)->x = NULL;
-}
 
 static int sum_step(void *ud, const tg_usage_rec *r)
 {
@@ -472,13 +439,13 @@ static int sum_step(void *ud, const tg_usage_rec *r)
     return TG_OK;
 }
 
-static void run_read(uv_work_t *w)
+static void run_read(tg_pool_job *pj)
 {
-    steps_job *j = w->data;
+    steps_job *j = (steps_job *)pj;
     tg_store *s = NULL;
     tg_records_query q;
     FILE *f = NULL;
-    j->rc = tg_store_open(j->db, TG_STORE_RO, &s, &j->err);
+    j->rc = tg_store_open(pj->db, TG_STORE_RO, &s, &j->err);
     if (!j->rc) {
         q = (tg_records_query){.from_ms = j->from_ms, .to_ms = INT64_MAX,
                                .f = {.app = j->app, .customer = j->customer, .run = j->run}};
@@ -490,13 +457,10 @@ static void run_read(uv_work_t *w)
     if (s) tg_store_close(s);
 }
 
-static void run_done(uv_work_t *w, int status)
+static void run_done(tg_pool_job *pj, tg_exchange *x)
 {
-    steps_job *j = w->data;
-    tg_exchange *x = j->x;
-    (void)status;
+    steps_job *j = (steps_job *)pj;
     if (x) {
-        tg_req_on_abort(x->req, NULL, NULL);
         tg_buf *b = &x->scratch;
         tg_buf_clear(b);
         char cost[TG_MONEY_STRLEN], charge[TG_MONEY_STRLEN], credits[TG_MONEY_STRLEN];
@@ -533,8 +497,7 @@ static void run_done(uv_work_t *w, int status)
         else tg_exchange_json(x, 200, tg_buf_str(b));
     }
     free(j->records);
-    free(j->db);
-    free(j);
+    tg_pool_free(pj);
 }
 
 void tg_admin_runs(tg_exchange *x, tg_str run)
@@ -559,22 +522,11 @@ void tg_admin_runs(tg_exchange *x, tg_str run)
             tg_openai_error(x, 404, "invalid_request_error", "run_not_found", NULL, "No such run.");
         return;
     }
-    steps_job *j = calloc(1, sizeof *j);
-    if (!j || !(j->db = tg_store_path(x->ww->gw->metering.data_dir))) {
-        free(j);
-        tg_openai_error(x, 500, "server_error", NULL, NULL, "out of memory");
-        return;
-    }
+    steps_job *j = tg_pool_new(x, sizeof *j);
+    if (!j) return;
     snprintf(j->app, sizeof j->app, "%s", app->id);
     snprintf(j->customer, sizeof j->customer, "%.*s", (int)customer.n, customer.p);
     snprintf(j->run, sizeof j->run, "%.*s", (int)run.n, run.p);
     j->from_ms = (int64_t)tg_clock_wall_ms() - (int64_t)days * 86400000LL;
-    j->x = x;
-    j->work.data = j;
-    tg_req_on_abort(x->req, run_gone, j);
-    if (!uv_queue_work(x->req->loop, &j->work, run_read, run_done)) return;
-    tg_req_on_abort(x->req, NULL, NULL);
-    free(j->db);
-    free(j);
-    tg_openai_error(x, 500, "server_error", NULL, NULL, "the run could not be read");
+    tg_pool_start(x, &j->job, run_read, run_done, "the run");
 }

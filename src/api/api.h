@@ -144,6 +144,28 @@ typedef struct {
     bool run_counted;           /* a step of an agent run (runs.c) */
 } tg_exchange;
 
+/* Work on the store for an exchange, off the worker's loop: run(j) on
+ * libuv's thread pool with a store handle of its own (j->db is the
+ * store's path), then done(j, x) back on the loop, x NULL when the client
+ * went away meanwhile. done answers x when there is one, and frees j
+ * (tg_pool_free after its own fields). A job is a struct that starts with
+ * a tg_pool_job. Reports, wallets, runs and webhook listings are such
+ * jobs: reading SQLite can take a while. */
+typedef struct tg_pool_job {
+    uv_work_t work;
+    tg_exchange *x;
+    char *db;
+    void (*run)(struct tg_pool_job *j);
+    void (*done)(struct tg_pool_job *j, tg_exchange *x);
+} tg_pool_job;
+/* A job of size bytes, zeroed, its db set; NULL after answering 500. */
+void *tg_pool_new(tg_exchange *x, size_t size);
+void tg_pool_free(tg_pool_job *j);
+/* Starts j; when the pool will not take it, answers 500 ("<what> could
+ * not be started") and calls done(j, NULL). */
+void tg_pool_start(tg_exchange *x, tg_pool_job *j, void (*run)(tg_pool_job *),
+                   void (*done)(tg_pool_job *, tg_exchange *), const char *what);
+
 /* gateway.c */
 /* The configuration as it is now: a reference the caller drops (any thread). */
 tg_config *tg_gateway_config(tg_gateway *gw);

@@ -17,6 +17,61 @@
 
 #define LOG_BATCH_MAX (256 * 1024)
 
+/* ---- work on the thread pool ---- */
+
+void *tg_pool_new(tg_exchange *x, size_t size)
+{
+    tg_pool_job *j = calloc(1, size);
+    if (j && !(j->db = tg_store_path(x->ww->gw->metering.data_dir))) {
+        free(j);
+        j = NULL;
+    }
+    if (!j) tg_openai_error(x, 500, "server_error", NULL, NULL, "out of memory");
+    return j;
+}
+
+void tg_pool_free(tg_pool_job *j)
+{
+    free(j->db);
+    free(j);
+}
+
+static void pool_gone(tg_req *r, void *data)
+{
+    (void)r;
+    ((tg_pool_job *)data)->x = NULL;
+}
+
+static void pool_run(uv_work_t *w)
+{
+    tg_pool_job *j = w->data;
+    j->run(j);
+}
+
+static void pool_done(uv_work_t *w, int status)
+{
+    tg_pool_job *j = w->data;
+    (void)status;
+    if (j->x) tg_req_on_abort(j->x->req, NULL, NULL);
+    j->done(j, j->x);
+}
+
+void tg_pool_start(tg_exchange *x, tg_pool_job *j, void (*run)(tg_pool_job *),
+                   void (*done)(tg_pool_job *, tg_exchange *), const char *what)
+{
+    j->x = x;
+    j->run = run;
+    j->done = done;
+    j->work.data = j;
+    tg_req_on_abort(x->req, pool_gone, j);
+    if (!uv_queue_work(x->req->loop, &j->work, pool_run, pool_done)) return;
+    tg_req_on_abort(x->req, NULL, NULL);
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s could not be started", what);
+    tg_openai_error(x, 500, "server_error", NULL, NULL, msg);
+    done(j, NULL);
+}
+
 /* ---- configuration snapshots ---- */
 
 tg_config *tg_gateway_config(tg_gateway *gw)

@@ -17,9 +17,7 @@
 #include <stdlib.h>
 
 typedef struct {
-    uv_work_t work;
-    tg_exchange *x;           /* NULL once the client went away */
-    char *db;                 /* the store's path */
+    tg_pool_job job;
     tg_report_query q;
     tg_report_format format;
     tg_buf out;
@@ -72,29 +70,19 @@ static const char *cparam(tg_exchange *x, const char *name)
     return v.p && v.n <= TG_TAG_MAX ? v.p : v.p ? "\x01" /* refused by the parser */ : "";
 }
 
-static void on_gone(tg_req *r, void *data)
+static void run_report(tg_pool_job *pj)
 {
-    (void)r;
-    report_job *j = data;
-    j->x = NULL;
-}
-
-static void run_report(uv_work_t *w)
-{
-    report_job *j = w->data;
+    report_job *j = (report_job *)pj;
     tg_store *s = NULL;
-    j->rc = tg_store_open(j->db, TG_STORE_RO, &s, &j->err);
+    j->rc = tg_store_open(pj->db, TG_STORE_RO, &s, &j->err);
     if (!j->rc) j->rc = tg_report_run(s, &j->q, j->format, &j->out, &j->err);
     if (s) tg_store_close(s);
 }
 
-static void report_done(uv_work_t *w, int status)
+static void report_done(tg_pool_job *pj, tg_exchange *x)
 {
-    report_job *j = w->data;
-    tg_exchange *x = j->x;
-    (void)status;
+    report_job *j = (report_job *)pj;
     if (x) {
-        tg_req_on_abort(x->req, NULL, NULL);
         if (j->rc) {
             tg_openai_error(x, 500, "server_error", "report_failed", NULL, j->err.msg);
         } else {
@@ -105,27 +93,21 @@ static void report_done(uv_work_t *w, int status)
         }
     }
     tg_buf_release(&j->out);
-    free(j->db);
-    free(j);
+    tg_pool_free(pj);
 }
 
 /* Parses the query for a caller restricted to app (NULL: any) and
  * customer (NULL: any), and starts the report. */
 static void start_report(tg_exchange *x, const tg_app *app, const char *customer)
 {
-    tg_gateway *gw = x->ww->gw;
-    if (!gw->ledger) {
+    if (!x->ww->gw->ledger) {
         tg_openai_error(x, 404, "invalid_request_error", "metering_disabled", NULL,
                         "usage reports need metering, which this gateway runs without "
                         "(metering.enabled: false)");
         return;
     }
-    report_job *j = calloc(1, sizeof *j);
-    if (!j || !(j->db = tg_store_path(gw->metering.data_dir))) {
-        free(j);
-        tg_openai_error(x, 500, "server_error", NULL, NULL, "out of memory");
-        return;
-    }
+    report_job *j = tg_pool_new(x, sizeof *j);
+    if (!j) return;
     const char *named = cparam(x, "customer");
     const char *fmt = cparam(x, "format");
     const char *limit = cparam(x, "limit");
@@ -143,21 +125,11 @@ static void start_report(tg_exchange *x, const tg_app *app, const char *customer
                                    (size_t)lim, &j->err);
     if (rc) {
         tg_openai_error(x, 400, "invalid_request_error", "invalid_report", NULL, j->err.msg);
-        free(j->db);
-        free(j);
+        tg_pool_free(&j->job);
         return;
     }
     tg_buf_init(&j->out, 64u << 20);
-    j->x = x;
-    j->work.data = j;
-    tg_req_on_abort(x->req, on_gone, j);
-    if (uv_queue_work(x->req->loop, &j->work, run_report, report_done)) {
-        tg_req_on_abort(x->req, NULL, NULL);
-        tg_buf_release(&j->out);
-        free(j->db);
-        free(j);
-        tg_openai_error(x, 500, "server_error", NULL, NULL, "the report could not be started");
-    }
+    tg_pool_start(x, &j->job, run_report, report_done, "the report");
 }
 
 void tg_admin_reports(tg_exchange *x)

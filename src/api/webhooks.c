@@ -90,9 +90,7 @@ void tg_webhooks_loaded(tg_gateway *gw, const tg_app *a, const tg_plan *p, tg_st
 /* ---- GET /admin/v1/webhooks ---- */
 
 typedef struct {
-    uv_work_t work;
-    tg_exchange *x;           /* NULL once the client went away */
-    char *db;
+    tg_pool_job job;
     char app[TG_TAG_MAX + 1], customer[TG_TAG_MAX + 1];
     tg_webhook_filter f;
     size_t limit, n;
@@ -140,11 +138,11 @@ static int render(void *ud, const tg_store_webhook *e)
     return rc ? rc : tg_buf_add_char(b, '}');
 }
 
-static void run_list(uv_work_t *w)
+static void run_list(tg_pool_job *pj)
 {
-    list_job *j = w->data;
+    list_job *j = (list_job *)pj;
     tg_store *s = NULL;
-    j->rc = tg_store_open(j->db, TG_STORE_RO, &s, &j->err);
+    j->rc = tg_store_open(pj->db, TG_STORE_RO, &s, &j->err);
     if (!j->rc) j->rc = tg_buf_add_lit(&j->out, "{\"webhooks\":[");
     if (!j->rc) j->rc = tg_store_webhooks_list(s, &j->f, j->limit, render, j, &j->err);
     if (!j->rc) j->rc = tg_buf_add_lit(&j->out, "]}\n");
@@ -152,25 +150,15 @@ static void run_list(uv_work_t *w)
     if (s) tg_store_close(s);
 }
 
-static void list_done(uv_work_t *w, int status)
+static void list_done(tg_pool_job *pj, tg_exchange *x)
 {
-    list_job *j = w->data;
-    tg_exchange *x = j->x;
-    (void)status;
+    list_job *j = (list_job *)pj;
     if (x) {
-        tg_req_on_abort(x->req, NULL, NULL);
         if (j->rc) tg_openai_error(x, 500, "server_error", "webhooks_failed", NULL, j->err.msg);
         else tg_exchange_json(x, 200, tg_buf_str(&j->out));
     }
     tg_buf_release(&j->out);
-    free(j->db);
-    free(j);
-}
-
-static void on_gone(tg_req *r, void *data)
-{
-    (void)r;
-    ((list_job *)data)->x = NULL;
+    tg_pool_free(pj);
 }
 
 static void bad_query(tg_exchange *x, const char *param, const char *msg)
@@ -221,26 +209,12 @@ void tg_admin_webhooks(tg_exchange *x, tg_str rest)
                         "(metering.enabled: false)");
         return;
     }
-    list_job *j = calloc(1, sizeof *j);
-    if (!j || !(j->db = tg_store_path(gw->metering.data_dir))) {
-        free(j);
-        tg_openai_error(x, 500, "server_error", NULL, NULL, "out of memory");
-        return;
-    }
+    list_job *j = tg_pool_new(x, sizeof *j);
+    if (!j) return;
     if (!parse_query(x, j)) {
-        free(j->db);
-        free(j);
+        tg_pool_free(&j->job);
         return;
     }
     tg_buf_init(&j->out, 64u << 20);
-    j->x = x;
-    j->work.data = j;
-    tg_req_on_abort(x->req, on_gone, j);
-    if (uv_queue_work(x->req->loop, &j->work, run_list, list_done)) {
-        tg_req_on_abort(x->req, NULL, NULL);
-        tg_buf_release(&j->out);
-        free(j->db);
-        free(j);
-        tg_openai_error(x, 500, "server_error", NULL, NULL, "the listing could not be started");
-    }
+    tg_pool_start(x, &j->job, run_list, list_done, "the listing");
 }
