@@ -9,6 +9,8 @@
 #include "base/clock.h"
 #include "base/log.h"
 
+#include <stdlib.h>
+
 #define EXPIRY_GRACE_MS (15 * 60 * 1000) /* a request that began before an expiry may use the grant */
 #define TICK_MS 1000
 
@@ -40,17 +42,10 @@ typedef struct {
     tg_gateway *gw;
     tg_config *cfg;
     tg_store *store;
-    tg_account *acc;
     int64_t now;
     size_t accounts;
     tg_errmsg *err;
 } loader;
-
-static int add_grant(void *ud, const tg_store_grant *g)
-{
-    loader *l = ud;
-    return g->g.left > 0 ? tg_account_add_grant(l->acc, &g->g) : TG_OK;
-}
 
 static int load_account(void *ud, tg_str app, tg_str customer)
 {
@@ -63,8 +58,12 @@ static int load_account(void *ud, tg_str app, tg_str customer)
     tg_period per;
     tg_period_at(a->period_anchor_day, l->now, &per);
     tg_store_period_sums u;
-    l->acc = acc;
-    int rc = tg_store_grants(l->store, app, customer, add_grant, l, l->err);
+    tg_store_grant *g;
+    size_t n;
+    int rc = tg_store_grants(l->store, app, customer, &g, &n, l->err);
+    for (size_t i = 0; !rc && i < n; i++)
+        if (g[i].g.left > 0) rc = tg_account_add_grant(acc, &g[i].g);
+    free(g);
     if (!rc) rc = tg_store_period_use(l->store, app, customer, per.name, &u, l->err);
     if (rc) return rc;
     tg_account_set_use(acc, p, &per, u.included_used + u.grants_used + u.overage, u.charge);
@@ -88,17 +87,6 @@ int tg_billing_load(tg_gateway *gw, tg_store *s, tg_errmsg *err)
     return rc;
 }
 
-typedef struct {
-    tg_account *acc;
-    tg_str id;
-} one_grant;
-
-static int add_if_it(void *ud, const tg_store_grant *g)
-{
-    one_grant *o = ud;
-    return tg_str_eq(tg_str_c(g->g.id), o->id) ? tg_account_add_grant(o->acc, &g->g) : TG_OK;
-}
-
 /* A grant another handle added (the admin API, the CLI): into its
  * customer's live account. Only that grant: the account's others are ahead
  * of the store (what requests burned is stored a batch later), and one it
@@ -106,9 +94,15 @@ static int add_if_it(void *ud, const tg_store_grant *g)
 static int new_grant(void *ud, tg_str app, tg_str customer, tg_str id)
 {
     loader *l = ud;
-    one_grant o = {tg_accounts_get(l->gw->accounts, app, customer), id};
-    if (!o.acc) return TG_ENOMEM;
-    return tg_store_grants(l->store, app, customer, add_if_it, &o, l->err);
+    tg_account *acc = tg_accounts_get(l->gw->accounts, app, customer);
+    tg_store_grant *g;
+    size_t n;
+    if (!acc) return TG_ENOMEM;
+    int rc = tg_store_grants(l->store, app, customer, &g, &n, l->err);
+    for (size_t i = 0; !rc && i < n; i++)
+        if (tg_str_eq(tg_str_c(g[i].g.id), id)) rc = tg_account_add_grant(acc, &g[i].g);
+    free(g);
+    return rc;
 }
 
 static void tick(void *ud, tg_store *s)

@@ -172,30 +172,32 @@ int tg_runs_admit(tg_runs *r, tg_str app, tg_str customer, tg_str run, const tg_
     return rc;
 }
 
-void tg_runs_cancel(tg_runs *r, tg_str app, tg_str customer, tg_str run)
+/* The run's entry with its shard locked (*s; the caller unlocks it), or
+ * NULL (nothing locked when *s is NULL too: a key too long). */
+static run_ent *lock_find(tg_runs *r, tg_str app, tg_str customer, tg_str run, shard **s)
 {
     char buf[KEY_MAX];
     size_t n;
     uint64_t h;
-    shard *s = locate(r, app, customer, run, buf, &n, &h);
-    if (!s) return;
-    pthread_mutex_lock(&s->mu);
-    run_ent *e = find(s, h, buf, n);
+    if (!(*s = locate(r, app, customer, run, buf, &n, &h))) return NULL;
+    pthread_mutex_lock(&(*s)->mu);
+    return find(*s, h, buf, n);
+}
+
+void tg_runs_cancel(tg_runs *r, tg_str app, tg_str customer, tg_str run)
+{
+    shard *s;
+    run_ent *e = lock_find(r, app, customer, run, &s);
     if (e && e->st.steps) e->st.steps--;
-    pthread_mutex_unlock(&s->mu);
+    if (s) pthread_mutex_unlock(&s->mu);
 }
 
 void tg_runs_cost(tg_runs *r, tg_str app, tg_str customer, tg_str run, tg_nanos cost)
 {
-    char buf[KEY_MAX];
-    size_t n;
-    uint64_t h;
-    shard *s = locate(r, app, customer, run, buf, &n, &h);
-    if (!s) return;
-    pthread_mutex_lock(&s->mu);
-    run_ent *e = find(s, h, buf, n);
+    shard *s;
+    run_ent *e = lock_find(r, app, customer, run, &s);
     if (e && __builtin_add_overflow(e->st.cost, cost, &e->st.cost)) e->st.cost = INT64_MAX;
-    pthread_mutex_unlock(&s->mu);
+    if (s) pthread_mutex_unlock(&s->mu);
 }
 
 int tg_runs_note(tg_runs *r, tg_str app, tg_str customer, tg_str run, tg_nanos cost, int64_t t_ms)
@@ -218,14 +220,9 @@ int tg_runs_note(tg_runs *r, tg_str app, tg_str customer, tg_str run, tg_nanos c
 
 bool tg_runs_get(tg_runs *r, tg_str app, tg_str customer, tg_str run, tg_run_state *st)
 {
-    char buf[KEY_MAX];
-    size_t n;
-    uint64_t h;
-    shard *s = locate(r, app, customer, run, buf, &n, &h);
-    if (!s) return false;
-    pthread_mutex_lock(&s->mu);
-    run_ent *e = find(s, h, buf, n);
+    shard *s;
+    run_ent *e = lock_find(r, app, customer, run, &s);
     if (e) *st = e->st;
-    pthread_mutex_unlock(&s->mu);
+    if (s) pthread_mutex_unlock(&s->mu);
     return e != NULL;
 }

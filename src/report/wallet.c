@@ -6,25 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    tg_store_grant *v;
-    size_t n, cap;
-} grants;
-
-static int keep(void *ud, const tg_store_grant *g)
-{
-    grants *l = ud;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 8;
-        tg_store_grant *v = realloc(l->v, cap * sizeof *v);
-        if (!v) return TG_ENOMEM;
-        l->v = v;
-        l->cap = cap;
-    }
-    l->v[l->n++] = *g;
-    return TG_OK;
-}
-
 int tg_wallet_view_load(tg_store *s, tg_str app, tg_str customer, const tg_plan *plan,
                         uint32_t anchor_day, const char *period, int64_t now_ms,
                         tg_wallet_view *v, tg_errmsg *err)
@@ -41,11 +22,7 @@ int tg_wallet_view_load(tg_store *s, tg_str app, tg_str customer, const tg_plan 
     } else {
         tg_period_at(anchor_day, now_ms, &v->period);
     }
-    grants l = {0};
-    int rc = tg_store_grants(s, app, customer, keep, &l, err);
-    if (rc == TG_ENOMEM) tg_errmsg_set(err, "out of memory");
-    v->grants = l.v;
-    v->ngrants = l.n;
+    int rc = tg_store_grants(s, app, customer, &v->grants, &v->ngrants, err);
     if (!rc) rc = tg_store_period_use(s, app, customer, v->period.name, &v->use, err);
     if (!rc && plan && plan->has_overage &&
         tg_money_muldiv(v->use.overage, plan->overage, TG_NCREDITS_PER_CREDIT, &v->overage_charge))

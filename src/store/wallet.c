@@ -504,15 +504,19 @@ static int cmp_grants(const void *x, const void *y)
     return tg_grant_burn_cmp(&((const tg_store_grant *)x)->g, &((const tg_store_grant *)y)->g);
 }
 
-int tg_store_grants(tg_store *s, tg_str app, tg_str customer,
-                    int (*fn)(void *ud, const tg_store_grant *g), void *ud, tg_errmsg *err)
+int tg_store_grants(tg_store *s, tg_str app, tg_str customer, tg_store_grant **out, size_t *n,
+                    tg_errmsg *err)
 {
     grant_list l = {0};
     int rc = each_grant(s, app, customer, collect, &l, err);
     if (rc == TG_ENOMEM) tg_errmsg_set(err, "%s: out of memory", s->path);
     if (!rc && l.n > 1) qsort(l.v, l.n, sizeof *l.v, cmp_grants);
-    for (size_t i = 0; !rc && i < l.n; i++) rc = fn(ud, &l.v[i]);
-    free(l.v);
+    if (rc) {
+        free(l.v);
+        l = (grant_list){0};
+    }
+    *out = l.v;
+    *n = l.n;
     return rc;
 }
 

@@ -56,9 +56,10 @@ int tg_store_add_grant(tg_store *s, tg_str app, tg_str customer, const tg_grant 
 int tg_store_each_account(tg_store *s, int (*fn)(void *ud, tg_str app, tg_str customer), void *ud,
                           tg_errmsg *err);
 
-/* Calls fn for each grant of (app, customer), in burn order. */
-int tg_store_grants(tg_store *s, tg_str app, tg_str customer,
-                    int (*fn)(void *ud, const tg_store_grant *g), void *ud, tg_errmsg *err);
+/* The grants of (app, customer), in burn order, in *out (malloc'd; the
+ * caller frees it; NULL when *n is 0). TG_EIO, TG_ENOMEM. */
+int tg_store_grants(tg_store *s, tg_str app, tg_str customer, tg_store_grant **out, size_t *n,
+                    tg_errmsg *err);
 
 /* Writes the expiry of every grant that expired before now_ms - grace_ms
  * and is still open: what it had left moves to "expired" (a transaction
