@@ -6,10 +6,12 @@
  * just before a period ends holds until it settles, and its credits count
  * in the period it started in (the store files records by start time),
  * burned from that period's included grant, which the account keeps until
- * it has expired for a day. */
+ * it has expired for a day. The registry's lookups take no lock (a
+ * base/pmap.h map). */
 #include "bill/accounts.h"
 
 #include "base/hash.h"
+#include "base/pmap.h"
 
 #include <assert.h>
 #include <pthread.h>
@@ -20,7 +22,6 @@
 
 struct tg_account {
     pthread_mutex_t mu;
-    uint64_t hash;
     char *app, *customer;
     bool have_period;
     tg_period period;            /* the period used and charge count in */
@@ -33,62 +34,48 @@ struct tg_account {
     size_t n, cap;
 };
 
+/* A base/pmap.h map keyed by (app, customer): looked up on every request
+ * of a customer on a plan, without a lock. */
 struct tg_accounts {
-    pthread_mutex_t mu;
-    tg_account **e; /* open addressing, cap a power of two */
-    size_t n, cap;
+    tg_pmap *map;
 };
+
+static void account_free(void *obj)
+{
+    tg_account *acc = obj;
+    pthread_mutex_destroy(&acc->mu);
+    free(acc->g);
+    free(acc->app);
+    free(acc->customer);
+    free(acc);
+}
 
 tg_accounts *tg_accounts_new(void)
 {
     tg_accounts *a = calloc(1, sizeof *a);
-    if (a) pthread_mutex_init(&a->mu, NULL);
+    if (a && !(a->map = tg_pmap_new())) {
+        free(a);
+        a = NULL;
+    }
     return a;
 }
 
 void tg_accounts_free(tg_accounts *a)
 {
     if (!a) return;
-    for (size_t i = 0; i < a->cap; i++) {
-        tg_account *acc = a->e[i];
-        if (!acc) continue;
-        pthread_mutex_destroy(&acc->mu);
-        free(acc->g);
-        free(acc->app);
-        free(acc->customer);
-        free(acc);
-    }
-    free(a->e);
-    pthread_mutex_destroy(&a->mu);
+    tg_pmap_free(a->map, account_free);
     free(a);
 }
 
-static uint64_t key_hash(tg_str app, tg_str customer)
-{
-    return tg_hash64(customer.p, customer.n, tg_hash64(app.p, app.n, 0xacc0) ^ app.n);
-}
+typedef struct {
+    tg_str app, customer;
+} account_key;
 
-static bool key_is(const tg_account *acc, uint64_t h, tg_str app, tg_str customer)
+static bool is(const void *obj, const void *key)
 {
-    return acc->hash == h && tg_str_eq(tg_str_c(acc->app), app) &&
-           tg_str_eq(tg_str_c(acc->customer), customer);
-}
-
-static int grow(tg_accounts *a)
-{
-    size_t cap = a->cap ? a->cap * 2 : 64;
-    tg_account **e = calloc(cap, sizeof *e);
-    if (!e) return TG_ENOMEM;
-    for (size_t i = 0; i < a->cap; i++) {
-        if (!a->e[i]) continue;
-        size_t j = a->e[i]->hash & (cap - 1);
-        while (e[j]) j = (j + 1) & (cap - 1);
-        e[j] = a->e[i];
-    }
-    free(a->e);
-    a->e = e;
-    a->cap = cap;
-    return TG_OK;
+    const tg_account *acc = obj;
+    const account_key *k = key;
+    return tg_str_eq(tg_str_c(acc->app), k->app) && tg_str_eq(tg_str_c(acc->customer), k->customer);
 }
 
 static char *dup_str(tg_str s)
@@ -101,36 +88,24 @@ static char *dup_str(tg_str s)
     return p;
 }
 
-tg_account *tg_accounts_get(tg_accounts *a, tg_str app, tg_str customer)
+static void *account_new(void *ud)
 {
-    uint64_t h = key_hash(app, customer);
-    tg_account *acc = NULL;
-    pthread_mutex_lock(&a->mu);
-    size_t j = 0;
-    if (a->cap)
-        for (j = h & (a->cap - 1); a->e[j]; j = (j + 1) & (a->cap - 1))
-            if (key_is(a->e[j], h, app, customer)) {
-                acc = a->e[j];
-                goto out;
-            }
-    if (2 * (a->n + 1) > a->cap) {
-        if (grow(a)) goto out;
-        for (j = h & (a->cap - 1); a->e[j]; j = (j + 1) & (a->cap - 1)) {}
-    }
-    acc = calloc(1, sizeof *acc);
-    if (acc && (!(acc->app = dup_str(app)) || !(acc->customer = dup_str(customer)))) {
+    const account_key *k = ud;
+    tg_account *acc = calloc(1, sizeof *acc);
+    if (acc && (!(acc->app = dup_str(k->app)) || !(acc->customer = dup_str(k->customer)))) {
         free(acc->app);
         free(acc);
-        acc = NULL;
+        return NULL;
     }
-    if (!acc) goto out;
-    pthread_mutex_init(&acc->mu, NULL);
-    acc->hash = h;
-    a->e[j] = acc;
-    a->n++;
-out:
-    pthread_mutex_unlock(&a->mu);
+    if (acc) pthread_mutex_init(&acc->mu, NULL);
     return acc;
+}
+
+tg_account *tg_accounts_get(tg_accounts *a, tg_str app, tg_str customer)
+{
+    account_key k = {app, customer};
+    uint64_t h = tg_hash64(customer.p, customer.n, tg_hash64(app.p, app.n, 0xacc0) ^ app.n);
+    return tg_pmap_get_or_add(a->map, h, &k, is, account_new, &k);
 }
 
 /* ---- grants ---- */

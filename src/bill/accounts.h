@@ -17,9 +17,9 @@
  * truth: they are loaded from it at start (tg_accounts_load) and learn of
  * grants added since through tg_account_add_grant. A crash loses only the
  * reservations in flight, whose requests the journal settles at the next
- * start. Each account has its own mutex, held for a few comparisons; the
- * registry's lock is taken only to find an account, and accounts are
- * never freed before the registry. */
+ * start. Each account has its own mutex, held for a few comparisons;
+ * finding an account takes no lock (only creating one does), and accounts
+ * are never freed before the registry. */
 #ifndef TG_BILL_ACCOUNTS_H
 #define TG_BILL_ACCOUNTS_H
 

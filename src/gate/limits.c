@@ -8,21 +8,15 @@
  * sums are their sums, and a bucket's tokens are the sum of what the
  * tickets counted in it still count.
  *
- * The registry is an open-addressing table of limiter pointers (linear
- * probing over an FNV-1a hash of kind and id, at most half full). Readers
- * probe it without a lock; writers, under the mutex, publish a limiter
- * with a release store after it is fully built. Growing builds a new
- * table and publishes it whole; the old one stays allocated until the
- * registry is freed, since a reader may still be probing it (it holds the
- * same limiters, and a reader that misses there retries under the
- * mutex). Old tables add up to less than the current one. */
+ * The registry is a base/pmap.h map keyed by (kind, id): read without a
+ * lock, a limiter published only once it is fully built. */
 #include "gate/limits.h"
 
 #include "base/hash.h"
+#include "base/pmap.h"
 
 #include <assert.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,22 +34,13 @@ struct tg_limiter {
     uint32_t reqs[RING];
     uint64_t toks[RING];
     /* Identity: written before the limiter is published, then read-only. */
-    uint64_t hash;
     tg_limiter_kind kind;
     size_t idn;
     char id[];
 };
 
-typedef struct table {
-    size_t cap;          /* a power of two */
-    struct table *older; /* the table this one replaced */
-    _Atomic(tg_limiter *) slots[];
-} table;
-
 struct tg_limiters {
-    _Atomic(table *) cur;
-    pthread_mutex_t mu; /* serialises creation and growth */
-    size_t n;           /* limiters, under mu */
+    tg_pmap *map;
 };
 
 /* ---- one limiter ---- */
@@ -253,134 +238,63 @@ void tg_limiter_read(tg_limiter *l, int64_t now_ms, tg_limiter_usage *out)
 
 /* ---- the registry ---- */
 
-static table *table_new(size_t cap)
+typedef struct {
+    uint64_t hash;
+    tg_limiter_kind kind;
+    tg_str id;
+} limiter_key;
+
+static bool is(const void *obj, const void *key)
 {
-    table *t = calloc(1, sizeof *t + cap * sizeof t->slots[0]);
-    if (!t) return NULL;
-    t->cap = cap;
-    for (size_t i = 0; i < cap; i++)
-        atomic_init(&t->slots[i], NULL);
-    return t;
+    const tg_limiter *l = obj;
+    const limiter_key *k = key;
+    return l->kind == k->kind && tg_str_eq(tg_str_make(l->id, l->idn), k->id);
 }
 
-static uint64_t hash_of(tg_limiter_kind kind, tg_str id)
+static void *limiter_new(void *ud)
 {
-    return tg_hash64(id.p, id.n, (uint64_t)kind + 1);
-}
-
-static bool is(const tg_limiter *l, uint64_t h, tg_limiter_kind kind, tg_str id)
-{
-    return l->hash == h && l->kind == kind && tg_str_eq(tg_str_make(l->id, l->idn), id);
-}
-
-/* The limiter of (kind, id) in t, or NULL. Safe without the mutex. */
-static tg_limiter *probe(table *t, uint64_t h, tg_limiter_kind kind, tg_str id)
-{
-    for (size_t i = h & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
-        tg_limiter *l = atomic_load_explicit(&t->slots[i], memory_order_acquire);
-        if (!l || is(l, h, kind, id)) return l;
-    }
-}
-
-/* Puts l into t's first free slot on its probe path, publishing it. */
-static void place(table *t, tg_limiter *l)
-{
-    size_t i = l->hash & (t->cap - 1);
-    while (atomic_load_explicit(&t->slots[i], memory_order_relaxed))
-        i = (i + 1) & (t->cap - 1);
-    atomic_store_explicit(&t->slots[i], l, memory_order_release);
-}
-
-static tg_limiter *limiter_new(uint64_t h, tg_limiter_kind kind, tg_str id)
-{
+    const limiter_key *k = ud;
     /* Whole cache lines, so that two busy limiters never share one. */
-    size_t size = (sizeof(tg_limiter) + id.n + CACHE_LINE - 1) / CACHE_LINE * CACHE_LINE;
+    size_t size = (sizeof(tg_limiter) + k->id.n + CACHE_LINE - 1) / CACHE_LINE * CACHE_LINE;
     tg_limiter *l = aligned_alloc(CACHE_LINE, size);
     if (!l) return NULL;
     memset(l, 0, size);
     pthread_mutex_init(&l->mu, NULL);
-    l->hash = h;
-    l->kind = kind;
-    l->idn = id.n;
-    if (id.n) memcpy(l->id, id.p, id.n);
+    l->kind = k->kind;
+    l->idn = k->id.n;
+    if (k->id.n) memcpy(l->id, k->id.p, k->id.n);
     return l;
 }
 
-/* Under r->mu. */
-static int grow(tg_limiters *r)
+static void limiter_free(void *obj)
 {
-    table *old = atomic_load_explicit(&r->cur, memory_order_relaxed);
-    table *t = table_new(old->cap * 2);
-    if (!t) return TG_ENOMEM;
-    for (size_t i = 0; i < old->cap; i++) {
-        tg_limiter *l = atomic_load_explicit(&old->slots[i], memory_order_relaxed);
-        if (l) place(t, l);
-    }
-    t->older = old;
-    atomic_store_explicit(&r->cur, t, memory_order_release);
-    return TG_OK;
+    tg_limiter *l = obj;
+    pthread_mutex_destroy(&l->mu);
+    free(l);
 }
 
 tg_limiters *tg_limiters_new(void)
 {
     tg_limiters *r = calloc(1, sizeof *r);
-    table *t = table_new(64);
-    if (!r || !t) {
+    if (r && !(r->map = tg_pmap_new())) {
         free(r);
-        free(t);
-        return NULL;
+        r = NULL;
     }
-    atomic_init(&r->cur, t);
-    pthread_mutex_init(&r->mu, NULL);
     return r;
 }
 
 void tg_limiters_free(tg_limiters *r)
 {
     if (!r) return;
-    table *t = atomic_load_explicit(&r->cur, memory_order_relaxed);
-    for (size_t i = 0; i < t->cap; i++) {
-        tg_limiter *l = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
-        if (!l) continue;
-        pthread_mutex_destroy(&l->mu);
-        free(l);
-    }
-    while (t) {
-        table *older = t->older;
-        free(t);
-        t = older;
-    }
-    pthread_mutex_destroy(&r->mu);
+    tg_pmap_free(r->map, limiter_free);
     free(r);
 }
 
 int tg_limiters_get(tg_limiters *r, tg_limiter_kind kind, tg_str id, tg_limiter **out)
 {
-    uint64_t h = hash_of(kind, id);
-    tg_limiter *l = probe(atomic_load_explicit(&r->cur, memory_order_acquire), h, kind, id);
-    if (l) {
-        *out = l;
-        return TG_OK;
-    }
-    int rc = TG_OK;
-    pthread_mutex_lock(&r->mu);
-    table *t = atomic_load_explicit(&r->cur, memory_order_relaxed);
-    l = probe(t, h, kind, id);
-    if (l) goto out;
-    if ((r->n + 1) * 2 > t->cap) {
-        rc = grow(r);
-        if (rc) goto out;
-        t = atomic_load_explicit(&r->cur, memory_order_relaxed);
-    }
-    l = limiter_new(h, kind, id);
-    if (!l) {
-        rc = TG_ENOMEM;
-        goto out;
-    }
-    place(t, l);
-    r->n++;
-out:
-    pthread_mutex_unlock(&r->mu);
-    if (!rc) *out = l;
-    return rc;
+    limiter_key k = {tg_hash64(id.p, id.n, (uint64_t)kind + 1), kind, id};
+    tg_limiter *l = tg_pmap_get_or_add(r->map, k.hash, &k, is, limiter_new, &k);
+    if (!l) return TG_ENOMEM;
+    *out = l;
+    return TG_OK;
 }
