@@ -246,9 +246,8 @@ tg_str tg_query_param(tg_exchange *x, const char *name);
 /* runs.c: agent runs on the request path */
 /* Counts x as a step of its run, or refuses it (403) past the run's limits. */
 bool tg_runs_gate(tg_exchange *x);
-/* Takes the step back when a later gate refused x. */
-void tg_runs_refused(tg_exchange *x);
-/* Adds x's provider cost to its run (when x ends). */
+/* When x ends: adds its provider cost to its run, or takes the step back
+ * when x never went upstream (a later gate refused it). */
 void tg_runs_end(tg_exchange *x);
 /* Makes gw->runs and counts the runs of the last day from s (at start). */
 int tg_runs_load(tg_gateway *gw, tg_store *s, tg_errmsg *err);

@@ -94,11 +94,8 @@ void tg_openai_proxy(tg_exchange *x, tg_endpoint ep)
         tg_openai_error(x, 503, "server_error", "provider_unavailable", NULL, err.msg);
         return;
     }
-    if (!tg_policy_model(x) || !tg_runs_gate(x)) return;
-    if (!tg_policy_limits(x) || !tg_policy_reserve(x)) {
-        tg_runs_refused(x);
+    if (!tg_policy_model(x) || !tg_runs_gate(x) || !tg_policy_limits(x) || !tg_policy_reserve(x))
         return;
-    }
     if (tg_openai_upstream_body(x->req->body, &x->oreq, x->off, &x->upbody)) {
         tg_openai_error(x, 413, "invalid_request_error", "request_too_large", NULL,
                         "the request body is too large to forward");

@@ -60,20 +60,15 @@ bool tg_runs_gate(tg_exchange *x)
     return false;
 }
 
-void tg_runs_refused(tg_exchange *x)
-{
-    if (!x->run_counted) return;
-    const tg_tags *t = &x->attr.tags;
-    tg_runs_cancel(x->ww->gw->runs, tg_str_c(t->app), tg_str_c(t->customer), tg_str_c(t->run));
-    x->run_counted = false;
-}
-
 void tg_runs_end(tg_exchange *x)
 {
     if (!x->run_counted || !x->rec) return;
     const tg_tags *t = &x->attr.tags;
-    tg_runs_cost(x->ww->gw->runs, tg_str_c(t->app), tg_str_c(t->customer), tg_str_c(t->run),
-                 x->rec->r.cost);
+    tg_runs *runs = x->ww->gw->runs;
+    tg_str app = tg_str_c(t->app), customer = tg_str_c(t->customer), run = tg_str_c(t->run);
+    /* a step a later gate refused (rate limit, reservation, journal) never ran */
+    if (!x->upstream_called) tg_runs_cancel(runs, app, customer, run);
+    else tg_runs_cost(runs, app, customer, run, x->rec->r.cost);
 }
 
 /* ---- at start ---- */
