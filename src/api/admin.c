@@ -1,6 +1,6 @@
-/* The admin API's plans and wallets, and a customer's own wallet.
+/* The admin API's wallets and runs, and a customer's own wallet (plans
+ * are plans.c's).
  *
- *   GET  /admin/v1/plans                          the plans and their terms
  *   POST /admin/v1/customers/{id}/topups          add a grant (prepaid credits)
  *   GET  /admin/v1/customers/{id}/wallet[?period=YYYY-MM]
  *                                                 its grants and a period's use
@@ -33,95 +33,6 @@ bool tg_admin_auth(tg_exchange *x)
     tg_openai_error(x, 403, "invalid_request_error", "admin_key_required", NULL,
                     "The admin API needs an admin key (admin: true in the configuration).");
     return false;
-}
-
-/* ---- plans ---- */
-
-static int j_amount(tg_buf *b, const char *name, int64_t v)
-{
-    char s[TG_MONEY_STRLEN];
-    tg_money_fmt(s, v);
-    return tg_buf_printf(b, "\"%s\":\"%s\"", name, s);
-}
-
-static int j_limits(tg_buf *b, const char *name, const tg_limits *l)
-{
-    return tg_buf_printf(b, ",\"%s\":{\"rpm\":%u,\"tpm\":%llu,\"concurrent\":%u}", name, l->rpm,
-                         (unsigned long long)l->tpm, l->concurrent);
-}
-
-static int j_models(tg_buf *b, struct tg_model *const *m, size_t n)
-{
-    int rc = tg_buf_add_char(b, '[');
-    for (size_t i = 0; !rc && i < n; i++) {
-        if (i) rc = tg_buf_add_char(b, ',');
-        if (!rc) rc = tg_jsonw_str(b, tg_str_c(m[i]->name));
-    }
-    return rc ? rc : tg_buf_add_char(b, ']');
-}
-
-static int j_plan(tg_buf *b, const tg_plan *p)
-{
-    int rc = tg_buf_add_lit(b, "{\"id\":");
-    if (!rc) rc = tg_jsonw_str(b, tg_str_c(p->id));
-    if (!rc) rc = tg_buf_add_char(b, ',');
-    if (!rc) rc = j_amount(b, "fee", p->fee);
-    if (!rc) rc = tg_buf_add_char(b, ',');
-    if (!rc) rc = j_amount(b, "included_credits", p->included);
-    if (!rc) rc = tg_buf_add_char(b, ',');
-    if (!rc) rc = j_amount(b, "credit", p->credit);
-    if (!rc) rc = tg_buf_add_lit(b, ",\"unit_credits\":{");
-    for (size_t i = 0; !rc && i < p->nunit_credits; i++) {
-        if (i) rc = tg_buf_add_char(b, ',');
-        if (!rc) rc = tg_jsonw_str(b, tg_str_c(p->unit_credits[i].name));
-        char s[TG_MONEY_STRLEN];
-        tg_money_fmt(s, p->unit_credits[i].credits);
-        if (!rc) rc = tg_buf_printf(b, ":\"%s\"", s);
-    }
-    if (!rc) rc = tg_buf_add_lit(b, "},");
-    if (!rc) rc = p->has_overage ? j_amount(b, "overage", p->overage) : tg_buf_add_lit(b, "\"overage\":null");
-    if (!rc) rc = tg_buf_add_lit(b, ",\"hard_cap\":");
-    if (!rc && p->cap == TG_CAP_NONE) rc = tg_buf_add_lit(b, "null");
-    if (!rc && p->cap != TG_CAP_NONE) {
-        rc = tg_buf_add_char(b, '{');
-        if (!rc) rc = p->cap == TG_CAP_USD ? j_amount(b, "usd", p->cap_usd) : j_amount(b, "credits", p->cap_credits);
-        if (!rc) rc = tg_buf_add_char(b, '}');
-    }
-    if (!rc) rc = tg_buf_add_lit(b, ",\"thresholds\":[");
-    for (size_t i = 0; !rc && i < p->nthresholds; i++) rc = tg_buf_printf(b, "%s%u", i ? "," : "", p->thresholds[i]);
-    if (!rc) rc = tg_buf_add_lit(b, "],\"models\":");
-    if (!rc) rc = p->nmodels ? j_models(b, p->models, p->nmodels) : tg_buf_add_lit(b, "null");
-    if (!rc) rc = tg_buf_add_lit(b, ",\"degrade\":");
-    if (!rc && !p->degrade_to) rc = tg_buf_add_lit(b, "null");
-    if (!rc && p->degrade_to) {
-        rc = tg_buf_add_lit(b, "{\"from\":");
-        if (!rc) rc = j_models(b, p->degrade_from, p->ndegrade_from);
-        if (!rc) rc = tg_buf_add_lit(b, ",\"to\":");
-        if (!rc) rc = tg_jsonw_str(b, tg_str_c(p->degrade_to->name));
-        if (!rc) rc = tg_buf_printf(b, ",\"at\":%u}", p->degrade_at);
-    }
-    if (!rc) rc = tg_buf_printf(b, ",\"default_max_tokens\":%u", p->default_max_tokens);
-    if (!rc) rc = j_limits(b, "limits", &p->limits);
-    if (!rc) rc = j_limits(b, "key_limits", &p->key_limits);
-    if (!rc) rc = tg_buf_printf(b, ",\"runs\":{\"max_steps\":%u,", p->runs.max_steps);
-    if (!rc) rc = j_amount(b, "max_cost", p->runs.max_cost);
-    return rc ? rc : tg_buf_add_lit(b, "}}");
-}
-
-void tg_admin_plans(tg_exchange *x, tg_str rest)
-{
-    (void)rest;
-    if (!tg_admin_auth(x)) return;
-    tg_buf *b = &x->scratch;
-    tg_buf_clear(b);
-    int rc = tg_buf_add_lit(b, "{\"plans\":[");
-    for (size_t i = 0; !rc && i < x->cfg->nplans; i++) {
-        if (i) rc = tg_buf_add_char(b, ',');
-        if (!rc) rc = j_plan(b, &x->cfg->plans[i]);
-    }
-    if (!rc) rc = tg_buf_add_lit(b, "]}\n");
-    if (rc) tg_openai_error(x, 500, "server_error", NULL, NULL, "out of memory");
-    else tg_exchange_json(x, 200, tg_buf_str(b));
 }
 
 /* ---- customers ---- */
@@ -247,11 +158,13 @@ static void start_job(tg_exchange *x, wallet_job *j)
     tg_pool_start(x, &j->job, run_job, job_done, "the wallet");
 }
 
-static bool metering_on(tg_exchange *x)
+bool tg_admin_metering_on(tg_exchange *x, const char *what)
 {
     if (x->ww->gw->ledger) return true;
-    tg_openai_error(x, 404, "invalid_request_error", "metering_disabled", NULL,
-                    "wallets need metering, which this gateway runs without (metering.enabled: false)");
+    char msg[200];
+    snprintf(msg, sizeof msg, "%s need metering, which this gateway runs without (metering.enabled: false)",
+             what);
+    tg_openai_error(x, 404, "invalid_request_error", "metering_disabled", NULL, msg);
     return false;
 }
 
@@ -372,23 +285,26 @@ static void wallet(tg_exchange *x, tg_str customer, tg_str app_id)
 
 void tg_admin_customers(tg_exchange *x, tg_str rest)
 {
-    if (!tg_admin_auth(x) || !metering_on(x)) return;
+    if (!tg_admin_auth(x) || !tg_admin_metering_on(x, "wallets and customer plans")) return;
     const char *slash = memchr(rest.p, '/', rest.n);
-    tg_str id = slash ? tg_str_make(rest.p, (size_t)(slash - rest.p)) : rest;
-    tg_str what = slash ? tg_str_make(slash + 1, rest.n - id.n - 1) : TG_STR_NULL;
-    bool post = x->req->method == TG_POST;
-    if (id.n && tg_str_eq(what, TG_STR("topups")) && post) topup(x, id);
-    else if (id.n && tg_str_eq(what, TG_STR("wallet")) && !post) wallet(x, id, tg_query_param(x, "app"));
+    tg_str seg = slash ? tg_str_make(rest.p, (size_t)(slash - rest.p)) : rest;
+    tg_str what = slash ? tg_str_make(slash + 1, rest.n - seg.n - 1) : TG_STR_NULL;
+    tg_str id = seg.n ? tg_path_segment(x, seg) : TG_STR_NULL;
+    tg_method m = x->req->method;
+    if (id.n && tg_str_eq(what, TG_STR("topups")) && m == TG_POST) topup(x, id);
+    else if (id.n && tg_str_eq(what, TG_STR("wallet")) && (m == TG_GET || m == TG_HEAD))
+        wallet(x, id, tg_query_param(x, "app"));
+    else if (id.n && tg_str_eq(what, TG_STR("plan")) && m == TG_PUT) tg_admin_customer_plan(x, id);
     else
         tg_openai_error(x, 404, "invalid_request_error", "unknown_url", NULL,
-                        "Unknown admin URL: use POST /admin/v1/customers/{id}/topups or GET "
-                        "/admin/v1/customers/{id}/wallet");
+                        "Unknown admin URL: use POST /admin/v1/customers/{id}/topups, GET "
+                        "/admin/v1/customers/{id}/wallet or PUT /admin/v1/customers/{id}/plan");
 }
 
 void tg_customer_wallet(tg_exchange *x, tg_str rest)
 {
     (void)rest;
-    if (!tg_authenticate(x) || !metering_on(x)) return;
+    if (!tg_authenticate(x) || !tg_admin_metering_on(x, "wallets")) return;
     const tg_key *k = x->key;
     tg_str named = tg_query_param(x, "customer");
     if (k->customer) {
@@ -502,7 +418,7 @@ static void run_done(tg_pool_job *pj, tg_exchange *x)
 
 void tg_admin_runs(tg_exchange *x, tg_str run)
 {
-    if (!tg_admin_auth(x) || !metering_on(x)) return;
+    if (!tg_admin_auth(x) || !tg_admin_metering_on(x, "runs")) return;
     tg_str customer = tg_query_param(x, "customer"), days_s = tg_query_param(x, "days");
     const tg_app *app;
     const tg_plan *plan;

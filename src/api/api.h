@@ -40,6 +40,7 @@ struct tg_gateway {
     char sim_url[64];           /* "http://127.0.0.1:PORT/v1" */
     pthread_mutex_t cfg_mu;
     tg_config *cfg;             /* under cfg_mu */
+    pthread_mutex_t plans_mu;   /* orders the builds of new snapshots: reloads, API plans (plans.c) */
     atomic_ulong cfg_gen;
     tg_metrics *metrics;
     uint32_t shutdown_timeout_ms;
@@ -169,6 +170,12 @@ void tg_pool_start(tg_exchange *x, tg_pool_job *j, void (*run)(tg_pool_job *),
 /* gateway.c */
 /* The configuration as it is now: a reference the caller drops (any thread). */
 tg_config *tg_gateway_config(tg_gateway *gw);
+/* Makes a new snapshot fit to run here (builtin:sim pointed at the
+ * embedded sim), or says why it cannot be. */
+int tg_gateway_adopt(tg_gateway *gw, tg_config *cfg, tg_errmsg *err);
+/* Makes cfg (adopted) the current snapshot; takes the caller's reference.
+ * Under gw->plans_mu. */
+void tg_gateway_publish(tg_gateway *gw, tg_config *cfg);
 tg_exchange *tg_exchange_new(tg_req *r, tg_gw_worker *ww, const char *endpoint);
 /* Sends {"error":{...}} in OpenAI's shape. code and param may be NULL.
  * Like every response, it ends the request, and the request's end
@@ -242,6 +249,9 @@ void tg_usage_report(tg_exchange *x);
 /* One query parameter's value, percent-decoded into the request's arena;
  * TG_STR_NULL when absent. */
 tg_str tg_query_param(tg_exchange *x, const char *name);
+/* A segment of the URL's path (an id), percent-decoded into the
+ * request's arena. */
+tg_str tg_path_segment(tg_exchange *x, tg_str seg);
 
 /* runs.c: agent runs on the request path */
 /* Counts x as a step of its run, or refuses it (403) past the run's limits. */
@@ -252,13 +262,20 @@ void tg_runs_end(tg_exchange *x);
 /* Makes gw->runs and counts the runs of the last day from s (at start). */
 int tg_runs_load(tg_gateway *gw, tg_store *s, tg_errmsg *err);
 
-/* admin.c: the admin API's plans and wallets, and a customer's own wallet */
+/* admin.c: the admin API's wallets and runs, and a customer's own wallet */
 /* Passes the auth gate with an admin key, or answers 401 / 403; true when it passed. */
 bool tg_admin_auth(tg_exchange *x);
-void tg_admin_plans(tg_exchange *x, tg_str rest);
-void tg_admin_customers(tg_exchange *x, tg_str rest); /* rest: "{id}/topups", "{id}/wallet" */
+/* Whether metering runs; else answers 404 metering_disabled, saying that
+ * what (such as "wallets") needs it. */
+bool tg_admin_metering_on(tg_exchange *x, const char *what);
+/* rest: "{id}/topups", "{id}/wallet", "{id}/plan" */
+void tg_admin_customers(tg_exchange *x, tg_str rest);
 void tg_customer_wallet(tg_exchange *x, tg_str rest);
 void tg_admin_runs(tg_exchange *x, tg_str run);
+
+/* plans.c: plans through the admin API (see the file) */
+void tg_admin_plans(tg_exchange *x, tg_str rest); /* rest: "" or "{id}" */
+void tg_admin_customer_plan(tg_exchange *x, tg_str customer);
 
 /* webhooks.c: threshold events, and the admin API's listing of them */
 /* Starts gw->webhooks over the store (metering on, before tg_billing_load). */

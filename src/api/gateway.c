@@ -8,7 +8,7 @@
 #include "base/jsonw.h"
 #include "base/log.h"
 #include "sim/sim.h"
-#include "store/store.h"
+#include "store/plans.h"
 
 #include <assert.h>
 #include <stddef.h>
@@ -116,19 +116,17 @@ static int resolve_builtin(tg_gateway *gw, tg_config *cfg, tg_errmsg *err)
     return TG_OK;
 }
 
-int tg_gateway_reload(tg_gateway *gw, const char *path, tg_errmsg *err)
+int tg_gateway_adopt(tg_gateway *gw, tg_config *cfg, tg_errmsg *err)
 {
-    tg_config *cfg;
-    int rc = tg_config_load(path, &cfg, err);
-    if (!rc) {
-        rc = resolve_builtin(gw, cfg, err);
-        if (!rc && !tg_metering_conf_eq(&cfg->metering, &gw->metering))
-            rc = tg_errmsg_set(err, "%s: metering: this section changed; it takes effect only "
-                                    "at a restart", cfg->path);
-        if (rc) tg_config_unref(cfg);
-    }
-    tg_metrics_reload(gw->metrics, rc == TG_OK);
-    if (rc) return rc;
+    int rc = resolve_builtin(gw, cfg, err);
+    if (!rc && !tg_metering_conf_eq(&cfg->metering, &gw->metering))
+        rc = tg_errmsg_set(err, "%s: metering: this section changed; it takes effect only "
+                                "at a restart", cfg->path);
+    return rc;
+}
+
+void tg_gateway_publish(tg_gateway *gw, tg_config *cfg)
+{
     tg_log_set_level(cfg->log_level);
     pthread_mutex_lock(&gw->cfg_mu);
     tg_config *old = gw->cfg;
@@ -136,7 +134,37 @@ int tg_gateway_reload(tg_gateway *gw, const char *path, tg_errmsg *err)
     atomic_fetch_add_explicit(&gw->cfg_gen, 1, memory_order_release);
     pthread_mutex_unlock(&gw->cfg_mu);
     tg_config_unref(old);
-    return TG_OK;
+}
+
+/* The plans made through the admin API, from the store, into cfg. */
+static int stored_plans(tg_gateway *gw, tg_config *cfg, tg_errmsg *err)
+{
+    if (!gw->ledger) return TG_OK;
+    char *path = tg_store_path(gw->metering.data_dir);
+    if (!path) return TG_ENOMEM;
+    tg_store *s;
+    int rc = tg_store_open(path, TG_STORE_RO, &s, err);
+    free(path);
+    if (rc) return rc;
+    rc = tg_store_config_plans(s, cfg, err);
+    tg_store_close(s);
+    return rc;
+}
+
+int tg_gateway_reload(tg_gateway *gw, const char *path, tg_errmsg *err)
+{
+    tg_config *cfg;
+    pthread_mutex_lock(&gw->plans_mu);
+    int rc = tg_config_load(path, &cfg, err);
+    if (!rc) {
+        rc = stored_plans(gw, cfg, err);
+        if (!rc) rc = tg_gateway_adopt(gw, cfg, err);
+        if (rc) tg_config_unref(cfg);
+    }
+    tg_metrics_reload(gw->metrics, rc == TG_OK);
+    if (!rc) tg_gateway_publish(gw, cfg);
+    pthread_mutex_unlock(&gw->plans_mu);
+    return rc;
 }
 
 /* ---- exchanges ---- */
@@ -359,8 +387,12 @@ static const tg_route_entry routes[] = {
     {TG_GET, "/v1/wallet", "wallet", tg_customer_wallet},
     {TG_GET, "/admin/v1/reports", "admin_reports", reports},
     {TG_GET, "/admin/v1/plans", "admin_plans", tg_admin_plans},
+    {TG_GET, "/admin/v1/plans/", "admin_plans", tg_admin_plans},
+    {TG_PUT, "/admin/v1/plans/", "admin_plans", tg_admin_plans},
+    {TG_DELETE, "/admin/v1/plans/", "admin_plans", tg_admin_plans},
     {TG_GET, "/admin/v1/customers/", "admin_customers", tg_admin_customers},
     {TG_POST, "/admin/v1/customers/", "admin_customers", tg_admin_customers},
+    {TG_PUT, "/admin/v1/customers/", "admin_customers", tg_admin_customers},
     {TG_GET, "/admin/v1/runs/", "admin_runs", tg_admin_runs},
     {TG_GET, "/admin/v1/webhooks", "admin_webhooks", tg_admin_webhooks},
     {TG_GET, "/healthz", "healthz", healthz},
@@ -477,6 +509,8 @@ static int metering_start(tg_gateway *gw, const tg_config *cfg, tg_errmsg *err)
     free(path);
     if (rc) goto out;
     tg_billing_store(gw, st);
+    /* workers are not running: cfg is still the gateway's alone */
+    if ((rc = tg_store_config_plans(st, gw->cfg, err))) goto out;
     if ((rc = tg_store_each_customer(st, load_customer, gw->customers, err))) goto out;
     if ((rc = tg_journal_open(m, &gw->journal, err))) goto out;
     rv.store = st;
@@ -687,6 +721,7 @@ int tg_gateway_start(tg_config *cfg, tg_gateway **out, tg_errmsg *err)
     tg_gateway *gw = calloc(1, sizeof *gw);
     if (!gw) return TG_ENOMEM;
     pthread_mutex_init(&gw->cfg_mu, NULL);
+    pthread_mutex_init(&gw->plans_mu, NULL);
     gw->cfg = cfg;
     gw->cfg_gen = 1;
     gw->shutdown_timeout_ms = cfg->server.shutdown_timeout_ms;
@@ -717,6 +752,7 @@ int tg_gateway_start(tg_config *cfg, tg_gateway **out, tg_errmsg *err)
         tg_metrics_free(gw->metrics);
         tg_limiters_free(gw->limiters);
         pthread_mutex_destroy(&gw->cfg_mu);
+        pthread_mutex_destroy(&gw->plans_mu);
         free(gw);
         return rc; /* cfg stays the caller's */
     }
@@ -739,5 +775,6 @@ void tg_gateway_stop(tg_gateway *gw)
     tg_limiters_free(gw->limiters);
     tg_config_unref(gw->cfg);
     pthread_mutex_destroy(&gw->cfg_mu);
+    pthread_mutex_destroy(&gw->plans_mu);
     free(gw);
 }

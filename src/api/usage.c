@@ -33,6 +33,26 @@ static int hexval(char c)
     return -1;
 }
 
+/* v percent-decoded into the request's arena ('+' a space when plus). */
+static tg_str pct_decode(tg_exchange *x, tg_str v, bool plus)
+{
+    char *d = tg_arena_alloc(&x->req->arena, v.n + 1);
+    if (!d) return TG_STR_NULL;
+    size_t n = 0;
+    for (size_t j = 0; j < v.n; j++) {
+        int hi = v.p[j] == '%' && j + 2 < v.n ? hexval(v.p[j + 1]) : -1;
+        int lo = hi >= 0 ? hexval(v.p[j + 2]) : -1;
+        if (lo >= 0) {
+            d[n++] = (char)(hi << 4 | lo);
+            j += 2;
+        } else {
+            d[n++] = plus && v.p[j] == '+' ? ' ' : v.p[j];
+        }
+    }
+    d[n] = '\0';
+    return tg_str_make(d, n);
+}
+
 tg_str tg_query_param(tg_exchange *x, const char *name)
 {
     tg_str q = x->req->query, key = tg_str_c(name);
@@ -43,25 +63,12 @@ tg_str tg_query_param(tg_exchange *x, const char *name)
         tg_str pair = tg_str_make(q.p + i, end - i);
         i = end + 1;
         if (pair.n <= key.n || pair.p[key.n] != '=' || memcmp(pair.p, key.p, key.n)) continue;
-        tg_str v = tg_str_make(pair.p + key.n + 1, pair.n - key.n - 1);
-        char *d = tg_arena_alloc(&x->req->arena, v.n + 1);
-        if (!d) return TG_STR_NULL;
-        size_t n = 0;
-        for (size_t j = 0; j < v.n; j++) {
-            int hi = v.p[j] == '%' && j + 2 < v.n ? hexval(v.p[j + 1]) : -1;
-            int lo = hi >= 0 ? hexval(v.p[j + 2]) : -1;
-            if (lo >= 0) {
-                d[n++] = (char)(hi << 4 | lo);
-                j += 2;
-            } else {
-                d[n++] = v.p[j] == '+' ? ' ' : v.p[j];
-            }
-        }
-        d[n] = '\0';
-        return tg_str_make(d, n);
+        return pct_decode(x, tg_str_make(pair.p + key.n + 1, pair.n - key.n - 1), true);
     }
     return TG_STR_NULL;
 }
+
+tg_str tg_path_segment(tg_exchange *x, tg_str seg) { return pct_decode(x, seg, false); }
 
 /* The parameter as a C string of at most TG_TAG_MAX bytes ("" when absent). */
 static const char *cparam(tg_exchange *x, const char *name)

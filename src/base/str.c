@@ -8,6 +8,13 @@
 
 static inline char lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c; }
 
+int tg_str_cmp(tg_str a, tg_str b)
+{
+    size_t n = a.n < b.n ? a.n : b.n;
+    int c = n ? memcmp(a.p, b.p, n) : 0;
+    return c ? c : (a.n > b.n) - (a.n < b.n);
+}
+
 bool tg_str_ieq(tg_str a, tg_str b)
 {
     if (a.n != b.n) return false;

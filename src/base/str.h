@@ -30,6 +30,9 @@ static inline bool tg_str_eq(tg_str a, tg_str b)
     return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
 }
 
+/* Byte order, a prefix first (memcmp, then length: SQLite's BINARY
+ * collation): <0, 0, >0. */
+int tg_str_cmp(tg_str a, tg_str b);
 /* ASCII case-insensitive equality (header names). */
 bool tg_str_ieq(tg_str a, tg_str b);
 bool tg_str_has_prefix(tg_str s, tg_str prefix);

@@ -548,6 +548,8 @@ void tg_conf__catalog_free(tg_config *c)
 {
     for (size_t i = 0; i < c->nplans; i++)
         tg_conf__plan_free(&c->plans[i]);
+    for (size_t i = 0; i < c->napi_plans; i++)
+        tg_conf__plan_free(&c->api_plans[i]);
     for (size_t i = 0; i < c->napps; i++) {
         tg_app *a = &c->apps[i];
         free(a->id);
@@ -569,6 +571,7 @@ void tg_conf__catalog_free(tg_config *c)
     for (size_t i = 0; i < c->ncustomers; i++)
         free(c->customers[i].id);
     free(c->plans);
+    free(c->api_plans);
     free(c->apps);
     free(c->customers);
 }
@@ -592,9 +595,24 @@ const tg_customer *tg_config_customer(const tg_config *c, tg_str id)
     return NULL;
 }
 
+/* The API plans are sorted by id and may be many (a plan per large
+ * customer): a binary search. */
 const tg_plan *tg_config_plan(const tg_config *c, tg_str id)
 {
     for (size_t i = 0; i < c->nplans; i++)
         if (c->plans[i].id && tg_str_eq(tg_str_c(c->plans[i].id), id)) return &c->plans[i];
+    size_t lo = 0, hi = c->napi_plans;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int cmp = tg_str_cmp(tg_str_c(c->api_plans[mid].id), id);
+        if (cmp == 0) return &c->api_plans[mid];
+        if (cmp < 0) lo = mid + 1;
+        else hi = mid;
+    }
     return NULL;
+}
+
+bool tg_config_plan_api(const tg_config *c, const tg_plan *p)
+{
+    return c->napi_plans && p >= c->api_plans && p < c->api_plans + c->napi_plans;
 }

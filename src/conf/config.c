@@ -658,6 +658,7 @@ static void config_free(tg_config *c)
     tg_conf__catalog_free(c);
     free(c->metering.data_dir);
     free(c->path);
+    free(c->text);
     free(c);
 }
 
@@ -669,10 +670,13 @@ int tg_config_parse(const char *name, tg_str text, tg_config **out, tg_errmsg *e
     if (rc) return rc;
     tg_config *c = calloc(1, sizeof *c);
     tg_yaml_walk w = {.file = name, .err = err, .data = c};
-    if (!c || !(c->path = strdup(name)) || config_defaults(c)) {
+    if (!c || !(c->path = strdup(name)) || !(c->text = malloc(text.n + 1)) || config_defaults(c)) {
         rc = tg_yaml_nomem(&w);
         goto out;
     }
+    if (text.n) memcpy(c->text, text.p, text.n);
+    c->text[text.n] = '\0';
+    c->ntext = text.n;
     rc = walk_root(&w, doc.root);
 out:
     tg_yaml_release(&doc);
@@ -682,6 +686,11 @@ out:
     }
     *out = c;
     return TG_OK;
+}
+
+int tg_config_reparse(const tg_config *base, tg_config **out, tg_errmsg *err)
+{
+    return tg_config_parse(base->path, tg_str_make(base->text, base->ntext), out, err);
 }
 
 int tg_config_load(const char *path, tg_config **out, tg_errmsg *err)

@@ -309,6 +309,9 @@ bool tg_metering_conf_eq(const tg_metering_conf *a, const tg_metering_conf *b);
 
 typedef struct tg_config {
     char *path;
+    char *text;               /* the file's text as it was read: a snapshot with other
+                                 API plans is built from it (tg_config_reparse) */
+    size_t ntext;
     tg_server_conf server;
     tg_log_level log_level;
     tg_sim_conf sim;
@@ -320,8 +323,10 @@ typedef struct tg_config {
     size_t nmodels;
     tg_key *keys;
     size_t nkeys;
-    tg_plan *plans;
+    tg_plan *plans;           /* the file's */
     size_t nplans;
+    tg_plan *api_plans;       /* made through the admin API (tg_config_add_plans), by id */
+    size_t napi_plans;
     tg_app *apps;
     size_t napps;
     tg_customer *customers;
@@ -335,6 +340,26 @@ typedef struct tg_config {
 int tg_config_load(const char *path, tg_config **out, tg_errmsg *err);
 /* Same, from text in memory; `name` stands for the file in messages. */
 int tg_config_parse(const char *name, tg_str text, tg_config **out, tg_errmsg *err);
+/* A new snapshot from the text base was read from (same name, no API
+ * plans): what a snapshot with other API plans starts from. */
+int tg_config_reparse(const tg_config *base, tg_config **out, tg_errmsg *err);
+
+/* Plans made through the admin API (docs/plans.md#plans-through-the-admin-api):
+ * each a JSON object with a plan's fields as the file spells them (id,
+ * when given, must be the plan's; null means left out; "source" is
+ * ignored, so GET /admin/v1/plans output can be sent back). They live in
+ * the store, not in the file, and are read after the whole file: the
+ * file's customers and apps cannot name them, and a file plan of the same
+ * id is an error. */
+typedef struct {
+    tg_str id;
+    tg_str body;
+} tg_plan_def;
+/* Reads defs (sorted by id, none twice) into c->api_plans. c must have
+ * none yet and not be shared (being built). On error (TG_EINVAL, TG_ENOMEM)
+ * err reads "API plan 'ID': path: problem" and c has no API plan. */
+int tg_config_add_plans(tg_config *c, const tg_plan_def *defs, size_t n, tg_errmsg *err);
+
 /* Defaults alone (used by `tollgate sim` for its tg_sim_conf). */
 void tg_sim_conf_defaults(tg_sim_conf *s);
 
@@ -350,7 +375,10 @@ const tg_model *tg_config_model(const tg_config *c, tg_str name);
 const tg_provider *tg_config_provider(const tg_config *c, tg_str name);
 const tg_app *tg_config_app(const tg_config *c, tg_str id);
 const tg_customer *tg_config_customer(const tg_config *c, tg_str id);
+/* A plan of the file or of the admin API, by id. */
 const tg_plan *tg_config_plan(const tg_config *c, tg_str id);
+/* Whether p is one of c's API plans. */
+bool tg_config_plan_api(const tg_config *c, const tg_plan *p);
 /* Whether s is a valid id: 1..128 bytes, each a letter, a digit or one of
  * . _ : @ / + = # -. App, customer, plan and unit ids in the file follow
  * it, and so does a customer an app creates at runtime, so that an id in

@@ -11,6 +11,7 @@
  * their final size and their counts grow as items are filled. */
 #include "conf/walk.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -220,25 +221,16 @@ static int plan_runs(tg_yaml_walk *w, const tg_yaml_node *m, tg_plan *p)
     return rc;
 }
 
-int tg_conf__plan_item(tg_yaml_walk *w, const tg_yaml_node *m, void *item, tg_yaml_dupent *d)
+#define PLAN_FIELDS                                                                               \
+    "id", "fee", "included_credits", "credit", "unit_credits", "overage", "hard_cap",             \
+        "thresholds", "models", "degrade", "default_max_tokens", "limits", "key_limits", "runs"
+
+/* Every field of plan m but its id, onto p's defaults. */
+static int plan_fields(tg_yaml_walk *w, const tg_yaml_node *m, tg_plan *p)
 {
-    // clang-format off
-    static const char *const fields[] = {
-        "id", "fee", "included_credits", "credit", "unit_credits", "overage", "hard_cap",
-        "thresholds", "models", "degrade", "default_max_tokens", "limits", "key_limits", "runs",
-        NULL};
-    // clang-format on
     static const tg_yaml_u32 max_tokens[] = {
         TG_CONF_U32(tg_plan, "default_max_tokens", default_max_tokens, 1, 10000000)};
-    tg_plan *p = item;
-    const tg_yaml_node *id;
-    p->line = m->line;
-    plan_defaults(p);
-    int rc = tg_yaml_need_map(w, m);
-    if (!rc) rc = tg_yaml_check_fields(w, m, fields);
-    if (!rc) rc = tg_yaml_require(w, m, "id", &id);
-    if (!rc) rc = tg_yaml_field(w, m, "id", tg_conf__tag_value, &p->id);
-    if (!rc) rc = tg_yaml_field(w, m, "fee", tg_conf__money_value, &p->fee);
+    int rc = tg_yaml_field(w, m, "fee", tg_conf__money_value, &p->fee);
     if (!rc) /* credits are decimals like money */
         rc = tg_yaml_field(w, m, "included_credits", tg_conf__money_value, &p->included);
     if (!rc) rc = tg_yaml_field(w, m, "credit", positive_value, &p->credit);
@@ -253,7 +245,104 @@ int tg_conf__plan_item(tg_yaml_walk *w, const tg_yaml_node *m, void *item, tg_ya
     if (!rc) rc = tg_yaml_field(w, m, "limits", tg_conf__limits_value, &p->limits);
     if (!rc) rc = tg_yaml_field(w, m, "key_limits", tg_conf__limits_value, &p->key_limits);
     if (!rc) rc = plan_runs(w, m, p);
+    return rc;
+}
+
+int tg_conf__plan_item(tg_yaml_walk *w, const tg_yaml_node *m, void *item, tg_yaml_dupent *d)
+{
+    static const char *const fields[] = {PLAN_FIELDS, NULL};
+    tg_plan *p = item;
+    const tg_yaml_node *id;
+    p->line = m->line;
+    plan_defaults(p);
+    int rc = tg_yaml_need_map(w, m);
+    if (!rc) rc = tg_yaml_check_fields(w, m, fields);
+    if (!rc) rc = tg_yaml_require(w, m, "id", &id);
+    if (!rc) rc = tg_yaml_field(w, m, "id", tg_conf__tag_value, &p->id);
+    if (!rc) rc = plan_fields(w, m, p);
     if (!rc) *d = (tg_yaml_dupent){tg_str_c(p->id), 0, id->line};
+    return rc;
+}
+
+/* ---- plans made through the admin API ----------------------------------- */
+
+/* Takes the members of mapping m whose value is null out of the tree,
+ * in m and in the mappings under it: in a JSON plan null means "left
+ * out", as GET /admin/v1/plans writes what a plan does not set. */
+static void drop_nulls(tg_yaml_node *m)
+{
+    if (m->kind == TG_YAML_SEQ) {
+        for (tg_yaml_node *it = m->child; it; it = it->next) drop_nulls(it);
+        return;
+    }
+    if (m->kind != TG_YAML_MAP) return;
+    for (tg_yaml_node **link = &m->child; *link;) {
+        tg_yaml_node *v = *link;
+        if (tg_yaml_is_null(v) || tg_str_eq(v->key->str, TG_STR("source"))) {
+            *link = v->next;
+            m->n--;
+        } else {
+            drop_nulls(v);
+            link = &v->next;
+        }
+    }
+}
+
+/* API plan def into p (zeroed), which is freeable whatever happens. */
+static int api_plan(tg_config *c, const tg_plan_def *def, tg_plan *p, tg_errmsg *err)
+{
+    static const char *const fields[] = {PLAN_FIELDS, NULL};
+    char name[64], q[48];
+    snprintf(name, sizeof name, "API plan '%s'", tg_yaml_quote(q, def->id));
+    tg_yaml_walk w = {.file = name, .err = err, .data = c, .no_lines = true};
+    plan_defaults(p);
+    if (!tg_tag_valid(def->id))
+        return tg_errmsg_set(err, "%s: a plan id is 1 to 128 letters, digits and . _ : @ / + = # -", name);
+    for (size_t i = 0; i < c->nplans; i++)
+        if (tg_str_eq(tg_str_c(c->plans[i].id), def->id))
+            return tg_errmsg_set(err, "%s: %s defines a plan of this id too; rename or remove "
+                                      "one of them", name, c->path);
+    if (!(p->id = tg_str_dup(def->id))) return tg_yaml_nomem(&w);
+    tg_yaml_doc doc;
+    int rc = tg_yaml_parse(&doc, name, def->body, err);
+    if (rc) return rc;
+    tg_yaml_node *m = doc.root;
+    if (!m || m->kind != TG_YAML_MAP) {
+        rc = tg_errmsg_set(err, "%s: must be an object of the plan's fields", name);
+    } else {
+        drop_nulls(m);
+        rc = tg_yaml_check_fields(&w, m, fields);
+        const tg_yaml_node *id = tg_yaml_get(m, "id");
+        if (!rc && id && !tg_str_eq(id->str, def->id))
+            rc = tg_errmsg_set(err, "%s: id: '%s' is not the plan's id", name, tg_yaml_quote(q, id->str));
+        if (!rc) rc = plan_fields(&w, m, p);
+    }
+    tg_yaml_release(&doc);
+    return rc;
+}
+
+int tg_config_add_plans(tg_config *c, const tg_plan_def *defs, size_t n, tg_errmsg *err)
+{
+    if (!n) return TG_OK;
+    for (size_t i = 1; i < n; i++)
+        if (tg_str_cmp(defs[i - 1].id, defs[i].id) >= 0)
+            return tg_errmsg_set(err, "plans: not sorted by id, or one twice");
+    if (!(c->api_plans = calloc(n, sizeof *c->api_plans))) {
+        tg_errmsg_set(err, "plans: out of memory");
+        return TG_ENOMEM;
+    }
+    int rc = TG_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        rc = api_plan(c, &defs[i], &c->api_plans[i], err);
+        c->napi_plans = i + 1; /* so that a failed one is freed too */
+    }
+    if (rc) {
+        for (size_t i = 0; i < c->napi_plans; i++)
+            tg_conf__plan_free(&c->api_plans[i]);
+        free(c->api_plans);
+        c->api_plans = NULL;
+        c->napi_plans = 0;
+    }
     return rc;
 }
 

@@ -249,8 +249,10 @@ int tg_yaml_fail(tg_yaml_walk *w, int line, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (w->plen) return tg_errmsg_set(w->err, "%s:%d: %s: %s", w->file, line, w->path, msg);
-    return tg_errmsg_set(w->err, "%s:%d: %s", w->file, line, msg);
+    char at[16] = "";
+    if (!w->no_lines) snprintf(at, sizeof at, ":%d", line);
+    if (w->plen) return tg_errmsg_set(w->err, "%s%s: %s: %s", w->file, at, w->path, msg);
+    return tg_errmsg_set(w->err, "%s%s: %s", w->file, at, msg);
 }
 
 int tg_yaml_nomem(tg_yaml_walk *w)

@@ -65,6 +65,7 @@ typedef struct {
     void *data; /* the caller's: what is being filled */
     char path[160];
     size_t plen;
+    bool no_lines; /* "NAME: path: problem": the text is not a file a person edits */
 } tg_yaml_walk;
 
 /* Appends to the path ("%s" fields are joined with '.'); returns the mark

@@ -113,3 +113,23 @@ int tg_customers_get_or_add(tg_customers *c, tg_str id, tg_str app, tg_str plan,
     pthread_mutex_unlock(&c->mu);
     return rc;
 }
+
+int tg_customers_set_plan(tg_customers *c, tg_str id, tg_str app, tg_str plan)
+{
+    entry *e;
+    pthread_mutex_lock(&c->mu);
+    int rc = add(c, id, app, plan, &e);
+    if (!rc) tg_record_set(e->info.plan, plan.p, plan.n);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+size_t tg_customers_on_plan(tg_customers *c, tg_str plan)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < c->cap; i++)
+        if (c->slots[i].id && tg_str_eq(tg_str_c(c->slots[i].info.plan), plan)) n++;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}

@@ -5,7 +5,8 @@
  * The registry maps such a customer's id to its app and plan, for every
  * worker; configured customers never enter it (the configuration is
  * looked up first). It is filled at start from the store (customers the
- * ledger saw in earlier runs) and grows by tg_customers_get_or_add.
+ * ledger saw in earlier runs, with the plans the admin API gave them)
+ * and grows by tg_customers_get_or_add and tg_customers_set_plan.
  * Customer ids are global, like configured ones: a created id belongs to
  * the app that created it. Thread-safe (one mutex; a lookup is a hash probe,
  * taken only for ids the configuration does not know). */
@@ -33,5 +34,10 @@ bool tg_customers_get(tg_customers *c, tg_str id, tg_customer_info *out);
  * is there after the call (it may belong to another app, when two apps
  * race for one id). TG_ENOMEM. */
 int tg_customers_get_or_add(tg_customers *c, tg_str id, tg_str app, tg_str plan, tg_customer_info *out);
+/* Puts id on plan, adding it for app if unknown (a known id keeps its
+ * app: the caller checks it is app). TG_ENOMEM. */
+int tg_customers_set_plan(tg_customers *c, tg_str id, tg_str app, tg_str plan);
+/* How many customers are on plan (a walk over the registry). */
+size_t tg_customers_on_plan(tg_customers *c, tg_str plan);
 
 #endif

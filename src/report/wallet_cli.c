@@ -9,6 +9,7 @@
 #include "report/cli.h"
 #include "report/flags.h"
 #include "report/wallet.h"
+#include "store/plans.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +90,11 @@ static int open_customer(const char *cmd, const flag *fs, size_t nf, unsigned mo
     int rc = path ? tg_store_open(path, mode, s, &err) : TG_ENOMEM;
     if (rc) fprintf(stderr, "tollgate %s: %s\n", cmd, path ? err.msg : "out of memory");
     free(path);
+    /* the plans made through the admin API, which customers may be on */
+    if (!rc && (rc = tg_store_config_plans(*s, *cfg, &err))) {
+        fprintf(stderr, "tollgate %s: %s\n", cmd, err.msg);
+        tg_store_close(*s);
+    }
     if (!rc && find_customer(cmd, *cfg, *s, customer, tg_flag_get(fs, nf, "--app"), app, plan)) {
         tg_store_close(*s);
         rc = 1;

@@ -132,10 +132,21 @@ static const char m3_webhooks[] =
     " UNIQUE (app, customer, period, threshold)) STRICT;\n"
     "CREATE INDEX webhook_events_due ON webhook_events (next_ms) WHERE status = 'pending';\n";
 
+/* Plans made through the admin API (issue 4; store/plans.h): the JSON
+ * body each was made with, validated before it was stored; read after
+ * the configuration file at every start and reload. */
+static const char m4_plans[] =
+    "CREATE TABLE plans ("
+    " id TEXT PRIMARY KEY,"
+    " body TEXT NOT NULL,"
+    " updated_ms INTEGER NOT NULL"
+    ") STRICT, WITHOUT ROWID;\n";
+
 const char *const tg_store_migrations_[] = {
     m1_initial,
     m2_wallets,
     m3_webhooks,
+    m4_plans,
 };
 
 const int tg_store_nmigrations_ = (int)(sizeof tg_store_migrations_ / sizeof *tg_store_migrations_);

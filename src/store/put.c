@@ -31,8 +31,11 @@ static int prepare_put(tg_store *s, tg_errmsg *err)
                            "INSERT INTO usage (lo_ms, hi_ms, n, recs) VALUES (?, ?, ?, ?)", err);
     if (!rc)
         rc = tg_sq_prepare(s, &s->ins_customer,
+                           /* an earlier record arriving late moves first_seen_ms
+                            * only: the plan is the one the customer has now
+                            * (store/plans.h) */
                            "INSERT INTO customers VALUES (?,?,?,?) ON CONFLICT (app, id) DO UPDATE"
-                           " SET plan = excluded.plan, first_seen_ms = excluded.first_seen_ms"
+                           " SET first_seen_ms = excluded.first_seen_ms"
                            " WHERE excluded.first_seen_ms < first_seen_ms",
                            err);
     if (!rc)

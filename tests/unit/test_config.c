@@ -1237,6 +1237,104 @@ static void test_plan_errors(void **state)
                  "t.yaml:11: plans[1].id: duplicate plan id 'p' (first at line 10)");
 }
 
+/* Plans made through the admin API: read after the file from JSON, null
+ * members left out, found by id next to the file's; every refusal names
+ * the plan and leaves the snapshot without API plans. */
+static void expect_api_error(const tg_plan_def *defs, size_t n, const char *msg)
+{
+    tg_config *c = parse_ok(MODELS2 "plans: [{id: file-plan}]\n");
+    tg_errmsg err = {{0}};
+    assert_int_equal(tg_config_add_plans(c, defs, n, &err), TG_EINVAL);
+    assert_string_equal(err.msg, msg);
+    assert_int_equal(c->napi_plans, 0);
+    assert_null(c->api_plans);
+    tg_config_unref(c);
+}
+
+static void test_api_plans(void **state)
+{
+    (void)state;
+    tg_config *base = parse_ok(MODELS2 "plans: [{id: file-plan}]\n"), *c;
+    tg_errmsg err = {{0}};
+    assert_int_equal(tg_config_reparse(base, &c, &err), TG_OK);
+    assert_string_equal(c->path, "t.yaml");
+    assert_int_equal(c->nplans, 1);
+    tg_config_unref(base);
+    const tg_plan_def defs[] = {
+        {TG_STR("a/custom"),
+         TG_STR("{\"id\": \"a/custom\", \"source\": \"api\", \"fee\": \"500.00\", \"credit\": "
+                "\"0.001\",\n \"hard_cap\": {\"usd\": \"0.01\"}, \"overage\": null, \"models\": "
+                "[\"mini\"], \"degrade\": null,\n \"runs\": {\"max_steps\": 3, \"max_cost\": null}, "
+                "\"thresholds\": [50], \"unit_credits\": {}, \"included_credits\": 12.5}")},
+        {TG_STR("b"), TG_STR("{}")},
+    };
+    assert_int_equal(tg_config_add_plans(c, defs, 2, &err), TG_OK);
+    const tg_plan *p = tg_config_plan(c, TG_STR("a/custom")), *b = tg_config_plan(c, TG_STR("b"));
+    assert_non_null(p);
+    assert_true(tg_config_plan_api(c, p));
+    assert_int_equal(p->fee, 500 * TG_NANOS_PER_USD);
+    assert_int_equal(p->credit, TG_NANOS_PER_USD / 1000);
+    assert_int_equal(p->included, 12500000000LL);
+    assert_int_equal(p->cap, TG_CAP_USD);
+    assert_int_equal(p->cap_usd, TG_NANOS_PER_USD / 100);
+    assert_false(p->has_overage);
+    assert_int_equal(p->nmodels, 1);
+    assert_string_equal(p->models[0]->name, "mini");
+    assert_null(p->degrade_to);
+    assert_true(p->has_run_steps);
+    assert_false(p->has_run_cost);
+    assert_int_equal(p->runs.max_steps, 3);
+    assert_int_equal(p->nthresholds, 1);
+    assert_int_equal(p->thresholds[0], 50);
+    /* {} is every default */
+    assert_non_null(b);
+    assert_int_equal(b->credit, TG_NANOS_PER_CENT);
+    assert_int_equal(b->nthresholds, 2);
+    assert_int_equal(b->default_max_tokens, 1024);
+    assert_false(tg_config_plan_api(c, tg_config_plan(c, TG_STR("file-plan"))));
+    assert_null(tg_config_plan(c, TG_STR("a")));
+    assert_null(tg_config_plan(c, TG_STR("c")));
+    tg_config_unref(c);
+
+    /* many, each found (a binary search) */
+    enum { MANY = 300 };
+    static char ids[MANY][16];
+    tg_plan_def many[MANY];
+    for (int i = 0; i < MANY; i++) {
+        snprintf(ids[i], sizeof ids[i], "p%04d", i);
+        many[i] = (tg_plan_def){tg_str_c(ids[i]), TG_STR("{\"fee\": 1}")};
+    }
+    c = parse_ok(MODELS2);
+    assert_int_equal(tg_config_add_plans(c, many, MANY, &err), TG_OK);
+    for (int i = 0; i < MANY; i++) assert_ptr_equal(tg_config_plan(c, tg_str_c(ids[i])), &c->api_plans[i]);
+    assert_null(tg_config_plan(c, TG_STR("p")));
+    assert_null(tg_config_plan(c, TG_STR("p9999")));
+    tg_config_unref(c);
+
+    const tg_plan_def ok = {TG_STR("a"), TG_STR("{\"models\": [\"mini\"]}")};
+    expect_api_error((tg_plan_def[]){{TG_STR("file-plan"), TG_STR("{}")}}, 1,
+                     "API plan 'file-plan': t.yaml defines a plan of this id too; rename or remove "
+                     "one of them");
+    expect_api_error((tg_plan_def[]){{TG_STR("b"), TG_STR("{}")}, ok}, 2,
+                     "plans: not sorted by id, or one twice");
+    expect_api_error((tg_plan_def[]){ok, ok}, 2, "plans: not sorted by id, or one twice");
+    expect_api_error((tg_plan_def[]){{TG_STR("a b"), TG_STR("{}")}}, 1,
+                     "API plan 'a b': a plan id is 1 to 128 letters, digits and . _ : @ / + = # -");
+    expect_api_error((tg_plan_def[]){{TG_STR("x"), TG_STR("[1]")}}, 1,
+                     "API plan 'x': must be an object of the plan's fields");
+    expect_api_error((tg_plan_def[]){{TG_STR("x"), TG_STR("{\"id\": \"y\"}")}}, 1,
+                     "API plan 'x': id: 'y' is not the plan's id");
+    expect_api_error((tg_plan_def[]){{TG_STR("x"), TG_STR("{\"fe\": 1}")}}, 1,
+                     "API plan 'x': unknown field 'fe' (expected one of: id, fee, included_credits, "
+                     "credit, unit_credits, overage, hard_cap, thresholds, models, degrade, "
+                     "default_max_tokens, limits, key_limits, runs)");
+    /* the second fails after the first was read whole: both are freed */
+    expect_api_error((tg_plan_def[]){ok, {TG_STR("b"), TG_STR("{\"models\": [\"gpt\"]}")}}, 2,
+                     "API plan 'b': models[0]: unknown model 'gpt' (defined: mini, maxi)");
+    expect_api_error((tg_plan_def[]){{TG_STR("x"), TG_STR("{\"limits\": {\"rpm\": -1}}")}}, 1,
+                     "API plan 'x': limits.rpm: must be a whole number (decimal digits only)");
+}
+
 static void test_app_limits_errors(void **state)
 {
     (void)state;
@@ -1557,6 +1655,7 @@ int main(void)
         cmocka_unit_test(test_catalog_errors), cmocka_unit_test(test_metering),
         cmocka_unit_test(test_tags),           cmocka_unit_test(test_plans),
         cmocka_unit_test(test_plan_errors),    cmocka_unit_test(test_app_limits_errors),
+        cmocka_unit_test(test_api_plans),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

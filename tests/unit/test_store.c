@@ -10,6 +10,7 @@
 #include "meter/journal.h"
 #include "report/report.h"
 #include "store/ledger.h"
+#include "store/plans.h"
 #include "store/records.h"
 #include "store/store.h"
 
@@ -802,7 +803,8 @@ static void test_customers(void **state)
     assert_int_equal(sql_int(db, "SELECT count(DISTINCT app || '/' || customer) FROM usage WHERE customer != ''"), n);
     sqlite3_close(db);
     /* a later put, and a reopened store, keep the earliest record's time
-     * and plan; an earlier record arriving late takes over */
+     * and plan; an earlier record arriving late moves the time only: the
+     * plan is the one the customer has now */
     tg_store_close(s);
     s = open_rw();
     tg_usage_rec later = r[0], earlier = r[0];
@@ -816,9 +818,74 @@ static void test_customers(void **state)
     put_all(s, &earlier, 1, 1);
     db = sql_open();
     assert_int_equal(sql_int(db, "SELECT first_seen_ms FROM customers WHERE id = 'first'"), nov1 - 5);
-    assert_int_equal(sql_int(db, "SELECT plan = 'bronze' FROM customers WHERE id = 'first'"), 1);
+    assert_int_equal(sql_int(db, "SELECT plan = 'gold' FROM customers WHERE id = 'first'"), 1);
     assert_int_equal(sql_int(db, "SELECT count(*) FROM customers WHERE app = 'solo'"), 1);
     sqlite3_close(db);
+    /* the admin API's plan holds against records arriving late; a
+     * customer it names first is added */
+    assert_int_equal(tg_store_customer_plan(s, TG_STR("solo"), TG_STR("first"), TG_STR("platinum"),
+                                            nov1 + 500, &err), 0);
+    assert_int_equal(tg_store_customer_plan(s, TG_STR("solo"), TG_STR("new"), TG_STR(""), nov1 + 600,
+                                            &err), 0);
+    earlier.id[14] ^= 0x11;
+    earlier.t_start_ms = nov1 - 9;
+    put_all(s, &earlier, 1, 1);
+    db = sql_open();
+    assert_int_equal(sql_int(db, "SELECT first_seen_ms FROM customers WHERE id = 'first'"), nov1 - 9);
+    assert_int_equal(sql_int(db, "SELECT plan = 'platinum' FROM customers WHERE id = 'first'"), 1);
+    assert_int_equal(sql_int(db, "SELECT first_seen_ms FROM customers WHERE id = 'new' AND plan = ''"),
+                     nov1 + 600);
+    sqlite3_close(db);
+    tg_store_close(s);
+}
+
+/* Plans made through the admin API: kept by id, replaced, deleted, read
+ * back in id order, and into a snapshot. */
+static void test_plans(void **state)
+{
+    (void)state;
+    tg_store *s = open_rw();
+    tg_errmsg err = {{0}};
+    const char *ids[] = {"zeta", "alpha", "team/a", "alpha2"};
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(tg_store_plan_put(s, tg_str_c(ids[i]), TG_STR("{\"fee\": \"1\"}"), nov1 + i, &err), 0);
+    assert_int_equal(tg_store_plan_put(s, TG_STR("alpha"), TG_STR("{\"fee\": \"2.50\"}"), nov1 + 9, &err), 0);
+    bool deleted;
+    assert_int_equal(tg_store_plan_delete(s, TG_STR("zeta"), &deleted, &err), 0);
+    assert_true(deleted);
+    assert_int_equal(tg_store_plan_delete(s, TG_STR("zeta"), &deleted, &err), 0);
+    assert_false(deleted);
+    tg_store_plan *p;
+    size_t n;
+    assert_int_equal(tg_store_plans(s, &p, &n, &err), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(p[0].id, "alpha");
+    assert_string_equal(p[0].body, "{\"fee\": \"2.50\"}");
+    assert_int_equal(p[0].updated_ms, nov1 + 9);
+    assert_string_equal(p[1].id, "alpha2");
+    assert_string_equal(p[2].id, "team/a");
+    tg_store_plans_free(p, n);
+
+    tg_config *c;
+    const char *yaml = "providers: [{name: p, base_url: \"http://127.0.0.1:1/v1\"}]\n"
+                       "offerings: [{id: o, provider: p, model: m}]\n"
+                       "models: [{name: m, offerings: [o]}]\n"
+                       "plans: [{id: file}]\n";
+    assert_int_equal(tg_config_parse("t.yaml", tg_str_c(yaml), &c, &err), 0);
+    assert_int_equal(tg_store_config_plans(s, c, &err), 0);
+    assert_int_equal(c->napi_plans, 3);
+    assert_int_equal(tg_config_plan(c, TG_STR("alpha"))->fee, 2500000000LL);
+    assert_true(tg_config_plan_api(c, tg_config_plan(c, TG_STR("team/a"))));
+    assert_false(tg_config_plan_api(c, tg_config_plan(c, TG_STR("file"))));
+    tg_config_unref(c);
+    /* a stored plan the file no longer allows: the snapshot is refused */
+    assert_int_equal(tg_store_plan_put(s, TG_STR("file"), TG_STR("{}"), nov1, &err), 0);
+    assert_int_equal(tg_config_parse("t.yaml", tg_str_c(yaml), &c, &err), 0);
+    assert_int_equal(tg_store_config_plans(s, c, &err), TG_EINVAL);
+    assert_string_equal(err.msg, "API plan 'file': t.yaml defines a plan of this id too; rename or "
+                                 "remove one of them");
+    assert_int_equal(c->napi_plans, 0);
+    tg_config_unref(c);
     tg_store_close(s);
 }
 
@@ -932,6 +999,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_formats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_each_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_customers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plans, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ledger, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
