@@ -242,6 +242,8 @@ static void final_tokens(tg_exchange *x, tg_usage_rec *r)
     const tg_usage *u = &x->usage;
     if (u->present) {
         r->tokens = tg_tokens_openai(u->prompt, u->completion, u->cached, u->reasoning);
+        int64_t room = r->tokens.prompt - r->tokens.cached;
+        r->tokens.cache_write = u->cache_write < 0 ? 0 : u->cache_write < room ? u->cache_write : room;
         r->estimated = false;
         return;
     }

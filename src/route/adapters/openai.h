@@ -17,11 +17,14 @@
 
 typedef enum { TG_EP_CHAT, TG_EP_COMPLETIONS, TG_EP_EMBEDDINGS } tg_endpoint;
 
-/* Token counts as a provider reports them; counted once each: cached is
- * part of prompt, reasoning part of completion (OpenAI's convention). */
+/* Token counts as a provider reports them, in OpenAI's convention
+ * whatever the dialect, so each is counted once: cached (cache reads) and
+ * cache_write are part of prompt, reasoning part of completion. An
+ * Anthropic adapter adds its input, cache read and cache creation counts
+ * into prompt. */
 typedef struct {
     bool present;
-    int64_t prompt, completion, cached, reasoning, total;
+    int64_t prompt, completion, cached, cache_write, reasoning, total;
 } tg_usage;
 
 /* What the gateway reads of a client's request. Views into the body. */
