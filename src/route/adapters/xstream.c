@@ -435,7 +435,7 @@ static int oa_take_name(tg_xstream *s, tg_buf *dst, tg_json_val v)
     if (v.type != TG_JSON_STRING) return fail(s, "a tool call id or name that is not a string");
     tg_buf_clear(&s->scratch);
     int rc = tg_json_str_decode(v, &s->scratch);
-    if (rc == TG_ETOOBIG) return fail(s, "a tool call id or name longer than the gateway keeps");
+    if (rc == TG_ETOOBIG) s->why = "a tool call id or name longer than the gateway keeps";
     if (rc) return rc;
     if (!dst->n) return tg_buf_add_str(dst, tg_buf_str(&s->scratch));
     if (!tg_str_eq(tg_buf_str(dst), tg_buf_str(&s->scratch)))
