@@ -1,16 +1,19 @@
-/* The sim's server side: start and stop, routing, the bearer key, fault
- * injection, errors in OpenAI's shape, and /sim/stats.
+/* The sim's server side: start and stop, routing, the required key, fault
+ * injection, and errors in the dialect of the endpoint called.
+ *
+ * Dialects: /v1/messages speaks Anthropic's (errors {"type":"error",...},
+ * a request-id header, the key in x-api-key, anthropic-version required);
+ * every other endpoint speaks OpenAI's. A path the sim does not know is
+ * answered in Anthropic's shape when the request carries anthropic-version
+ * (an Anthropic client lost), else in OpenAI's.
  *
  * Faults: the X-Sim-Fault header names one (or "none"); without it one
  * number in [0, 100) is drawn from a PRNG seeded by the seed and the count
  * of inference requests decided so far, and the first rule whose
  * cumulative percentage band holds it wins. So a run that sends the same
- * requests in the same order gets the same faults. Faults apply to the three inference endpoints
- * only, after the key and the body were checked (so a faulted request is
- * recorded under its model).
- *
- * Stats are what the sim would have billed, guarded by one mutex held for a
- * few increments; the state lives until the server's worker stops. */
+ * requests in the same order gets the same faults. Faults apply to the
+ * inference endpoints only, after the key and the body were checked (so a
+ * faulted request is recorded under its model). */
 #include "sim/sim_int.h"
 
 #include "base/clock.h"
@@ -19,6 +22,12 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+
+uint64_t tg_sim__unique(tg_sim__ctx *sim)
+{
+    uint64_t seq = atomic_fetch_add_explicit(&sim->seq, 1, memory_order_relaxed);
+    return tg_hash64(&seq, sizeof seq, sim->nonce);
+}
 
 /* ---- errors ---- */
 
@@ -37,166 +46,82 @@ int tg_sim__err_json(tg_buf *b, const char *type, const char *msg, const char *p
     return rc;
 }
 
+/* Anthropic names an error by its status (docs: "HTTP errors"); the
+ * statuses it does not list are invalid_request_error below 500. */
+static const char *anthropic_type(int status)
+{
+    switch (status) {
+    case 401:
+        return "authentication_error";
+    case 403:
+        return "permission_error";
+    case 404:
+        return "not_found_error";
+    case 408:
+        return "timeout_error";
+    case 413:
+        return "request_too_large";
+    case 429:
+        return "rate_limit_error";
+    case 503:
+    case 529:
+        return "overloaded_error";
+    default:
+        return status >= 500 ? "api_error" : "invalid_request_error";
+    }
+}
+
+static int anthropic_err_json(tg_buf *b, int status, const char *msg, const char *req_id)
+{
+    int rc = tg_buf_add_lit(b, "{\"type\":\"error\",\"error\":{\"type\":\"");
+    if (!rc) rc = tg_buf_add_str(b, tg_str_c(anthropic_type(status)));
+    if (!rc) rc = tg_buf_add_lit(b, "\",\"message\":");
+    if (!rc) rc = tg_jsonw_str(b, tg_str_c(msg));
+    if (!rc) rc = tg_buf_printf(b, "},\"request_id\":\"%s\"}", req_id);
+    return rc;
+}
+
 static void send_json(tg_req *r, int status, const tg_header *h, size_t nh, tg_str body)
 {
     tg_resp_send(r, status, TG_STR("application/json"), h, nh, body);
 }
 
-static void send_err(tg_req *r, const tg_sim__err *e, const tg_header *h, size_t nh)
+void tg_sim__send_err(tg_sim__ctx *sim, tg_req *r, tg_sim__dialect d, const tg_sim__err *e,
+                      const tg_header *h, size_t nh)
 {
+    tg_header all[4];
+    char req_id[40];
+    size_t n = 0;
+    int rc;
     tg_buf b;
     tg_buf_init(&b, 4096);
-    if (tg_sim__err_json(&b, e->type, e->msg, e->param, e->code)) tg_buf_clear(&b);
-    send_json(r, e->status, h, nh, tg_buf_str(&b));
+    for (; n < nh && n < 3; n++)
+        all[n] = h[n];
+    if (d == TG_SIM__ANTHROPIC) {
+        snprintf(req_id, sizeof req_id, "req_sim_%016llx", (unsigned long long)tg_sim__unique(sim));
+        all[n++] = (tg_header){TG_STR("request-id"), tg_str_c(req_id)};
+        rc = anthropic_err_json(&b, e->status, e->msg, req_id);
+    } else {
+        rc = tg_sim__err_json(&b, e->type, e->msg, e->param, e->code);
+    }
+    if (rc) tg_buf_clear(&b);
+    send_json(r, e->status, all, n, tg_buf_str(&b));
     tg_buf_release(&b);
 }
 
-/* The server's own errors (400, 408, 413, 431, 503), in the same shape. */
+/* The dialect a request is answered in, known endpoint or not. */
+static tg_sim__dialect dialect_of_path(const tg_req *r)
+{
+    if (tg_str_eq(r->path, TG_STR("/v1/messages"))) return TG_SIM__ANTHROPIC;
+    return tg_req_header(r, TG_STR("anthropic-version")).p ? TG_SIM__ANTHROPIC : TG_SIM__OPENAI;
+}
+
+/* The server's own errors (400, 408, 413, 431, 503), in the same shapes. */
 static void on_server_error(tg_req *r, int status, const char *type, const char *msg, void *data)
 {
     tg_sim__err e = {.status = status, .type = type ? type : "invalid_request_error"};
-    (void)data;
     snprintf(e.msg, sizeof e.msg, "%s", msg ? msg : tg_http_reason(status));
-    send_err(r, &e, NULL, 0);
-}
-
-/* ---- stats ---- */
-
-static tg_sim__model_stat *model_stat(tg_sim__ctx *sim, tg_str model)
-{
-    for (size_t i = 0; i < sim->nmodels; i++)
-        if (tg_str_eq(tg_str_c(sim->models[i].name), model)) return &sim->models[i];
-    if (sim->nmodels == TG_SIM__MAX_STAT_MODELS) return &sim->other;
-    if (!sim->models) {
-        sim->models = calloc(TG_SIM__MAX_STAT_MODELS, sizeof *sim->models);
-        if (!sim->models) return &sim->other;
-    }
-    char *name = tg_str_dup(model);
-    if (!name) return &sim->other;
-    tg_sim__model_stat *m = &sim->models[sim->nmodels++];
-    *m = (tg_sim__model_stat){.name = name};
-    return m;
-}
-
-static void served_add(tg_sim__ctx *sim, tg_str rid, tg_str model, bool stream, tg_sim_fault fault,
-                       uint32_t prompt, uint32_t completion, uint32_t cached)
-{
-    if (sim->nserved == sim->capserved) {
-        size_t cap = sim->capserved ? sim->capserved * 2 : 1024;
-        tg_sim__served *n = cap <= TG_SIM__MAX_SERVED ? realloc(sim->served, cap * sizeof *n) : NULL;
-        if (!n) {
-            sim->served_truncated = true;
-            return;
-        }
-        sim->served = n;
-        sim->capserved = cap;
-    }
-    tg_sim__served *e = &sim->served[sim->nserved++];
-    size_t rn = rid.n < sizeof e->rid ? rid.n : sizeof e->rid - 1;
-    size_t mn = model.n < sizeof e->model ? model.n : sizeof e->model - 1;
-    memcpy(e->rid, rid.p ? rid.p : "", rn);
-    e->rid[rn] = '\0';
-    memcpy(e->model, model.p, mn);
-    e->model[mn] = '\0';
-    e->stream = stream;
-    e->fault = (uint8_t)fault;
-    e->prompt = prompt;
-    e->completion = completion;
-    e->cached = cached;
-}
-
-void tg_sim__record(tg_sim__ctx *sim, tg_str rid, tg_str model, bool stream, tg_sim_fault fault,
-                    bool rejected, uint32_t prompt, uint32_t completion, uint32_t cached)
-{
-    /* faults other than cut bill nothing, whatever the caller passed */
-    if (fault != TG_SIM_FAULT_NONE && fault != TG_SIM_FAULT_CUT) prompt = completion = cached = 0;
-    pthread_mutex_lock(&sim->mu);
-    sim->requests++;
-    sim->rejected += rejected;
-    if ((unsigned)fault < TG_SIM__FAULT_KINDS) sim->faults[fault]++;
-    if (model.n) {
-        tg_sim__model_stat *m = model_stat(sim, model);
-        m->requests++;
-        m->streams += stream;
-        m->prompt_tokens += prompt;
-        m->completion_tokens += completion;
-        m->cached_tokens += cached;
-        served_add(sim, rid, model, stream, fault, prompt, completion, cached);
-    }
-    pthread_mutex_unlock(&sim->mu);
-}
-
-static void stats_reset(tg_sim__ctx *sim)
-{
-    pthread_mutex_lock(&sim->mu);
-    for (size_t i = 0; i < sim->nmodels; i++)
-        free(sim->models[i].name);
-    sim->nmodels = 0;
-    sim->other = (tg_sim__model_stat){0};
-    sim->requests = sim->rejected = 0;
-    sim->nserved = 0;
-    sim->served_truncated = false;
-    memset(sim->faults, 0, sizeof sim->faults);
-    atomic_store(&sim->draws, 0); /* a reset run draws the same faults again */
-    pthread_mutex_unlock(&sim->mu);
-}
-
-static int stat_json(tg_buf *b, const char *name, const tg_sim__model_stat *m, bool comma)
-{
-    int rc = comma ? tg_buf_add_char(b, ',') : TG_OK;
-    if (!rc) rc = tg_jsonw_str(b, tg_str_c(name));
-    if (!rc)
-        rc = tg_buf_printf(b,
-                           ":{\"requests\":%llu,\"streams\":%llu,\"prompt_tokens\":%llu,"
-                           "\"completion_tokens\":%llu,\"cached_tokens\":%llu}",
-                           (unsigned long long)m->requests, (unsigned long long)m->streams,
-                           (unsigned long long)m->prompt_tokens,
-                           (unsigned long long)m->completion_tokens,
-                           (unsigned long long)m->cached_tokens);
-    return rc;
-}
-
-/* Copied under the lock into b; the lock is held only while formatting
- * counters, which is short next to a test's polling. */
-static int stats_json(tg_sim__ctx *sim, tg_buf *b)
-{
-    pthread_mutex_lock(&sim->mu);
-    int rc = tg_buf_printf(b, "{\"requests\":%llu,\"rejected\":%llu,\"faults\":{",
-                           (unsigned long long)sim->requests, (unsigned long long)sim->rejected);
-    for (int f = TG_SIM_FAULT_429; !rc && f < TG_SIM__FAULT_KINDS; f++)
-        rc = tg_buf_printf(b, "%s\"%s\":%llu", f > TG_SIM_FAULT_429 ? "," : "",
-                           tg_sim_fault_name((tg_sim_fault)f), (unsigned long long)sim->faults[f]);
-    if (!rc) rc = tg_buf_add_lit(b, "},\"models\":{");
-    for (size_t i = 0; !rc && i < sim->nmodels; i++)
-        rc = stat_json(b, sim->models[i].name, &sim->models[i], i > 0);
-    if (!rc && sim->other.requests) rc = stat_json(b, "(other)", &sim->other, sim->nmodels > 0);
-    if (!rc) rc = tg_buf_add_lit(b, "}}");
-    pthread_mutex_unlock(&sim->mu);
-    return rc;
-}
-
-/* /sim/requests: every request that named a model, in the order the sim
- * billed it, with what it billed. Tests match it against a ledger. */
-static int served_json(tg_sim__ctx *sim, tg_buf *b)
-{
-    pthread_mutex_lock(&sim->mu);
-    int rc = tg_buf_add_lit(b, "{\"requests\":[");
-    for (size_t i = 0; !rc && i < sim->nserved; i++) {
-        const tg_sim__served *e = &sim->served[i];
-        if (i) rc = tg_buf_add_char(b, ',');
-        if (!rc) rc = tg_buf_add_lit(b, "{\"id\":");
-        if (!rc) rc = tg_jsonw_str(b, tg_str_c(e->rid));
-        if (!rc) rc = tg_buf_add_lit(b, ",\"model\":");
-        if (!rc) rc = tg_jsonw_str(b, tg_str_c(e->model));
-        if (!rc)
-            rc = tg_buf_printf(b, ",\"stream\":%s,\"fault\":\"%s\",\"prompt_tokens\":%u,"
-                                  "\"completion_tokens\":%u,\"cached_tokens\":%u}",
-                               e->stream ? "true" : "false", tg_sim_fault_name((tg_sim_fault)e->fault),
-                               e->prompt, e->completion, e->cached);
-    }
-    if (!rc) rc = tg_buf_printf(b, "],\"truncated\":%s}", sim->served_truncated ? "true" : "false");
-    pthread_mutex_unlock(&sim->mu);
-    return rc;
+    tg_sim__send_err(data, r, dialect_of_path(r), &e, NULL, 0);
 }
 
 /* ---- faults ---- */
@@ -233,27 +158,45 @@ static int pick_fault(tg_sim__ctx *sim, tg_req *r, tg_sim_fault *out, tg_sim__er
     return TG_OK;
 }
 
-/* X-Sim-Cached-Tokens: N reports N of a chat call's prompt tokens (at
- * most all of them) as read from a prompt cache, in
- * usage.prompt_tokens_details.cached_tokens, as OpenAI does. */
-static int cached_want(tg_req *r, tg_sim__kind kind, tg_sim__call *c, tg_sim__err *e)
+/* A header holding a token count: absent leaves *out 0. */
+static int header_tokens(tg_req *r, const char *name, uint32_t *out, tg_sim__err *e)
 {
-    tg_str h = tg_req_header(r, TG_STR("X-Sim-Cached-Tokens"));
+    tg_str h = tg_req_header(r, tg_str_c(name));
     uint64_t v;
-    c->cached_want = 0;
+    *out = 0;
     if (!h.p) return TG_OK;
     h = tg_str_trim(h);
-    if (kind != TG_SIM__CHAT)
-        return tg_sim__err_set(e, 400, NULL,
-                               "X-Sim-Cached-Tokens applies to chat completions only.");
     if (tg_str_to_u64(h, &v) || v > UINT32_MAX) {
         if (h.n > 64) h.n = 64;
         return tg_sim__err_set(e, 400, NULL,
-                               "X-Sim-Cached-Tokens: \"%.*s\" is not a whole number of tokens "
-                               "from 0 to 4294967295.",
-                               TG_STR_FMT(h));
+                               "%s: \"%.*s\" is not a whole number of tokens from 0 to "
+                               "4294967295.",
+                               name, TG_STR_FMT(h));
     }
-    c->cached_want = (uint32_t)v;
+    *out = (uint32_t)v;
+    return TG_OK;
+}
+
+/* X-Sim-Cached-Tokens: N reports N of the prompt tokens (at most all of
+ * them) as read from a prompt cache, on chat completions (OpenAI's
+ * prompt_tokens_details.cached_tokens) and messages (Anthropic's
+ * cache_read_input_tokens). X-Sim-Cache-Write-Tokens: N reports N more
+ * (at most what is left) as written to one, which only Anthropic's usage
+ * can say (cache_creation_input_tokens). */
+static int cache_wants(tg_req *r, tg_sim__kind kind, tg_sim__call *c, tg_sim__err *e)
+{
+    int rc = header_tokens(r, "X-Sim-Cached-Tokens", &c->cached_want, e);
+    if (!rc) rc = header_tokens(r, "X-Sim-Cache-Write-Tokens", &c->cache_write_want, e);
+    if (rc) return rc;
+    if (kind != TG_SIM__CHAT && kind != TG_SIM__MESSAGES &&
+        tg_req_header(r, TG_STR("X-Sim-Cached-Tokens")).p)
+        return tg_sim__err_set(e, 400, NULL,
+                               "X-Sim-Cached-Tokens applies to chat completions and messages "
+                               "only.");
+    if (kind != TG_SIM__MESSAGES && tg_req_header(r, TG_STR("X-Sim-Cache-Write-Tokens")).p)
+        return tg_sim__err_set(e, 400, NULL,
+                               "X-Sim-Cache-Write-Tokens applies to /v1/messages only: OpenAI's "
+                               "usage has no place for cache writes.");
     return TG_OK;
 }
 
@@ -262,51 +205,71 @@ static void on_timeout_abort(tg_req *r, void *data)
     (void)r, (void)data;
 }
 
+/* The error a fault answers with, in the dialect of c. Anthropic says
+ * "overloaded" with 529 where OpenAI says 503. */
+static void fault_err(tg_sim__ctx *sim, const tg_sim__call *c, tg_sim_fault f, tg_sim__err *e)
+{
+    bool anth = tg_sim__dialect_of(c->kind) == TG_SIM__ANTHROPIC;
+    *e = (tg_sim__err){.type = "server_error"};
+    switch (f) {
+    case TG_SIM_FAULT_429:
+        e->status = 429;
+        e->type = "rate_limit_error";
+        e->code = "rate_limit_exceeded";
+        snprintf(e->msg, sizeof e->msg,
+                 "Rate limit reached for %.*s (simulated). Please try again in %us.",
+                 TG_STR_FMT(c->model), sim->conf.retry_after_s);
+        break;
+    case TG_SIM_FAULT_500:
+        e->status = 500;
+        snprintf(e->msg, sizeof e->msg, "%s",
+                 anth ? "Internal server error (simulated)."
+                      : "The server had an error while processing your request (simulated).");
+        break;
+    default:
+        e->status = anth ? 529 : 503;
+        e->code = "service_unavailable";
+        snprintf(e->msg, sizeof e->msg, "%s",
+                 anth ? "Overloaded (simulated)."
+                      : "The server is overloaded or not ready yet (simulated). Please try again "
+                        "later.");
+        break;
+    }
+}
+
 /* Answers the faults that need no answer body; false for the others. */
 static bool fault_now(tg_sim__ctx *sim, tg_req *r, const tg_sim__call *c, tg_sim_fault f)
 {
-    tg_sim__err e = {.type = "server_error"};
+    tg_sim__rec rec = {.rid = c->rid, .model = c->model, .stream = c->stream, .fault = f,
+                       .dialect = tg_sim__dialect_of(c->kind)};
+    tg_sim__err e;
     char retry[24];
     tg_header h[1];
     size_t nh = 0;
     switch (f) {
     case TG_SIM_FAULT_429:
-        e.status = 429;
-        e.type = "rate_limit_error";
-        e.code = "rate_limit_exceeded";
-        snprintf(e.msg, sizeof e.msg,
-                 "Rate limit reached for %.*s (simulated). Please try again in %us.",
-                 TG_STR_FMT(c->model), sim->conf.retry_after_s);
         snprintf(retry, sizeof retry, "%u", sim->conf.retry_after_s);
         h[nh++] = (tg_header){TG_STR("Retry-After"), tg_str_c(retry)};
-        break;
+        /* fall through */
     case TG_SIM_FAULT_500:
-        e.status = 500;
-        snprintf(e.msg, sizeof e.msg,
-                 "The server had an error while processing your request (simulated).");
-        break;
     case TG_SIM_FAULT_503:
-        e.status = 503;
-        e.code = "service_unavailable";
-        snprintf(e.msg, sizeof e.msg,
-                 "The server is overloaded or not ready yet (simulated). Please try again later.");
-        break;
+        fault_err(sim, c, f, &e);
+        tg_sim__record(sim, &rec);
+        tg_sim__send_err(sim, r, rec.dialect, &e, h, nh);
+        return true;
     case TG_SIM_FAULT_TIMEOUT:
         /* never answered; the server frees the request when the client
          * closes (or when a drain gives up) and tells us here */
-        tg_sim__record(sim, c->rid, c->model, c->stream, f, false, 0, 0, 0);
+        tg_sim__record(sim, &rec);
         tg_req_on_abort(r, on_timeout_abort, NULL);
         return true;
     case TG_SIM_FAULT_RESET:
-        tg_sim__record(sim, c->rid, c->model, c->stream, f, false, 0, 0, 0);
+        tg_sim__record(sim, &rec);
         tg_resp_close(r, true);
         return true;
     default:
         return false;
     }
-    tg_sim__record(sim, c->rid, c->model, c->stream, f, false, 0, 0, 0);
-    send_err(r, &e, h, nh);
-    return true;
 }
 
 /* ---- routing ---- */
@@ -316,6 +279,7 @@ typedef enum {
     EP_CHAT,
     EP_COMPLETION,
     EP_EMBEDDING,
+    EP_MESSAGES,
     EP_MODELS,
     EP_STATS,
     EP_RESET,
@@ -330,9 +294,9 @@ static endpoint route(tg_str path, tg_method *want)
         tg_method method;
     } table[] = {
         {"/v1/chat/completions", EP_CHAT, TG_POST}, {"/v1/completions", EP_COMPLETION, TG_POST},
-        {"/v1/embeddings", EP_EMBEDDING, TG_POST},  {"/v1/models", EP_MODELS, TG_GET},
-        {"/sim/stats", EP_STATS, TG_GET},           {"/sim/stats/reset", EP_RESET, TG_POST},
-        {"/sim/requests", EP_SERVED, TG_GET},
+        {"/v1/embeddings", EP_EMBEDDING, TG_POST},  {"/v1/messages", EP_MESSAGES, TG_POST},
+        {"/v1/models", EP_MODELS, TG_GET},          {"/sim/stats", EP_STATS, TG_GET},
+        {"/sim/stats/reset", EP_RESET, TG_POST},    {"/sim/requests", EP_SERVED, TG_GET},
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         if (tg_str_eq(path, tg_str_c(table[i].path))) {
@@ -361,16 +325,51 @@ static const char *method_name(tg_method m)
     }
 }
 
-/* "Authorization: Bearer <key>", compared in constant time. */
-static bool key_ok(const tg_sim__ctx *sim, const tg_req *r)
+static bool key_eq(const tg_sim__ctx *sim, tg_str k)
 {
-    if (!sim->key) return true;
-    tg_str h = tg_str_trim(tg_req_header(r, TG_STR("Authorization")));
-    tg_str scheme = TG_STR("Bearer ");
-    if (!h.p || h.n < scheme.n || !tg_str_ieq(tg_str_make(h.p, scheme.n), scheme)) return false;
-    tg_str k = tg_str_trim(tg_str_make(h.p + scheme.n, h.n - scheme.n));
     return k.n == sim->key_n &&
            tg_ct_equal((const uint8_t *)k.p, (const uint8_t *)sim->key, sim->key_n);
+}
+
+/* The required key, compared in constant time: OpenAI's requests carry
+ * "Authorization: Bearer <key>", Anthropic's "x-api-key: <key>". On a
+ * refusal e says which header was expected. */
+static bool key_ok(const tg_sim__ctx *sim, const tg_req *r, tg_sim__dialect d, tg_sim__err *e)
+{
+    if (!sim->key) return true;
+    if (d == TG_SIM__ANTHROPIC) {
+        tg_str k = tg_req_header(r, TG_STR("x-api-key"));
+        if (k.p && key_eq(sim, tg_str_trim(k))) return true;
+        tg_sim__err_set(e, 401, NULL, "%s",
+                        k.p ? "invalid x-api-key"
+                            : "x-api-key header is required: the simulated provider expects the "
+                              "key it was started with.");
+        return false;
+    }
+    tg_str h = tg_str_trim(tg_req_header(r, TG_STR("Authorization")));
+    tg_str scheme = TG_STR("Bearer ");
+    if (h.p && h.n >= scheme.n && tg_str_ieq(tg_str_make(h.p, scheme.n), scheme) &&
+        key_eq(sim, tg_str_trim(tg_str_make(h.p + scheme.n, h.n - scheme.n))))
+        return true;
+    tg_sim__err_set(e, 401, NULL,
+                    "Incorrect API key provided. The simulated provider expects "
+                    "\"Authorization: Bearer <key>\" with the key it was started with.");
+    e->code = "invalid_api_key";
+    return false;
+}
+
+/* Anthropic refuses a request without a known API version. */
+static int version_ok(const tg_req *r, tg_sim__err *e)
+{
+    tg_str v = tg_req_header(r, TG_STR("anthropic-version"));
+    if (!v.p) return tg_sim__err_set(e, 400, NULL, "anthropic-version: header is required");
+    v = tg_str_trim(v);
+    if (tg_str_eq(v, TG_STR("2023-06-01")) || tg_str_eq(v, TG_STR("2023-01-01"))) return TG_OK;
+    if (v.n > 64) v.n = 64;
+    return tg_sim__err_set(e, 400, NULL,
+                           "anthropic-version: \"%.*s\" is not a valid version (2023-06-01 or "
+                           "2023-01-01).",
+                           TG_STR_FMT(v));
 }
 
 static void send_models(tg_req *r)
@@ -395,25 +394,25 @@ static void send_rendered(tg_sim__ctx *sim, tg_req *r, int (*render)(tg_sim__ctx
     if (render(sim, &b)) {
         tg_sim__err e;
         tg_sim__err_set(&e, 500, NULL, "The answer does not fit in memory.");
-        send_err(r, &e, NULL, 0);
+        tg_sim__send_err(sim, r, TG_SIM__OPENAI, &e, NULL, 0);
     } else {
         send_json(r, 200, NULL, 0, tg_buf_str(&b));
     }
     tg_buf_release(&b);
 }
 
-static void send_stats(tg_sim__ctx *sim, tg_req *r) { send_rendered(sim, r, stats_json, 16u << 20); }
-
 static void inference(tg_sim__ctx *sim, tg_req *r, tg_sim__kind kind)
 {
+    tg_sim__dialect d = tg_sim__dialect_of(kind);
     tg_sim__call c;
     tg_sim__err e;
     tg_sim_fault f;
     /* the body first: rule draws count only requests that could be served */
-    if (tg_sim__parse(&sim->conf, kind, r->body, &r->arena, &c, &e) ||
-        cached_want(r, kind, &c, &e) || pick_fault(sim, r, &f, &e)) {
-        tg_sim__record(sim, TG_STR_NULL, TG_STR_NULL, false, TG_SIM_FAULT_NONE, e.status < 500, 0, 0, 0);
-        send_err(r, &e, NULL, 0);
+    if ((d == TG_SIM__ANTHROPIC && version_ok(r, &e)) ||
+        tg_sim__parse(&sim->conf, kind, r->body, &r->arena, &c, &e) ||
+        cache_wants(r, kind, &c, &e) || pick_fault(sim, r, &f, &e)) {
+        tg_sim__record_refused(sim, e.status < 500);
+        tg_sim__send_err(sim, r, d, &e, NULL, 0);
         return;
     }
     if (kind == TG_SIM__EMBEDDING) c.stream = false;
@@ -421,31 +420,33 @@ static void inference(tg_sim__ctx *sim, tg_req *r, tg_sim__kind kind)
     if (!fault_now(sim, r, &c, f)) tg_sim__answer(sim, r, &c, f);
 }
 
+/* Refuses r before any endpoint runs: a wrong key, path or method. */
+static bool refused(tg_sim__ctx *sim, tg_req *r, endpoint ep, tg_method want)
+{
+    tg_sim__dialect d = dialect_of_path(r);
+    bool api = tg_str_has_prefix(r->path, TG_STR("/v1/"));
+    tg_sim__err e;
+    if (api && !key_ok(sim, r, d, &e)) {
+        tg_sim__record_refused(sim, true);
+        tg_sim__send_err(sim, r, d, &e, NULL, 0);
+        return true;
+    }
+    if (ep != EP_NONE && r->method == want) return false;
+    tg_header allow = {TG_STR("Allow"), tg_str_c(method_name(want))};
+    tg_sim__err_set(&e, ep == EP_NONE ? 404 : 405, NULL, "%s (%s %.*s)",
+                    ep == EP_NONE ? "Invalid URL" : "Invalid method for URL",
+                    method_name(r->method), r->path.n > 200 ? 200 : (int)r->path.n, r->path.p);
+    if (api) tg_sim__record_refused(sim, true);
+    tg_sim__send_err(sim, r, d, &e, &allow, ep == EP_NONE ? 0 : 1);
+    return true;
+}
+
 static void handle(tg_req *r, void *data)
 {
     tg_sim__ctx *sim = data;
     tg_method want = TG_GET;
     endpoint ep = route(r->path, &want);
-    tg_sim__err e;
-    bool api = tg_str_has_prefix(r->path, TG_STR("/v1/"));
-    if (api && !key_ok(sim, r)) {
-        tg_sim__err_set(&e, 401, NULL,
-                        "Incorrect API key provided. The simulated provider expects "
-                        "\"Authorization: Bearer <key>\" with the key it was started with.");
-        e.code = "invalid_api_key";
-        tg_sim__record(sim, TG_STR_NULL, TG_STR_NULL, false, TG_SIM_FAULT_NONE, true, 0, 0, 0);
-        send_err(r, &e, NULL, 0);
-        return;
-    }
-    if (ep == EP_NONE || r->method != want) {
-        tg_header allow = {TG_STR("Allow"), tg_str_c(method_name(want))};
-        tg_sim__err_set(&e, ep == EP_NONE ? 404 : 405, NULL, "%s (%s %.*s)",
-                        ep == EP_NONE ? "Invalid URL" : "Invalid method for URL",
-                        method_name(r->method), r->path.n > 200 ? 200 : (int)r->path.n, r->path.p);
-        if (api) tg_sim__record(sim, TG_STR_NULL, TG_STR_NULL, false, TG_SIM_FAULT_NONE, true, 0, 0, 0);
-        send_err(r, &e, &allow, ep == EP_NONE ? 0 : 1);
-        return;
-    }
+    if (refused(sim, r, ep, want)) return;
     switch (ep) {
     case EP_CHAT:
         inference(sim, r, TG_SIM__CHAT);
@@ -456,19 +457,22 @@ static void handle(tg_req *r, void *data)
     case EP_EMBEDDING:
         inference(sim, r, TG_SIM__EMBEDDING);
         break;
+    case EP_MESSAGES:
+        inference(sim, r, TG_SIM__MESSAGES);
+        break;
     case EP_MODELS:
-        tg_sim__record(sim, TG_STR_NULL, TG_STR_NULL, false, TG_SIM_FAULT_NONE, false, 0, 0, 0);
+        tg_sim__record_refused(sim, false);
         send_models(r);
         break;
     case EP_STATS:
-        send_stats(sim, r);
+        send_rendered(sim, r, tg_sim__stats_json, 16u << 20);
         break;
     case EP_RESET:
-        stats_reset(sim);
-        send_stats(sim, r);
+        tg_sim__stats_reset(sim);
+        send_rendered(sim, r, tg_sim__stats_json, 16u << 20);
         break;
     case EP_SERVED:
-        send_rendered(sim, r, served_json, 256u << 20);
+        send_rendered(sim, r, tg_sim__served_json, 256u << 20);
         break;
     case EP_NONE:
         break;
@@ -479,10 +483,7 @@ static void handle(tg_req *r, void *data)
 
 static void sim_free(tg_sim__ctx *sim)
 {
-    for (size_t i = 0; i < sim->nmodels; i++)
-        free(sim->models[i].name);
-    free(sim->models);
-    free(sim->served);
+    tg_sim__stats_free(sim);
     free(sim->key);
     pthread_mutex_destroy(&sim->mu);
     free(sim);

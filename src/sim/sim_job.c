@@ -1,12 +1,14 @@
 /* Delivering the sim's answers over time.
  *
- * A job is one answer in flight. A buffered answer (chat or completion
- * without stream, embeddings) is built whole at once and sent after the
+ * A job is one answer in flight, in either dialect: the events and bodies
+ * come from sim_gen.c, which speaks the dialect of the call. A buffered
+ * answer (chat, completion or message without stream, embeddings) is built whole at once and sent after the
  * simulated latency: ttft_ms plus its tokens at tokens_per_sec (embeddings
  * are sent at once). A stream starts after ttft_ms with the role chunk and
  * the first token, then a repeating uv_timer sends the tokens that are due
  * at tokens_per_sec, several per tick when the rate is high (ticks are at
- * least TICK_MIN_MS apart). With tokens_per_sec 0 everything is written at
+ * least TICK_MIN_MS apart); a token is a word, or a piece of a tool call's
+ * arguments. With tokens_per_sec 0 everything is written at
  * once, in batches that wait for the client to drain when more than
  * HIGH_WATER bytes are queued; a paced stream skips ticks instead.
  *
@@ -36,6 +38,7 @@ typedef struct {
     bool ended; /* the request is over: free once no call of ours is running */
     int busy;   /* our entry points on the stack */
     tg_sim_fault fault;
+    tg_sim__dialect dialect;
     tg_sim__head head;
     tg_sim__plan plan;
     char model[TG_SIM__MAX_MODEL];
@@ -67,6 +70,7 @@ static void leave(job *j)
 {
     if (--j->busy || !j->ended) return;
     tg_sim__head_release(&j->head);
+    tg_sim__plan_release(&j->plan);
     tg_buf_release(&j->out);
     if (j->timer_init) {
         j->timer.data = j;
@@ -91,8 +95,16 @@ static void job_record(job *j, uint32_t completion)
 {
     if (j->recorded) return;
     j->recorded = true;
-    tg_sim__record(j->sim, tg_str_make(j->rid, j->rid_n), tg_str_make(j->model, j->model_n), j->stream,
-                   j->fault, false, j->prompt, completion, tg_sim__cached(&j->head, j->prompt));
+    tg_sim__cache k = tg_sim__cache_of(&j->head, j->prompt);
+    tg_sim__record(j->sim, &(tg_sim__rec){.rid = tg_str_make(j->rid, j->rid_n),
+                                          .model = tg_str_make(j->model, j->model_n),
+                                          .dialect = j->dialect,
+                                          .stream = j->stream,
+                                          .fault = j->fault,
+                                          .prompt = j->prompt,
+                                          .completion = completion,
+                                          .cached = k.read,
+                                          .cache_write = k.write});
 }
 
 static void on_abort(tg_req *r, void *data)
@@ -144,6 +156,8 @@ static void send_buffered(job *j)
     tg_str body = tg_buf_str(&j->out);
     tg_str half = tg_str_make(body.p, body.n / 2);
     tg_str json = TG_STR("application/json");
+    tg_header h[2];
+    size_t nh = tg_sim__head_headers(&j->head, h);
     /* a cut buffered answer bills whole: the provider produced it, the
      * wire lost it; a malformed one bills nothing */
     j->sent = j->plan.tokens;
@@ -152,20 +166,20 @@ static void send_buffered(job *j)
     switch (j->fault) {
     case TG_SIM_FAULT_MALFORMED:
         /* a prefix of a JSON object is never JSON */
-        tg_resp_send(r, 200, json, NULL, 0, half);
+        tg_resp_send(r, 200, json, h, nh, half);
         break;
     case TG_SIM_FAULT_CUT:
         /* the server frames a body it does not send whole as chunked, so
          * "Content-Length but half the bytes" cannot be said: a chunked
          * body whose last chunk never comes is the same failure to a
          * client */
-        if (!tg_resp_stream_begin(r, 200, json, NULL, 0) && !tg_resp_stream_write(r, half))
+        if (!tg_resp_stream_begin(r, 200, json, h, nh) && !tg_resp_stream_write(r, half))
             tg_resp_close(r, false);
         else
             tg_resp_close(r, true);
         break;
     default:
-        tg_resp_send(r, 200, json, NULL, 0, body);
+        tg_resp_send(r, 200, json, h, nh, body);
         break;
     }
 }
@@ -178,13 +192,10 @@ static void stream_finish(job *j)
         tg_req *r = j->r;
         job_record(j, j->sent);
         job_end(j);
-        tg_resp_close(r, false); /* after what is queued, without [DONE] */
+        tg_resp_close(r, false); /* after what is queued, without the end events */
         return;
     }
-    int rc = tg_sim__ev_finish(&j->out, &j->head, j->plan.length);
-    if (!rc && j->head.include_usage)
-        rc = tg_sim__ev_usage(&j->out, &j->head, j->prompt, j->plan.tokens);
-    if (!rc) rc = tg_sim__ev_done(&j->out);
+    int rc = tg_sim__ev_end(&j->out, &j->head, &j->plan, j->prompt, j->plan.tokens);
     if (rc) {
         job_fail(j);
         return;
@@ -212,7 +223,8 @@ static void pump(job *j)
         uint32_t n = due - j->sent < BATCH_MAX ? due - j->sent : BATCH_MAX;
         int rc = TG_OK;
         for (uint32_t i = 0; !rc && i < n; i++)
-            rc = tg_sim__ev_token(&j->out, &j->head, tg_sim__word(&j->plan.rng, j->sent + i == 0));
+            rc = tg_sim__ev_piece(&j->out, &j->head, &j->plan,
+                                  tg_sim__piece(&j->plan, j->sent + i == 0));
         if (rc) {
             job_fail(j);
             return;
@@ -240,25 +252,26 @@ static void on_tick(uv_timer_t *t)
     leave(j);
 }
 
-/* One data event that is not JSON (a chunk cut in half), then the stream
- * ends as usual with [DONE]. */
+/* One data event that is not JSON (a token's event cut in half), then the
+ * stream ends with its last event alone ([DONE] or message_stop). */
 static int malformed_event(job *j)
 {
     tg_buf tmp;
     tg_buf_init(&tmp, TG_SIM__MAX_BODY);
-    int rc = tg_sim__ev_token(&tmp, &j->head, tg_sim__word(&j->plan.rng, true));
+    int rc = tg_sim__ev_piece(&tmp, &j->head, &j->plan, tg_sim__piece(&j->plan, true));
     if (!rc) rc = tg_buf_append(&j->out, tmp.p, tmp.n / 2);
     if (!rc) rc = tg_buf_add_lit(&j->out, "\n\n");
-    if (!rc) rc = tg_sim__ev_done(&j->out);
+    if (!rc) rc = tg_sim__ev_last(&j->out, &j->head);
     tg_buf_release(&tmp);
     return rc;
 }
 
 static void stream_start(job *j)
 {
-    tg_header h[] = {{TG_STR("Cache-Control"), TG_STR("no-cache")}};
-    int rc = tg_resp_stream_begin(j->r, 200, TG_STR("text/event-stream"), h, 1);
-    if (!rc) rc = tg_sim__ev_role(&j->out, &j->head);
+    tg_header h[3] = {{TG_STR("Cache-Control"), TG_STR("no-cache")}};
+    size_t nh = 1 + tg_sim__head_headers(&j->head, h + 1);
+    int rc = tg_resp_stream_begin(j->r, 200, TG_STR("text/event-stream"), h, nh);
+    if (!rc) rc = tg_sim__ev_begin(&j->out, &j->head, &j->plan, j->prompt);
     if (!rc && j->fault == TG_SIM_FAULT_MALFORMED) rc = malformed_event(j);
     if (rc) {
         job_fail(j);
@@ -280,7 +293,7 @@ static void stream_start(job *j)
         j->timer.data = j;
         uv_timer_start(&j->timer, on_tick, tick, tick);
     }
-    pump(j); /* the role chunk and the first token go out together */
+    pump(j); /* the opening events and the first token go out together */
 }
 
 static void start(job *j)
@@ -309,6 +322,20 @@ static uint64_t delay_ms(const tg_sim_conf *conf, const tg_sim__call *c, const t
     return ms;
 }
 
+/* The answer could not be built: a 500 in the call's dialect. */
+static void answer_failed(tg_sim__ctx *sim, tg_req *r, const tg_sim__call *c, int rc)
+{
+    tg_sim__err e;
+    tg_sim__record(sim, &(tg_sim__rec){.rid = c->rid,
+                                       .model = c->model,
+                                       .dialect = tg_sim__dialect_of(c->kind),
+                                       .stream = c->stream});
+    tg_sim__err_set(&e, 500, NULL, "%s",
+                    rc == TG_ETOOBIG ? "The answer would be too large for the simulated provider."
+                                     : "The simulated provider ran out of memory.");
+    tg_sim__send_err(sim, r, tg_sim__dialect_of(c->kind), &e, NULL, 0);
+}
+
 void tg_sim__answer(tg_sim__ctx *sim, tg_req *r, const tg_sim__call *c, tg_sim_fault fault)
 {
     job *j = calloc(1, sizeof *j);
@@ -318,6 +345,7 @@ void tg_sim__answer(tg_sim__ctx *sim, tg_req *r, const tg_sim__call *c, tg_sim_f
     j->r = r;
     j->stream = c->stream;
     j->fault = fault;
+    j->dialect = tg_sim__dialect_of(c->kind);
     j->prompt = c->prompt_tokens;
     j->tps = sim->conf.tokens_per_sec;
     j->model_n = c->model.n; /* at most TG_SIM__MAX_MODEL: the parser checked */
@@ -326,13 +354,13 @@ void tg_sim__answer(tg_sim__ctx *sim, tg_req *r, const tg_sim__call *c, tg_sim_f
     if (j->rid_n) memcpy(j->rid, c->rid.p, j->rid_n);
     tg_buf_init(&j->out, TG_SIM__MAX_BODY);
     if ((rc = tg_sim__head_init(sim, &j->head, c))) goto fail;
-    if (c->kind != TG_SIM__EMBEDDING) tg_sim__plan_make(&sim->conf, c, &j->plan);
+    if ((rc = tg_sim__plan_make(&sim->conf, c, &j->plan))) goto fail;
     j->limit = fault == TG_SIM_FAULT_CUT ? j->plan.tokens / 2 : j->plan.tokens;
     if (!c->stream) {
         if (c->kind == TG_SIM__EMBEDDING)
             rc = tg_sim__body_embeddings(&j->out, &sim->conf, c);
         else
-            rc = tg_sim__body_text(&j->out, &j->head, &j->plan, c->prompt_tokens);
+            rc = tg_sim__body(&j->out, &j->head, &j->plan, c->prompt_tokens);
         if (rc) goto fail;
     }
     uint64_t ms = delay_ms(&sim->conf, c, &j->plan);
@@ -349,16 +377,9 @@ void tg_sim__answer(tg_sim__ctx *sim, tg_req *r, const tg_sim__call *c, tg_sim_f
 fail:
     if (j) {
         tg_sim__head_release(&j->head);
+        tg_sim__plan_release(&j->plan);
         tg_buf_release(&j->out);
         free(j);
     }
-    tg_buf b;
-    tg_buf_init(&b, 4096);
-    tg_sim__record(sim, c->rid, c->model, c->stream, TG_SIM_FAULT_NONE, false, 0, 0, 0);
-    tg_sim__err_json(&b, "server_error",
-                     rc == TG_ETOOBIG ? "The answer would be too large for the simulated provider."
-                                      : "The simulated provider ran out of memory.",
-                     NULL, NULL);
-    tg_resp_send(r, 500, TG_STR("application/json"), NULL, 0, tg_buf_str(&b));
-    tg_buf_release(&b);
+    answer_failed(sim, r, c, rc);
 }

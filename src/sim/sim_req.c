@@ -1,6 +1,7 @@
-/* Reading the sim's requests: validation with OpenAI-like messages that
- * name the offending field, the prompt token count of docs/sim.md, and the
- * prompt hash that seeds each answer.
+/* Reading the sim's OpenAI requests: validation with OpenAI-like messages
+ * that name the offending field, the prompt token count of docs/sim.md, and
+ * the prompt hash that seeds each answer; and the canonical prompt both
+ * dialects build (tg_sim__prompt, see sim_int.h).
  *
  * The hash covers the decoded text (so "a\u0062" and "ab" are the same
  * prompt), the model and the seed, and nothing else: stream, max_tokens and
@@ -29,7 +30,7 @@ int tg_sim__err_set(tg_sim__err *e, int status, const char *param, const char *f
     return TG_EINVAL;
 }
 
-static const char *type_name(tg_json_type t)
+const char *tg_sim__type_name(tg_json_type t)
 {
     switch (t) {
     case TG_JSON_OBJECT:
@@ -53,7 +54,7 @@ static const char *type_name(tg_json_type t)
 static int bad_type(tg_sim__err *e, const char *param, const char *want, tg_json_type got)
 {
     return tg_sim__err_set(e, 400, param, "Invalid type for '%s': expected %s, but got %s instead.",
-                           param, want, type_name(got));
+                           param, want, tg_sim__type_name(got));
 }
 
 static int missing(tg_sim__err *e, const char *param)
@@ -61,21 +62,30 @@ static int missing(tg_sim__err *e, const char *param)
     return tg_sim__err_set(e, 400, param, "Missing required parameter: '%s'.", param);
 }
 
-static int oom(tg_sim__err *e)
+int tg_sim__oom(tg_sim__err *e)
 {
     tg_sim__err_set(e, 500, NULL, "The simulated provider ran out of memory.");
     return TG_ENOMEM;
 }
 
-/* A string's decoded text: a view when it has no escapes, else decoded
- * into scratch (which the caller clears between uses). */
-static int str_text(tg_json_val v, tg_buf *scratch, tg_str *out, tg_sim__err *e)
+int tg_sim__str_text(tg_json_val v, tg_buf *scratch, tg_str *out, tg_sim__err *e)
 {
     if (tg_json_str_view(v, out)) return TG_OK;
     size_t at = scratch->n;
-    if (tg_json_str_decode(v, scratch)) return oom(e);
+    if (tg_json_str_decode(v, scratch)) return tg_sim__oom(e);
     *out = tg_str_make(scratch->p + at, scratch->n - at);
     return TG_OK;
+}
+
+int tg_sim__str_keep(tg_json_val v, tg_arena *a, tg_str *out, tg_sim__err *e)
+{
+    if (tg_json_str_view(v, out)) return TG_OK; /* a view into the body */
+    tg_buf b;
+    tg_buf_init(&b, SCRATCH_MAX);
+    int rc = tg_json_str_decode(v, &b);
+    if (!rc) *out = tg_arena_dup(a, tg_buf_str(&b));
+    tg_buf_release(&b);
+    return rc || !out->p ? tg_sim__oom(e) : TG_OK;
 }
 
 /* An optional integer in [min, max]; null counts as absent. */
@@ -121,16 +131,8 @@ static int read_model(tg_json_val root, tg_arena *a, tg_str *out, tg_sim__err *e
     if (v.type == TG_JSON_NONE || v.type == TG_JSON_NULL)
         return tg_sim__err_set(e, 400, "model", "You must provide a model parameter.");
     if (v.type != TG_JSON_STRING) return bad_type(e, "model", "a string", v.type);
-    if (tg_json_str_view(v, out)) {
-        /* a view into the body: nothing to copy */
-    } else {
-        tg_buf b;
-        tg_buf_init(&b, SCRATCH_MAX);
-        int rc = tg_json_str_decode(v, &b);
-        if (!rc) *out = tg_arena_dup(a, tg_buf_str(&b));
-        tg_buf_release(&b);
-        if (rc || !out->p) return oom(e);
-    }
+    int rc = tg_sim__str_keep(v, a, out, e);
+    if (rc) return rc;
     if (out->n == 0) return tg_sim__err_set(e, 400, "model", "You must provide a model parameter.");
     if (out->n > TG_SIM__MAX_MODEL)
         return tg_sim__err_set(e, 400, "model",
@@ -140,38 +142,68 @@ static int read_model(tg_json_val root, tg_arena *a, tg_str *out, tg_sim__err *e
     return TG_OK;
 }
 
-/* The prompt seen so far: its token count and hash. */
-typedef struct {
-    uint64_t tokens;
-    uint64_t h;
-    tg_buf scratch;
-} prompt_acc;
+/* ---- the canonical prompt ---- */
 
-static void acc_text(prompt_acc *p, tg_str text)
+void tg_sim__prompt_init(tg_sim__prompt *p, uint64_t seed, tg_str model)
+{
+    p->tokens = 0;
+    p->h = tg_hash64(model.p, model.n, seed);
+    tg_buf_init(&p->scratch, SCRATCH_MAX);
+}
+
+void tg_sim__prompt_release(tg_sim__prompt *p)
+{
+    tg_buf_release(&p->scratch);
+}
+
+static void acc_text(tg_sim__prompt *p, tg_str text)
 {
     p->tokens += tg_sim_count_tokens(text);
     p->h = tg_hash64(text.p, text.n, p->h);
     p->h = tg_hash64("\x1f", 1, p->h); /* keeps "ab"+"c" apart from "a"+"bc" */
 }
 
-/* A message's content: a string, null, or an array of parts of which the
- * "text" ones count (images and audio count 0 in the sim). */
-static int acc_content(prompt_acc *p, tg_json_val content, size_t i, tg_sim__err *e)
+void tg_sim__prompt_role(tg_sim__prompt *p, tg_str role)
+{
+    p->tokens += 3;
+    acc_text(p, role);
+}
+
+int tg_sim__prompt_text(tg_sim__prompt *p, tg_json_val s, tg_sim__err *e)
 {
     tg_str text;
+    tg_buf_clear(&p->scratch);
+    int rc = tg_sim__str_text(s, &p->scratch, &text, e);
+    if (!rc) acc_text(p, text);
+    return rc;
+}
+
+void tg_sim__prompt_end_message(tg_sim__prompt *p)
+{
+    p->h = tg_hash64("\x1e", 1, p->h);
+}
+
+void tg_sim__prompt_done(tg_sim__prompt *p, tg_sim__call *c)
+{
+    p->tokens += 3; /* the reply's priming */
+    c->prompt_tokens = p->tokens > UINT32_MAX ? UINT32_MAX : (uint32_t)p->tokens;
+    c->text_hash = p->h;
+}
+
+/* ---- chat ---- */
+
+/* A message's content: a string, null, or an array of parts of which the
+ * "text" ones count (images and audio count 0 in the sim). */
+static int acc_content(tg_sim__prompt *p, tg_json_val content, size_t i, tg_sim__err *e)
+{
     int rc;
     if (content.type == TG_JSON_NONE || content.type == TG_JSON_NULL) return TG_OK;
-    if (content.type == TG_JSON_STRING) {
-        tg_buf_clear(&p->scratch);
-        if ((rc = str_text(content, &p->scratch, &text, e))) return rc;
-        acc_text(p, text);
-        return TG_OK;
-    }
+    if (content.type == TG_JSON_STRING) return tg_sim__prompt_text(p, content, e);
     if (content.type != TG_JSON_ARRAY) {
         return tg_sim__err_set(e, 400, "messages",
                                "Invalid type for 'messages[%zu].content': expected a string or "
                                "an array of content parts, but got %s instead.",
-                               i, type_name(content.type));
+                               i, tg_sim__type_name(content.type));
     }
     tg_json_iter it = tg_json_iter_init(content);
     tg_json_val k, part;
@@ -181,7 +213,7 @@ static int acc_content(prompt_acc *p, tg_json_val content, size_t i, tg_sim__err
             return tg_sim__err_set(e, 400, "messages",
                                    "Invalid type for 'messages[%zu].content[%zu]': expected an "
                                    "object, but got %s instead.",
-                                   i, j, type_name(part.type));
+                                   i, j, tg_sim__type_name(part.type));
         tg_json_val type = tg_json_get(part, TG_STR("type"));
         tg_str t;
         if (type.type != TG_JSON_STRING || !tg_json_str_view(type, &t))
@@ -194,16 +226,14 @@ static int acc_content(prompt_acc *p, tg_json_val content, size_t i, tg_sim__err
             return tg_sim__err_set(e, 400, "messages",
                                    "Missing required parameter: 'messages[%zu].content[%zu].text'.",
                                    i, j);
-        tg_buf_clear(&p->scratch);
-        if ((rc = str_text(tv, &p->scratch, &text, e))) return rc;
-        acc_text(p, text);
+        if ((rc = tg_sim__prompt_text(p, tv, e))) return rc;
     }
     return TG_OK;
 }
 
 /* Chat prompt tokens: sum over messages of 3 + tokens(role) +
  * tokens(content), plus 3 for the reply's priming. */
-static int acc_messages(prompt_acc *p, tg_json_val root, tg_sim__err *e)
+static int acc_messages(tg_sim__prompt *p, tg_json_val root, tg_sim__err *e)
 {
     tg_json_val msgs = tg_json_get(root, TG_STR("messages"));
     if (msgs.type == TG_JSON_NONE) return missing(e, "messages");
@@ -216,7 +246,7 @@ static int acc_messages(prompt_acc *p, tg_json_val root, tg_sim__err *e)
             return tg_sim__err_set(e, 400, "messages",
                                    "Invalid type for 'messages[%zu]': expected an object, but got "
                                    "%s instead.",
-                                   i, type_name(m.type));
+                                   i, tg_sim__type_name(m.type));
         tg_json_val role = tg_json_get(m, TG_STR("role"));
         tg_str rtext;
         int rc;
@@ -224,17 +254,15 @@ static int acc_messages(prompt_acc *p, tg_json_val root, tg_sim__err *e)
             return tg_sim__err_set(e, 400, "messages",
                                    "Missing required parameter: 'messages[%zu].role'.", i);
         tg_buf_clear(&p->scratch);
-        if ((rc = str_text(role, &p->scratch, &rtext, e))) return rc;
-        p->tokens += 3;
-        acc_text(p, rtext);
+        if ((rc = tg_sim__str_text(role, &p->scratch, &rtext, e))) return rc;
+        tg_sim__prompt_role(p, rtext);
         if ((rc = acc_content(p, tg_json_get(m, TG_STR("content")), i, e))) return rc;
-        p->h = tg_hash64("\x1e", 1, p->h);
+        tg_sim__prompt_end_message(p);
     }
     if (i == 0)
         return tg_sim__err_set(e, 400, "messages",
                                "Invalid 'messages': empty array. Expected an array with minimum "
                                "length 1, but got an empty array instead.");
-    p->tokens += 3;
     return TG_OK;
 }
 
@@ -267,7 +295,7 @@ static int item_str(tg_json_val v, const char *param, bool allow_empty, tg_buf *
     tg_str text;
     int rc;
     tg_buf_clear(scratch);
-    if ((rc = str_text(v, scratch, &text, e))) return rc;
+    if ((rc = tg_sim__str_text(v, scratch, &text, e))) return rc;
     if (!text.n && !allow_empty)
         return tg_sim__err_set(e, 400, param, "Invalid '%s': a string must not be empty.", param);
     *h = tg_hash64(text.p, text.n, 0);
@@ -329,7 +357,7 @@ out:
 
 static int acc_item(void *ud, uint64_t item_hash, uint32_t tokens, tg_sim__err *e)
 {
-    prompt_acc *p = ud;
+    tg_sim__prompt *p = ud;
     (void)e;
     p->tokens += tokens;
     p->h = tg_hash64(&item_hash, sizeof item_hash, p->h);
@@ -371,7 +399,8 @@ static int parse_generation(tg_json_val root, tg_sim__call *c, tg_sim__err *e)
     return parse_stream(root, c, e);
 }
 
-static int parse_chat(tg_json_val root, prompt_acc *p, tg_sim__call *c, tg_sim__err *e)
+static int parse_chat(tg_json_val root, tg_arena *a, tg_sim__prompt *p, tg_sim__call *c,
+                      tg_sim__err *e)
 {
     bool has_mct;
     uint32_t mct;
@@ -381,10 +410,11 @@ static int parse_chat(tg_json_val root, prompt_acc *p, tg_sim__call *c, tg_sim__
         return rc;
     if ((rc = opt_uint(root, "max_completion_tokens", 1, UINT32_MAX, &has_mct, &mct, e))) return rc;
     if (has_mct) c->has_max = true, c->max_tokens = mct;
+    if ((rc = tg_sim__tools_openai(root, a, c, e))) return rc;
     return acc_messages(p, root, e);
 }
 
-static int parse_completion(tg_json_val root, prompt_acc *p, tg_sim__call *c, tg_sim__err *e)
+static int parse_completion(tg_json_val root, tg_sim__prompt *p, tg_sim__call *c, tg_sim__err *e)
 {
     int rc;
     if ((rc = parse_generation(root, c, e))) return rc;
@@ -394,7 +424,7 @@ static int parse_completion(tg_json_val root, prompt_acc *p, tg_sim__call *c, tg
     return tg_sim__each_item(tg_json_get(root, TG_STR("prompt")), "prompt", true, acc_item, p, e);
 }
 
-static int parse_embedding(const tg_sim_conf *conf, tg_json_val root, prompt_acc *p,
+static int parse_embedding(const tg_sim_conf *conf, tg_json_val root, tg_sim__prompt *p,
                            tg_sim__call *c, tg_sim__err *e)
 {
     bool has_dims;
@@ -423,12 +453,50 @@ static int count_item(void *ud, uint64_t h, uint32_t tokens, tg_sim__err *e)
     return TG_OK;
 }
 
+/* Embeddings: the answer's size is bounded before anything is built. */
+static int embed_bound(tg_sim__call *c, tg_sim__err *e)
+{
+    size_t items = 0;
+    tg_sim__each_item(c->input, "input", false, count_item, &items, e);
+    if ((uint64_t)items * c->dims > TG_SIM__MAX_FLOATS)
+        return tg_sim__err_set(e, 400, "input",
+                               "Too much to embed: %zu inputs of %u dimensions exceed the "
+                               "simulated provider's %u floats per request.",
+                               items, c->dims, TG_SIM__MAX_FLOATS);
+    return TG_OK;
+}
+
+static int parse_openai(const tg_sim_conf *conf, tg_json_val root, tg_arena *a, tg_sim__call *c,
+                        tg_sim__err *e)
+{
+    int rc;
+    if ((rc = read_model(root, a, &c->model, e))) return rc;
+    tg_sim__prompt p;
+    tg_sim__prompt_init(&p, conf->seed, c->model);
+    switch (c->kind) {
+    case TG_SIM__CHAT:
+        if (!(rc = parse_chat(root, a, &p, c, e))) tg_sim__prompt_done(&p, c);
+        break;
+    case TG_SIM__COMPLETION:
+        rc = parse_completion(root, &p, c, e);
+        break;
+    default:
+        if (!(rc = parse_embedding(conf, root, &p, c, e))) rc = embed_bound(c, e);
+        break;
+    }
+    if (!rc && c->kind != TG_SIM__CHAT) { /* no message framing: the items alone */
+        c->prompt_tokens = p.tokens > UINT32_MAX ? UINT32_MAX : (uint32_t)p.tokens;
+        c->text_hash = p.h;
+    }
+    tg_sim__prompt_release(&p);
+    return rc;
+}
+
 int tg_sim__parse(const tg_sim_conf *conf, tg_sim__kind kind, tg_str body, tg_arena *a,
                   tg_sim__call *c, tg_sim__err *e)
 {
     size_t off = 0;
     const char *why = "empty body";
-    int rc;
     memset(c, 0, sizeof *c);
     c->kind = kind;
     if (!body.n || tg_json_validate(body.p, body.n, 0, &off, &why))
@@ -440,35 +508,9 @@ int tg_sim__parse(const tg_sim_conf *conf, tg_sim__kind kind, tg_str body, tg_ar
     if (root.type != TG_JSON_OBJECT)
         return tg_sim__err_set(e, 400, NULL,
                                "The JSON body of your request must be an object, not %s.",
-                               type_name(root.type));
-    if ((rc = read_model(root, a, &c->model, e))) return rc;
-    prompt_acc p = {.tokens = 0, .h = tg_hash64(c->model.p, c->model.n, conf->seed)};
-    tg_buf_init(&p.scratch, SCRATCH_MAX);
-    switch (kind) {
-    case TG_SIM__CHAT:
-        rc = parse_chat(root, &p, c, e);
-        break;
-    case TG_SIM__COMPLETION:
-        rc = parse_completion(root, &p, c, e);
-        break;
-    case TG_SIM__EMBEDDING:
-        rc = parse_embedding(conf, root, &p, c, e);
-        break;
-    }
-    tg_buf_release(&p.scratch);
-    if (rc) return rc;
-    if (kind == TG_SIM__EMBEDDING) {
-        size_t items = 0;
-        tg_sim__each_item(c->input, "input", false, count_item, &items, e);
-        if ((uint64_t)items * c->dims > TG_SIM__MAX_FLOATS)
-            return tg_sim__err_set(e, 400, "input",
-                                   "Too much to embed: %zu inputs of %u dimensions exceed the "
-                                   "simulated provider's %u floats per request.",
-                                   items, c->dims, TG_SIM__MAX_FLOATS);
-    }
-    c->prompt_tokens = p.tokens > UINT32_MAX ? UINT32_MAX : (uint32_t)p.tokens;
-    c->text_hash = p.h;
-    return TG_OK;
+                               tg_sim__type_name(root.type));
+    if (kind == TG_SIM__MESSAGES) return tg_sim__parse_messages(conf, root, a, c, e);
+    return parse_openai(conf, root, a, c, e);
 }
 
 uint32_t tg_sim_count_tokens(tg_str text)

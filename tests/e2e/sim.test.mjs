@@ -159,7 +159,7 @@ describe('chat completions', () => {
       ['/v1/chat/completions', CHAT, 'many', /not a whole number/],
       ['/v1/chat/completions', CHAT, '-1', /not a whole number/],
       ['/v1/chat/completions', CHAT, '4294967296', /from 0 to 4294967295/],
-      ['/v1/completions', { model: 'm', prompt: 'x' }, '1', /chat completions only/],
+      ['/v1/completions', { model: 'm', prompt: 'x' }, '1', /chat completions and messages only/],
     ]) {
       const r = await post(sim, p, b, { 'X-Sim-Cached-Tokens': v });
       assert.equal(r.status, 400, `${p} ${v}`);
@@ -317,7 +317,7 @@ describe('faults and stats', () => {
     const s = await sim.stats();
     assert.equal(s.requests, 3);
     assert.deepEqual(s.faults, { 429: 1, 500: 1, 503: 1, timeout: 0, reset: 0, cut: 0, malformed: 0 });
-    assert.deepEqual(s.models['gpt-4o-mini'], { requests: 2, streams: 0, prompt_tokens: 0, completion_tokens: 0, cached_tokens: 0 });
+    assert.deepEqual(s.models['gpt-4o-mini'], { requests: 2, streams: 0, prompt_tokens: 0, completion_tokens: 0, cached_tokens: 0, cache_write_tokens: 0 });
   });
 
   test('reset closes with RST; timeout never answers', async () => {
@@ -363,7 +363,7 @@ describe('faults and stats', () => {
     const s = await sim.stats();
     assert.equal(s.faults.cut, 2);
     // the stream bills its 20 sent tokens; the buffered answer bills whole
-    assert.deepEqual(s.models['gpt-4o-mini'], { requests: 2, streams: 1, prompt_tokens: 48, completion_tokens: 60, cached_tokens: 0 });
+    assert.deepEqual(s.models['gpt-4o-mini'], { requests: 2, streams: 1, prompt_tokens: 48, completion_tokens: 60, cached_tokens: 0, cache_write_tokens: 0 });
   });
 
   test('a client that leaves mid-stream is billed for what was sent', async () => {
