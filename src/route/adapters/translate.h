@@ -71,31 +71,32 @@ int tg_translate_req_to_openai(const tg_anthropic_req *req, const tg_offering *o
 
 /* An OpenAI-compatible provider's chat completion (body, any bytes) into
  * the Anthropic message the client expects, its model being model (the
- * name the client asked for). Fills *u (zeroed first) from the answer's
- * usage. TG_EINVAL means the provider's answer is malformed (not JSON, no
- * choices, tool call arguments that are not a JSON object): the caller
- * reports a bad upstream answer, err says what was wrong. */
+ * name the client asked for): the provider's id, content text (left out
+ * when empty) and refusal as text blocks, tool calls as tool_use blocks,
+ * finish_reason as stop_reason (stop -> end_turn, or tool_use when there
+ * are tool calls; length -> max_tokens; tool_calls -> tool_use;
+ * content_filter -> refusal), usage with input_tokens = prompt - cached.
+ * Fills *u (zeroed first) from the answer's usage (tg_openai_usage).
+ * TG_EINVAL means the answer is malformed or cannot be carried (not JSON,
+ * no choices, tool call arguments that are not a JSON object, a
+ * function_call, an unknown finish_reason): the caller reports a bad
+ * upstream answer, err says what was wrong. */
 int tg_translate_resp_to_anthropic(tg_str body, tg_str model, tg_buf *out, tg_usage *u,
                                    tg_errmsg *err);
 
 /* An Anthropic provider's message (body, any bytes) into the OpenAI chat
  * completion the client expects, with model as asked and created (Unix
- * seconds) from the caller's clock. Fills *u (zeroed first) from the
- * message's usage (tg_anthropic_usage). TG_EINVAL as above (also for
- * blocks the chat dialect cannot carry, such as thinking). */
+ * seconds) from the caller's clock: one choice whose content is the text
+ * blocks joined (null without any) and whose tool_calls are the tool_use
+ * blocks (arguments: the input as a JSON string); stop_reason as
+ * finish_reason (end_turn, stop_sequence -> stop; max_tokens,
+ * model_context_window_exceeded -> length; tool_use -> tool_calls;
+ * refusal -> content_filter); usage in OpenAI's convention. Fills *u
+ * (zeroed first) with tg_anthropic_usage. TG_EINVAL as above, also for
+ * blocks and stop reasons the chat dialect cannot carry (thinking,
+ * server tools, pause_turn). */
 int tg_translate_resp_to_openai(tg_str body, tg_str model, int64_t created, tg_buf *out,
                                 tg_usage *u, tg_errmsg *err);
-
-/* A finish reason (OpenAI) as a stop reason (Anthropic): stop -> end_turn,
- * length -> max_tokens, tool_calls and function_call -> tool_use,
- * content_filter -> refusal; anything else -> end_turn. Static strings,
- * shared with the stream translation. */
-const char *tg_translate_stop_reason(tg_str finish_reason);
-/* A stop reason (Anthropic) as a finish reason (OpenAI): end_turn,
- * stop_sequence and pause_turn -> stop, max_tokens and
- * model_context_window_exceeded -> length, tool_use -> tool_calls,
- * refusal -> content_filter; anything else -> stop. */
-const char *tg_translate_finish_reason(tg_str stop_reason);
 
 /* ---- errors ---- */
 
