@@ -1,6 +1,8 @@
 // The simulated provider on its own: OpenAI's shapes, the determinism and
-// token-counting rules of docs/sim.md, stream pacing, every fault, and the
-// /sim/stats ledger the gateway's tests compare their metering with.
+// token-counting rules of docs/sim.md, forced tool calls, stream pacing,
+// every fault, and the /sim/stats ledger the gateway's tests compare their
+// metering with. The Anthropic dialect has its own file,
+// sim_anthropic.test.mjs.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as lib from './lib.mjs';
@@ -200,6 +202,118 @@ describe('chat completions', () => {
     const spread = arrivals.at(-1) - arrivals[0];
     // 10 gaps at 50 per second: 200 ms
     assert.ok(spread >= 170 && spread < lib.ms(600), `tokens spread over ${spread} ms`);
+  });
+});
+
+describe('tool calls', () => {
+  const FUNCTIONS = [
+    { type: 'function', function: { name: 'get_weather', description: 'The weather in a city', parameters: { type: 'object', properties: { city: { type: 'string' }, unit: { type: 'string', enum: ['c', 'f'] } }, required: ['city'] } } },
+    { type: 'function', function: { name: 'get_time', parameters: { type: 'object', properties: { zone: { type: 'string' } } } } },
+  ];
+  const FORCED = { ...CHAT, tools: FUNCTIONS, tool_choice: 'required' };
+
+  test('forced: one call of the first tool, arguments a JSON object of its properties', async () => {
+    const client = sim.client();
+    const b = await client.chat.completions.create(FORCED);
+    const ch = b.choices[0];
+    assert.equal(ch.finish_reason, 'tool_calls');
+    assert.equal(ch.message.content, null);
+    assert.equal(ch.message.refusal, null);
+    assert.equal(ch.message.tool_calls.length, 1);
+    const call = ch.message.tool_calls[0];
+    assert.deepEqual(Object.keys(call).sort(), ['function', 'id', 'type']);
+    assert.match(call.id, /^call_sim_[0-9a-f]{16}$/);
+    assert.equal(call.type, 'function');
+    assert.equal(call.function.name, 'get_weather');
+    const args = JSON.parse(call.function.arguments);
+    assert.deepEqual(Object.keys(args), ['city', 'unit']);
+    for (const v of Object.values(args)) assert.match(v, /^[a-z]+( [a-z]+){0,2}$/);
+    assert.equal(b.usage.completion_tokens, tokens(call.function.arguments));
+    assert.equal(b.usage.prompt_tokens, 24, 'tool definitions count 0');
+    // deterministic; a named function; no properties: {}
+    const again = await client.chat.completions.create(FORCED);
+    assert.equal(again.choices[0].message.tool_calls[0].function.arguments, call.function.arguments);
+    const named = await client.chat.completions.create({ ...FORCED, tool_choice: { type: 'function', function: { name: 'get_time' } } });
+    assert.equal(named.choices[0].message.tool_calls[0].function.name, 'get_time');
+    assert.deepEqual(Object.keys(JSON.parse(named.choices[0].message.tool_calls[0].function.arguments)), ['zone']);
+    const bare = await client.chat.completions.create({ ...CHAT, tools: [{ type: 'function', function: { name: 'ping' } }], tool_choice: 'required' });
+    assert.equal(bare.choices[0].message.tool_calls[0].function.arguments, '{}');
+    assert.equal(bare.usage.completion_tokens, 2);
+    // tools without a forced call: text, as without tools
+    const ref = await client.chat.completions.create(CHAT);
+    for (const choice of ['auto', 'none', undefined]) {
+      const t = await client.chat.completions.create({ ...CHAT, tools: FUNCTIONS, tool_choice: choice });
+      assert.equal(t.choices[0].finish_reason, 'stop');
+      assert.equal(t.choices[0].message.content, ref.choices[0].message.content);
+      assert.ok(!('tool_calls' in t.choices[0].message));
+    }
+  });
+
+  test('forced and streamed: tool_calls deltas add up to the buffered call', async () => {
+    const client = sim.client();
+    const ref = await client.chat.completions.create(FORCED);
+    const call = ref.choices[0].message.tool_calls[0];
+    const s = await client.chat.completions.create({ ...FORCED, stream: true, stream_options: { include_usage: true } });
+    const chunks = [];
+    for await (const c of s) chunks.push(c);
+    const first = chunks[0].choices[0].delta;
+    assert.equal(first.role, 'assistant');
+    assert.equal(first.content, null);
+    assert.deepEqual({ ...first.tool_calls[0], id: 'x' }, { index: 0, id: 'x', type: 'function', function: { name: 'get_weather', arguments: '' } });
+    assert.match(first.tool_calls[0].id, /^call_sim_/);
+    const pieces = chunks.slice(1, -2).map((c) => {
+      const tc = c.choices[0].delta.tool_calls;
+      assert.equal(tc.length, 1);
+      assert.equal(tc[0].index, 0);
+      assert.deepEqual(Object.keys(tc[0].function), ['arguments']);
+      assert.equal(tokens(tc[0].function.arguments), 1, 'one token per chunk');
+      return tc[0].function.arguments;
+    });
+    assert.equal(pieces.join(''), call.function.arguments);
+    assert.equal(chunks.at(-2).choices[0].finish_reason, 'tool_calls');
+    assert.deepEqual(chunks.at(-1).usage, ref.usage);
+    // the SDK's stream helper puts the call back together
+    const fin = await client.chat.completions.stream(FORCED).finalChatCompletion();
+    const got = fin.choices[0].message.tool_calls[0];
+    assert.equal(got.function.name, 'get_weather');
+    assert.deepEqual(JSON.parse(got.function.arguments), JSON.parse(call.function.arguments));
+    assert.equal(fin.choices[0].finish_reason, 'tool_calls');
+  });
+
+  test('cut by max_tokens: a prefix of the arguments, finish_reason length', async () => {
+    const ref = await sim.client().chat.completions.create(FORCED);
+    const full = ref.choices[0].message.tool_calls[0].function.arguments;
+    const cut = await sim.client().chat.completions.create({ ...FORCED, max_tokens: 5 });
+    const args = cut.choices[0].message.tool_calls[0].function.arguments;
+    assert.equal(cut.choices[0].finish_reason, 'length');
+    assert.equal(cut.usage.completion_tokens, 5);
+    assert.equal(tokens(args), 5);
+    assert.ok(full.startsWith(args), `${args} is a prefix of ${full}`);
+  });
+
+  test('tools and tool_choice are validated as OpenAI does', async () => {
+    const cases = [
+      [{ tools: [] }, 'tools', /empty array/],
+      [{ tools: {} }, 'tools', /expected an array/],
+      [{ tools: [{ function: { name: 'x' } }] }, 'tools', /tools\[0\]\.type/],
+      [{ tools: [{ type: 'retrieval' }] }, 'tools', /'function' tools only/],
+      [{ tools: [{ type: 'function' }] }, 'tools', /tools\[0\]\.function'/],
+      [{ tools: [{ type: 'function', function: {} }] }, 'tools', /tools\[0\]\.function\.name/],
+      [{ tools: [{ type: 'function', function: { name: 'bad name!' } }] }, 'tools', /does not match pattern/],
+      [{ tools: [{ type: 'function', function: { name: 'x'.repeat(65) } }] }, 'tools', /does not match pattern/],
+      [{ tools: [{ type: 'function', function: { name: 'x', parameters: [] } }] }, 'tools', /parameters/],
+      [{ tool_choice: 'required' }, 'tool_choice', /only allowed when 'tools' are specified/],
+      [{ tools: FUNCTIONS, tool_choice: 'always' }, 'tool_choice', /'required'/],
+      [{ tools: FUNCTIONS, tool_choice: { type: 'function', function: { name: 'nope' } } }, 'tool_choice', /function 'nope' not found/],
+      [{ tools: FUNCTIONS, tool_choice: { type: 'function', function: {} } }, 'tool_choice', /tool_choice\.function\.name/],
+    ];
+    for (const [extra, param, re] of cases) {
+      const r = await post(sim, '/v1/chat/completions', { ...CHAT, ...extra });
+      assert.equal(r.status, 400, JSON.stringify(extra));
+      const e = lib.assertErrorShape(await r.json(), { type: 'invalid_request_error' });
+      assert.equal(e.param, param);
+      assert.match(e.message, re, JSON.stringify(extra));
+    }
   });
 });
 
