@@ -23,6 +23,8 @@
 #include "http/upstream.h"
 #include "meter/journal.h"
 #include "route/adapters/openai.h"
+#include "route/health.h"
+#include "route/route.h"
 #include "store/ledger.h"
 #include "store/wallet.h"
 
@@ -54,6 +56,7 @@ struct tg_gateway {
     tg_runs *runs;              /* agent runs, with metering (runs.c) */
     int64_t grants_seen;        /* the ledger thread's: the last grant transaction it read */
     tg_webhook_sender *webhooks; /* threshold events (webhooks.c) */
+    tg_health_table *health;    /* offerings' breakers and latencies (route/health.h) */
 };
 
 #define TG_SPARE_RECORDS 64
@@ -143,6 +146,17 @@ typedef struct {
     tg_limiter_ticket limit_tickets[2]; /* the key's and the customer's rate limits */
     size_t nlimit;
     bool run_counted;           /* a step of an agent run (runs.c) */
+    /* routing (routing.c) */
+    tg_route_ctx rctx;
+    tg_route_choice choice;
+    const tg_offering *cands[TG_ROUTE_MAX]; /* the offerings of this phase, in order */
+    size_t ncand, cand_next;
+    bool first_phase;           /* serving choice.first, the cheap model */
+    bool probe;                 /* this call is its offering's half-open probe */
+    bool verdict_due;           /* its health verdict is not reported yet */
+    uint32_t attempts;          /* upstream calls started */
+    uint64_t call_start_ns, up_first_byte_ns;
+    uv_timer_t *retry_timer;    /* a retry waiting for its backoff */
 } tg_exchange;
 
 /* Work on the store for an exchange, off the worker's loop: run(j) on
@@ -203,6 +217,12 @@ void tg_metering_start(tg_exchange *x);
 int tg_metering_intent(tg_exchange *x);
 int tg_metering_journal_intent(tg_exchange *x);
 void tg_metering_refuse(tg_exchange *x);
+/* The record's offering and provider become x->off's (a fallback or an
+ * escalation calls another offering than its intent named). */
+void tg_metering_reroute(tg_exchange *x);
+/* The cheap-first answer in x failed its check: the record says
+ * escalated. */
+void tg_metering_escalate(tg_exchange *x);
 void tg_metering_price(tg_exchange *x);
 int tg_metering_sse_summary(tg_exchange *x, tg_buf *out);
 void tg_metering_end(tg_exchange *x, uint64_t now); /* now: uv_hrtime() at the end */
@@ -212,7 +232,7 @@ void tg_metering_worker_free(tg_gw_worker *ww);
 /* What x would cost at most with prompt input and completion output
  * tokens at its offering's dearest prices of each, and its credits on
  * the customer's plan. TG_EINVAL on an overflow. */
-int tg_metering_worst(tg_exchange *x, int64_t prompt, int64_t completion, tg_nanos *charge,
+int tg_metering_worst(tg_exchange *x, const tg_offering *off, int64_t prompt, int64_t completion, tg_nanos *charge,
                       tg_ncredits *credits);
 
 /* policy.c: plans on the request path (see the file). Each returns false
@@ -288,6 +308,38 @@ void tg_webhooks_settled(tg_exchange *x, tg_account *acc, uint32_t crossed);
 void tg_webhooks_loaded(tg_gateway *gw, const tg_app *a, const tg_plan *p, tg_str customer,
                         const char *period, tg_ncredits included, tg_ncredits used);
 void tg_admin_webhooks(tg_exchange *x, tg_str rest);
+
+/* routing.c: the route stage on an exchange (docs/routing.md). */
+/* Chooses the model and orders its offerings (x->model, x->off: the first
+ * candidate, for the policy's checks), or answers 404 / 403 / 503; true
+ * when it did not answer. */
+bool tg_routing_route(tg_exchange *x);
+/* Serves x with model m instead (a plan's degrade), with its own strategy
+ * and no cheap first; false (x unchanged) when x's key may not use m or
+ * no provider of m is available. */
+bool tg_routing_degrade(tg_exchange *x, const tg_model *m);
+/* The first attempt: the first candidate whose breaker admits it gets the
+ * upstream request written for it, the intent, and the call
+ * (tg_exchange_call); 503 when every breaker is open. */
+void tg_routing_start(tg_exchange *x);
+/* After a failed call that sent nothing to the client yet: reports the
+ * failure to the offering's health and, within the attempt budget and the
+ * deadline, schedules the next attempt (after its backoff) and returns
+ * true; false when the caller answers the failure. */
+bool tg_routing_retry(tg_exchange *x, const char *why);
+/* After a 2xx non-stream answer of the cheap-first model: true when it
+ * failed a check and the request went on to the model asked. */
+bool tg_routing_escalate(tg_exchange *x);
+/* The call answered (2xx: with a latency sample, else without one). */
+void tg_routing_answered(tg_exchange *x);
+/* From the exchange's end: a verdict still due is released, a pending
+ * retry's timer closed. */
+void tg_routing_end(tg_exchange *x);
+
+/* GET /admin/v1/routing: breakers, latencies, strategies, budgets. */
+void tg_admin_routing(tg_exchange *x, tg_str rest);
+/* The breakers and latencies in Prometheus's text format, into b. */
+int tg_routing_metrics(tg_gateway *gw, tg_buf *b);
 
 /* relay.c: calls the offering's provider (x->up_url) and relays the
  * answer; the abort callback that marks a request whose client left. */

@@ -99,8 +99,14 @@ static tg_config *worker_config(tg_gw_worker *ww)
 }
 
 /* Points providers at the embedded sim; refuses what needs a restart. */
+/* What a snapshot needs of this gateway: the embedded sim's URL for
+ * builtin:sim, and each offering's live health entry (kept by id, so a
+ * reload keeps the breakers and latencies it had). */
 static int resolve_builtin(tg_gateway *gw, tg_config *cfg, tg_errmsg *err)
 {
+    for (size_t i = 0; i < cfg->nofferings; i++)
+        if (!(cfg->offerings[i].health = tg_health_get(gw->health, cfg->offerings[i].id)))
+            return tg_errmsg_set(err, "out of memory");
     for (size_t i = 0; i < cfg->nproviders; i++) {
         tg_provider *p = &cfg->providers[i];
         if (!p->builtin_sim) continue;
@@ -262,6 +268,7 @@ static void exchange_end(tg_req *r, void *data)
     if (x->held.next) held_unlink(&x->held); /* its arena goes after this */
     if (x->call) tg_upcall_cancel(x->call);
     x->call = NULL;
+    tg_routing_end(x);
     tg_gw_worker *ww = x->ww;
     uint64_t now = uv_hrtime();
     tg_metering_end(x, now);
@@ -350,6 +357,7 @@ static void metrics(tg_exchange *x)
     tg_gateway *gw = x->ww->gw;
     int rc = tg_metrics_render(gw->metrics, tg_server_connections(gw->server), &b);
     if (!rc && gw->ledger) rc = ledger_metrics(gw->ledger, &b);
+    if (!rc) rc = tg_routing_metrics(gw, &b);
     if (rc) {
         tg_openai_error(x, 500, "server_error", NULL, NULL, "metrics could not be rendered");
     } else {
@@ -395,6 +403,7 @@ static const tg_route_entry routes[] = {
     {TG_PUT, "/admin/v1/customers/", "admin_customers", tg_admin_customers},
     {TG_GET, "/admin/v1/runs/", "admin_runs", tg_admin_runs},
     {TG_GET, "/admin/v1/webhooks", "admin_webhooks", tg_admin_webhooks},
+    {TG_GET, "/admin/v1/routing", "admin_routing", tg_admin_routing},
     {TG_GET, "/healthz", "healthz", healthz},
     {TG_GET, "/metrics", "metrics", prom},
 };
@@ -726,8 +735,8 @@ int tg_gateway_start(tg_config *cfg, tg_gateway **out, tg_errmsg *err)
     gw->cfg_gen = 1;
     gw->shutdown_timeout_ms = cfg->server.shutdown_timeout_ms;
     tg_log_set_level(cfg->log_level);
-    int rc = TG_OK;
-    if (cfg->sim.enabled) {
+    int rc = (gw->health = tg_health_table_new()) ? TG_OK : TG_ENOMEM;
+    if (!rc && cfg->sim.enabled) {
         rc = tg_sim_start(&cfg->sim, NULL, &gw->sim, err);
         if (!rc)
             snprintf(gw->sim_url, sizeof gw->sim_url, "http://127.0.0.1:%u/v1", tg_server_port(gw->sim));
@@ -751,6 +760,7 @@ int tg_gateway_start(tg_config *cfg, tg_gateway **out, tg_errmsg *err)
         metering_stop(gw);
         tg_metrics_free(gw->metrics);
         tg_limiters_free(gw->limiters);
+        tg_health_table_free(gw->health);
         pthread_mutex_destroy(&gw->cfg_mu);
         pthread_mutex_destroy(&gw->plans_mu);
         free(gw);
@@ -774,6 +784,7 @@ void tg_gateway_stop(tg_gateway *gw)
     tg_metrics_free(gw->metrics);
     tg_limiters_free(gw->limiters);
     tg_config_unref(gw->cfg);
+    tg_health_table_free(gw->health); /* after the last snapshot that points into it */
     pthread_mutex_destroy(&gw->cfg_mu);
     pthread_mutex_destroy(&gw->plans_mu);
     free(gw);

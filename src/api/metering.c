@@ -189,10 +189,10 @@ static void price(tg_exchange *x, tg_meter_rec *m)
     tg_record_strs_rule(&m->s, rule, tg_price_rule_name(&p, rule));
 }
 
-int tg_metering_worst(tg_exchange *x, int64_t prompt, int64_t completion, tg_nanos *charge,
-                      tg_ncredits *credits)
+int tg_metering_worst(tg_exchange *x, const tg_offering *off, int64_t prompt, int64_t completion,
+                      tg_nanos *charge, tg_ncredits *credits)
 {
-    const tg_price *pr = &x->off->price;
+    const tg_price *pr = &off->price;
     tg_tokens t = {.prompt = prompt, .completion = completion};
     if (pr->cache_write > pr->input && pr->cache_write >= pr->cached_input) t.cache_write = prompt;
     else if (pr->cached_input > pr->input) t.cached = prompt;
@@ -202,7 +202,7 @@ int tg_metering_worst(tg_exchange *x, int64_t prompt, int64_t completion, tg_nan
     tg_errmsg err;
     price_ctx(x, &c);
     const tg_tags *tags = &x->attr.tags;
-    if (tg_price_request(x->off, &c, &t, &p, &err) ||
+    if (tg_price_request(off, &c, &t, &p, &err) ||
         tg_credits_of(x->attr.plan, tg_str_c(tags->unit), tags->unit_count, p.charge, credits))
         return TG_EINVAL;
     *charge = p.charge;
@@ -219,6 +219,23 @@ int tg_metering_intent(tg_exchange *x)
     m->r.tokens = (tg_tokens){.prompt = x->est_prompt};
     m->r.estimated = true;
     return TG_OK;
+}
+
+void tg_metering_reroute(tg_exchange *x)
+{
+    tg_meter_rec *m = x->rec;
+    if (!m || m->s.nstr < TG_RECORD_NSTR - 3) return; /* no route in it yet */
+    /* back to where the offering starts (after rid .. model), then anew */
+    size_t at = 0;
+    for (int i = 0; i < TG_RECORD_NSTR - 3; i++) at += 1 + m->s.b[at];
+    m->s.n = (uint16_t)at;
+    m->s.nstr = TG_RECORD_NSTR - 3;
+    add_route(&m->s, x->off);
+}
+
+void tg_metering_escalate(tg_exchange *x)
+{
+    if (x->rec) x->rec->r.route = TG_RT_ESCALATED;
 }
 
 int tg_metering_journal_intent(tg_exchange *x)

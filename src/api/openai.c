@@ -11,7 +11,6 @@
 #include "base/jsonw.h"
 #include "gate/auth.h"
 #include "gate/tags.h"
-#include "route/route.h"
 
 #include <stdio.h>
 
@@ -25,36 +24,6 @@ bool tg_authenticate(tg_exchange *x)
                         : "Incorrect API key provided. Check the key your application sends "
                           "to this gateway.");
     return false;
-}
-
-static void add_header(tg_exchange *x, tg_str name, tg_str value)
-{
-    if (x->nuphdr < TG_MAX_UP_HEADERS) x->uphdr[x->nuphdr++] = (tg_header){name, value};
-}
-
-/* The headers of the upstream call: the provider's key, content type,
- * request id, and the client headers the provider is configured to get. */
-static void upstream_headers(tg_exchange *x)
-{
-    const tg_provider *p = x->off->provider;
-    tg_arena *a = &x->req->arena;
-    add_header(x, TG_STR("Content-Type"), TG_STR("application/json"));
-    add_header(x, TG_STR("Accept"), x->oreq.stream ? TG_STR("text/event-stream") : TG_STR("application/json"));
-    add_header(x, TG_STR("X-Request-Id"), x->rid);
-    if (p->api_key) {
-        size_t n = strlen(p->api_key);
-        char *v = tg_arena_alloc(a, n + 8);
-        if (v) {
-            memcpy(v, "Bearer ", 7);
-            memcpy(v + 7, p->api_key, n + 1);
-            add_header(x, TG_STR("Authorization"), tg_str_make(v, n + 7));
-        }
-    }
-    for (size_t i = 0; i < p->nforward_headers; i++) {
-        tg_str name = tg_str_c(p->forward_headers[i]);
-        tg_str v = tg_req_header(x->req, name);
-        if (v.p) add_header(x, name, v);
-    }
 }
 
 void tg_openai_proxy(tg_exchange *x, tg_endpoint ep)
@@ -78,50 +47,10 @@ void tg_openai_proxy(tg_exchange *x, tg_endpoint ep)
         return;
     }
     tg_metering_start(x);
-    tg_route_result rr = tg_route_pick(x->cfg, x->key, x->oreq.model_name, &x->model, &x->off, &err);
-    if (x->model) x->model_label = tg_str_c(x->model->name);
-    else x->model_label = TG_STR("unknown");
-    if (rr == TG_ROUTE_UNKNOWN_MODEL) {
-        char msg[320];
-        tg_str m = x->oreq.model_name;
-        snprintf(msg, sizeof msg,
-                 "The model `%.*s` does not exist or you do not have access to it.",
-                 (int)(m.n > 200 ? 200 : m.n), m.p);
-        tg_openai_error(x, 404, "invalid_request_error", "model_not_found", "model", msg);
-        return;
-    }
-    if (rr == TG_ROUTE_UNAVAILABLE) {
-        tg_openai_error(x, 503, "server_error", "provider_unavailable", NULL, err.msg);
-        return;
-    }
+    if (!tg_routing_route(x)) return;
     if (!tg_policy_model(x) || !tg_runs_gate(x) || !tg_policy_limits(x) || !tg_policy_reserve(x))
         return;
-    if (tg_openai_upstream_body(x->req->body, &x->oreq, x->off, &x->upbody)) {
-        tg_openai_error(x, 413, "invalid_request_error", "request_too_large", NULL,
-                        "the request body is too large to forward");
-        return;
-    }
-    if (tg_metering_intent(x)) {
-        tg_metering_refuse(x);
-        return;
-    }
-    upstream_headers(x);
-    const tg_provider *p = x->off->provider;
-    tg_str path = tg_openai_path(ep);
-    size_t n = strlen(p->base_url);
-    char *url = tg_arena_alloc(&x->req->arena, n + path.n + 1);
-    if (!url) {
-        tg_openai_error(x, 500, "server_error", NULL, NULL, "out of memory");
-        return;
-    }
-    memcpy(url, p->base_url, n);
-    memcpy(url + n, path.p, path.n);
-    url[n + path.n] = '\0';
-    x->up_url = tg_str_make(url, n + path.n);
-    x->up_connect_ms = p->connect_timeout_ms;
-    x->up_first_byte_ms = p->first_byte_timeout_ms;
-    x->up_total_ms = p->total_timeout_ms;
-    tg_exchange_call(x);
+    tg_routing_start(x);
 }
 
 static int model_object(tg_buf *b, const tg_model *m)

@@ -93,16 +93,8 @@ bool tg_policy_model(tg_exchange *x)
         tg_account_state_of(acc, p, x->attr.app->period_anchor_day, (int64_t)tg_clock_wall_ms(), &st);
         /* past degrade.at percent of the period's included credits */
         if (st.included > 0 && (__int128)st.used * 100 >= (__int128)st.included * p->degrade_at) {
-            const tg_model *m = NULL;
-            const tg_offering *off = NULL;
-            tg_errmsg err;
             /* when the key may not use it or no provider serves it, the request keeps its model */
-            if (tg_route_pick(x->cfg, x->key, tg_str_c(p->degrade_to->name), &m, &off, &err) ==
-                TG_ROUTE_OK) {
-                x->model = m;
-                x->off = off;
-                x->rec->r.route = TG_RT_DEGRADED;
-            }
+            if (tg_routing_degrade(x, p->degrade_to) && x->rec) x->rec->r.route = TG_RT_DEGRADED;
         }
     }
     if (plan_allows(p, x->model)) return true;
@@ -246,6 +238,26 @@ static void refuse(tg_exchange *x, const tg_plan *p, tg_account_verdict v, const
     tg_openai_error(x, 402, "insufficient_quota", code, NULL, msg);
 }
 
+/* The worst case of whichever offering may serve the answer: this
+ * phase's candidates and, for a cheap-first request, those of the model
+ * it may escalate to. (Earlier attempts are not charged: routing.c.) */
+static int worst_of_all(tg_exchange *x, tg_nanos *charge, tg_ncredits *credits)
+{
+    *charge = 0, *credits = 0;
+    const tg_model *esc = x->first_phase ? x->choice.model : NULL;
+    size_t n = x->ncand + (esc ? esc->noffering : 0);
+    for (size_t i = 0; i < n; i++) {
+        const tg_offering *o = i < x->ncand ? x->cands[i] : esc->offerings[i - x->ncand];
+        tg_nanos c;
+        tg_ncredits k;
+        if (!o->provider->available) continue;
+        if (tg_metering_worst(x, o, x->prompt_bound, x->out_bound, &c, &k)) return TG_EINVAL;
+        if (c > *charge) *charge = c;
+        if (k > *credits) *credits = k;
+    }
+    return TG_OK;
+}
+
 bool tg_policy_reserve(tg_exchange *x)
 {
     const tg_plan *p = plan_of(x);
@@ -259,7 +271,7 @@ bool tg_policy_reserve(tg_exchange *x)
     x->out_bound = out_bound(x, p);
     tg_nanos charge;
     tg_ncredits credits;
-    if (tg_metering_worst(x, x->prompt_bound, x->out_bound, &charge, &credits)) {
+    if (worst_of_all(x, &charge, &credits)) {
         tg_openai_error(x, 400, "invalid_request_error", NULL, NULL,
                         "this request's worst-case cost cannot be counted: lower max_tokens");
         return false;
@@ -306,7 +318,8 @@ bool tg_policy_stream_event(tg_exchange *x, int64_t out_tokens)
     for (; grow >= need; grow /= 2) {
         tg_nanos charge;
         tg_ncredits credits;
-        if (tg_metering_worst(x, x->prompt_bound, x->out_bound + grow, &charge, &credits)) return false;
+        if (tg_metering_worst(x, x->off, x->prompt_bound, x->out_bound + grow, &charge, &credits))
+            return false;
         tg_account_ask more = ask_of(x, p, credits > x->hold.credits ? credits - x->hold.credits : 0,
                                      charge > x->hold.charge ? charge - x->hold.charge : 0);
         if (tg_account_extend(&x->hold, &more) == TG_ACCOUNT_OK) {

@@ -114,6 +114,7 @@ static void on_drained(tg_req *r, void *data)
 static int on_body(void *ud, const char *p, size_t n)
 {
     tg_exchange *x = ud;
+    if (!x->up_first_byte_ns) x->up_first_byte_ns = uv_hrtime();
     if (!x->relay_stream) return tg_buf_append(&x->resp, p, n) ? -1 : 0;
     int rc = tg_sse_feed(&x->sse, p, n, on_event, x);
     if (x->cut) return -1; /* on_done ends the stream */
@@ -256,19 +257,41 @@ static void end_stream_at_limit(tg_exchange *x)
     tg_resp_stream_end(x->req);
 }
 
+/* Failures that another attempt may mend, when nothing reached the
+ * client yet: the provider could not be reached or did not answer in
+ * time, broke the connection, is rate limiting, or failed (5xx). */
+static bool retryable(const tg_exchange *x, tg_up_result res)
+{
+    if (x->stream_started || x->cut) return false;
+    switch (res) {
+    case TG_UP_OK: return x->up_status == 429 || x->up_status >= 500;
+    case TG_UP_CONNECT:
+    case TG_UP_TIMEOUT_CONNECT:
+    case TG_UP_TIMEOUT_FIRST_BYTE:
+    case TG_UP_TIMEOUT_TOTAL:
+    case TG_UP_RESET: return true;
+    default: return false;
+    }
+}
+
 static void on_done(void *ud, tg_up_result res, const char *detail)
 {
     tg_exchange *x = ud;
     x->call = NULL;
     tg_req_on_drain(x->req, NULL, NULL);
     if (x->cut) {
+        tg_routing_answered(x);
         end_stream_at_limit(x);
         return;
     }
+    char why[16];
+    snprintf(why, sizeof why, "http_%d", x->up_status);
+    if (retryable(x, res) && tg_routing_retry(x, res ? tg_up_result_str(res) : why)) return;
     if (res != TG_UP_OK) {
         upstream_failed(x, res, detail);
         return;
     }
+    tg_routing_answered(x);
     if (x->up_status < 200 || x->up_status >= 300) {
         upstream_http_error(x);
         return;
@@ -292,6 +315,7 @@ static void on_done(void *ud, tg_up_result res, const char *detail)
         return;
     }
     tg_openai_usage(tg_json_root(body.p, body.n), &x->usage);
+    if (tg_routing_escalate(x)) return;
     tg_metering_price(x);
     tg_exchange_json(x, x->up_status, body);
 }

@@ -369,15 +369,31 @@ static int dialect_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
 {
     int rc = tg_yaml_need_scalar(w, v);
     if (rc) return rc;
-    if (!tg_str_eq(v->str, TG_STR("openai"))) return tg_yaml_fail(w, v->line, "must be openai");
-    *(tg_dialect *)dst = TG_DIALECT_OPENAI;
+    if (tg_str_eq(v->str, TG_STR("openai"))) *(tg_dialect *)dst = TG_DIALECT_OPENAI;
+    else if (tg_str_eq(v->str, TG_STR("anthropic"))) *(tg_dialect *)dst = TG_DIALECT_ANTHROPIC;
+    else return tg_yaml_fail(w, v->line, "must be openai or anthropic");
     return TG_OK;
+}
+
+/* A header value: printable ASCII without spaces. */
+static int version_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
+{
+    tg_str s;
+    int rc = tg_yaml_text(w, v, TG_CONF_MAX_NAME, &s);
+    if (rc) return rc;
+    for (size_t i = 0; i < s.n; i++)
+        if ((unsigned char)s.p[i] <= 0x20 || (unsigned char)s.p[i] >= 0x7f)
+            return tg_yaml_fail(w, v->line, "must be printable ASCII without spaces");
+    free(*(char **)dst); /* the default */
+    *(char **)dst = NULL;
+    return tg_conf__dup(w, s, dst);
 }
 
 static const tg_yaml_u32 provider_u32[] = {
     TG_CONF_U32(tg_provider, "connect_timeout_ms", connect_timeout_ms, 1, DAY_MS),
     TG_CONF_U32(tg_provider, "first_byte_timeout_ms", first_byte_timeout_ms, 1, DAY_MS),
     TG_CONF_U32(tg_provider, "total_timeout_ms", total_timeout_ms, 1, DAY_MS),
+    TG_CONF_U32(tg_provider, "default_max_tokens", default_max_tokens, 1, 100000000),
 };
 
 static int provider_item(tg_yaml_walk *w, const tg_yaml_node *m, void *item, tg_yaml_dupent *d)
@@ -386,7 +402,8 @@ static int provider_item(tg_yaml_walk *w, const tg_yaml_node *m, void *item, tg_
     // clang-format off
     static const char *const fields[] = {
         "name", "dialect", "base_url", "api_key_env", "connect_timeout_ms",
-        "first_byte_timeout_ms", "total_timeout_ms", "forward_headers", NULL};
+        "first_byte_timeout_ms", "total_timeout_ms", "forward_headers", "anthropic_version",
+        "default_max_tokens", NULL};
     // clang-format on
     const tg_yaml_node *v;
     p->line = m->line;
@@ -395,7 +412,9 @@ static int provider_item(tg_yaml_walk *w, const tg_yaml_node *m, void *item, tg_
     p->connect_timeout_ms = 5000;
     p->first_byte_timeout_ms = 120000;
     p->total_timeout_ms = 600000;
-    int rc = tg_yaml_need_map(w, m);
+    p->default_max_tokens = 4096;
+    int rc = tg_conf__dup(w, TG_STR("2023-06-01"), &p->anthropic_version);
+    if (!rc) rc = tg_yaml_need_map(w, m);
     if (!rc) rc = tg_yaml_check_fields(w, m, fields);
     if (!rc) rc = tg_yaml_require(w, m, "name", &v);
     if (!rc) rc = tg_yaml_require(w, m, "base_url", &v);
@@ -403,8 +422,9 @@ static int provider_item(tg_yaml_walk *w, const tg_yaml_node *m, void *item, tg_
     if (!rc) rc = tg_yaml_field(w, m, "dialect", dialect_value, &p->dialect);
     if (!rc) rc = tg_yaml_field(w, m, "base_url", base_url_value, p);
     if (!rc) rc = tg_yaml_field(w, m, "api_key_env", api_key_env_value, p);
-    if (!rc) rc = tg_yaml_u32_fields(w, m, p, provider_u32, 3);
+    if (!rc) rc = tg_yaml_u32_fields(w, m, p, provider_u32, sizeof provider_u32 / sizeof *provider_u32);
     if (!rc) rc = tg_yaml_field(w, m, "forward_headers", forward_headers_value, p);
+    if (!rc) rc = tg_yaml_field(w, m, "anthropic_version", version_value, &p->anthropic_version);
     if (!rc) *d = (tg_yaml_dupent){tg_str_c(p->name), 0, tg_yaml_get(m, "name")->line};
     return rc;
 }
@@ -457,21 +477,33 @@ static const tg_offering *find_offering(const tg_config *c, tg_str id)
     return NULL;
 }
 
+/* An item of model.offerings: an offering id, or {offering: ID, weight: N}. */
 static int model_offering(tg_yaml_walk *w, const tg_yaml_node *v, tg_model *md)
 {
-    int rc = tg_yaml_need_scalar(w, v);
-    if (rc) return rc;
+    static const char *const fields[] = {"offering", "weight", NULL};
+    const tg_yaml_node *id = v;
+    uint32_t weight = 1;
+    int rc = TG_OK;
+    if (v->kind == TG_YAML_MAP) {
+        static const tg_yaml_u32 wf[] = {{"weight", 0, 1, 1000000}};
+        rc = tg_yaml_check_fields(w, v, fields);
+        if (!rc) rc = tg_yaml_require(w, v, "offering", &id);
+        if (!rc) rc = tg_yaml_u32_fields(w, v, &weight, wf, 1);
+        if (rc) return rc;
+    }
+    if ((rc = tg_yaml_need_scalar(w, id))) return rc;
     tg_config *c = tg_conf__config(w);
     char q[48], list[120];
-    const tg_offering *o = find_offering(c, v->str);
+    const tg_offering *o = find_offering(c, id->str);
     if (!o)
-        return tg_yaml_fail(w, v->line, "unknown offering '%s' (defined: %s)",
-                            tg_yaml_quote(q, v->str),
+        return tg_yaml_fail(w, id->line, "unknown offering '%s' (defined: %s)",
+                            tg_yaml_quote(q, id->str),
                             TG_CONF_NAMES(list, tg_offering, c->offerings, c->nofferings, id));
     for (size_t i = 0; i < md->noffering; i++)
         if (md->offerings[i] == o)
-            return tg_yaml_fail(w, v->line, "offering '%s' is listed twice",
-                                tg_yaml_quote(q, v->str));
+            return tg_yaml_fail(w, id->line, "offering '%s' is listed twice",
+                                tg_yaml_quote(q, id->str));
+    md->weights[md->noffering] = weight;
     md->offerings[md->noffering++] = (tg_offering *)o;
     return TG_OK;
 }
@@ -482,7 +514,9 @@ static int model_offerings_value(tg_yaml_walk *w, const tg_yaml_node *v, void *d
     int rc = tg_yaml_need_seq(w, v);
     if (rc) return rc;
     if (v->n == 0) return tg_yaml_fail(w, v->line, "must list at least one offering");
-    if (!(md->offerings = calloc(v->n, sizeof *md->offerings))) return tg_yaml_nomem(w);
+    if (!(md->offerings = calloc(v->n, sizeof *md->offerings)) ||
+        !(md->weights = calloc(v->n, sizeof *md->weights)))
+        return tg_yaml_nomem(w);
     size_t i = 0;
     for (const tg_yaml_node *it = v->child; it && !rc; it = it->next, i++) {
         size_t mark = tg_yaml_push_index(w, i);
@@ -492,9 +526,20 @@ static int model_offerings_value(tg_yaml_walk *w, const tg_yaml_node *v, void *d
     return rc;
 }
 
+int tg_conf__strategy_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst)
+{
+    int rc = tg_yaml_need_scalar(w, v);
+    for (tg_strategy s = TG_STRATEGY_PRIORITY; !rc && s <= TG_STRATEGY_WEIGHTED; s++)
+        if (tg_str_eq(v->str, tg_str_c(tg_strategy_name(s)))) {
+            *(tg_strategy *)dst = s;
+            return TG_OK;
+        }
+    return rc ? rc : tg_yaml_fail(w, v->line, "must be one of priority, cheapest, fastest, weighted");
+}
+
 static int model_item(tg_yaml_walk *w, const tg_yaml_node *m, void *item, tg_yaml_dupent *d)
 {
-    static const char *const fields[] = {"name", "offerings", NULL};
+    static const char *const fields[] = {"name", "offerings", "strategy", NULL};
     tg_model *md = item;
     const tg_yaml_node *name, *offs;
     md->line = m->line;
@@ -504,6 +549,7 @@ static int model_item(tg_yaml_walk *w, const tg_yaml_node *m, void *item, tg_yam
     if (!rc) rc = tg_yaml_require(w, m, "offerings", &offs);
     if (!rc) rc = tg_yaml_field(w, m, "name", tg_conf__id_value, &md->name);
     if (!rc) rc = tg_yaml_field(w, m, "offerings", model_offerings_value, md);
+    if (!rc) rc = tg_yaml_field(w, m, "strategy", tg_conf__strategy_value, &md->strategy);
     if (!rc) *d = (tg_yaml_dupent){tg_str_c(md->name), 0, name->line};
     return rc;
 }
@@ -595,7 +641,8 @@ static int walk_root(tg_yaml_walk *w, const tg_yaml_node *root)
 {
     static const char *const fields[] = {"server",    "log",    "sim",      "providers",
                                          "offerings", "models", "plans",    "apps",
-                                         "customers", "keys",   "metering", NULL};
+                                         "customers", "keys",   "metering", "routing",
+                                         NULL};
     tg_config *c = tg_conf__config(w);
     if (!root || tg_yaml_is_null(root)) return TG_OK;
     if (root->kind != TG_YAML_MAP)
@@ -620,6 +667,7 @@ static int walk_root(tg_yaml_walk *w, const tg_yaml_node *root)
     if (!rc) rc = tg_conf__catalog(w, root);
     if (!rc) rc = tg_conf__keys(w, root);
     if (!rc) rc = section_map(w, root, "metering", walk_metering);
+    if (!rc) rc = tg_conf__routing(w, tg_yaml_get(root, "routing"));
     return rc;
 }
 
@@ -633,6 +681,7 @@ static void config_free(tg_config *c)
         free(p->api_key_env);
         if (p->api_key) explicit_bzero(p->api_key, strlen(p->api_key));
         free(p->api_key);
+        free(p->anthropic_version);
         for (size_t j = 0; j < p->nforward_headers; j++)
             free(p->forward_headers[j]);
     }
@@ -644,6 +693,7 @@ static void config_free(tg_config *c)
     for (size_t i = 0; i < c->nmodels; i++) {
         free(c->models[i].name);
         free(c->models[i].offerings);
+        free(c->models[i].weights);
     }
     for (size_t i = 0; i < c->nkeys; i++) {
         free(c->keys[i].id);
@@ -656,6 +706,7 @@ static void config_free(tg_config *c)
     free(c->models);
     free(c->keys);
     tg_conf__catalog_free(c);
+    tg_conf__routing_free(&c->routing);
     free(c->metering.data_dir);
     free(c->path);
     free(c->text);

@@ -80,7 +80,9 @@ typedef struct {
     size_t nfaults;
 } tg_sim_conf;
 
-typedef enum { TG_DIALECT_OPENAI = 0 } tg_dialect;
+/* The API a provider speaks: OpenAI's (chat completions and the rest) or
+ * Anthropic's Messages API. */
+typedef enum { TG_DIALECT_OPENAI = 0, TG_DIALECT_ANTHROPIC } tg_dialect;
 
 #define TG_MAX_FORWARD_HEADERS 16
 
@@ -101,6 +103,10 @@ typedef struct {
     /* client headers (case-insensitive names) passed on to this provider */
     char *forward_headers[TG_MAX_FORWARD_HEADERS];
     size_t nforward_headers;
+    /* dialect anthropic */
+    char *anthropic_version;        /* the anthropic-version header, default "2023-06-01" */
+    uint32_t default_max_tokens;    /* max_tokens sent for a request that set none
+                                       (the Messages API requires it), default 4096 */
 } tg_provider;
 
 /* What a provider bills for one offering, from the offering's `price:`
@@ -128,16 +134,67 @@ typedef struct {
     char *upstream_json;    /* the same as a quoted JSON string, for the body
                                rewrite: escaped once here, not per request */
     tg_price price;
+    struct tg_health *health; /* its live health (route/health.h), shared by every
+                                 snapshot: set when a gateway adopts this one */
 } tg_offering;
 
-/* A public model name; its offerings in order of preference. The route
- * stage takes the first whose provider is available. */
+/* How a model orders its offerings for a request (docs/routing.md). */
+typedef enum {
+    TG_STRATEGY_PRIORITY = 0, /* as listed */
+    TG_STRATEGY_CHEAPEST,     /* by the request's expected cost */
+    TG_STRATEGY_FASTEST,      /* by measured time to first token and tokens per second */
+    TG_STRATEGY_WEIGHTED,     /* drawn by weight */
+} tg_strategy;
+const char *tg_strategy_name(tg_strategy s);
+
+/* A public model name; its offerings, the order of preference, and how a
+ * request picks among them. */
 typedef struct tg_model {
     char *name;
     int line;
     tg_offering **offerings;
+    uint32_t *weights;        /* per offering, default 1 (weighted draws by them) */
     size_t noffering;
+    tg_strategy strategy;     /* model.strategy, default priority */
 } tg_model;
+
+/* What makes a cheap-first answer fail its check (routing.rules[].escalate_on). */
+enum {
+    TG_ESCALATE_LENGTH = 1,   /* finish_reason length: the answer was cut */
+    TG_ESCALATE_JSON = 2,     /* response_format asked for JSON and the content does not parse */
+    TG_ESCALATE_REGEX = 4,    /* the content matches the rule's regex */
+};
+
+/* A routing rule (routing.rules): a request that matches every field it
+ * names (NULL: any) gets its action; the first rule that matches wins. */
+typedef struct {
+    int line;
+    char *feature, *plan, *customer, *key; /* match; plan and customer by id, key by id */
+    struct tg_model *model;   /* match: the model asked */
+    /* actions: refuse, or any of use / strategy / try_first */
+    bool refuse;              /* 403: the model asked is not for these requests */
+    struct tg_model *use;     /* serve with this model instead of the one asked */
+    bool has_strategy;
+    tg_strategy strategy;     /* order the model's offerings this way instead */
+    struct tg_model *try_first; /* cheap first: this model, then the other when the
+                                   answer fails a check (escalate_on); not streams */
+    unsigned escalate_on;     /* TG_ESCALATE_* */
+    void *regex;              /* a compiled regex_t when TG_ESCALATE_REGEX */
+    char *regex_src;
+} tg_route_rule;
+
+/* Fallback, retries and breakers (routing:); docs/routing.md. */
+typedef struct {
+    uint32_t attempts;        /* upstream calls per request at most, default 3 */
+    uint32_t deadline_ms;     /* no attempt starts later than this after the request
+                                 arrived, default 30000 */
+    uint32_t backoff_ms;      /* the pause before a retry, doubled each time, default 50 */
+    uint32_t max_backoff_ms;  /* and capped, default 2000 */
+    uint32_t breaker_failures;  /* consecutive failures that open an offering's breaker, default 5 */
+    uint32_t breaker_cooldown_ms; /* open that long, then one probe, default 30000 */
+    tg_route_rule *rules;
+    size_t nrules;
+} tg_routing_conf;
 
 /* Credits are counted in nano-credits (1 credit = 1e9), an int64 like
  * money, so "2.5" credits parse exactly with tg_money_parse's rules. */
@@ -332,6 +389,7 @@ typedef struct tg_config {
     tg_customer *customers;
     size_t ncustomers;
     tg_metering_conf metering;
+    tg_routing_conf routing;
     atomic_long refs;       /* tg_config_ref/unref; starts at 1 */
 } tg_config;
 

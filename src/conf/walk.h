@@ -105,6 +105,19 @@ int tg_conf__keys(tg_yaml_walk *w, const tg_yaml_node *root);
 /* Frees what tg_conf__catalog filled, however far it got. */
 void tg_conf__catalog_free(tg_config *c);
 
+/* ---- config.c ----------------------------------------------------------- */
+
+/* priority | cheapest | fastest | weighted; dst is a tg_strategy. */
+int tg_conf__strategy_value(tg_yaml_walk *w, const tg_yaml_node *v, void *dst);
+
+/* ---- routing.c ----------------------------------------------------------- */
+
+/* The routing section (v may be NULL: the defaults). Needs the catalog and
+ * the keys: rules name plans, customers and keys. */
+int tg_conf__routing(tg_yaml_walk *w, const tg_yaml_node *v);
+/* Frees what tg_conf__routing filled, however far it got. */
+void tg_conf__routing_free(tg_routing_conf *r);
+
 /* ---- plans.c ------------------------------------------------------------ */
 
 /* One item of plans (a tg_conf__item_fn): every field, models resolved. */

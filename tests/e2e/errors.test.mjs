@@ -25,6 +25,9 @@ before(async () => {
       { name: 'fast', offerings: ['flaky/fast'] },
       { name: 'emb', offerings: ['flaky/emb'] },
     ],
+    // one call per request and no breaker: these tests map each failure of a
+    // single call to its answer (tests/e2e/routing.test.mjs has the retries)
+    routing: { attempts: 1, breaker: { failures: 1000 } },
     keys: lib.keyEntries({ e: KEY }),
   });
   client = gw.client(KEY);

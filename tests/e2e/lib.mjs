@@ -347,9 +347,13 @@ function emit(obj, indent, out) {
   for (const [k, v] of Object.entries(obj)) {
     if (v === undefined) continue;
     if (Array.isArray(v)) {
-      if (v.length && typeof v[0] === 'object') {
+      if (v.some((item) => item !== null && typeof item === 'object')) {
         out.push(`${pad}${k}:`);
         for (const item of v) {
+          if (item === null || typeof item !== 'object') {
+            out.push(`${pad}  - ${scalar(item)}`);
+            continue;
+          }
           const sub = [];
           emit(item, indent + 4, sub);
           sub[0] = `${pad}  - ${sub[0].trimStart()}`;

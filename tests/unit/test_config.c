@@ -392,7 +392,7 @@ static void test_error_messages(void **state)
                  "header_timeout_ms, request_timeout_ms, idle_timeout_ms, shutdown_timeout_ms)");
     expect_error("sever: {}\n", "t.yaml:1: unknown field 'sever' (expected one of: server, log, "
                                 "sim, providers, offerings, models, plans, apps, customers, keys, "
-                                "metering)");
+                                "metering, routing)");
     expect_error(BASE "keys:\n  - {id: a, sha256: " DEMO_HASH ", admn: true}\n",
                  "t.yaml:9: keys[0]: unknown field 'admn' (expected one of: id, sha256, admin, "
                  "models, app, customer, limits)");
@@ -456,8 +456,10 @@ static void test_error_messages(void **state)
     expect_error("providers:\n  - {name: sim, base_url: \"builtin:sim\"}\n",
                  "t.yaml:2: providers[0].base_url: builtin:sim needs the simulated provider: set "
                  "sim.enabled: true");
-    expect_error("providers:\n  - {name: a, base_url: \"http://x\", dialect: anthropic}\n",
-                 "t.yaml:2: providers[0].dialect: must be openai");
+    expect_error("providers:\n  - {name: a, base_url: \"http://x\", dialect: gemini}\n",
+                 "t.yaml:2: providers[0].dialect: must be openai or anthropic");
+    expect_error("providers:\n  - {name: a, base_url: \"http://x\", anthropic_version: \"a b\"}\n",
+                 "t.yaml:2: providers[0].anthropic_version: must be printable ASCII without spaces");
     expect_error(
         "providers:\n  - {name: a, base_url: \"http://x\", forward_headers: [Authorization]}\n",
         "t.yaml:2: providers[0].forward_headers[0]: Authorization is never forwarded (it "
