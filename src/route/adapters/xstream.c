@@ -727,6 +727,7 @@ void tg_xstream_release(tg_xstream *s)
 static int undo(tg_xstream *s, tg_buf *out, size_t n0, int rc)
 {
     if (!rc) return TG_OK;
+    s->refused = true;
     out->n = n0;
     if (out->p) out->p[n0] = '\0';
     if (rc == TG_ETOOBIG && !s->why) s->why = "a translated event larger than the gateway allows";
@@ -740,7 +741,8 @@ int tg_xstream_event(tg_xstream *s, tg_str data, tg_buf *out)
     int rc;
     s->why = NULL;
     if (data.n == 0) return TG_OK;
-    if (s->phase != TG_XS_OPEN) return fail(s, "an event after the end of the stream");
+    if (s->phase != TG_XS_OPEN || s->refused)
+        return fail(s, "an event after the end of the stream or a refused one");
     if (s->dir == TG_XS_OPENAI_TO_ANTHROPIC && tg_str_eq(data, TG_STR("[DONE]"))) {
         rc = oa_done(s, out);
     } else if (tg_json_validate(data.p, data.n, 0, NULL, NULL)) {
@@ -759,16 +761,16 @@ int tg_xstream_cut(tg_xstream *s, tg_str why, tg_buf *out)
 {
     size_t n0 = out->n;
     s->why = NULL;
-    if (s->phase != TG_XS_OPEN) return fail(s, "the stream is not open");
+    if (s->phase != TG_XS_OPEN || s->refused) return fail(s, "the stream is not open");
     int rc = s->dir == TG_XS_ANTHROPIC_TO_OPENAI ? ao_cut(s, why, out) : oa_cut(s, why, out);
-    s->phase = TG_XS_ENDED;
+    if (!rc) s->phase = TG_XS_ENDED;
     return undo(s, out, n0, rc);
 }
 
 int tg_xstream_finish(tg_xstream *s, tg_buf *out)
 {
     s->why = NULL;
-    if (s->phase != TG_XS_ENDED) return fail(s, "the stream has not ended");
+    if (s->phase != TG_XS_ENDED || s->refused) return fail(s, "the stream has not ended");
     size_t n0 = out->n;
     int rc =
         s->dir == TG_XS_ANTHROPIC_TO_OPENAI

@@ -104,6 +104,7 @@ typedef struct {
     bool include_usage; /* the OpenAI client asked for the usage chunk */
     bool started;       /* the client's first event was written */
     bool finish_seen;   /* message_delta / finish_reason */
+    bool refused;       /* a call failed: only tg_xstream_error may follow */
     tg_buf head;        /* pre-rendered: a chunk's start, or message_start's message */
     tg_buf scratch;     /* a decoded id or name, TG_XS_MAX_NAME */
     tg_usage usage;
@@ -111,8 +112,8 @@ typedef struct {
     const char *why;  /* the reason of the last TG_EINVAL / TG_ETOOBIG */
     tg_xs_block open; /* the client's open block */
     int64_t blocks;   /* blocks started (Anthropic's indexes) */
+    int64_t tools;    /* tool calls started (toward OpenAI: k of the next) */
     /* Anthropic -> OpenAI */
-    int64_t tools;  /* tool calls started: k of the next */
     bool args_sent; /* the open tool block sent argument bytes */
     /* OpenAI -> Anthropic */
     const char *stop; /* the stop_reason the finish_reason maps to */
@@ -142,7 +143,10 @@ void tg_xstream_release(tg_xstream *s);
  * malformed, out-of-order or untranslatable event, or any event once the
  * phase is not OPEN (tg_xstream_why says which; the caller ends the stream
  * with tg_xstream_error); TG_ETOOBIG past a cap (out's own included);
- * TG_ENOMEM. An upstream error event returns TG_OK with the phase FAILED. */
+ * TG_ENOMEM. After an error (here, in tg_xstream_cut or tg_xstream_finish)
+ * every call but tg_xstream_error and tg_xstream_release is refused: the
+ * state may be ahead of what was written. An upstream error event returns TG_OK with the phase
+ * FAILED. */
 int tg_xstream_event(tg_xstream *s, tg_str data, tg_buf *out);
 
 /* Ends the stream early and cleanly (the gateway stopping it at a plan's
@@ -152,7 +156,8 @@ int tg_xstream_event(tg_xstream *s, tg_str data, tg_buf *out);
  * with finish_reason "length" (OpenAI; no usage chunk, as a relayed
  * OpenAI stream cut at its limit has none), or message_delta with
  * stop_reason "max_tokens" and the usage seen so far (Anthropic). Needs
- * the phase OPEN (else TG_EINVAL); moves to ENDED. */
+ * the phase OPEN (else TG_EINVAL); moves to ENDED when it succeeds (when
+ * it fails, end the stream with tg_xstream_error). */
 int tg_xstream_cut(tg_xstream *s, tg_str why, tg_buf *out);
 
 /* Writes the client's last event ([DONE] or message_stop). Needs ENDED
@@ -179,7 +184,10 @@ static inline const tg_usage *tg_xstream_usage(const tg_xstream *s)
 {
     return &s->usage;
 }
-/* Why the last call failed, for the client's error message ("" if none). */
+/* Why the last call failed, for the client's error message ("" if none):
+ * a phrase naming what the upstream sent ("a second message_start", "the
+ * provider sent a thinking block, which ..."), to follow "provider P sent
+ * a stream the gateway cannot translate: ". */
 static inline const char *tg_xstream_why(const tg_xstream *s)
 {
     return s->why ? s->why : "";
