@@ -513,10 +513,15 @@ static void refused(tg_xs_dir dir, const char *upstream, int want)
     int rc = translate(&xs, upstream, 0, &out);
     if (rc != want) fail_msg("rc %d, want %d for: %s", rc, want, upstream);
     assert_true(tg_xstream_why(&xs)[0]);
-    /* the caller then ends the stream with an error event, unless it is over */
+    /* the caller then ends the stream with an error event, unless it is over;
+     * nothing else is accepted */
     size_t n0 = out.n;
+    assert_int_equal(tg_xstream_cut(&xs, TG_STR("x"), &out), TG_EINVAL);
+    assert_int_equal(tg_xstream_finish(&xs, &out), TG_EINVAL);
+    assert_int_equal(out.n, n0);
     if (tg_xstream_phase(&xs) == TG_XS_FINISHED) {
-        assert_int_equal(tg_xstream_error(&xs, "upstream_error", NULL, TG_STR("x"), &out), TG_EINVAL);
+        assert_int_equal(tg_xstream_error(&xs, "upstream_error", NULL, TG_STR("x"), &out),
+                         TG_EINVAL);
         tg_xstream_release(&xs);
         tg_buf_release(&out);
         return;
