@@ -107,8 +107,7 @@ int tg_xl_unknown(tg_xl *x, tg_str name)
 tg_json_val tg_xl_get(tg_json_val obj, const char *key)
 {
     tg_json_val v = tg_json_get(obj, tg_str_c(key));
-    if (v.type == TG_JSON_NULL) v.type = TG_JSON_NONE;
-    return v;
+    return v.type == TG_JSON_NULL ? (tg_json_val){TG_JSON_NONE, NULL, 0} : v;
 }
 
 tg_str tg_xl_name(tg_xl *x, tg_json_val key)

@@ -117,7 +117,10 @@ static int read_top(tg_xl *x, const tg_openai_req *req, top *t)
     if (req->n > 1)
         return tg_xl_fail(x, "n", "%s answers with one choice per request; send n = 1 (or none) and "
                           "repeat the request for more", PEER);
-    if (req->max_tokens == 0) return tg_xl_fail(x, "max_tokens", "Claude needs at least 1");
+    if (req->max_tokens == 0)
+        return tg_xl_fail(x, tg_xl_get(req->root, "max_completion_tokens").type ? "max_completion_tokens"
+                                                                                : "max_tokens",
+                          "%s needs room for at least 1 token", PEER);
     if (t->messages.type == TG_JSON_NONE) return tg_xl_fail(x, "messages", "field required");
     if (t->messages.type != TG_JSON_ARRAY) return tg_xl_fail(x, "messages", "must be an array");
     if (t->temperature.type && t->temperature.type != TG_JSON_NUMBER)
@@ -504,10 +507,11 @@ static int tool(tg_xl *x, tg_json_val t, size_t *n)
     static const char *const keys[] = {"type", "function", NULL},
                              *const fkeys[] = {"name", "description", "parameters", "strict", NULL};
     tg_json_val fn = tg_json_get(t, TG_STR("function")), type = tg_json_get(t, TG_STR("type"));
-    int rc = t.type == TG_JSON_OBJECT ? tg_xl_only(x, t, keys) : tg_xl_fail(x, NULL, "must be an object");
-    if (rc) return rc;
+    if (t.type != TG_JSON_OBJECT) return tg_xl_fail(x, NULL, "must be an object");
     if (!tg_xl_is(type, "function"))
         return tg_xl_fail(x, "type", "%s can be offered function tools only", PEER);
+    int rc = tg_xl_only(x, t, keys);
+    if (rc) return rc;
     if (fn.type != TG_JSON_OBJECT) return tg_xl_fail(x, "function", "must be an object");
     size_t at = tg_xl_push(x, ".function");
     tg_json_val name = tg_json_get(fn, TG_STR("name")), desc = tg_xl_get(fn, "description");

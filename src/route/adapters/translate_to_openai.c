@@ -160,9 +160,10 @@ static int foreign_block(tg_xl *x, tg_json_val type)
 /* A tool_result's content: a string, or text blocks as text parts. */
 static int tool_content(tg_xl *x, tg_json_val c, bool error)
 {
-    if (!c.type || c.type == TG_JSON_STRING) {
+    if (!c.type) return tg_xl_lit(x, error ? "\"Error\"" : "\"\"");
+    if (c.type == TG_JSON_STRING) {
         tg_xl_lit(x, error ? "\"Error: " : "\"");
-        if (c.type) tg_xl_inner(x, c);
+        tg_xl_inner(x, c);
         return tg_xl_lit(x, "\"");
     }
     if (c.type != TG_JSON_ARRAY) return tg_xl_fail(x, "content", "must be a string or an array of blocks");
