@@ -589,6 +589,7 @@ static void test_a2o_refused(void **state)
                                      "\"name\":\"f\",\"input\":[]}}"),
         A_START("1", "0", "0") "data: {\"type\":\"message_delta\",\n\n", /* not JSON */
         A_START("1", "0", "0") "data: [1,2]\n\n",                        /* not an object */
+        A_START("1", "0", "0") "data: {\"index\":0}\n\n",                /* no type */
         "data: [DONE]\n\n",                                              /* not Anthropic's */
         A_START("1", "0", "0") A_DELTA("end_turn", "1") A_END A_PING,    /* after the end */
     };

@@ -84,6 +84,9 @@ static int put_stopped(tg_buf *out, tg_str why)
 
 /* ---- Anthropic upstream -> OpenAI client ------------------------------- */
 
+/* The first chunk's delta, as OpenAI writes it. */
+#define ROLE_DELTA TG_STR("{\"role\":\"assistant\",\"content\":\"\"}")
+
 static int chunk_begin(tg_xstream *s, tg_buf *out)
 {
     int rc = tg_buf_add_lit(out, "data: ");
@@ -296,13 +299,14 @@ static int ao_error(tg_xstream *s, tg_json_val ev, tg_buf *out)
 static int ao_event(tg_xstream *s, tg_json_val ev, tg_buf *out)
 {
     tg_json_val type = member(ev, "type");
+    if (type.type != TG_JSON_STRING) return fail(s, "an event without a type");
     if (is(type, "message_start")) {
         tg_json_val msg = member(ev, "message");
         if (s->started) return fail(s, "a second message_start");
         if (msg.type != TG_JSON_OBJECT) return fail(s, "message_start without a message");
         tg_anthropic_usage(member(msg, "usage"), &s->usage);
         s->started = true;
-        return chunk(s, out, TG_STR("{\"role\":\"assistant\",\"content\":\"\"}"), NULL);
+        return chunk(s, out, ROLE_DELTA, NULL);
     }
     if (is(type, "error")) return ao_error(s, ev, out);
     bool known = is(type, "content_block_start") || is(type, "content_block_delta") ||
@@ -320,7 +324,7 @@ static int ao_event(tg_xstream *s, tg_json_val ev, tg_buf *out)
 static int ao_cut(tg_xstream *s, tg_str why, tg_buf *out)
 {
     int rc = TG_OK;
-    if (!s->started) rc = chunk(s, out, TG_STR("{\"role\":\"assistant\",\"content\":\"\"}"), NULL);
+    if (!s->started) rc = chunk(s, out, ROLE_DELTA, NULL);
     s->started = true;
     if (!rc) rc = chunk_begin(s, out);
     if (!rc) rc = tg_buf_add_lit(out, "{}");

@@ -38,7 +38,8 @@
  * prompt_tokens = input + cache reads + cache writes,
  * prompt_tokens_details.cached_tokens = the reads), and ends the stream
  * (see the phases). ping and event types it does not know are skipped, as
- * Anthropic's versioning policy asks; an `error` event becomes
+ * Anthropic's versioning policy asks (an event without a type is refused);
+ * an `error` event becomes
  * `data: {"error":{"message","type","param":null,"code":null}}`, which the
  * OpenAI SDKs raise.
  *
