@@ -240,7 +240,10 @@ static void fault_err(tg_sim__ctx *sim, const tg_sim__call *c, tg_sim_fault f, t
 /* Answers the faults that need no answer body; false for the others. */
 static bool fault_now(tg_sim__ctx *sim, tg_req *r, const tg_sim__call *c, tg_sim_fault f)
 {
-    tg_sim__rec rec = {.rid = c->rid, .model = c->model, .stream = c->stream, .fault = f,
+    tg_sim__rec rec = {.rid = c->rid,
+                       .model = c->model,
+                       .stream = c->stream,
+                       .fault = f,
                        .dialect = tg_sim__dialect_of(c->kind)};
     tg_sim__err e;
     char retry[24];

@@ -89,7 +89,8 @@ void tg_sim__plan_release(tg_sim__plan *p)
 
 tg_str tg_sim__piece(tg_sim__plan *p, bool first)
 {
-    return p->tool ? tg_sim__token_piece(tg_buf_str(&p->args), &p->at) : tg_sim__word(&p->rng, first);
+    return p->tool ? tg_sim__token_piece(tg_buf_str(&p->args), &p->at)
+                   : tg_sim__word(&p->rng, first);
 }
 
 tg_str tg_sim__plan_input(const tg_sim__plan *p)
@@ -104,7 +105,9 @@ int tg_sim__head_init(tg_sim__ctx *sim, tg_sim__head *h, const tg_sim__call *c)
     uint64_t x = tg_sim__unique(sim);
     uint64_t y = tg_hash64("call", 4, x);
     bool anth = c->kind == TG_SIM__MESSAGES;
-    const char *prefix = anth ? "msg_sim_" : c->kind == TG_SIM__CHAT ? "chatcmpl-sim-" : "cmpl-sim-";
+    const char *prefix = anth                      ? "msg_sim_"
+                         : c->kind == TG_SIM__CHAT ? "chatcmpl-sim-"
+                                                   : "cmpl-sim-";
     int rc;
     h->kind = c->kind;
     snprintf(h->id, sizeof h->id, "%s%016llx", prefix, (unsigned long long)x);
@@ -152,8 +155,9 @@ static int usage(tg_buf *b, const tg_sim__head *h, uint32_t prompt, uint32_t com
                       prompt, completion, (unsigned long long)prompt + completion);
     if (rc) return rc;
     if (h->kind == TG_SIM__CHAT)
-        TRY(tg_buf_printf(b, ",\"prompt_tokens_details\":{\"cached_tokens\":%u},"
-                             "\"completion_tokens_details\":{\"reasoning_tokens\":0}",
+        TRY(tg_buf_printf(b,
+                          ",\"prompt_tokens_details\":{\"cached_tokens\":%u},"
+                          "\"completion_tokens_details\":{\"reasoning_tokens\":0}",
                           tg_sim__cache_of(h, prompt).read));
     return tg_buf_add_char(b, '}');
 }
@@ -178,8 +182,9 @@ static const char *finish_reason(const tg_sim__plan *plan)
 static int tool_calls(tg_buf *b, const tg_sim__head *h, bool indexed, tg_str args)
 {
     int rc;
-    TRY(tg_buf_printf(b, "\"tool_calls\":[{%s\"id\":\"%s\",\"type\":\"function\",\"function\":"
-                         "{\"name\":",
+    TRY(tg_buf_printf(b,
+                      "\"tool_calls\":[{%s\"id\":\"%s\",\"type\":\"function\",\"function\":"
+                      "{\"name\":",
                       indexed ? "\"index\":0," : "", h->call_id));
     TRY(tg_buf_add_str(b, tg_buf_str(&h->tool_json)));
     TRY(tg_buf_add_lit(b, ",\"arguments\":"));
@@ -191,7 +196,8 @@ static int chat_message(tg_buf *b, const tg_sim__head *h, tg_sim__plan *plan)
 {
     int rc;
     if (plan->tool) {
-        TRY(tg_buf_add_lit(b, "{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":null,"));
+        TRY(tg_buf_add_lit(b,
+                           "{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":null,"));
         TRY(tool_calls(b, h, false, tg_buf_str(&plan->args)));
         return tg_buf_add_lit(b, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"");
     }

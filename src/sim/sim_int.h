@@ -59,17 +59,16 @@ static inline tg_sim__dialect tg_sim__dialect_of(tg_sim__kind k)
 
 typedef struct {
     char *name;
-    uint64_t requests, streams, prompt_tokens, completion_tokens, cached_tokens,
-        cache_write_tokens;
+    uint64_t requests, streams, prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens;
 } tg_sim__model_stat;
 
 /* One served request in /sim/requests: what the sim billed it. */
 typedef struct {
-    char rid[129];              /* X-Request-Id as sent, truncated; "" without one */
-    char model[64];             /* truncated */
+    char rid[129];  /* X-Request-Id as sent, truncated; "" without one */
+    char model[64]; /* truncated */
     bool stream;
-    uint8_t fault;              /* tg_sim_fault */
-    uint8_t dialect;            /* tg_sim__dialect */
+    uint8_t fault;   /* tg_sim_fault */
+    uint8_t dialect; /* tg_sim__dialect */
     uint32_t prompt, completion, cached, cache_write;
 } tg_sim__served;
 
@@ -121,14 +120,14 @@ void tg_sim__send_err(tg_sim__ctx *sim, tg_req *r, tg_sim__dialect d, const tg_s
 typedef struct {
     tg_sim__kind kind;
     tg_str model;
-    tg_str rid;               /* the X-Request-Id header, or empty */
+    tg_str rid; /* the X-Request-Id header, or empty */
     bool stream, include_usage;
     bool has_max;
     uint32_t max_tokens;
-    uint32_t prompt_tokens;   /* all of them, cached and written included */
-    uint32_t cached_want;     /* X-Sim-Cached-Tokens (chat and messages) */
+    uint32_t prompt_tokens;    /* all of them, cached and written included */
+    uint32_t cached_want;      /* X-Sim-Cached-Tokens (chat and messages) */
     uint32_t cache_write_want; /* X-Sim-Cache-Write-Tokens (messages only) */
-    uint64_t text_hash; /* of the canonical prompt (see tg_sim__prompt) */
+    uint64_t text_hash;        /* of the canonical prompt (see tg_sim__prompt) */
     /* a forced tool call: the tool's name (decoded) and its JSON schema's
      * "properties" (an object, or NONE) */
     bool tool_forced;
@@ -147,8 +146,8 @@ int tg_sim__parse(const tg_sim_conf *conf, tg_sim__kind kind, tg_str body, tg_ar
                   tg_sim__call *c, tg_sim__err *e);
 /* /v1/messages (sim_msg_req.c), called by tg_sim__parse with the
  * validated root object. */
-int tg_sim__parse_messages(const tg_sim_conf *conf, tg_json_val root, tg_arena *a,
-                           tg_sim__call *c, tg_sim__err *e);
+int tg_sim__parse_messages(const tg_sim_conf *conf, tg_json_val root, tg_arena *a, tg_sim__call *c,
+                           tg_sim__err *e);
 /* Calls fn for each item of an embeddings input or a completions prompt
  * (a string, an array of strings, an array of token ids or an array of
  * such arrays) with a hash of the item (of the decoded text, or of the
@@ -242,13 +241,13 @@ tg_str tg_sim__word(tg_rng *rng, bool first);
 typedef struct {
     tg_sim__kind kind;
     char id[48];
-    char call_id[48];  /* the tool call's: "call_sim_..." or "toolu_sim_..." */
-    char req_id[48];   /* Anthropic's request-id header; "" for OpenAI */
+    char call_id[48]; /* the tool call's: "call_sim_..." or "toolu_sim_..." */
+    char req_id[48];  /* Anthropic's request-id header; "" for OpenAI */
     int64_t created;
     tg_buf model_json; /* the model as a quoted JSON string */
     tg_buf tool_json;  /* the forced tool's name, quoted; empty without one */
     bool include_usage;
-    uint32_t cached_want;      /* the call's; see tg_sim__cache */
+    uint32_t cached_want; /* the call's; see tg_sim__cache */
     uint32_t cache_write_want;
 } tg_sim__head;
 

@@ -2,15 +2,13 @@
  *
  * A job is one answer in flight, in either dialect: the events and bodies
  * come from sim_gen.c, which speaks the dialect of the call. A buffered
- * answer (chat, completion or message without stream, embeddings) is built whole at once and sent after the
- * simulated latency: ttft_ms plus its tokens at tokens_per_sec (embeddings
- * are sent at once). A stream starts after ttft_ms with the role chunk and
- * the first token, then a repeating uv_timer sends the tokens that are due
- * at tokens_per_sec, several per tick when the rate is high (ticks are at
- * least TICK_MIN_MS apart); a token is a word, or a piece of a tool call's
- * arguments. With tokens_per_sec 0 everything is written at
- * once, in batches that wait for the client to drain when more than
- * HIGH_WATER bytes are queued; a paced stream skips ticks instead.
+ * answer (chat, completion or message without stream, embeddings) is built whole at once and sent
+ * after the simulated latency: ttft_ms plus its tokens at tokens_per_sec (embeddings are sent at
+ * once). A stream starts after ttft_ms with the role chunk and the first token, then a repeating
+ * uv_timer sends the tokens that are due at tokens_per_sec, several per tick when the rate is high
+ * (ticks are at least TICK_MIN_MS apart); a token is a word, or a piece of a tool call's arguments.
+ * With tokens_per_sec 0 everything is written at once, in batches that wait for the client to drain
+ * when more than HIGH_WATER bytes are queued; a paced stream skips ticks instead.
  *
  * Ownership: the job is malloc'd (its timer outlives the request: a handle
  * is freed only in its close callback). job->r is the request until the
@@ -43,7 +41,7 @@ typedef struct {
     tg_sim__plan plan;
     char model[TG_SIM__MAX_MODEL];
     size_t model_n;
-    char rid[129];      /* X-Request-Id, truncated: the request may be gone when we record */
+    char rid[129]; /* X-Request-Id, truncated: the request may be gone when we record */
     size_t rid_n;
     uint32_t prompt;
     uint32_t limit; /* tokens to send: all, or half for a cut */

@@ -35,8 +35,8 @@ static int usage(tg_buf *b, const tg_sim__head *h, uint32_t prompt, uint32_t out
 static int message_head(tg_buf *b, const tg_sim__head *h)
 {
     int rc;
-    TRY(tg_buf_printf(b, "{\"id\":\"%s\",\"type\":\"message\",\"role\":\"assistant\",\"model\":",
-                      h->id));
+    TRY(tg_buf_printf(
+        b, "{\"id\":\"%s\",\"type\":\"message\",\"role\":\"assistant\",\"model\":", h->id));
     TRY(tg_buf_add_str(b, tg_buf_str(&h->model_json)));
     return tg_buf_add_lit(b, ",\"content\":[");
 }
@@ -65,8 +65,8 @@ int tg_sim__msg_body(tg_buf *b, const tg_sim__head *h, tg_sim__plan *plan, uint3
             TRY(tg_buf_add_str(b, tg_sim__piece(plan, !i)));
         TRY(tg_buf_add_lit(b, "\"}"));
     }
-    TRY(tg_buf_printf(b, "],\"stop_reason\":\"%s\",\"stop_sequence\":null,\"usage\":",
-                      stop_reason(plan)));
+    TRY(tg_buf_printf(
+        b, "],\"stop_reason\":\"%s\",\"stop_sequence\":null,\"usage\":", stop_reason(plan)));
     TRY(usage(b, h, prompt, plan->tokens));
     return tg_buf_add_char(b, '}');
 }
@@ -81,8 +81,9 @@ int tg_sim__msg_ev_begin(tg_buf *b, const tg_sim__head *h, const tg_sim__plan *p
     TRY(message_head(b, h));
     TRY(tg_buf_add_lit(b, "],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":"));
     TRY(usage(b, h, prompt, 1));
-    TRY(tg_buf_add_lit(b, "}}\n\nevent: content_block_start\ndata: {\"type\":\"content_block_start\","
-                          "\"index\":0,\"content_block\":"));
+    TRY(tg_buf_add_lit(b,
+                       "}}\n\nevent: content_block_start\ndata: {\"type\":\"content_block_start\","
+                       "\"index\":0,\"content_block\":"));
     TRY(plan->tool ? tool_use(b, h, TG_STR("{}"))
                    : tg_buf_add_lit(b, "{\"type\":\"text\",\"text\":\"\"}"));
     return tg_buf_add_lit(b, "}\n\nevent: ping\ndata: {\"type\":\"ping\"}\n\n");

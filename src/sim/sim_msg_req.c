@@ -109,8 +109,12 @@ static int opt_number(tg_json_val root, const char *key, double lo, double hi, t
     tg_str text = tg_arena_dup(a, tg_str_make(v.p, v.n)); /* strtod needs a NUL */
     if (!text.p) return tg_sim__oom(e);
     double x = strtod(text.p, NULL);
-    if (x < lo) return tg_sim__err_set(e, 400, NULL, "%s: Input should be greater than or equal to %g", key, lo);
-    if (x > hi) return tg_sim__err_set(e, 400, NULL, "%s: Input should be less than or equal to %g", key, hi);
+    if (x < lo)
+        return tg_sim__err_set(e, 400, NULL, "%s: Input should be greater than or equal to %g", key,
+                               lo);
+    if (x > hi)
+        return tg_sim__err_set(e, 400, NULL, "%s: Input should be less than or equal to %g", key,
+                               hi);
     return TG_OK;
 }
 
@@ -136,10 +140,12 @@ static int read_metadata(tg_json_val root, tg_sim__err *e)
 {
     tg_json_val m = tg_json_get(root, TG_STR("metadata"));
     if (absent(m)) return TG_OK;
-    if (m.type != TG_JSON_OBJECT) return at(e, "metadata", NULL, "Input should be a valid dictionary");
+    if (m.type != TG_JSON_OBJECT)
+        return at(e, "metadata", NULL, "Input should be a valid dictionary");
     tg_json_val uid = tg_json_get(m, TG_STR("user_id"));
     if (absent(uid)) return TG_OK;
-    if (uid.type != TG_JSON_STRING) return at(e, "metadata.user_id", NULL, "Input should be a valid string");
+    if (uid.type != TG_JSON_STRING)
+        return at(e, "metadata.user_id", NULL, "Input should be a valid string");
     /* the escaped length bounds the decoded one from above */
     if (uid.n - 2 > 256) {
         tg_buf b;
@@ -148,7 +154,8 @@ static int read_metadata(tg_json_val root, tg_sim__err *e)
         size_t n = b.n;
         tg_buf_release(&b);
         if (rc) return tg_sim__oom(e);
-        if (n > 256) return at(e, "metadata.user_id", NULL, "String should have at most 256 characters");
+        if (n > 256)
+            return at(e, "metadata.user_id", NULL, "String should have at most 256 characters");
     }
     return TG_OK;
 }
@@ -157,12 +164,14 @@ static int read_stop_sequences(tg_json_val root, tg_sim__err *e)
 {
     tg_json_val s = tg_json_get(root, TG_STR("stop_sequences"));
     if (absent(s)) return TG_OK;
-    if (s.type != TG_JSON_ARRAY) return at(e, "stop_sequences", NULL, "Input should be a valid list");
+    if (s.type != TG_JSON_ARRAY)
+        return at(e, "stop_sequences", NULL, "Input should be a valid list");
     tg_json_iter it = tg_json_iter_init(s);
     tg_json_val k, v;
     for (size_t i = 0; tg_json_iter_next(&it, &k, &v); i++)
         if (v.type != TG_JSON_STRING)
-            return tg_sim__err_set(e, 400, NULL, "stop_sequences.%zu: Input should be a valid string", i);
+            return tg_sim__err_set(e, 400, NULL,
+                                   "stop_sequences.%zu: Input should be a valid string", i);
     return TG_OK;
 }
 
@@ -259,8 +268,7 @@ static int system_prompt(tg_sim__prompt *p, tg_json_val root, tg_sim__err *e)
 }
 
 /* A message's role, decoded and checked, then started in the prompt. */
-static int role(tg_sim__prompt *p, tg_json_val m, const char *path, bool *assistant,
-                tg_sim__err *e)
+static int role(tg_sim__prompt *p, tg_json_val m, const char *path, bool *assistant, tg_sim__err *e)
 {
     tg_json_val r = tg_json_get(m, TG_STR("role"));
     tg_str text;
@@ -325,8 +333,8 @@ static int messages(tg_sim__prompt *p, tg_json_val root, tg_sim__err *e)
     return TG_OK;
 }
 
-int tg_sim__parse_messages(const tg_sim_conf *conf, tg_json_val root, tg_arena *a,
-                           tg_sim__call *c, tg_sim__err *e)
+int tg_sim__parse_messages(const tg_sim_conf *conf, tg_json_val root, tg_arena *a, tg_sim__call *c,
+                           tg_sim__err *e)
 {
     int rc;
     if ((rc = read_model(root, a, c, e))) return rc;

@@ -42,7 +42,8 @@ static void served_add(tg_sim__ctx *sim, const tg_sim__rec *rec)
 {
     if (sim->nserved == sim->capserved) {
         size_t cap = sim->capserved ? sim->capserved * 2 : 1024;
-        tg_sim__served *n = cap <= TG_SIM__MAX_SERVED ? realloc(sim->served, cap * sizeof *n) : NULL;
+        tg_sim__served *n =
+            cap <= TG_SIM__MAX_SERVED ? realloc(sim->served, cap * sizeof *n) : NULL;
         if (!n) {
             sim->served_truncated = true;
             return;
@@ -118,15 +119,14 @@ static int stat_json(tg_buf *b, const char *name, const tg_sim__model_stat *m, b
     int rc = comma ? tg_buf_add_char(b, ',') : TG_OK;
     if (!rc) rc = tg_jsonw_str(b, tg_str_c(name));
     if (!rc)
-        rc = tg_buf_printf(b,
-                           ":{\"requests\":%llu,\"streams\":%llu,\"prompt_tokens\":%llu,"
-                           "\"completion_tokens\":%llu,\"cached_tokens\":%llu,"
-                           "\"cache_write_tokens\":%llu}",
-                           (unsigned long long)m->requests, (unsigned long long)m->streams,
-                           (unsigned long long)m->prompt_tokens,
-                           (unsigned long long)m->completion_tokens,
-                           (unsigned long long)m->cached_tokens,
-                           (unsigned long long)m->cache_write_tokens);
+        rc = tg_buf_printf(
+            b,
+            ":{\"requests\":%llu,\"streams\":%llu,\"prompt_tokens\":%llu,"
+            "\"completion_tokens\":%llu,\"cached_tokens\":%llu,"
+            "\"cache_write_tokens\":%llu}",
+            (unsigned long long)m->requests, (unsigned long long)m->streams,
+            (unsigned long long)m->prompt_tokens, (unsigned long long)m->completion_tokens,
+            (unsigned long long)m->cached_tokens, (unsigned long long)m->cache_write_tokens);
     return rc;
 }
 
@@ -156,13 +156,14 @@ static int served_entry(tg_buf *b, const tg_sim__served *e)
     if (!rc) rc = tg_buf_add_lit(b, ",\"model\":");
     if (!rc) rc = tg_jsonw_str(b, tg_str_c(e->model));
     if (!rc)
-        rc = tg_buf_printf(b,
-                           ",\"dialect\":\"%s\",\"stream\":%s,\"fault\":\"%s\",\"prompt_tokens\":%u,"
-                           "\"completion_tokens\":%u,\"cached_tokens\":%u,"
-                           "\"cache_write_tokens\":%u}",
-                           e->dialect == TG_SIM__ANTHROPIC ? "anthropic" : "openai",
-                           e->stream ? "true" : "false", tg_sim_fault_name((tg_sim_fault)e->fault),
-                           e->prompt, e->completion, e->cached, e->cache_write);
+        rc =
+            tg_buf_printf(b,
+                          ",\"dialect\":\"%s\",\"stream\":%s,\"fault\":\"%s\",\"prompt_tokens\":%u,"
+                          "\"completion_tokens\":%u,\"cached_tokens\":%u,"
+                          "\"cache_write_tokens\":%u}",
+                          e->dialect == TG_SIM__ANTHROPIC ? "anthropic" : "openai",
+                          e->stream ? "true" : "false", tg_sim_fault_name((tg_sim_fault)e->fault),
+                          e->prompt, e->completion, e->cached, e->cache_write);
     return rc;
 }
 

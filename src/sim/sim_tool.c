@@ -89,7 +89,8 @@ static int openai_tool(tg_json_val v, size_t i, tg_arena *a, tool_def *out, tg_s
                                i, tg_sim__type_name(v.type));
     tg_json_val type = tg_json_get(v, TG_STR("type"));
     if (absent(type))
-        return tg_sim__err_set(e, 400, "tools", "Missing required parameter: 'tools[%zu].type'.", i);
+        return tg_sim__err_set(e, 400, "tools", "Missing required parameter: 'tools[%zu].type'.",
+                               i);
     if (!str_is(type, "function"))
         return tg_sim__err_set(e, 400, "tools",
                                "Invalid value for 'tools[%zu].type': the simulated provider "
@@ -162,8 +163,8 @@ static const tool_def *named(const tool_set *s, tg_json_val name, tg_arena *a, t
     return t;
 }
 
-static int openai_choice_object(tg_json_val choice, const tool_set *s, tg_arena *a,
-                                tg_sim__call *c, tg_sim__err *e)
+static int openai_choice_object(tg_json_val choice, const tool_set *s, tg_arena *a, tg_sim__call *c,
+                                tg_sim__err *e)
 {
     tg_json_val fn = tg_json_get(choice, TG_STR("function"));
     tg_json_val name = tg_json_get(fn, TG_STR("name"));
@@ -246,8 +247,8 @@ static int anthropic_tool(tg_json_val v, size_t i, tg_arena *a, tool_def *out, t
         return tg_sim__err_set(e, 400, NULL,
                                "tools.%zu.input_schema: Input should be a valid dictionary", i);
     if (!str_is(tg_json_get(schema, TG_STR("type")), "object"))
-        return tg_sim__err_set(e, 400, NULL, "tools.%zu.input_schema.type: Input should be 'object'",
-                               i);
+        return tg_sim__err_set(e, 400, NULL,
+                               "tools.%zu.input_schema.type: Input should be 'object'", i);
     out->props = schema_props(schema);
     return TG_OK;
 }

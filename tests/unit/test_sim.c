@@ -156,7 +156,7 @@ static void test_messages_validation(void **state)
 }
 
 #define WEATHER                                                                                    \
-    "{\"name\":\"get_weather\",\"input_schema\":{\"type\":\"object\",\"properties\":{\"city\":{},"   \
+    "{\"name\":\"get_weather\",\"input_schema\":{\"type\":\"object\",\"properties\":{\"city\":{}," \
     "\"u\\\"nit\":{}}}}"
 #define TIME "{\"name\":\"get_time\",\"input_schema\":{\"type\":\"object\"}}"
 
@@ -211,8 +211,8 @@ static void test_tool_choice(void **state)
     assert_false(c.tool_forced);
     snprintf(b, sizeof b, "{\"model\":\"m\",\"tool_choice\":\"auto\",%s}", msgs);
     parse_400(TG_SIM__CHAT, b, "only allowed when 'tools' are specified");
-    snprintf(b, sizeof b,
-             "{\"model\":\"m\",\"max_tokens\":9,\"tools\":[" TIME "," TIME "],%s}", msgs);
+    snprintf(b, sizeof b, "{\"model\":\"m\",\"max_tokens\":9,\"tools\":[" TIME "," TIME "],%s}",
+             msgs);
     parse_400(TG_SIM__MESSAGES, b, "Tool names must be unique");
     tg_arena_release(&a);
 }
@@ -376,10 +376,10 @@ static void test_bodies_are_json(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_count_tokens),       cmocka_unit_test(test_dialects_agree),
-        cmocka_unit_test(test_messages_validation), cmocka_unit_test(test_tool_choice),
+        cmocka_unit_test(test_count_tokens),         cmocka_unit_test(test_dialects_agree),
+        cmocka_unit_test(test_messages_validation),  cmocka_unit_test(test_tool_choice),
         cmocka_unit_test(test_tool_args_and_pieces), cmocka_unit_test(test_token_piece),
-        cmocka_unit_test(test_cache_split),         cmocka_unit_test(test_bodies_are_json),
+        cmocka_unit_test(test_cache_split),          cmocka_unit_test(test_bodies_are_json),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
