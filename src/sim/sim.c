@@ -109,12 +109,7 @@ void tg_sim__send_err(tg_sim__ctx *sim, tg_req *r, tg_sim__dialect d, const tg_s
     tg_buf_release(&b);
 }
 
-/* The dialect a request is answered in, known endpoint or not. */
-static tg_sim__dialect dialect_of_path(const tg_req *r)
-{
-    if (tg_str_eq(r->path, TG_STR("/v1/messages"))) return TG_SIM__ANTHROPIC;
-    return tg_req_header(r, TG_STR("anthropic-version")).p ? TG_SIM__ANTHROPIC : TG_SIM__OPENAI;
-}
+static tg_sim__dialect dialect_of_path(const tg_req *r);
 
 /* The server's own errors (400, 408, 413, 431, 503), in the same shapes. */
 static void on_server_error(tg_req *r, int status, const char *type, const char *msg, void *data)
@@ -308,6 +303,18 @@ static endpoint route(tg_str path, tg_method *want)
         }
     }
     return EP_NONE;
+}
+
+/* The dialect a request is answered in: its endpoint's, or for a path the
+ * sim does not know, Anthropic's when the request carries
+ * anthropic-version (an Anthropic client that lost its way). */
+static tg_sim__dialect dialect_of_path(const tg_req *r)
+{
+    tg_method want;
+    endpoint ep = route(r->path, &want);
+    if (ep == EP_MESSAGES) return TG_SIM__ANTHROPIC;
+    if (ep != EP_NONE) return TG_SIM__OPENAI;
+    return tg_req_header(r, TG_STR("anthropic-version")).p ? TG_SIM__ANTHROPIC : TG_SIM__OPENAI;
 }
 
 static const char *method_name(tg_method m)

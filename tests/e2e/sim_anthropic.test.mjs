@@ -469,6 +469,10 @@ describe('errors', () => {
     // without anthropic-version an unknown path answers in OpenAI's shape
     const plain = await fetch(`${sim.url}/v1/nothing`, { method: 'POST' });
     lib.assertErrorShape(await plain.json());
+    // and OpenAI's endpoints answer in OpenAI's shape whatever the headers
+    const chat = await post(sim, '/v1/chat/completions', '{}');
+    assert.equal(chat.status, 400);
+    lib.assertErrorShape(await chat.json(), { type: 'invalid_request_error' });
   });
 
   test('anthropic-version is required (400), and must be a known version', async () => {
