@@ -217,7 +217,8 @@ static void test_tool_choice(void **state)
     tg_arena_release(&a);
 }
 
-/* A forced call of get_weather from a messages body with this limit. */
+/* A forced call of get_weather from a messages body with this limit. The
+ * call's views point into the body, so it lives in the arena. */
 static void forced(tg_arena *a, uint32_t max_tokens, tg_sim__call *c)
 {
     char b[1024];
@@ -225,7 +226,7 @@ static void forced(tg_arena *a, uint32_t max_tokens, tg_sim__call *c)
              "{\"model\":\"m\",\"max_tokens\":%u,\"tools\":[" WEATHER "],\"tool_choice\":"
              "{\"type\":\"any\"},\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
              max_tokens);
-    parse_ok(TG_SIM__MESSAGES, b, a, c);
+    parse_ok(TG_SIM__MESSAGES, tg_arena_dup(a, tg_str_c(b)).p, a, c);
 }
 
 static bool valid_json(tg_str s)
