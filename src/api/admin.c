@@ -30,7 +30,7 @@ bool tg_admin_auth(tg_exchange *x)
 {
     if (!tg_authenticate(x)) return false;
     if (x->key->admin) return true;
-    tg_openai_error(x, 403, "invalid_request_error", "admin_key_required", NULL,
+    tg_exchange_error(x, 403, "invalid_request_error", "admin_key_required", NULL,
                     "The admin API needs an admin key (admin: true in the configuration).");
     return false;
 }
@@ -55,7 +55,7 @@ static bool find_customer(tg_exchange *x, tg_str id, tg_str app_id, bool create,
                tg_tag_valid(id)) {
         *plan = (*app)->default_plan;
         if (tg_customers_get_or_add(reg, id, app_id, tg_str_c(*plan ? (*plan)->id : ""), &info)) {
-            tg_openai_error(x, 500, "server_error", NULL, NULL, "out of memory");
+            tg_exchange_error(x, 500, "server_error", NULL, NULL, "out of memory");
             return false;
         }
     } else {
@@ -65,11 +65,11 @@ static bool find_customer(tg_exchange *x, tg_str id, tg_str app_id, bool create,
                  create ? "To add credits for a customer an app will create, give \"app\" (an app "
                           "with create_customers)."
                         : "It is not in the configuration and has made no request.");
-        tg_openai_error(x, 404, "invalid_request_error", "customer_not_found", NULL, msg);
+        tg_exchange_error(x, 404, "invalid_request_error", "customer_not_found", NULL, msg);
         return false;
     }
     if (app_id.n && !tg_str_eq(app_id, tg_str_c((*app)->id))) {
-        tg_openai_error(x, 404, "invalid_request_error", "customer_not_found", "app",
+        tg_exchange_error(x, 404, "invalid_request_error", "customer_not_found", "app",
                         "That customer belongs to another app.");
         return false;
     }
@@ -138,7 +138,7 @@ static void job_done(tg_pool_job *pj, tg_exchange *x)
         if (!j->rc) j->rc = tg_wallet_render(&j->view, TG_REPORT_JSON, b);
         if (!j->rc && j->topup) j->rc = tg_buf_add_lit(b, "}\n");
         if (j->rc)
-            tg_openai_error(x, 500, "server_error", "wallet_failed", NULL,
+            tg_exchange_error(x, 500, "server_error", "wallet_failed", NULL,
                             j->rc == TG_ENOMEM ? "out of memory" : j->err.msg);
         else
             tg_exchange_json(x, j->topup ? 201 : 200, tg_buf_str(b));
@@ -164,14 +164,14 @@ bool tg_admin_metering_on(tg_exchange *x, const char *what)
     char msg[200];
     snprintf(msg, sizeof msg, "%s need metering, which this gateway runs without (metering.enabled: false)",
              what);
-    tg_openai_error(x, 404, "invalid_request_error", "metering_disabled", NULL, msg);
+    tg_exchange_error(x, 404, "invalid_request_error", "metering_disabled", NULL, msg);
     return false;
 }
 
 static wallet_job *new_job(tg_exchange *x, tg_str customer, tg_str period)
 {
     if (period.p && period.n != 7) {
-        tg_openai_error(x, 400, "invalid_request_error", "invalid_period", "period",
+        tg_exchange_error(x, 400, "invalid_request_error", "invalid_period", "period",
                         "period must be a month, YYYY-MM");
         return NULL;
     }
@@ -196,7 +196,7 @@ static bool text_member(tg_exchange *x, tg_json_val obj, const char *name, tg_st
     if (v.type == TG_JSON_STRING && tg_json_str_view(v, out)) return true;
     char msg[128];
     snprintf(msg, sizeof msg, "%s must be a string or a number without escapes", name);
-    tg_openai_error(x, 400, "invalid_request_error", "invalid_topup", name, msg);
+    tg_exchange_error(x, 400, "invalid_request_error", "invalid_topup", name, msg);
     return false;
 }
 
@@ -207,7 +207,7 @@ static void topup(tg_exchange *x, tg_str customer)
     const char *why;
     if (!body.n || tg_json_validate(body.p, body.n, TG_JSON_NO_DUP_TOPLEVEL, &off, &why) ||
         tg_json_root(body.p, body.n).type != TG_JSON_OBJECT) {
-        tg_openai_error(x, 400, "invalid_request_error", "invalid_topup", NULL,
+        tg_exchange_error(x, 400, "invalid_request_error", "invalid_topup", NULL,
                         "the body must be a JSON object such as {\"credits\": \"500\", \"paid\": \"20.00\"}");
         return;
     }
@@ -221,7 +221,7 @@ static void topup(tg_exchange *x, tg_str customer)
         if (tg_json_str_view(k, &name))
             for (size_t i = 0; i < sizeof known / sizeof *known && !ok; i++) ok = tg_str_eq(name, tg_str_c(known[i]));
         if (!ok) {
-            tg_openai_error(x, 400, "invalid_request_error", "invalid_topup", NULL,
+            tg_exchange_error(x, 400, "invalid_request_error", "invalid_topup", NULL,
                             "unknown member; a top-up takes credits, paid, kind (paid or promo), "
                             "priority, expires, memo and app");
             return;
@@ -236,17 +236,17 @@ static void topup(tg_exchange *x, tg_str customer)
         return;
     tg_errmsg err;
     if (kind.p && !tg_str_eq(kind, TG_STR("paid")) && !tg_str_eq(kind, TG_STR("promo"))) {
-        tg_openai_error(x, 400, "invalid_request_error", "invalid_topup", "kind", "kind must be paid or promo");
+        tg_exchange_error(x, 400, "invalid_request_error", "invalid_topup", "kind", "kind must be paid or promo");
         return;
     }
     t.promo = kind.p && tg_str_eq(kind, TG_STR("promo"));
     if (prio.p && tg_json_int(tg_json_get(root, TG_STR("priority")), &t.priority)) {
-        tg_openai_error(x, 400, "invalid_request_error", "invalid_topup", "priority",
+        tg_exchange_error(x, 400, "invalid_request_error", "invalid_topup", "priority",
                         "priority must be a whole number");
         return;
     }
     if (memo.p && (memo.n > TG_TAG_MAX || !tg_tag_value_ok(memo))) {
-        tg_openai_error(x, 400, "invalid_request_error", "invalid_topup", "memo",
+        tg_exchange_error(x, 400, "invalid_request_error", "invalid_topup", "memo",
                         "memo must be 1 to 128 printable ASCII characters");
         return;
     }
@@ -257,7 +257,7 @@ static void topup(tg_exchange *x, tg_str customer)
     tg_grant g;
     tg_nanos paid;
     if (tg_grant_from_topup(&t, now, &g, &paid, &err)) {
-        tg_openai_error(x, 400, "invalid_request_error", "invalid_topup", NULL, err.msg);
+        tg_exchange_error(x, 400, "invalid_request_error", "invalid_topup", NULL, err.msg);
         return;
     }
     if (!find_customer(x, customer, app, true, &a, &p) || !(j = new_job(x, customer, TG_STR_NULL))) return;
@@ -296,7 +296,7 @@ void tg_admin_customers(tg_exchange *x, tg_str rest)
         wallet(x, id, tg_query_param(x, "app"));
     else if (id.n && tg_str_eq(what, TG_STR("plan")) && m == TG_PUT) tg_admin_customer_plan(x, id);
     else
-        tg_openai_error(x, 404, "invalid_request_error", "unknown_url", NULL,
+        tg_exchange_error(x, 404, "invalid_request_error", "unknown_url", NULL,
                         "Unknown admin URL: use POST /admin/v1/customers/{id}/topups, GET "
                         "/admin/v1/customers/{id}/wallet or PUT /admin/v1/customers/{id}/plan");
 }
@@ -309,7 +309,7 @@ void tg_customer_wallet(tg_exchange *x, tg_str rest)
     tg_str named = tg_query_param(x, "customer");
     if (k->customer) {
         if (named.p && !tg_str_eq(named, tg_str_c(k->customer->id))) {
-            tg_openai_error(x, 403, "invalid_request_error", "customer_forbidden", "customer",
+            tg_exchange_error(x, 403, "invalid_request_error", "customer_forbidden", "customer",
                             "This key may read only its own customer's wallet.");
             return;
         }
@@ -317,7 +317,7 @@ void tg_customer_wallet(tg_exchange *x, tg_str rest)
         return;
     }
     if ((!k->app && !k->admin) || !named.n) {
-        tg_openai_error(x, k->app || k->admin ? 400 : 403, "invalid_request_error",
+        tg_exchange_error(x, k->app || k->admin ? 400 : 403, "invalid_request_error",
                         k->app || k->admin ? "customer_required" : "customer_forbidden", "customer",
                         k->app || k->admin ? "Name the customer: /v1/wallet?customer=ID."
                                            : "This key belongs to no app or customer, so it has no wallet.");
@@ -407,8 +407,8 @@ static void run_done(tg_pool_job *pj, tg_exchange *x)
         if (!rc) rc = tg_buf_add_lit(b, ",\"usage\":");
         if (!rc) rc = tg_buf_append(b, j->records, j->nrecords);
         if (!rc) rc = tg_buf_add_lit(b, "}\n");
-        if (rc) tg_openai_error(x, 500, "server_error", NULL, NULL, j->rc ? j->err.msg : "out of memory");
-        else if (!j->requests) tg_openai_error(x, 404, "invalid_request_error", "run_not_found", NULL,
+        if (rc) tg_exchange_error(x, 500, "server_error", NULL, NULL, j->rc ? j->err.msg : "out of memory");
+        else if (!j->requests) tg_exchange_error(x, 404, "invalid_request_error", "run_not_found", NULL,
                                              "No step of that run in the days asked (days=N, 1 by default).");
         else tg_exchange_json(x, 200, tg_buf_str(b));
     }
@@ -424,18 +424,18 @@ void tg_admin_runs(tg_exchange *x, tg_str run)
     const tg_plan *plan;
     uint64_t days = 1;
     if (!customer.n) {
-        tg_openai_error(x, 400, "invalid_request_error", "customer_required", "customer",
+        tg_exchange_error(x, 400, "invalid_request_error", "customer_required", "customer",
                         "Name the run's customer: /admin/v1/runs/{id}?customer=ID (runs are per customer).");
         return;
     }
     if (days_s.p && (tg_str_to_u64(days_s, &days) || days < 1 || days > 400)) {
-        tg_openai_error(x, 400, "invalid_request_error", "invalid_days", "days",
+        tg_exchange_error(x, 400, "invalid_request_error", "invalid_days", "days",
                         "days must be a whole number from 1 to 400");
         return;
     }
     if (run.n > TG_TAG_MAX || !find_customer(x, customer, tg_query_param(x, "app"), false, &app, &plan)) {
         if (run.n > TG_TAG_MAX)
-            tg_openai_error(x, 404, "invalid_request_error", "run_not_found", NULL, "No such run.");
+            tg_exchange_error(x, 404, "invalid_request_error", "run_not_found", NULL, "No such run.");
         return;
     }
     steps_job *j = tg_pool_new(x, sizeof *j);

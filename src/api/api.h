@@ -22,7 +22,9 @@
 #include "http/sse.h"
 #include "http/upstream.h"
 #include "meter/journal.h"
+#include "route/adapters/anthropic.h"
 #include "route/adapters/openai.h"
+#include "route/adapters/xstream.h"
 #include "route/health.h"
 #include "route/route.h"
 #include "store/ledger.h"
@@ -108,7 +110,11 @@ typedef struct {
     const tg_model *model;
     const tg_offering *off;
     tg_endpoint ep;
-    tg_openai_req oreq;
+    bool anthropic;             /* the client speaks Anthropic's dialect (/v1/messages):
+                                   errors and answers go back in it */
+    tg_openai_req oreq;         /* for an Anthropic client, what the gateway reads of
+                                   areq in the same fields (anthropic.c) */
+    tg_anthropic_req areq;
     tg_buf scratch;
     tg_buf upbody;
     tg_header uphdr[TG_MAX_UP_HEADERS];
@@ -127,6 +133,15 @@ typedef struct {
     tg_buf resp;                /* buffered upstream body */
     tg_sse sse;
     tg_usage usage;
+    /* the answer's dialect (adapter.c) */
+    bool up_anthropic;          /* this call's provider speaks Anthropic's dialect */
+    bool xlate;                 /* the stream is translated: xs is live */
+    int xs_rc;                  /* how its tg_xstream_init went */
+    tg_xstream xs;
+    bool stream_failed;         /* the upstream's error event ended the client's stream */
+    tg_buf xbody;               /* a translated answer or error body */
+    int64_t open_block;         /* an Anthropic stream relayed as is: the open content
+                                   block's index, -1 when none */
     /* metering (api/metering.c) */
     tg_attribution attr;
     tg_meter_rec *rec;          /* NULL: not metered (refused before attribution); the worker's */
@@ -194,7 +209,7 @@ tg_exchange *tg_exchange_new(tg_req *r, tg_gw_worker *ww, const char *endpoint);
 /* Sends {"error":{...}} in OpenAI's shape. code and param may be NULL.
  * Like every response, it ends the request, and the request's end
  * callback logs, counts and releases the exchange. */
-void tg_openai_error(tg_exchange *x, int status, const char *type, const char *code,
+void tg_exchange_error(tg_exchange *x, int status, const char *type, const char *code,
                      const char *param, const char *msg);
 /* Sends a JSON body with the request id header. */
 void tg_exchange_json(tg_exchange *x, int status, tg_str body);
@@ -210,7 +225,13 @@ void tg_exchange_call(tg_exchange *x);
 /* Passes the auth gate (sets x->key) or answers 401; true when it passed. */
 bool tg_authenticate(tg_exchange *x);
 void tg_openai_proxy(tg_exchange *x, tg_endpoint ep);
+/* The gates after a proxied request's body was read into x->oreq:
+ * attribution, metering, routing, the plan's policy, then the call. */
+void tg_proxy_gates(tg_exchange *x);
 void tg_openai_models(tg_exchange *x, tg_str id);
+
+/* anthropic.c: POST /v1/messages, Anthropic's Messages API. */
+void tg_anthropic_proxy(tg_exchange *x);
 
 /* metering.c: the usage record of an exchange (see the file). */
 void tg_metering_start(tg_exchange *x);
@@ -249,6 +270,8 @@ bool tg_policy_charge_cap(tg_exchange *x, tg_nanos *cap);
 bool tg_policy_stream_event(tg_exchange *x, int64_t out_tokens);
 /* The last event of a stream stopped at the plan's limit. */
 int tg_policy_cut_event(tg_exchange *x, tg_buf *out);
+/* What a stream stopped at the plan's limit is told, in any dialect. */
+void tg_policy_cut_message(const tg_exchange *x, char *msg, size_t n);
 /* Settles x's hold to its record's credits and charge (from metering's end). */
 void tg_policy_settle(tg_exchange *x);
 /* Settles x's rate limits to its actual tokens (when the request ends). */
@@ -341,9 +364,39 @@ void tg_admin_routing(tg_exchange *x, tg_str rest);
 /* The breakers and latencies in Prometheus's text format, into b. */
 int tg_routing_metrics(tg_gateway *gw, tg_buf *b);
 
+/* adapter.c: the call in its provider's dialect, the answer in the
+ * client's (see the file). */
+/* x->upbody, the headers and x->up_url for x->off; answers the client
+ * (400 for what the provider's dialect cannot carry, 413, 500) and
+ * returns nonzero when it cannot. */
+int tg_adapter_prepare(tg_exchange *x);
+/* A 2xx stream begins: a translator when the dialects differ. */
+void tg_adapter_stream_begin(tg_exchange *x);
+/* One upstream SSE event (http/sse.h's callback): forwarded, rewritten or
+ * read; nonzero stops the stream (x->cut: at the plan's limit; x->error
+ * says why otherwise). */
+int tg_adapter_event(tg_exchange *x, tg_str raw, tg_str data);
+/* Ends the stream at the plan's limit, in the client's dialect. */
+void tg_adapter_cut(tg_exchange *x);
+/* Ends a started stream with an error event in the client's dialect
+ * (nothing more when the upstream's own error event already ended it). */
+void tg_adapter_stream_error(tg_exchange *x, const char *code, const char *msg);
+/* A buffered 2xx answer's usage, read in the provider's dialect. */
+void tg_adapter_usage(tg_exchange *x, tg_str body);
+/* The answer in the client's dialect (*body replaced when translated);
+ * nonzero after answering 502 when it cannot be translated. */
+int tg_adapter_answer(tg_exchange *x, tg_str *body);
+/* A provider's error body in the client's dialect. */
+tg_str tg_adapter_error_body(tg_exchange *x, tg_str body);
+/* Frees what a translated stream held. */
+void tg_adapter_release(tg_exchange *x);
+
 /* relay.c: calls the offering's provider (x->up_url) and relays the
  * answer; the abort callback that marks a request whose client left. */
 void tg_relay_start(tg_exchange *x);
+/* Sends raw to the client, beginning the stream's head when it is the
+ * first; nonzero when the client is gone. */
+int tg_relay_forward(tg_exchange *x, tg_str raw);
 void tg_relay_client_gone(tg_req *r, void *data);
 
 #endif

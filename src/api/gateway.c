@@ -26,7 +26,7 @@ void *tg_pool_new(tg_exchange *x, size_t size)
         free(j);
         j = NULL;
     }
-    if (!j) tg_openai_error(x, 500, "server_error", NULL, NULL, "out of memory");
+    if (!j) tg_exchange_error(x, 500, "server_error", NULL, NULL, "out of memory");
     return j;
 }
 
@@ -68,7 +68,7 @@ void tg_pool_start(tg_exchange *x, tg_pool_job *j, void (*run)(tg_pool_job *),
     tg_req_on_abort(x->req, NULL, NULL);
     char msg[128];
     snprintf(msg, sizeof msg, "%s could not be started", what);
-    tg_openai_error(x, 500, "server_error", NULL, NULL, msg);
+    tg_exchange_error(x, 500, "server_error", NULL, NULL, msg);
     done(j, NULL);
 }
 
@@ -286,7 +286,9 @@ static void exchange_end(tg_req *r, void *data)
     tg_buf_release(&x->scratch);
     tg_buf_release(&x->upbody);
     tg_buf_release(&x->resp);
+    tg_buf_release(&x->xbody);
     tg_sse_release(&x->sse);
+    tg_adapter_release(x);
     tg_config_unref(x->cfg);
 }
 
@@ -301,21 +303,30 @@ void tg_exchange_json(tg_exchange *x, int status, tg_str body)
     tg_resp_send(x->req, status, TG_STR("application/json"), h, nh, body);
 }
 
-void tg_openai_error(tg_exchange *x, int status, const char *type, const char *code,
-                     const char *param, const char *msg)
+void tg_exchange_error(tg_exchange *x, int status, const char *type, const char *code,
+                       const char *param, const char *msg)
 {
     tg_buf b;
     tg_buf_init(&b, 1 << 16);
     if (!x->error) x->error = code ? code : type;
-    int rc = tg_buf_add_lit(&b, "{\"error\":{\"message\":");
-    if (!rc) rc = tg_jsonw_str(&b, tg_str_c(msg));
-    if (!rc) rc = tg_buf_add_lit(&b, ",\"type\":");
-    if (!rc) rc = tg_jsonw_str(&b, tg_str_c(type));
-    if (!rc) rc = tg_buf_add_lit(&b, ",\"param\":");
-    if (!rc) rc = param ? tg_jsonw_str(&b, tg_str_c(param)) : tg_buf_add_lit(&b, "null");
-    if (!rc) rc = tg_buf_add_lit(&b, ",\"code\":");
-    if (!rc) rc = code ? tg_jsonw_str(&b, tg_str_c(code)) : tg_buf_add_lit(&b, "null");
-    if (!rc) rc = tg_buf_add_lit(&b, "}}");
+    int rc;
+    if (x->anthropic) {
+        /* Anthropic's shape has a type from the status and a message; the
+         * parameter, when there is one, leads the message */
+        char m[1200];
+        snprintf(m, sizeof m, "%s%s%s", param ? param : "", param ? ": " : "", msg);
+        rc = tg_anthropic_error_body(&b, tg_anthropic_error_type(status), tg_str_c(m));
+    } else {
+        rc = tg_buf_add_lit(&b, "{\"error\":{\"message\":");
+        if (!rc) rc = tg_jsonw_str(&b, tg_str_c(msg));
+        if (!rc) rc = tg_buf_add_lit(&b, ",\"type\":");
+        if (!rc) rc = tg_jsonw_str(&b, tg_str_c(type));
+        if (!rc) rc = tg_buf_add_lit(&b, ",\"param\":");
+        if (!rc) rc = param ? tg_jsonw_str(&b, tg_str_c(param)) : tg_buf_add_lit(&b, "null");
+        if (!rc) rc = tg_buf_add_lit(&b, ",\"code\":");
+        if (!rc) rc = code ? tg_jsonw_str(&b, tg_str_c(code)) : tg_buf_add_lit(&b, "null");
+        if (!rc) rc = tg_buf_add_lit(&b, "}}");
+    }
     tg_exchange_json(x, status, rc ? TG_STR("{\"error\":{\"message\":\"internal error\"}}") : tg_buf_str(&b));
     tg_buf_release(&b);
 }
@@ -359,7 +370,7 @@ static void metrics(tg_exchange *x)
     if (!rc && gw->ledger) rc = ledger_metrics(gw->ledger, &b);
     if (!rc) rc = tg_routing_metrics(gw, &b);
     if (rc) {
-        tg_openai_error(x, 500, "server_error", NULL, NULL, "metrics could not be rendered");
+        tg_exchange_error(x, 500, "server_error", NULL, NULL, "metrics could not be rendered");
     } else {
         tg_header h = {TG_STR("X-Request-Id"), x->rid};
         tg_resp_send(x->req, 200, TG_STR("text/plain; version=0.0.4"), &h, 1, tg_buf_str(&b));
@@ -377,6 +388,7 @@ typedef struct {
 } tg_route_entry;
 
 static void chat(tg_exchange *x, tg_str rest) { (void)rest, tg_openai_proxy(x, TG_EP_CHAT); }
+static void messages(tg_exchange *x, tg_str rest) { (void)rest, tg_anthropic_proxy(x); }
 static void completions(tg_exchange *x, tg_str rest) { (void)rest, tg_openai_proxy(x, TG_EP_COMPLETIONS); }
 static void embeddings(tg_exchange *x, tg_str rest) { (void)rest, tg_openai_proxy(x, TG_EP_EMBEDDINGS); }
 static void models(tg_exchange *x, tg_str rest) { tg_openai_models(x, rest); }
@@ -389,6 +401,7 @@ static const tg_route_entry routes[] = {
     {TG_POST, "/v1/chat/completions", "chat", chat},
     {TG_POST, "/v1/completions", "completions", completions},
     {TG_POST, "/v1/embeddings", "embeddings", embeddings},
+    {TG_POST, "/v1/messages", "messages", messages},
     {TG_GET, "/v1/models", "models", models},
     {TG_GET, "/v1/models/", "models", models},
     {TG_GET, "/v1/usage", "usage", usage},
@@ -441,7 +454,7 @@ static void handle(tg_req *r, void *data)
         char msg[200];
         snprintf(msg, sizeof msg, "%s %.*s", path_known ? "Method not allowed for" : "Unknown request URL:",
                  (int)(r->path.n > 120 ? 120 : r->path.n), r->path.p);
-        tg_openai_error(x, path_known ? 405 : 404, "invalid_request_error",
+        tg_exchange_error(x, path_known ? 405 : 404, "invalid_request_error",
                         path_known ? "method_not_allowed" : "unknown_url", NULL, msg);
         return;
     }
@@ -456,7 +469,7 @@ static void on_server_error(tg_req *r, int status, const char *type, const char 
         tg_resp_send(r, status, TG_STR("application/json"), NULL, 0, TG_STR("{\"error\":{}}"));
         return;
     }
-    tg_openai_error(x, status, type, NULL, NULL, msg);
+    tg_exchange_error(x, status, type, NULL, NULL, msg);
 }
 
 /* ---- metering: journal, store and ledger ---- */

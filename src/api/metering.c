@@ -49,6 +49,7 @@ static tg_ep_kind ep_kind(tg_endpoint ep)
     switch (ep) {
     case TG_EP_CHAT: return TG_EPK_CHAT;
     case TG_EP_COMPLETIONS: return TG_EPK_COMPLETIONS;
+    case TG_EP_MESSAGES: return TG_EPK_MESSAGES;
     default: return TG_EPK_EMBEDDINGS;
     }
 }
@@ -247,7 +248,7 @@ int tg_metering_journal_intent(tg_exchange *x)
 
 void tg_metering_refuse(tg_exchange *x)
 {
-    tg_openai_error(x, 503, "server_error", "metering_unavailable", NULL,
+    tg_exchange_error(x, 503, "server_error", "metering_unavailable", NULL,
                     "the gateway could not record this request's usage (its journal is not "
                     "writable), so it was not sent; try again, and tell the gateway's operator");
 }

@@ -18,11 +18,13 @@ bool tg_authenticate(tg_exchange *x)
 {
     tg_auth_result a = tg_auth_check(x->cfg, x->req, &x->key);
     if (a == TG_AUTH_OK) return true;
-    tg_openai_error(x, 401, "invalid_request_error", "invalid_api_key", NULL,
-                    a == TG_AUTH_MISSING
-                        ? "You didn't provide an API key. Send it as 'Authorization: Bearer KEY'."
-                        : "Incorrect API key provided. Check the key your application sends "
-                          "to this gateway.");
+    tg_exchange_error(x, 401, "invalid_request_error", "invalid_api_key", NULL,
+                      a == TG_AUTH_INVALID ? "Incorrect API key provided. Check the key your "
+                                             "application sends to this gateway."
+                      : x->anthropic       ? "You didn't provide an API key. Send it as "
+                                             "'x-api-key: KEY'."
+                                           : "You didn't provide an API key. Send it as "
+                                             "'Authorization: Bearer KEY'.");
     return false;
 }
 
@@ -33,17 +35,24 @@ void tg_openai_proxy(tg_exchange *x, tg_endpoint ep)
     const char *param;
     x->ep = ep;
     if (tg_openai_read_request(x->req->body, ep, &x->scratch, &x->oreq, &err, &param)) {
-        tg_openai_error(x, 400, "invalid_request_error", NULL, param, err.msg);
+        tg_exchange_error(x, 400, "invalid_request_error", NULL, param, err.msg);
         return;
     }
+    tg_proxy_gates(x);
+}
+
+void tg_proxy_gates(tg_exchange *x)
+{
+    tg_errmsg err;
+    const char *param;
     tg_attr_result ar = tg_attribute(x->cfg, x->ww->gw->customers, x->key, x->req, x->oreq.root,
                                      &x->attr, &err, &param);
     if (ar) {
         static const int status[] = {0, 400, 403, 404, 500};
         static const char *const code[] = {NULL, "invalid_tag", "customer_forbidden",
                                            "customer_not_found", NULL};
-        tg_openai_error(x, status[ar], ar == TG_ATTR_NOMEM ? "server_error" : "invalid_request_error",
-                        code[ar], param, ar == TG_ATTR_NOMEM ? "out of memory" : err.msg);
+        tg_exchange_error(x, status[ar], ar == TG_ATTR_NOMEM ? "server_error" : "invalid_request_error",
+                          code[ar], param, ar == TG_ATTR_NOMEM ? "out of memory" : err.msg);
         return;
     }
     tg_metering_start(x);
@@ -74,7 +83,7 @@ void tg_openai_models(tg_exchange *x, tg_str id)
             char msg[320];
             snprintf(msg, sizeof msg, "The model `%.*s` does not exist or you do not have access to it.",
                      (int)(id.n > 200 ? 200 : id.n), id.p);
-            tg_openai_error(x, 404, "invalid_request_error", "model_not_found", "model", msg);
+            tg_exchange_error(x, 404, "invalid_request_error", "model_not_found", "model", msg);
             return;
         }
         x->model_label = tg_str_c(m->name);
@@ -91,6 +100,6 @@ void tg_openai_models(tg_exchange *x, tg_str id)
         }
         if (!rc) rc = tg_buf_add_lit(b, "]}");
     }
-    if (rc) tg_openai_error(x, 500, "server_error", NULL, NULL, "the model list is too large");
+    if (rc) tg_exchange_error(x, 500, "server_error", NULL, NULL, "the model list is too large");
     else tg_exchange_json(x, 200, tg_buf_str(b));
 }

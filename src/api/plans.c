@@ -123,7 +123,7 @@ static void send_plans(tg_exchange *x, tg_str id)
     if (id.n) {
         const tg_plan *p = tg_config_plan(c, id);
         if (!p) {
-            tg_openai_error(x, 404, "invalid_request_error", "plan_not_found", NULL,
+            tg_exchange_error(x, 404, "invalid_request_error", "plan_not_found", NULL,
                             "No plan of that id, in the file or made through the admin API.");
             return;
         }
@@ -139,7 +139,7 @@ static void send_plans(tg_exchange *x, tg_str id)
     }
     if (!rc) rc = tg_buf_add_lit(b, "}\n");
     if (rc)
-        tg_openai_error(x, 500, "server_error", NULL, NULL, "out of memory");
+        tg_exchange_error(x, 500, "server_error", NULL, NULL, "out of memory");
     else
         tg_exchange_json(x, 200, tg_buf_str(b));
 }
@@ -311,7 +311,7 @@ static void write_done(tg_pool_job *pj, tg_exchange *x)
 {
     write_job *j = (write_job *)pj;
     if (x && j->status >= 400) {
-        tg_openai_error(x, j->status, j->status >= 500 ? "server_error" : "invalid_request_error",
+        tg_exchange_error(x, j->status, j->status >= 500 ? "server_error" : "invalid_request_error",
                         j->code, NULL, j->err.msg);
     } else if (x) {
         tg_buf *b = &x->scratch;
@@ -336,7 +336,7 @@ static void write_done(tg_pool_job *pj, tg_exchange *x)
             if (!rc) rc = tg_buf_add_lit(b, "}\n");
         }
         if (rc)
-            tg_openai_error(x, 500, "server_error", NULL, NULL, "out of memory");
+            tg_exchange_error(x, 500, "server_error", NULL, NULL, "out of memory");
         else
             tg_exchange_json(x, j->status, tg_buf_str(b));
     }
@@ -354,7 +354,7 @@ static write_job *new_write(tg_exchange *x, write_kind kind, tg_str id, const ch
                  "A %s id is 1 to 128 letters, digits and . _ : @ / + = # - "
                  "(percent-encoded in the URL).",
                  what);
-        tg_openai_error(x, 400, "invalid_request_error", "invalid_id", NULL, msg);
+        tg_exchange_error(x, 400, "invalid_request_error", "invalid_id", NULL, msg);
         return NULL;
     }
     write_job *j = tg_pool_new(x, sizeof *j);
@@ -377,7 +377,7 @@ static bool json_object(tg_exchange *x, const char *code, const char *example, t
         char msg[300];
         snprintf(msg, sizeof msg, "The body must be a JSON object (%s), such as %s",
                  body.n ? why : "empty", example);
-        tg_openai_error(x, 400, "invalid_request_error", code, NULL, msg);
+        tg_exchange_error(x, 400, "invalid_request_error", code, NULL, msg);
         return false;
     }
     return true;
@@ -394,7 +394,7 @@ static void put_plan(tg_exchange *x, tg_str id)
     if (!j) return;
     tg_str body = x->req->body;
     if (!(j->body = malloc(body.n))) {
-        tg_openai_error(x, 500, "server_error", NULL, NULL, "out of memory");
+        tg_exchange_error(x, 500, "server_error", NULL, NULL, "out of memory");
         tg_pool_free(&j->job);
         return;
     }
@@ -419,7 +419,7 @@ static bool tag_member(tg_exchange *x, tg_json_val root, const char *name, char 
     char msg[160];
     snprintf(msg, sizeof msg, "%s must be an id (1 to 128 letters, digits and . _ : @ / + = # -)%s",
              name, strcmp(name, "plan") ? "" : " or null for none");
-    tg_openai_error(x, 400, "invalid_request_error", "invalid_customer_plan", name, msg);
+    tg_exchange_error(x, 400, "invalid_request_error", "invalid_customer_plan", name, msg);
     return false;
 }
 
@@ -433,14 +433,14 @@ void tg_admin_customer_plan(tg_exchange *x, tg_str customer)
         tg_str name;
         if (!tg_json_str_view(k, &name) ||
             !(tg_str_eq(name, TG_STR("plan")) || tg_str_eq(name, TG_STR("app")))) {
-            tg_openai_error(x, 400, "invalid_request_error", "invalid_customer_plan", NULL,
+            tg_exchange_error(x, 400, "invalid_request_error", "invalid_customer_plan", NULL,
                             "unknown member: the body takes plan (an id, or null for none) and app "
                             "(needed when the customer is new)");
             return;
         }
     }
     if (tg_json_get(root, TG_STR("plan")).type == TG_JSON_NONE) {
-        tg_openai_error(x, 400, "invalid_request_error", "invalid_customer_plan", "plan",
+        tg_exchange_error(x, 400, "invalid_request_error", "invalid_customer_plan", "plan",
                         "plan is required (an id, or null for none)");
         return;
     }

@@ -87,7 +87,7 @@ bool tg_policy_model(tg_exchange *x)
         tg_account *acc = account_of(x);
         tg_account_state st;
         if (!acc) {
-            tg_openai_error(x, 500, "server_error", NULL, NULL, "out of memory");
+            tg_exchange_error(x, 500, "server_error", NULL, NULL, "out of memory");
             return false;
         }
         tg_account_state_of(acc, p, x->attr.app->period_anchor_day, (int64_t)tg_clock_wall_ms(), &st);
@@ -104,7 +104,7 @@ bool tg_policy_model(tg_exchange *x)
              "Plan '%s' of customer '%s' does not include model `%s`; it includes: %s. Ask for one "
              "of those, or move the customer to a plan that includes it.",
              p->id, x->attr.tags.customer, x->model->name, list);
-    tg_openai_error(x, 403, "invalid_request_error", "model_not_in_plan", "model", msg);
+    tg_exchange_error(x, 403, "invalid_request_error", "model_not_in_plan", "model", msg);
     return false;
 }
 
@@ -141,7 +141,7 @@ bool tg_policy_limits(tg_exchange *x)
         who[n++] = "customer";
     }
     if (rc) {
-        tg_openai_error(x, 500, "server_error", NULL, NULL, "out of memory");
+        tg_exchange_error(x, 500, "server_error", NULL, NULL, "out of memory");
         return false;
     }
     /* the estimate tpm counts until the request ends: its input, and all the
@@ -164,7 +164,7 @@ bool tg_policy_limits(tg_exchange *x)
                  "could never pass. Lower max_tokens or shorten the input.",
                  (unsigned long long)tokens, limit_name(v.limit), who[v.index], name,
                  (unsigned long long)v.value);
-        tg_openai_error(x, 400, "invalid_request_error", "request_over_rate_limit", "max_tokens", msg);
+        tg_exchange_error(x, 400, "invalid_request_error", "request_over_rate_limit", "max_tokens", msg);
         return false;
     }
     snprintf(msg, sizeof msg,
@@ -172,7 +172,7 @@ bool tg_policy_limits(tg_exchange *x)
              (unsigned long long)v.value, limit_name(v.limit), v.retry_after_s);
     char *ra = tg_arena_alloc(&x->req->arena, 12);
     if (ra) x->retry_after = tg_str_make(ra, (size_t)snprintf(ra, 12, "%u", v.retry_after_s));
-    tg_openai_error(x, 429, v.limit == TG_LIMIT_TPM ? "tokens" : "requests", "rate_limit_exceeded",
+    tg_exchange_error(x, 429, v.limit == TG_LIMIT_TPM ? "tokens" : "requests", "rate_limit_exceeded",
                     NULL, msg);
     return false;
 }
@@ -235,7 +235,7 @@ static void refuse(tg_exchange *x, const tg_plan *p, tg_account_verdict v, const
                  cust, p->id, dec(a, p->cap_credits), dec(b, st->used), st->period.name,
                  dec(c, st->reserved), dec(d, credits), next.name);
     }
-    tg_openai_error(x, 402, "insufficient_quota", code, NULL, msg);
+    tg_exchange_error(x, 402, "insufficient_quota", code, NULL, msg);
 }
 
 /* The worst case of whichever offering may serve the answer: this
@@ -264,7 +264,7 @@ bool tg_policy_reserve(tg_exchange *x)
     if (!p || !x->off) return true;
     tg_account *acc = account_of(x);
     if (!acc) {
-        tg_openai_error(x, 500, "server_error", NULL, NULL, "out of memory");
+        tg_exchange_error(x, 500, "server_error", NULL, NULL, "out of memory");
         return false;
     }
     x->prompt_bound = (int64_t)x->oreq.input.n;
@@ -272,7 +272,7 @@ bool tg_policy_reserve(tg_exchange *x)
     tg_nanos charge;
     tg_ncredits credits;
     if (worst_of_all(x, &charge, &credits)) {
-        tg_openai_error(x, 400, "invalid_request_error", NULL, NULL,
+        tg_exchange_error(x, 400, "invalid_request_error", NULL, NULL,
                         "this request's worst-case cost cannot be counted: lower max_tokens");
         return false;
     }
@@ -330,14 +330,19 @@ bool tg_policy_stream_event(tg_exchange *x, int64_t out_tokens)
     return false;
 }
 
-int tg_policy_cut_event(tg_exchange *x, tg_buf *out)
+void tg_policy_cut_message(const tg_exchange *x, char *msg, size_t n)
 {
     const tg_plan *p = x->attr.plan;
-    char msg[512];
-    snprintf(msg, sizeof msg,
+    snprintf(msg, n,
              "Stopped by tollgate: customer '%s' reached what plan '%s' allows this period (its "
              "hard cap, or its credits without overage). The answer so far is billed.",
              x->attr.tags.customer, p ? p->id : "");
+}
+
+int tg_policy_cut_event(tg_exchange *x, tg_buf *out)
+{
+    char msg[512];
+    tg_policy_cut_message(x, msg, sizeof msg);
     bool chat = x->ep == TG_EP_CHAT;
     int rc = tg_buf_add_lit(out, "data: {\"id\":");
     if (!rc) rc = tg_jsonw_str(out, x->rid);

@@ -54,7 +54,10 @@ static void on_head(void *ud, int status, const tg_header *h, size_t nh)
     tg_exchange *x = ud;
     x->up_status = status;
     x->relay_stream = x->oreq.stream && status >= 200 && status < 300;
-    if (x->relay_stream) tg_sse_init(&x->sse, MAX_SSE_EVENT);
+    if (x->relay_stream) {
+        tg_sse_init(&x->sse, MAX_SSE_EVENT);
+        tg_adapter_stream_begin(x);
+    }
     for (size_t i = 0; i < nh; i++) {
         if (!tg_str_ieq(h[i].name, TG_STR("retry-after"))) continue;
         x->retry_after = tg_arena_dup(&x->req->arena, tg_str_trim(h[i].value));
@@ -62,7 +65,7 @@ static void on_head(void *ud, int status, const tg_header *h, size_t nh)
     }
 }
 
-static int forward(tg_exchange *x, tg_str raw)
+int tg_relay_forward(tg_exchange *x, tg_str raw)
 {
     if (!x->stream_started) {
         tg_header h[2] = {{TG_STR("X-Request-Id"), x->rid}, {TG_STR("Cache-Control"), TG_STR("no-cache")}};
@@ -73,35 +76,9 @@ static int forward(tg_exchange *x, tg_str raw)
     return tg_resp_stream_write(x->req, raw) ? -1 : 0;
 }
 
-/* One upstream SSE event. Returns nonzero to stop the stream: malformed,
- * or (x->cut) at the plan's limit, before this event is sent. */
 static int on_event(void *ud, tg_str raw, tg_str data)
 {
-    tg_exchange *x = ud;
-    if (tg_str_eq(data, TG_STR("[DONE]"))) {
-        x->done_seen = true;
-        tg_buf b;
-        tg_buf_init(&b, 256);
-        int rc = tg_metering_sse_summary(x, &b) == TG_OK && b.n ? forward(x, tg_buf_str(&b)) : 0;
-        tg_buf_release(&b);
-        return rc ? -1 : forward(x, raw);
-    }
-    if (data.n == 0) return forward(x, raw); /* comments and keep-alives */
-    if (tg_json_validate(data.p, data.n, 0, NULL, NULL)) return 1;
-    tg_json_val chunk = tg_json_root(data.p, data.n);
-    if (x->hold.acc && !tg_policy_stream_event(x, 1)) {
-        x->cut = true;
-        return 1;
-    }
-    tg_openai_usage(chunk, &x->usage);
-    x->stream_events++;
-    if (!x->oreq.include_usage && tg_json_get(chunk, TG_STR("usage")).type == TG_JSON_OBJECT) {
-        tg_json_val choices = tg_json_get(chunk, TG_STR("choices"));
-        tg_json_iter it = tg_json_iter_init(choices);
-        tg_json_val k, v;
-        if (choices.type == TG_JSON_ARRAY && !tg_json_iter_next(&it, &k, &v)) return 0;
-    }
-    return forward(x, raw);
+    return tg_adapter_event(ud, raw, data);
 }
 
 static void on_drained(tg_req *r, void *data)
@@ -117,10 +94,10 @@ static int on_body(void *ud, const char *p, size_t n)
     if (!x->up_first_byte_ns) x->up_first_byte_ns = uv_hrtime();
     if (!x->relay_stream) return tg_buf_append(&x->resp, p, n) ? -1 : 0;
     int rc = tg_sse_feed(&x->sse, p, n, on_event, x);
-    if (x->cut) return -1; /* on_done ends the stream */
+    if (x->cut || x->stream_failed) return -1; /* on_done ends the stream */
     if (rc) {
         /* malformed event, an event over the cap, or the client is gone */
-        x->error = rc == TG_ETOOBIG ? "upstream_event_too_large" : "upstream_malformed";
+        if (!x->error) x->error = rc == TG_ETOOBIG ? "upstream_event_too_large" : "upstream_malformed";
         return -1;
     }
     if (tg_resp_queued(x->req) > STREAM_HIGH_WATER) {
@@ -128,20 +105,6 @@ static int on_body(void *ud, const char *p, size_t n)
         return 1;
     }
     return 0;
-}
-
-/* Ends a started stream with an error event, for an SDK to raise. */
-static void end_stream_with_error(tg_exchange *x, const char *code, const char *msg)
-{
-    tg_buf b;
-    tg_buf_init(&b, 4096);
-    int rc = tg_buf_add_lit(&b, "data: {\"error\":{\"message\":");
-    if (!rc) rc = tg_jsonw_str(&b, tg_str_c(msg));
-    if (!rc) rc = tg_buf_printf(&b, ",\"type\":\"upstream_error\",\"param\":null,\"code\":\"%s\"}}\n\n", code);
-    if (!rc) tg_resp_stream_write(x->req, tg_buf_str(&b));
-    tg_buf_release(&b);
-    if (!x->error) x->error = code;
-    tg_resp_stream_end(x->req);
 }
 
 /* The message of an OpenAI-shaped error body, for our own message; sets
@@ -167,27 +130,27 @@ static void upstream_http_error(tg_exchange *x)
     if ((s == 400 || s == 404 || s == 409 || s == 413 || s == 415 || s == 422) && shaped) {
         count_error(x, "http_4xx");
         x->error = "upstream_rejected_request";
-        tg_exchange_json(x, s, tg_buf_str(&x->resp));
+        tg_exchange_json(x, s, tg_adapter_error_body(x, tg_buf_str(&x->resp)));
         return;
     }
     if (s == 401 || s == 403) {
         count_error(x, "http_auth");
         snprintf(msg, sizeof msg, "provider %s refused the gateway's credentials (HTTP %d); check "
                  "the API key configured for it", provider_name(x), s);
-        tg_openai_error(x, 502, "upstream_error", "upstream_auth_failed", NULL, msg);
+        tg_exchange_error(x, 502, "upstream_error", "upstream_auth_failed", NULL, msg);
         return;
     }
     if (s == 429) {
         count_error(x, "http_429");
         snprintf(msg, sizeof msg, "provider %s is rate limiting requests (HTTP 429)%s%.*s",
                  provider_name(x), um.n ? ": " : "", (int)um.n, um.p);
-        tg_openai_error(x, 429, "rate_limit_error", "upstream_rate_limited", NULL, msg);
+        tg_exchange_error(x, 429, "rate_limit_error", "upstream_rate_limited", NULL, msg);
         return;
     }
     count_error(x, s >= 500 ? "http_5xx" : "http_other");
     snprintf(msg, sizeof msg, "provider %s failed with HTTP %d%s%.*s", provider_name(x), s,
              um.n ? ": " : "", (int)um.n, um.p);
-    tg_openai_error(x, 502, "upstream_error", "upstream_http_error", NULL, msg);
+    tg_exchange_error(x, 502, "upstream_error", "upstream_http_error", NULL, msg);
 }
 
 static void upstream_failed(tg_exchange *x, tg_up_result res, const char *detail)
@@ -237,24 +200,8 @@ static void upstream_failed(tg_exchange *x, tg_up_result res, const char *detail
     }
     count_error(x, kind);
     x->error = code;
-    if (x->stream_started) end_stream_with_error(x, code, msg);
-    else tg_openai_error(x, status, "upstream_error", code, NULL, msg);
-}
-
-/* Ends a stream stopped at the plan's limit: a last chunk that says why,
- * the charge comment, [DONE]. */
-static void end_stream_at_limit(tg_exchange *x)
-{
-    tg_buf b;
-    tg_buf_init(&b, 4096);
-    x->error = "plan_limit";
-    x->done_seen = true;
-    int rc = tg_policy_cut_event(x, &b);
-    if (!rc) rc = tg_metering_sse_summary(x, &b);
-    if (!rc) rc = tg_buf_add_lit(&b, "data: [DONE]\n\n");
-    if (!rc) forward(x, tg_buf_str(&b));
-    tg_buf_release(&b);
-    tg_resp_stream_end(x->req);
+    if (x->stream_started) tg_adapter_stream_error(x, code, msg);
+    else tg_exchange_error(x, status, "upstream_error", code, NULL, msg);
 }
 
 /* Failures that another attempt may mend, when nothing reached the
@@ -281,7 +228,12 @@ static void on_done(void *ud, tg_up_result res, const char *detail)
     tg_req_on_drain(x->req, NULL, NULL);
     if (x->cut) {
         tg_routing_answered(x);
-        end_stream_at_limit(x);
+        tg_adapter_cut(x);
+        return;
+    }
+    if (x->stream_failed) { /* the upstream's error event ended the client's stream */
+        tg_routing_answered(x);
+        tg_resp_stream_end(x->req);
         return;
     }
     char why[16];
@@ -301,7 +253,7 @@ static void on_done(void *ud, tg_up_result res, const char *detail)
             upstream_failed(x, TG_UP_RESET, "the stream ended before [DONE]");
             return;
         }
-        if (!x->stream_started) forward(x, TG_STR(""));
+        if (!x->stream_started) tg_relay_forward(x, TG_STR(""));
         tg_resp_stream_end(x->req);
         return;
     }
@@ -311,11 +263,12 @@ static void on_done(void *ud, tg_up_result res, const char *detail)
         snprintf(msg, sizeof msg, "provider %s returned a response that is not valid JSON",
                  provider_name(x));
         count_error(x, "upstream_malformed");
-        tg_openai_error(x, 502, "upstream_error", "upstream_malformed", NULL, msg);
+        tg_exchange_error(x, 502, "upstream_error", "upstream_malformed", NULL, msg);
         return;
     }
-    tg_openai_usage(tg_json_root(body.p, body.n), &x->usage);
+    tg_adapter_usage(x, body);
     if (tg_routing_escalate(x)) return;
+    if (tg_adapter_answer(x, &body)) return;
     tg_metering_price(x);
     tg_exchange_json(x, x->up_status, body);
 }
@@ -339,7 +292,7 @@ void tg_relay_start(tg_exchange *x)
         char msg[256];
         snprintf(msg, sizeof msg, "the call to provider %s could not be started: its URL or a "
                  "header is not sendable, or memory ran out", provider_name(x));
-        tg_openai_error(x, 500, "server_error", NULL, NULL, msg);
+        tg_exchange_error(x, 500, "server_error", NULL, NULL, msg);
         return;
     }
     x->upstream_called = true;

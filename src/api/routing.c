@@ -26,61 +26,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static void add_header(tg_exchange *x, tg_str name, tg_str value)
-{
-    if (x->nuphdr < TG_MAX_UP_HEADERS) x->uphdr[x->nuphdr++] = (tg_header){name, value};
-}
-
-/* "PREFIX" + the provider's key, in the arena; empty on out-of-memory. */
-static tg_str prefixed(tg_exchange *x, const char *prefix, const char *key)
-{
-    size_t a = strlen(prefix), n = strlen(key);
-    char *v = tg_arena_alloc(&x->req->arena, a + n + 1);
-    if (!v) return TG_STR("");
-    memcpy(v, prefix, a);
-    memcpy(v + a, key, n + 1);
-    return tg_str_make(v, a + n);
-}
-
-/* The headers of the upstream call: the provider's key, content type,
- * request id, and the client headers the provider is configured to get. */
-static void upstream_headers(tg_exchange *x)
-{
-    const tg_provider *p = x->off->provider;
-    x->nuphdr = 0;
-    add_header(x, TG_STR("Content-Type"), TG_STR("application/json"));
-    add_header(x, TG_STR("Accept"), x->oreq.stream ? TG_STR("text/event-stream") : TG_STR("application/json"));
-    add_header(x, TG_STR("X-Request-Id"), x->rid);
-    if (p->api_key) add_header(x, TG_STR("Authorization"), prefixed(x, "Bearer ", p->api_key));
-    for (size_t i = 0; i < p->nforward_headers; i++) {
-        tg_str name = tg_str_c(p->forward_headers[i]);
-        tg_str v = tg_req_header(x->req, name);
-        if (v.p) add_header(x, name, v);
-    }
-}
-
-/* The body, headers and URL of a call to x->off. */
+/* The call to x->off written (adapter.c), with its timeouts. */
 static int prepare_call(tg_exchange *x)
 {
     const tg_provider *p = x->off->provider;
-    tg_buf_clear(&x->upbody);
-    if (tg_openai_upstream_body(x->req->body, &x->oreq, x->off, &x->upbody)) {
-        tg_openai_error(x, 413, "invalid_request_error", "request_too_large", NULL,
-                        "the request body is too large to forward");
-        return TG_EINVAL;
-    }
-    upstream_headers(x);
-    tg_str path = tg_openai_path(x->ep);
-    size_t n = strlen(p->base_url);
-    char *url = tg_arena_alloc(&x->req->arena, n + path.n + 1);
-    if (!url) {
-        tg_openai_error(x, 500, "server_error", NULL, NULL, "out of memory");
-        return TG_ENOMEM;
-    }
-    memcpy(url, p->base_url, n);
-    memcpy(url + n, path.p, path.n);
-    url[n + path.n] = '\0';
-    x->up_url = tg_str_make(url, n + path.n);
+    if (tg_adapter_prepare(x)) return TG_EINVAL;
     x->up_connect_ms = p->connect_timeout_ms;
     x->up_total_ms = p->total_timeout_ms;
     /* the first byte comes within the deadline, or the request moves on */
@@ -115,14 +65,14 @@ bool tg_routing_route(tg_exchange *x)
     if (rr == TG_ROUTE_UNKNOWN_MODEL) {
         snprintf(msg, sizeof msg,
                  "The model `%.*s` does not exist or you do not have access to it.", mn, m.p);
-        tg_openai_error(x, 404, "invalid_request_error", "model_not_found", "model", msg);
+        tg_exchange_error(x, 404, "invalid_request_error", "model_not_found", "model", msg);
         return false;
     }
     if (rr == TG_ROUTE_REFUSED) {
         snprintf(msg, sizeof msg,
                  "Model `%.*s` is not available for this request (routing rule at line %d of the "
                  "gateway's configuration); ask for another model.", mn, m.p, x->choice.rule->line);
-        tg_openai_error(x, 403, "invalid_request_error", "model_not_allowed", "model", msg);
+        tg_exchange_error(x, 403, "invalid_request_error", "model_not_allowed", "model", msg);
         return false;
     }
     tg_errmsg why;
@@ -133,7 +83,7 @@ bool tg_routing_route(tg_exchange *x)
         order(x, x->choice.model, &why);
     }
     if (!x->ncand) {
-        tg_openai_error(x, 503, "server_error", "provider_unavailable", NULL, why.msg);
+        tg_exchange_error(x, 503, "server_error", "provider_unavailable", NULL, why.msg);
         return false;
     }
     return true;
@@ -181,7 +131,7 @@ static void all_open(tg_exchange *x)
              "every offering of model %s is failing and its circuit breakers are open; the "
              "gateway probes them again after routing.breaker.cooldown_ms: retry in a while",
              x->model->name);
-    tg_openai_error(x, 503, "server_error", "providers_failing", NULL, msg);
+    tg_exchange_error(x, 503, "server_error", "providers_failing", NULL, msg);
 }
 
 /* Starts the call to x->off (admitted). */
@@ -224,6 +174,8 @@ static void reset_attempt(tg_exchange *x)
     x->usage = (tg_usage){0};
     tg_buf_clear(&x->resp);
     tg_sse_release(&x->sse);
+    tg_adapter_release(x);
+    x->stream_failed = false;
 }
 
 static void retry_closed(uv_handle_t *h) { free(h); }
@@ -311,15 +263,42 @@ void tg_routing_answered(tg_exchange *x)
 
 /* ---- escalation ---- */
 
-/* The first choice's content and finish reason, from an OpenAI-shaped
- * answer: chat (message.content) or completions (text). */
-static void answer_of(tg_str body, tg_str *content, bool *length)
+/* An Anthropic message's first text block, and whether it stopped at
+ * max_tokens. */
+static void message_of(tg_json_val root, tg_str *content, bool *length)
 {
-    tg_json_val choices = tg_json_get(tg_json_root(body.p, body.n), TG_STR("choices"));
-    tg_json_iter it = tg_json_iter_init(choices);
-    tg_json_val k, c;
+    tg_str sr;
+    *length = tg_json_str_view(tg_json_get(root, TG_STR("stop_reason")), &sr) &&
+              tg_str_eq(sr, TG_STR("max_tokens"));
+    tg_json_iter it = tg_json_iter_init(tg_json_get(root, TG_STR("content")));
+    tg_json_val k, b;
+    while (tg_json_iter_next(&it, &k, &b)) {
+        tg_str t;
+        tg_json_val text = tg_json_get(b, TG_STR("text"));
+        if (tg_json_str_view(tg_json_get(b, TG_STR("type")), &t) && tg_str_eq(t, TG_STR("text")) &&
+            text.type == TG_JSON_STRING) {
+            *content = tg_str_make(text.p, text.n);
+            return;
+        }
+    }
+}
+
+/* The first choice's content and whether any choice was cut, from an
+ * answer in the provider's dialect: chat (message.content), completions
+ * (text), or an Anthropic message. content is the JSON string value,
+ * quotes included. */
+static void answer_of(tg_str body, bool anthropic, tg_str *content, bool *length)
+{
+    tg_json_val root = tg_json_root(body.p, body.n);
     *content = TG_STR("");
     *length = false;
+    if (anthropic) {
+        message_of(root, content, length);
+        return;
+    }
+    tg_json_val choices = tg_json_get(root, TG_STR("choices"));
+    tg_json_iter it = tg_json_iter_init(choices);
+    tg_json_val k, c;
     if (choices.type != TG_JSON_ARRAY) return;
     while (tg_json_iter_next(&it, &k, &c)) {
         tg_str fr;
@@ -349,7 +328,7 @@ static const char *failed_check(tg_exchange *x, const tg_route_rule *r)
 {
     tg_str raw;
     bool length;
-    answer_of(tg_buf_str(&x->resp), &raw, &length);
+    answer_of(tg_buf_str(&x->resp), x->up_anthropic, &raw, &length);
     if ((r->escalate_on & TG_ESCALATE_LENGTH) && length) return "length";
     if (!(r->escalate_on & (TG_ESCALATE_JSON | TG_ESCALATE_REGEX))) return NULL;
     tg_buf_clear(&x->scratch);
@@ -465,7 +444,7 @@ void tg_admin_routing(tg_exchange *x, tg_str rest)
     view_out o = {b, tg_buf_add_lit(b, "{\"offerings\":["), true};
     tg_health_each(x->ww->gw->health, (int64_t)tg_clock_wall_ms(), view_json, &o);
     int rc = o.rc ? o.rc : models_json(x->cfg, b);
-    if (rc) tg_openai_error(x, 500, "server_error", NULL, NULL, "the routing state could not be written");
+    if (rc) tg_exchange_error(x, 500, "server_error", NULL, NULL, "the routing state could not be written");
     else tg_exchange_json(x, 200, tg_buf_str(b));
 }
 

@@ -28,7 +28,7 @@ bool tg_runs_gate(tg_exchange *x)
     int rc = tg_runs_admit(x->ww->gw->runs, tg_str_c(t->app), tg_str_c(t->customer), tg_str_c(t->run),
                            &lim, (int64_t)tg_clock_wall_ms(), &v, &st);
     if (rc) {
-        tg_openai_error(x, 500, "server_error", NULL, NULL, "out of memory");
+        tg_exchange_error(x, 500, "server_error", NULL, NULL, "out of memory");
         return false;
     }
     if (v == TG_RUN_OK) {
@@ -55,7 +55,7 @@ bool tg_runs_gate(tg_exchange *x)
                  "the limit.",
                  t->run, t->customer, cost, (unsigned long long)st.steps, max, whose, name);
     }
-    tg_openai_error(x, 403, "invalid_request_error",
+    tg_exchange_error(x, 403, "invalid_request_error",
                     v == TG_RUN_STEPS ? "run_step_limit" : "run_cost_limit", "X-Tollgate-Run", msg);
     return false;
 }

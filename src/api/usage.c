@@ -91,7 +91,7 @@ static void report_done(tg_pool_job *pj, tg_exchange *x)
     report_job *j = (report_job *)pj;
     if (x) {
         if (j->rc) {
-            tg_openai_error(x, 500, "server_error", "report_failed", NULL, j->err.msg);
+            tg_exchange_error(x, 500, "server_error", "report_failed", NULL, j->err.msg);
         } else {
             tg_header h = {TG_STR("X-Request-Id"), x->rid};
             tg_str type = j->format == TG_REPORT_CSV ? TG_STR("text/csv; charset=utf-8")
@@ -108,7 +108,7 @@ static void report_done(tg_pool_job *pj, tg_exchange *x)
 static void start_report(tg_exchange *x, const tg_app *app, const char *customer)
 {
     if (!x->ww->gw->ledger) {
-        tg_openai_error(x, 404, "invalid_request_error", "metering_disabled", NULL,
+        tg_exchange_error(x, 404, "invalid_request_error", "metering_disabled", NULL,
                         "usage reports need metering, which this gateway runs without "
                         "(metering.enabled: false)");
         return;
@@ -131,7 +131,7 @@ static void start_report(tg_exchange *x, const tg_app *app, const char *customer
                                    app ? app->id : cparam(x, "app"), customer ? customer : named,
                                    (size_t)lim, &j->err);
     if (rc) {
-        tg_openai_error(x, 400, "invalid_request_error", "invalid_report", NULL, j->err.msg);
+        tg_exchange_error(x, 400, "invalid_request_error", "invalid_report", NULL, j->err.msg);
         tg_pool_free(&j->job);
         return;
     }
@@ -151,7 +151,7 @@ void tg_usage_report(tg_exchange *x)
     const char *named = cparam(x, "customer");
     if (k->customer) {
         if (*named && strcmp(named, k->customer->id)) {
-            tg_openai_error(x, 403, "invalid_request_error", "customer_forbidden", "customer",
+            tg_exchange_error(x, 403, "invalid_request_error", "customer_forbidden", "customer",
                             "This key may read only its own customer's usage.");
             return;
         }
@@ -159,7 +159,7 @@ void tg_usage_report(tg_exchange *x)
         return;
     }
     if (!k->app && !k->admin) {
-        tg_openai_error(x, 403, "invalid_request_error", "customer_forbidden", NULL,
+        tg_exchange_error(x, 403, "invalid_request_error", "customer_forbidden", NULL,
                         "This key belongs to no app or customer, so it has no usage to read.");
         return;
     }

@@ -154,7 +154,7 @@ static void list_done(tg_pool_job *pj, tg_exchange *x)
 {
     list_job *j = (list_job *)pj;
     if (x) {
-        if (j->rc) tg_openai_error(x, 500, "server_error", "webhooks_failed", NULL, j->err.msg);
+        if (j->rc) tg_exchange_error(x, 500, "server_error", "webhooks_failed", NULL, j->err.msg);
         else tg_exchange_json(x, 200, tg_buf_str(&j->out));
     }
     tg_buf_release(&j->out);
@@ -163,7 +163,7 @@ static void list_done(tg_pool_job *pj, tg_exchange *x)
 
 static void bad_query(tg_exchange *x, const char *param, const char *msg)
 {
-    tg_openai_error(x, 400, "invalid_request_error", "invalid_query", param, msg);
+    tg_exchange_error(x, 400, "invalid_request_error", "invalid_query", param, msg);
 }
 
 /* The filters of the query into j; false after answering 400. */
@@ -204,7 +204,7 @@ void tg_admin_webhooks(tg_exchange *x, tg_str rest)
     if (!tg_admin_auth(x)) return;
     tg_gateway *gw = x->ww->gw;
     if (!gw->webhooks) {
-        tg_openai_error(x, 404, "invalid_request_error", "metering_disabled", NULL,
+        tg_exchange_error(x, 404, "invalid_request_error", "metering_disabled", NULL,
                         "webhook events need metering, which this gateway runs without "
                         "(metering.enabled: false)");
         return;

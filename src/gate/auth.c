@@ -21,7 +21,8 @@ static tg_str presented_key(const tg_req *r)
         }
         return TG_STR_NULL;
     }
-    v = tg_req_header(r, TG_STR("api-key"));
+    v = tg_req_header(r, TG_STR("x-api-key")); /* Anthropic's SDKs */
+    if (!v.p) v = tg_req_header(r, TG_STR("api-key"));
     if (v.p) v = tg_str_trim(v);
     return v.p && v.n ? v : TG_STR_NULL;
 }

@@ -1,9 +1,10 @@
 /* Authentication: the first gate of the pipeline.
  *
- * A client presents its key as "Authorization: Bearer <key>" or as
- * "api-key: <key>" (Azure-style clients); the key is hashed with SHA-256
- * and looked up among the configured hashes with a constant-time compare,
- * so neither timing nor logs reveal a key. Later gates (tags, policy) take
+ * A client presents its key as "Authorization: Bearer <key>", as
+ * "x-api-key: <key>" (Anthropic's SDKs) or as "api-key: <key>"
+ * (Azure-style clients); the key is hashed with SHA-256 and looked up
+ * among the configured hashes with a constant-time compare, so neither
+ * timing nor logs reveal a key. Later gates (tags, policy) take
  * the tg_key this returns. */
 #ifndef TG_GATE_AUTH_H
 #define TG_GATE_AUTH_H

@@ -15,7 +15,8 @@
 #include "base/json.h"
 #include "conf/config.h"
 
-typedef enum { TG_EP_CHAT, TG_EP_COMPLETIONS, TG_EP_EMBEDDINGS } tg_endpoint;
+/* The gateway's inference endpoints; MESSAGES is Anthropic's (anthropic.h). */
+typedef enum { TG_EP_CHAT, TG_EP_COMPLETIONS, TG_EP_EMBEDDINGS, TG_EP_MESSAGES } tg_endpoint;
 
 /* Token counts as a provider reports them, in OpenAI's convention
  * whatever the dialect, so each is counted once: cached (cache reads) and
