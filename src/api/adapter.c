@@ -185,12 +185,13 @@ static int xlate_event(tg_exchange *x, tg_str raw, tg_str data)
     tg_buf b;
     tg_buf_init(&b, (size_t)x->cfg->server.max_response_bytes + (64u << 10));
     int rc = tg_xstream_event(&x->xs, data, &b);
-    x->usage = x->xs.usage;
+    x->usage = *tg_xstream_usage(&x->xs);
     if (!done) x->stream_events++;
     if (!rc && tg_xstream_phase(&x->xs) == TG_XS_ENDED) rc = closing(x, &b);
     if (rc) {
         tg_buf_release(&b);
-        x->error = rc == TG_ENOMEM ? "out_of_memory" : "upstream_malformed";
+        x->error = rc == TG_ENOMEM ? "out_of_memory" : "upstream_untranslatable";
+        x->xs_why = tg_xstream_why(&x->xs);
         return 1;
     }
     rc = b.n ? tg_relay_forward(x, tg_buf_str(&b)) : 0;
@@ -311,9 +312,14 @@ void tg_adapter_cut(tg_exchange *x)
     else if (x->anthropic) rc = anthropic_cut(x, msg, &b);
     else rc = tg_policy_cut_event(x, &b);
     if (!rc) rc = closing(x, &b);
-    if (!rc) tg_relay_forward(x, tg_buf_str(&b));
+    if (!rc) {
+        tg_relay_forward(x, tg_buf_str(&b));
+        tg_buf_release(&b);
+        tg_resp_stream_end(x->req);
+        return;
+    }
     tg_buf_release(&b);
-    tg_resp_stream_end(x->req);
+    tg_adapter_stream_error(x, "plan_limit", msg); /* the stream must still end in the client's dialect */
 }
 
 void tg_adapter_stream_error(tg_exchange *x, const char *code, const char *msg)

@@ -137,6 +137,7 @@ typedef struct {
     bool up_anthropic;          /* this call's provider speaks Anthropic's dialect */
     bool xlate;                 /* the stream is translated: xs is live */
     int xs_rc;                  /* how its tg_xstream_init went */
+    const char *xs_why;         /* why it refused an upstream event */
     tg_xstream xs;
     bool stream_failed;         /* the upstream's error event ended the client's stream */
     tg_buf xbody;               /* a translated answer or error body */

@@ -187,6 +187,10 @@ static void upstream_failed(tg_exchange *x, tg_up_result res, const char *detail
         if (x->error && !strcmp(x->error, "upstream_malformed")) {
             code = kind = "upstream_malformed";
             snprintf(msg, sizeof msg, "provider %s sent a stream event that is not valid JSON", p->name);
+        } else if (x->error && !strcmp(x->error, "upstream_untranslatable")) {
+            code = kind = "upstream_untranslatable";
+            snprintf(msg, sizeof msg, "provider %s sent a stream event the gateway cannot carry into "
+                     "the client's dialect: %s", p->name, x->xs_why ? x->xs_why : "unknown");
         } else {
             code = "upstream_too_large";
             snprintf(msg, sizeof msg, "provider %s sent a response larger than the gateway accepts "
