@@ -194,6 +194,11 @@ static void test_anth_system_and_roles(void **state)
                 "{'model':'up','max_tokens':7,'messages':[{'role':'assistant','content':[{'type':'text','text':'a'},"
                 "{'type':'text','text':'b'}]},{'role':'user','content':[{'type':'text','text':'c'},"
                 "{'type':'tool_result','tool_use_id':'t-1','content':''},{'type':'text','text':'d'}]}]}");
+    /* empty arguments are {} */
+    expect_anth("{'model':'m','messages':[{'role':'assistant','tool_calls':[{'id':'c','type':'function','function':"
+                "{'name':'f','arguments':''}}]}]}",
+                "{'model':'up','max_tokens':1024,'messages':[{'role':'assistant','content':[{'type':'tool_use',"
+                "'id':'c','name':'f','input':{}}]}]}");
     /* max_completion_tokens wins over max_tokens (the reader's rule) */
     expect_anth("{'model':'m','max_tokens':7,'max_completion_tokens':9,'messages':[{'role':'user','content':'x'}]}",
                 "{'model':'up','max_tokens':9,'messages':[{'role':'user','content':[{'type':'text','text':'x'}]}]}");
@@ -395,6 +400,10 @@ static void test_anth_refusals(void **state)
         snprintf(body, sizeof body, "{'model':'m','messages':[%s]}", msgs[i].messages);
         refuse_anth(body, msgs[i].msg, msgs[i].param);
     }
+    refuse_anth("{'model':'m','messages':[{'role':'user','content':'a','content':'b'}]}", "appears twice",
+                "messages[0].content");
+    refuse_anth("{'model':'m','messages':[{'role':'user','content':[{'type':'text','text':'a','text':null}]}]}",
+                "appears twice", "messages[0].content[0].text");
     refuse_anth("{'model':'m'}", "field required", "messages");
     refuse_anth("{'model':'m','messages':{}}", "must be an array", "messages");
 }
@@ -620,6 +629,9 @@ static void test_oai_refusals(void **state)
         snprintf(body, sizeof body, "{'model':'c','max_tokens':5,'messages':[%s]}", msgs[i].messages);
         refuse_oai(body, msgs[i].msg, msgs[i].param);
     }
+    refuse_oai("{'model':'c','max_tokens':5,'messages':[{'role':'assistant','content':[{'type':'tool_use','id':'t',"
+               "'name':'f','input':{},'input':{'x':1}}]}]}",
+               "appears twice", "messages[0].content[0].input");
     refuse_oai("{'model':'c','max_tokens':5,'messages':[{'role':'user','content':'q'}],'system':[{'type':'text',"
                "'text':'s','citations':[1]}]}",
                "unknown field", "system[0].citations");

@@ -138,12 +138,17 @@ int tg_xl_only(tg_xl *x, tg_json_val obj, const char *const *allowed)
 {
     tg_json_iter it = tg_json_iter_init(obj);
     tg_json_val k, v;
+    uint32_t seen = 0;
     while (tg_json_iter_next(&it, &k, &v)) {
-        if (v.type == TG_JSON_NULL) continue;
         tg_str name = tg_xl_name(x, k);
-        const char *const *a = allowed;
-        while (*a && !tg_str_eq(name, tg_str_c(*a))) a++;
-        if (!*a) return tg_xl_unknown(x, name);
+        size_t i = 0;
+        while (allowed[i] && !tg_str_eq(name, tg_str_c(allowed[i]))) i++;
+        if (!allowed[i] && v.type == TG_JSON_NULL) continue;
+        if (!allowed[i]) return tg_xl_unknown(x, name);
+        if (seen & (1u << i))
+            return tg_xl_fail(x, allowed[i], "appears twice; send it once (dialects disagree on which "
+                              "one counts)");
+        seen |= 1u << i;
     }
     return TG_OK;
 }

@@ -59,7 +59,9 @@ tg_str tg_xl_name(tg_xl *x, tg_json_val key);
 /* Whether v is a string whose decoded text is lit. */
 bool tg_xl_is(tg_json_val v, const char *lit);
 /* Refuses the first member of obj (not null) whose name is not in the
- * NULL-terminated list. */
+ * NULL-terminated list (at most 32 names), and a listed name that appears
+ * twice: lookups read the first, many parsers keep the last, so a
+ * translation could say something else than the client meant. */
 int tg_xl_only(tg_xl *x, tg_json_val obj, const char *const *allowed);
 /* A string value decoded into x->tmp (or a view); valid until the next
  * call. TG_EINVAL when s is not a string. */

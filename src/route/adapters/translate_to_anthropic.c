@@ -17,6 +17,7 @@
  * and an empty text says nothing. */
 #include "route/adapters/translate_ctx.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 #define PEER "this model's Claude (Anthropic) provider"
@@ -26,11 +27,12 @@ typedef struct {
     tg_json_val messages, temperature, top_p, stop, tools, tool_choice, parallel, user;
 } top;
 
-/* The number v as a double (temperature's range check; not money). */
+/* The number v as a double (range checks; not money); NaN, which every
+ * check refuses, when it cannot be read. */
 static double number(tg_xl *x, tg_json_val v)
 {
     tg_buf_clear(&x->tmp);
-    if (tg_buf_append(&x->tmp, v.p, v.n)) return 0;
+    if (tg_buf_append(&x->tmp, v.p, v.n)) return NAN;
     return strtod(x->tmp.p, NULL);
 }
 
@@ -290,7 +292,8 @@ static int content(tg_xl *x, tg_json_val m, bool user, size_t *nblk)
     return rc;
 }
 
-/* A tool call as a tool_use block; its arguments must be a JSON object. */
+/* A tool call as a tool_use block; its arguments must be a JSON object
+ * (or empty: {}). */
 static int tool_call(tg_xl *x, tg_json_val c, size_t *nblk)
 {
     static const char *const keys[] = {"id", "type", "function", NULL}, *const fkeys[] = {"name", "arguments", NULL};
@@ -305,10 +308,13 @@ static int tool_call(tg_xl *x, tg_json_val c, size_t *nblk)
     if ((rc = tg_xl_only(x, fn, fkeys))) goto out;
     if (name.type != TG_JSON_STRING) rc = tg_xl_fail(x, "name", "must be a string");
     else if (args.type != TG_JSON_STRING) rc = tg_xl_fail(x, "arguments", "must be a string of JSON");
-    else if (!(rc = tg_xl_decode(x, args, &a)) &&
-             (tg_json_validate(a.p, a.n, 0, NULL, NULL) || tg_json_root(a.p, a.n).type != TG_JSON_OBJECT))
-        rc = tg_xl_fail(x, "arguments", "must be a JSON object (Claude takes tool input as an object)");
+    else rc = tg_xl_decode(x, args, &a);
     if (rc) goto out;
+    if (a.n == 0) a = TG_STR("{}"); /* some servers send "" for a tool without parameters */
+    if (tg_json_validate(a.p, a.n, 0, NULL, NULL) || tg_json_root(a.p, a.n).type != TG_JSON_OBJECT) {
+        rc = tg_xl_fail(x, "arguments", "must be a JSON object (Claude takes tool input as an object)");
+        goto out;
+    }
     tg_xl_sep(x, nblk);
     tg_xl_lit(x, "{\"type\":\"tool_use\",\"id\":");
     tg_xl_raw(x, tg_json_get(c, TG_STR("id")));

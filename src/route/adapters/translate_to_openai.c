@@ -448,18 +448,19 @@ static int write_tool_choice(tg_xl *x, tg_json_val c, bool have_tools)
     static const char *const keys[] = {"type", "name", "disable_parallel_tool_use", NULL};
     tg_json_val type = tg_json_get(c, TG_STR("type")), name = tg_json_get(c, TG_STR("name"));
     tg_json_val serial = tg_xl_get(c, "disable_parallel_tool_use");
-    const char *choice = NULL;
+    const char *choice = NULL; /* NULL: a named tool */
+    bool forces = true;        /* asks for a tool call: any or a named tool */
     size_t at = tg_xl_push(x, "tool_choice");
     int rc = c.type ? tg_xl_only(x, c, keys) : TG_OK;
     if (rc || !c.type) goto out;
-    if (tg_xl_is(type, "auto")) choice = "\"auto\"";
+    if (tg_xl_is(type, "auto")) choice = "\"auto\"", forces = false;
     else if (tg_xl_is(type, "any")) choice = "\"required\"";
-    else if (tg_xl_is(type, "none")) choice = "\"none\"";
+    else if (tg_xl_is(type, "none")) choice = "\"none\"", forces = false;
     else if (!tg_xl_is(type, "tool")) rc = tg_xl_fail(x, "type", "must be auto, any, none or tool");
     else if (name.type != TG_JSON_STRING) rc = tg_xl_fail(x, "name", "must be a string");
     if (!rc && serial.type && serial.type != TG_JSON_TRUE && serial.type != TG_JSON_FALSE)
         rc = tg_xl_fail(x, "disable_parallel_tool_use", "must be a boolean");
-    if (!rc && !have_tools && (!choice || choice[1] == 'r'))
+    if (!rc && !have_tools && forces)
         rc = tg_xl_fail(x, NULL, "asks for a tool call but the request offers no tools");
     if (rc || !have_tools) goto out;
     tg_xl_lit(x, ",\"tool_choice\":");
