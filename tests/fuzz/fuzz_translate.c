@@ -16,12 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define CHECK(c)                                                                          \
-    do {                                                                                  \
-        if (!(c)) {                                                                       \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);         \
-            abort();                                                                      \
-        }                                                                                 \
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);                  \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 #define MARK "prefix"
@@ -36,7 +36,8 @@ static void init_offering(void)
     if (off.upstream_json) return;
     tg_buf_init(&quoted, 64);
     CHECK(tg_jsonw_str(&quoted, TG_STR("up\"stream")) == TG_OK);
-    off = (tg_offering){.id = "p/u", .provider = &p, .upstream_model = "up\"stream", .upstream_json = quoted.p};
+    off = (tg_offering){
+        .id = "p/u", .provider = &p, .upstream_model = "up\"stream", .upstream_json = quoted.p};
 }
 
 /* A buffer holding MARK, so a failure can be seen to leave it alone. */
@@ -77,7 +78,9 @@ static int anthropic_to_openai(tg_str body, tg_buf *out, bool must_read)
         after(&up, tg_anthropic_upstream_body(body, &req, &off, &up));
         tg_buf_release(&up);
         rc = tg_translate_req_to_openai(&req, &off, out, &err, &param);
-        if (rc == TG_EINVAL) CHECK(err.msg[0] && (!param.name[0] || !strncmp(err.msg, param.name, strlen(param.name))));
+        if (rc == TG_EINVAL)
+            CHECK(err.msg[0] &&
+                  (!param.name[0] || !strncmp(err.msg, param.name, strlen(param.name))));
     }
     tg_buf_release(&scratch);
     return rc;
@@ -95,7 +98,9 @@ static int openai_to_anthropic(tg_str body, tg_buf *out, bool must_read)
     if (must_read) CHECK(rc == TG_OK);
     if (!rc) {
         rc = tg_translate_req_to_anthropic(&req, &off, 4096, out, &err, &param);
-        if (rc == TG_EINVAL) CHECK(err.msg[0] && (!param.name[0] || !strncmp(err.msg, param.name, strlen(param.name))));
+        if (rc == TG_EINVAL)
+            CHECK(err.msg[0] &&
+                  (!param.name[0] || !strncmp(err.msg, param.name, strlen(param.name))));
     }
     tg_buf_release(&scratch);
     return rc;

@@ -9,11 +9,25 @@
 #include "base/jsonw.h"
 
 /* The top-level fields the reader knows, in the order of vals[] below. */
-enum { F_MODEL, F_MAX_TOKENS, F_MESSAGES, F_STREAM, F_SYSTEM, F_TEMPERATURE, F_TOP_P, F_TOP_K,
-       F_STOP, F_METADATA, F_TOOLS, F_TOOL_CHOICE, F_THINKING, F_COUNT };
+enum {
+    F_MODEL,
+    F_MAX_TOKENS,
+    F_MESSAGES,
+    F_STREAM,
+    F_SYSTEM,
+    F_TEMPERATURE,
+    F_TOP_P,
+    F_TOP_K,
+    F_STOP,
+    F_METADATA,
+    F_TOOLS,
+    F_TOOL_CHOICE,
+    F_THINKING,
+    F_COUNT
+};
 static const char *const field_names[F_COUNT] = {
-    "model", "max_tokens", "messages", "stream", "system", "temperature", "top_p", "top_k",
-    "stop_sequences", "metadata", "tools", "tool_choice", "thinking"};
+    "model", "max_tokens",     "messages", "stream", "system",      "temperature", "top_p",
+    "top_k", "stop_sequences", "metadata", "tools",  "tool_choice", "thinking"};
 
 /* The index of the known field named by key k, or F_COUNT. Keys with
  * escapes are decoded; none of the known names is longer than 16 bytes,
@@ -26,12 +40,16 @@ static int field_of(tg_json_val k)
     tg_buf_init(&b, 16);
     if (!tg_json_str_view(k, &name)) name = tg_json_str_decode(k, &b) ? TG_STR("") : tg_buf_str(&b);
     int i = 0;
-    while (i < F_COUNT && !tg_str_eq(name, tg_str_c(field_names[i]))) i++;
+    while (i < F_COUNT && !tg_str_eq(name, tg_str_c(field_names[i])))
+        i++;
     tg_buf_release(&b);
     return i;
 }
 
-static bool absent(tg_json_val v) { return v.type == TG_JSON_NONE || v.type == TG_JSON_NULL; }
+static bool absent(tg_json_val v)
+{
+    return v.type == TG_JSON_NONE || v.type == TG_JSON_NULL;
+}
 
 /* The system prompt: a string, or an array of text blocks. */
 static bool system_ok(tg_json_val v)
@@ -106,7 +124,8 @@ static int check_required(const tg_json_val *v, tg_buf *scratch, tg_anthropic_re
     }
     *param = "max_tokens";
     if (v[F_MAX_TOKENS].type == TG_JSON_NONE)
-        return tg_errmsg_set(err, "max_tokens: field required (the most tokens the answer may take)");
+        return tg_errmsg_set(err,
+                             "max_tokens: field required (the most tokens the answer may take)");
     if (tg_json_int(v[F_MAX_TOKENS], &out->max_tokens) || out->max_tokens < 1 ||
         out->max_tokens > 100000000)
         return tg_errmsg_set(err, "max_tokens must be a whole number from 1 to 100000000");
@@ -122,8 +141,8 @@ static int check_required(const tg_json_val *v, tg_buf *scratch, tg_anthropic_re
     return TG_OK;
 }
 
-int tg_anthropic_read_request(tg_str body, tg_buf *scratch, tg_anthropic_req *out,
-                              tg_errmsg *err, const char **param)
+int tg_anthropic_read_request(tg_str body, tg_buf *scratch, tg_anthropic_req *out, tg_errmsg *err,
+                              const char **param)
 {
     size_t off = 0;
     const char *why = NULL;
@@ -133,7 +152,8 @@ int tg_anthropic_read_request(tg_str body, tg_buf *scratch, tg_anthropic_req *ou
     if (body.n == 0) return tg_errmsg_set(err, "the request body is empty; send a JSON object");
     int rc = tg_json_validate(body.p, body.n, TG_JSON_NO_DUP_TOPLEVEL, &off, &why);
     if (rc == TG_ENOMEM) return rc;
-    if (rc) return tg_errmsg_set(err, "the request body is not valid JSON: %s at byte %zu", why, off);
+    if (rc)
+        return tg_errmsg_set(err, "the request body is not valid JSON: %s at byte %zu", why, off);
     out->root = tg_json_root(body.p, body.n);
     if (out->root.type != TG_JSON_OBJECT)
         return tg_errmsg_set(err, "the request body must be a JSON object");
@@ -154,22 +174,33 @@ int tg_anthropic_read_request(tg_str body, tg_buf *scratch, tg_anthropic_req *ou
 int tg_anthropic_upstream_body(tg_str body, const tg_anthropic_req *req, const tg_offering *off,
                                tg_buf *out)
 {
-    tg_json_splice s = {(size_t)(req->model.p - body.p), req->model.n, tg_str_c(off->upstream_json)};
+    tg_json_splice s = {(size_t)(req->model.p - body.p), req->model.n,
+                        tg_str_c(off->upstream_json)};
     return tg_json_apply(body, &s, 1, out);
 }
 
 const char *tg_anthropic_error_type(int status)
 {
     switch (status) {
-    case 401: return "authentication_error";
-    case 402: return "billing_error";
-    case 403: return "permission_error";
-    case 404: return "not_found_error";
-    case 413: return "request_too_large";
-    case 429: return "rate_limit_error";
-    case 503: case 529: return "overloaded_error";
-    case 504: return "timeout_error";
-    default: return status >= 500 ? "api_error" : "invalid_request_error";
+    case 401:
+        return "authentication_error";
+    case 402:
+        return "billing_error";
+    case 403:
+        return "permission_error";
+    case 404:
+        return "not_found_error";
+    case 413:
+        return "request_too_large";
+    case 429:
+        return "rate_limit_error";
+    case 503:
+    case 529:
+        return "overloaded_error";
+    case 504:
+        return "timeout_error";
+    default:
+        return status >= 500 ? "api_error" : "invalid_request_error";
     }
 }
 
@@ -188,7 +219,8 @@ static bool take(tg_json_val obj, const char *key, int64_t *dst)
 {
     int64_t v;
     tg_json_val m = tg_json_get(obj, tg_str_c(key));
-    if (m.type == TG_JSON_NONE || m.type == TG_JSON_NULL || tg_json_int(m, &v) || v < 0) return false;
+    if (m.type == TG_JSON_NONE || m.type == TG_JSON_NULL || tg_json_int(m, &v) || v < 0)
+        return false;
     *dst = v;
     return true;
 }
@@ -208,6 +240,7 @@ void tg_anthropic_usage(tg_json_val usage, tg_usage *u)
     /* each count is at most 2^63 - 1; cap the sum rather than wrap */
     u->cached = read;
     u->cache_write = write < INT64_MAX - read ? write : INT64_MAX - read;
-    u->prompt = input < INT64_MAX - read - u->cache_write ? input + read + u->cache_write : INT64_MAX;
+    u->prompt =
+        input < INT64_MAX - read - u->cache_write ? input + read + u->cache_write : INT64_MAX;
     u->total = u->completion < INT64_MAX - u->prompt ? u->prompt + u->completion : INT64_MAX;
 }

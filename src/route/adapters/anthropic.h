@@ -18,14 +18,14 @@
  * body, which must outlive it. */
 typedef struct {
     tg_json_val root;
-    tg_json_val model;      /* the string value, quotes included */
-    tg_str model_name;      /* decoded */
+    tg_json_val model; /* the string value, quotes included */
+    tg_str model_name; /* decoded */
     bool stream;
-    int64_t max_tokens;     /* required by the dialect: 1..100000000 */
-    tg_json_val messages;   /* a non-empty array */
-    tg_json_val system;     /* a string or an array of text blocks; NONE when absent */
-    size_t input_bytes;     /* messages.n + system.n: metering's size-based
-                               estimate of the input tokens reads this */
+    int64_t max_tokens;   /* required by the dialect: 1..100000000 */
+    tg_json_val messages; /* a non-empty array */
+    tg_json_val system;   /* a string or an array of text blocks; NONE when absent */
+    size_t input_bytes;   /* messages.n + system.n: metering's size-based
+                             estimate of the input tokens reads this */
 } tg_anthropic_req;
 
 /* Validates body as a Messages request: a JSON object (no duplicate
@@ -41,8 +41,8 @@ typedef struct {
  * field's name (a static string) or NULL; TG_ENOMEM when the duplicate
  * check runs out of memory. Decoded strings (model_name when the model
  * has escapes) live in scratch, which is cleared first. */
-int tg_anthropic_read_request(tg_str body, tg_buf *scratch, tg_anthropic_req *out,
-                              tg_errmsg *err, const char **param);
+int tg_anthropic_read_request(tg_str body, tg_buf *scratch, tg_anthropic_req *out, tg_errmsg *err,
+                              const char **param);
 
 /* Appends to out the upstream body for offering off: body with the model
  * value replaced by off->upstream_json, every other byte as it came.

@@ -7,8 +7,8 @@
 
 #define NAME_MAX_BYTES 64
 
-void tg_xl_init(tg_xl *x, tg_buf *out, size_t input_size, tg_errmsg *err,
-                tg_translate_param *param, const char *peer)
+void tg_xl_init(tg_xl *x, tg_buf *out, size_t input_size, tg_errmsg *err, tg_translate_param *param,
+                const char *peer)
 {
     memset(x, 0, sizeof *x);
     x->out = out;
@@ -100,8 +100,10 @@ int tg_xl_unsupported(tg_xl *x, const char *field)
 int tg_xl_unknown(tg_xl *x, tg_str name)
 {
     set_param(x, name.p ? name.p : "", name.n);
-    return say(x, "unknown field; %s cannot honour it, so the request is refused rather than sent "
-               "without it", x->peer);
+    return say(x,
+               "unknown field; %s cannot honour it, so the request is refused rather than sent "
+               "without it",
+               x->peer);
 }
 
 tg_json_val tg_xl_get(tg_json_val obj, const char *key)
@@ -142,11 +144,13 @@ int tg_xl_only(tg_xl *x, tg_json_val obj, const char *const *allowed)
     while (tg_json_iter_next(&it, &k, &v)) {
         tg_str name = tg_xl_name(x, k);
         size_t i = 0;
-        while (allowed[i] && !tg_str_eq(name, tg_str_c(allowed[i]))) i++;
+        while (allowed[i] && !tg_str_eq(name, tg_str_c(allowed[i])))
+            i++;
         if (!allowed[i] && v.type == TG_JSON_NULL) continue;
         if (!allowed[i]) return tg_xl_unknown(x, name);
         if (seen & (1u << i))
-            return tg_xl_fail(x, allowed[i], "appears twice; send it once (dialects disagree on which "
+            return tg_xl_fail(x, allowed[i],
+                              "appears twice; send it once (dialects disagree on which "
                               "one counts)");
         seen |= 1u << i;
     }
@@ -173,11 +177,20 @@ int tg_xl_lit(tg_xl *x, const char *s)
     return x->rc ? x->rc : keep(x, tg_buf_add_str(x->out, tg_str_c(s)));
 }
 
-int tg_xl_add(tg_xl *x, tg_str s) { return x->rc ? x->rc : keep(x, tg_buf_add_str(x->out, s)); }
+int tg_xl_add(tg_xl *x, tg_str s)
+{
+    return x->rc ? x->rc : keep(x, tg_buf_add_str(x->out, s));
+}
 
-int tg_xl_raw(tg_xl *x, tg_json_val v) { return tg_xl_add(x, tg_str_make(v.p, v.n)); }
+int tg_xl_raw(tg_xl *x, tg_json_val v)
+{
+    return tg_xl_add(x, tg_str_make(v.p, v.n));
+}
 
-int tg_xl_str(tg_xl *x, tg_str s) { return x->rc ? x->rc : keep(x, tg_jsonw_str(x->out, s)); }
+int tg_xl_str(tg_xl *x, tg_str s)
+{
+    return x->rc ? x->rc : keep(x, tg_jsonw_str(x->out, s));
+}
 
 int tg_xl_inner(tg_xl *x, tg_json_val s)
 {
@@ -185,6 +198,12 @@ int tg_xl_inner(tg_xl *x, tg_json_val s)
     return keep(x, s.n >= 2 ? tg_buf_append(x->out, s.p + 1, s.n - 2) : TG_OK);
 }
 
-int tg_xl_i64(tg_xl *x, int64_t v) { return x->rc ? x->rc : keep(x, tg_buf_add_i64(x->out, v)); }
+int tg_xl_i64(tg_xl *x, int64_t v)
+{
+    return x->rc ? x->rc : keep(x, tg_buf_add_i64(x->out, v));
+}
 
-int tg_xl_sep(tg_xl *x, size_t *n) { return (*n)++ ? tg_xl_lit(x, ",") : x->rc; }
+int tg_xl_sep(tg_xl *x, size_t *n)
+{
+    return (*n)++ ? tg_xl_lit(x, ",") : x->rc;
+}

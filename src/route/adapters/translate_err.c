@@ -38,7 +38,10 @@ static err_parts parts_of(tg_str body)
     return p;
 }
 
-static bool error_status(int status) { return status >= 400 && status <= 599; }
+static bool error_status(int status)
+{
+    return status >= 400 && status <= 599;
+}
 
 /* The message as JSON string contents: "<param>: <message>", or one that
  * names the status. */
@@ -48,8 +51,8 @@ static int message(tg_xl *x, const err_parts *p, int status)
     tg_xl_lit(x, "\"");
     if (p->param.type) tg_xl_inner(x, p->param), tg_xl_lit(x, ": ");
     if (p->message.type) return tg_xl_inner(x, p->message), tg_xl_lit(x, "\"");
-    snprintf(fallback, sizeof fallback, "the provider failed (HTTP status %d) without an error message",
-             status);
+    snprintf(fallback, sizeof fallback,
+             "the provider failed (HTTP status %d) without an error message", status);
     tg_xl_lit(x, fallback);
     return tg_xl_lit(x, "\"");
 }
@@ -58,12 +61,16 @@ static int message(tg_xl *x, const err_parts *p, int status)
  * Anthropic's. */
 static const char *anthropic_type(tg_json_val type)
 {
-    static const char *const map[][2] = {
-        {"invalid_request_error", "invalid_request_error"}, {"authentication_error", "authentication_error"},
-        {"permission_error", "permission_error"},           {"not_found_error", "not_found_error"},
-        {"rate_limit_error", "rate_limit_error"},           {"rate_limit_exceeded", "rate_limit_error"},
-        {"insufficient_quota", "billing_error"},            {"server_error", "api_error"},
-        {"overloaded_error", "overloaded_error"},           {"timeout_error", "timeout_error"}};
+    static const char *const map[][2] = {{"invalid_request_error", "invalid_request_error"},
+                                         {"authentication_error", "authentication_error"},
+                                         {"permission_error", "permission_error"},
+                                         {"not_found_error", "not_found_error"},
+                                         {"rate_limit_error", "rate_limit_error"},
+                                         {"rate_limit_exceeded", "rate_limit_error"},
+                                         {"insufficient_quota", "billing_error"},
+                                         {"server_error", "api_error"},
+                                         {"overloaded_error", "overloaded_error"},
+                                         {"timeout_error", "timeout_error"}};
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (tg_xl_is(type, map[i][0])) return map[i][1];
     return "api_error";
@@ -85,11 +92,13 @@ int tg_translate_error_to_anthropic(tg_str body, int status, tg_buf *out)
 
 /* Anthropic's error types as OpenAI's; the others (api_error,
  * overloaded_error, timeout_error, unknown ones) are server_error. */
-static const char *const openai_map[][2] = {
-    {"invalid_request_error", "invalid_request_error"}, {"request_too_large", "invalid_request_error"},
-    {"authentication_error", "authentication_error"},   {"permission_error", "permission_error"},
-    {"not_found_error", "not_found_error"},             {"rate_limit_error", "rate_limit_error"},
-    {"billing_error", "insufficient_quota"}};
+static const char *const openai_map[][2] = {{"invalid_request_error", "invalid_request_error"},
+                                            {"request_too_large", "invalid_request_error"},
+                                            {"authentication_error", "authentication_error"},
+                                            {"permission_error", "permission_error"},
+                                            {"not_found_error", "not_found_error"},
+                                            {"rate_limit_error", "rate_limit_error"},
+                                            {"billing_error", "insufficient_quota"}};
 
 static const char *openai_type(const char *anthropic)
 {
@@ -116,9 +125,12 @@ int tg_translate_error_to_openai(tg_str body, int status, tg_buf *out)
     tg_xl_lit(&x, "{\"error\":{\"message\":");
     message(&x, &p, status);
     tg_xl_lit(&x, ",\"type\":\"");
-    tg_xl_lit(&x, error_status(status) ? openai_type(tg_anthropic_error_type(status)) : openai_type_of(p.type));
+    tg_xl_lit(&x, error_status(status) ? openai_type(tg_anthropic_error_type(status))
+                                       : openai_type_of(p.type));
     tg_xl_lit(&x, "\",\"param\":null,\"code\":");
-    if (p.type.type) tg_xl_raw(&x, p.type);
-    else tg_xl_lit(&x, "null");
+    if (p.type.type)
+        tg_xl_raw(&x, p.type);
+    else
+        tg_xl_lit(&x, "null");
     return tg_xl_done(&x, tg_xl_lit(&x, "}}"));
 }

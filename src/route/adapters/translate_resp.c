@@ -41,10 +41,12 @@ static int write_id(tg_xl *x, tg_json_val root, const char *fallback)
  * A server that says "stop" after tool calls meant tool_use. */
 static const char *stop_reason(tg_json_val finish, bool tools)
 {
-    static const char *const map[][2] = {
-        {"stop", "end_turn"}, {"length", "max_tokens"}, {"tool_calls", "tool_use"},
-        {"content_filter", "refusal"}};
-    if (finish.type == TG_JSON_NONE || finish.type == TG_JSON_NULL) return tools ? "tool_use" : "end_turn";
+    static const char *const map[][2] = {{"stop", "end_turn"},
+                                         {"length", "max_tokens"},
+                                         {"tool_calls", "tool_use"},
+                                         {"content_filter", "refusal"}};
+    if (finish.type == TG_JSON_NONE || finish.type == TG_JSON_NULL)
+        return tools ? "tool_use" : "end_turn";
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
         if (!tg_xl_is(finish, map[i][0])) continue;
         return i == 0 && tools ? "tool_use" : map[i][1];
@@ -86,7 +88,8 @@ static int blocks_of(tg_xl *x, tg_json_val msg, tg_json_val calls)
     tg_xl_lit(x, ",\"content\":[");
     for (int i = 0; i < 2; i++) {
         tg_json_val t = i ? refusal : text;
-        if (t.type && t.type != TG_JSON_STRING) return bad(x, "has a message content that is not a string");
+        if (t.type && t.type != TG_JSON_STRING)
+            return bad(x, "has a message content that is not a string");
         if (t.n <= 2) continue; /* absent or empty: no block */
         tg_xl_sep(x, &n);
         tg_xl_lit(x, "{\"type\":\"text\",\"text\":");
@@ -94,7 +97,8 @@ static int blocks_of(tg_xl *x, tg_json_val msg, tg_json_val calls)
         tg_xl_lit(x, "}");
     }
     tg_json_iter it = tg_json_iter_init(calls);
-    while (!rc && tg_json_iter_next(&it, NULL, &c)) rc = tool_use(x, c, &n);
+    while (!rc && tg_json_iter_next(&it, NULL, &c))
+        rc = tool_use(x, c, &n);
     return rc ? rc : tg_xl_lit(x, "]");
 }
 
@@ -118,14 +122,17 @@ static int to_anthropic(tg_xl *x, tg_str body, tg_str model, tg_usage *u)
     int rc = answer_root(x, body, &root);
     if (rc) return rc;
     tg_json_iter it = tg_json_iter_init(tg_json_get(root, TG_STR("choices")));
-    if (!tg_json_iter_next(&it, NULL, &c0) || (msg = tg_json_get(c0, TG_STR("message"))).type != TG_JSON_OBJECT)
+    if (!tg_json_iter_next(&it, NULL, &c0) ||
+        (msg = tg_json_get(c0, TG_STR("message"))).type != TG_JSON_OBJECT)
         return bad(x, "has no choices[0].message");
     calls = tg_xl_get(msg, "tool_calls");
-    if (calls.type && calls.type != TG_JSON_ARRAY) return bad(x, "has tool_calls that are not an array");
+    if (calls.type && calls.type != TG_JSON_ARRAY)
+        return bad(x, "has tool_calls that are not an array");
     if (tg_xl_get(msg, "function_call").type || tg_xl_get(msg, "audio").type)
         return bad(x, "holds a function_call or audio, which an Anthropic message cannot carry");
     tg_json_iter ct = tg_json_iter_init(calls);
-    const char *stop = stop_reason(tg_json_get(c0, TG_STR("finish_reason")), tg_json_iter_next(&ct, NULL, NULL));
+    const char *stop =
+        stop_reason(tg_json_get(c0, TG_STR("finish_reason")), tg_json_iter_next(&ct, NULL, NULL));
     if (!stop) return bad(x, "has a finish_reason the gateway does not know");
     tg_openai_usage(root, u);
     write_id(x, root, "\"msg_tollgate\"");
@@ -172,17 +179,21 @@ static int check_blocks(tg_xl *x, tg_json_val content, size_t *ntext, size_t *nt
     while (tg_json_iter_next(&it, NULL, &b)) {
         tg_json_val type = tg_json_get(b, TG_STR("type"));
         if (tg_xl_is(type, "text")) {
-            if (tg_json_get(b, TG_STR("text")).type != TG_JSON_STRING) return bad(x, "has a text block without a string text");
+            if (tg_json_get(b, TG_STR("text")).type != TG_JSON_STRING)
+                return bad(x, "has a text block without a string text");
             (*ntext)++;
         } else if (tg_xl_is(type, "tool_use")) {
             if (tg_json_get(b, TG_STR("id")).type != TG_JSON_STRING ||
                 tg_json_get(b, TG_STR("name")).type != TG_JSON_STRING ||
                 tg_json_get(b, TG_STR("input")).type != TG_JSON_OBJECT)
-                return bad(x, "has a tool_use block without a string id and name and an object input");
+                return bad(x,
+                           "has a tool_use block without a string id and name and an object input");
             (*ntool)++;
         } else {
-            return tg_errmsg_set(x->err, "the provider's answer has a %.*s block, which an OpenAI chat "
-                                 "completion cannot carry", type.type == TG_JSON_STRING ? (int)type.n - 2 : 7,
+            return tg_errmsg_set(x->err,
+                                 "the provider's answer has a %.*s block, which an OpenAI chat "
+                                 "completion cannot carry",
+                                 type.type == TG_JSON_STRING ? (int)type.n - 2 : 7,
                                  type.type == TG_JSON_STRING ? type.p + 1 : "untyped");
         }
     }
@@ -199,7 +210,8 @@ static int chat_message(tg_xl *x, tg_json_val content, size_t ntext, size_t ntoo
     tg_xl_lit(x, "{\"role\":\"assistant\",\"content\":");
     tg_xl_lit(x, ntext ? "\"" : "null");
     while (tg_json_iter_next(&it, NULL, &b))
-        if (tg_xl_is(tg_json_get(b, TG_STR("type")), "text")) tg_xl_inner(x, tg_json_get(b, TG_STR("text")));
+        if (tg_xl_is(tg_json_get(b, TG_STR("type")), "text"))
+            tg_xl_inner(x, tg_json_get(b, TG_STR("text")));
     if (ntext) tg_xl_lit(x, "\"");
     if (ntool) tg_xl_lit(x, ",\"tool_calls\":[");
     it = tg_json_iter_init(content);

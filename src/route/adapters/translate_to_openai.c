@@ -26,12 +26,13 @@ typedef struct {
  * attribution keys (gate/tags.h), read there and not forwarded. */
 static int read_metadata(tg_xl *x, tg_json_val meta)
 {
-    static const char *const keys[] = {"user_id", "workspace", "user", "feature", "workflow",
-                                       "run", "unit", "unit_count", NULL};
+    static const char *const keys[] = {"user_id", "workspace", "user",       "feature", "workflow",
+                                       "run",     "unit",      "unit_count", NULL};
     tg_json_val uid = tg_xl_get(meta, "user_id");
     size_t at = tg_xl_push(x, "metadata");
     int rc = tg_xl_only(x, meta, keys);
-    if (!rc && uid.type && uid.type != TG_JSON_STRING) rc = tg_xl_fail(x, "user_id", "must be a string");
+    if (!rc && uid.type && uid.type != TG_JSON_STRING)
+        rc = tg_xl_fail(x, "user_id", "must be a string");
     tg_xl_pop(x, at);
     return rc;
 }
@@ -42,9 +43,12 @@ static int top_field(tg_xl *x, tg_str name, tg_json_val v, top *t)
         const char *name;
         size_t off;
     } kept[] = {
-        {"stop_sequences", offsetof(top, stop)}, {"temperature", offsetof(top, temperature)},
-        {"top_p", offsetof(top, top_p)},         {"tools", offsetof(top, tools)},
-        {"tool_choice", offsetof(top, tool_choice)}, {"metadata", offsetof(top, metadata)},
+        {"stop_sequences", offsetof(top, stop)},
+        {"temperature", offsetof(top, temperature)},
+        {"top_p", offsetof(top, top_p)},
+        {"tools", offsetof(top, tools)},
+        {"tool_choice", offsetof(top, tool_choice)},
+        {"metadata", offsetof(top, metadata)},
     };
     /* read by tg_anthropic_read_request */
     static const char *const accepted[] = {"model", "max_tokens", "messages", "system", "stream"};
@@ -74,9 +78,11 @@ static int read_top(tg_xl *x, const tg_anthropic_req *req, top *t)
         if (v.type != TG_JSON_NULL && (rc = top_field(x, tg_xl_name(x, k), v, t))) return rc;
     if (t->metadata.type && (rc = read_metadata(x, t->metadata))) return rc;
     it = tg_json_iter_init(t->stop);
-    while (tg_json_iter_next(&it, NULL, NULL)) n++;
+    while (tg_json_iter_next(&it, NULL, NULL))
+        n++;
     if (n > MAX_STOP)
-        return tg_xl_fail(x, "stop_sequences", "%s takes at most %d stop sequences", PEER, MAX_STOP);
+        return tg_xl_fail(x, "stop_sequences", "%s takes at most %d stop sequences", PEER,
+                          MAX_STOP);
     return TG_OK;
 }
 
@@ -109,7 +115,8 @@ static int image_part(tg_xl *x, tg_json_val b, size_t *n)
                              *const b64[] = {"type", "media_type", "data", NULL},
                              *const url[] = {"type", "url", NULL};
     tg_json_val src = tg_json_get(b, TG_STR("source")), type = tg_json_get(src, TG_STR("type"));
-    tg_json_val media = tg_json_get(src, TG_STR("media_type")), data = tg_json_get(src, TG_STR("data"));
+    tg_json_val media = tg_json_get(src, TG_STR("media_type")),
+                data = tg_json_get(src, TG_STR("data"));
     tg_json_val u = tg_json_get(src, TG_STR("url"));
     int rc = tg_xl_only(x, b, keys);
     if (rc) return rc;
@@ -117,18 +124,21 @@ static int image_part(tg_xl *x, tg_json_val b, size_t *n)
     size_t at = tg_xl_push(x, ".source");
     bool is_b64 = tg_xl_is(type, "base64");
     if (!is_b64 && !tg_xl_is(type, "url"))
-        rc = tg_xl_fail(x, "type", "%s takes images as base64 data or URLs, not %s", PEER,
-                        tg_xl_is(type, "file") ? "files uploaded to Anthropic" : "this source type");
+        rc =
+            tg_xl_fail(x, "type", "%s takes images as base64 data or URLs, not %s", PEER,
+                       tg_xl_is(type, "file") ? "files uploaded to Anthropic" : "this source type");
     else if (!(rc = tg_xl_only(x, src, is_b64 ? b64 : url))) {
         if (is_b64 && (media.type != TG_JSON_STRING || data.type != TG_JSON_STRING))
             rc = tg_xl_fail(x, NULL, "media_type and data must be strings");
-        else if (!is_b64 && u.type != TG_JSON_STRING) rc = tg_xl_fail(x, "url", "must be a string");
+        else if (!is_b64 && u.type != TG_JSON_STRING)
+            rc = tg_xl_fail(x, "url", "must be a string");
     }
     tg_xl_pop(x, at);
     if (rc) return rc;
     tg_xl_sep(x, n);
     tg_xl_lit(x, "{\"type\":\"image_url\",\"image_url\":{\"url\":");
-    if (!is_b64) tg_xl_raw(x, u);
+    if (!is_b64)
+        tg_xl_raw(x, u);
     else {
         tg_xl_lit(x, "\"data:");
         tg_xl_inner(x, media);
@@ -143,15 +153,19 @@ static int image_part(tg_xl *x, tg_json_val b, size_t *n)
 static int foreign_block(tg_xl *x, tg_json_val type)
 {
     if (tg_xl_is(type, "document"))
-        return tg_xl_fail(x, "type", "%s cannot take document blocks (PDFs, text documents); send "
-                          "the text as text blocks", PEER);
+        return tg_xl_fail(x, "type",
+                          "%s cannot take document blocks (PDFs, text documents); send "
+                          "the text as text blocks",
+                          PEER);
     if (tg_xl_is(type, "thinking") || tg_xl_is(type, "redacted_thinking"))
         return tg_xl_fail(x, "type", "%s cannot take thinking blocks back; remove them", PEER);
     if (tg_xl_is(type, "tool_use") || tg_xl_is(type, "tool_result"))
-        return tg_xl_fail(x, "type", "misplaced: tool_use blocks belong in assistant messages, "
+        return tg_xl_fail(x, "type",
+                          "misplaced: tool_use blocks belong in assistant messages, "
                           "tool_result blocks at the top of user messages");
     if (type.type == TG_JSON_STRING)
-        return tg_xl_fail(x, "type", "%s cannot take %.*s blocks", PEER, (int)type.n - 2, type.p + 1);
+        return tg_xl_fail(x, "type", "%s cannot take %.*s blocks", PEER, (int)type.n - 2,
+                          type.p + 1);
     return tg_xl_fail(x, "type", "field required, a string");
 }
 
@@ -166,7 +180,8 @@ static int tool_content(tg_xl *x, tg_json_val c, bool error)
         tg_xl_inner(x, c);
         return tg_xl_lit(x, "\"");
     }
-    if (c.type != TG_JSON_ARRAY) return tg_xl_fail(x, "content", "must be a string or an array of blocks");
+    if (c.type != TG_JSON_ARRAY)
+        return tg_xl_fail(x, "content", "must be a string or an array of blocks");
     tg_json_iter it = tg_json_iter_init(c);
     tg_json_val b, text;
     size_t n = 0;
@@ -178,7 +193,8 @@ static int tool_content(tg_xl *x, tg_json_val c, bool error)
         if (tg_xl_is(type, "text")) {
             if (!(rc = text_of(x, b, &text))) rc = text_part(x, text, &n);
         } else if (tg_xl_is(type, "image")) {
-            rc = tg_xl_fail(x, "type", "%s takes text only in tool results; an image cannot be sent there",
+            rc = tg_xl_fail(x, "type",
+                            "%s takes text only in tool results; an image cannot be sent there",
                             PEER);
         } else {
             rc = foreign_block(x, type);
@@ -192,7 +208,8 @@ static int tool_content(tg_xl *x, tg_json_val c, bool error)
  * OpenAI's dialect: the content says it instead, after "Error:". */
 static int tool_message(tg_xl *x, tg_json_val b, size_t *nmsg)
 {
-    static const char *const keys[] = {"type", "tool_use_id", "content", "is_error", "cache_control", NULL};
+    static const char *const keys[] = {"type",     "tool_use_id",   "content",
+                                       "is_error", "cache_control", NULL};
     tg_json_val id = tg_json_get(b, TG_STR("tool_use_id")), err = tg_xl_get(b, "is_error");
     int rc = tg_xl_only(x, b, keys);
     if (rc) return rc;
@@ -225,7 +242,8 @@ static bool lone_text(tg_json_val b, tg_json_iter it)
     tg_json_val next;
     if (!tg_xl_is(tg_json_get(b, TG_STR("type")), "text")) return false;
     if (tg_json_get(b, TG_STR("text")).type != TG_JSON_STRING) return false;
-    return !tg_json_iter_next(&it, NULL, &next) || tg_xl_is(tg_json_get(next, TG_STR("type")), "tool_result");
+    return !tg_json_iter_next(&it, NULL, &next) ||
+           tg_xl_is(tg_json_get(next, TG_STR("type")), "tool_result");
 }
 
 /* A user message's blocks, in order: tool messages and user messages. */
@@ -249,7 +267,8 @@ static int user_blocks(tg_xl *x, tg_json_val content, size_t *nmsg)
             tg_xl_lit(x, "{\"role\":\"user\",\"content\":");
             if (!(rc = text_of(x, b, &text))) tg_xl_raw(x, text), rc = tg_xl_lit(x, "}");
         } else {
-            if (!open) tg_xl_sep(x, nmsg), tg_xl_lit(x, "{\"role\":\"user\",\"content\":["), nparts = 0;
+            if (!open)
+                tg_xl_sep(x, nmsg), tg_xl_lit(x, "{\"role\":\"user\",\"content\":["), nparts = 0;
             open = true;
             rc = user_part(x, b, &nparts);
         }
@@ -291,10 +310,14 @@ static int assistant_check(tg_xl *x, tg_json_val content, size_t *ntext, size_t 
     for (size_t j = 0; !rc && tg_json_iter_next(&it, NULL, &b); j++) {
         size_t at = tg_xl_push(x, ".content[%zu]", j);
         tg_json_val type = tg_json_get(b, TG_STR("type"));
-        if (b.type != TG_JSON_OBJECT) rc = tg_xl_fail(x, NULL, "must be an object (a content block)");
-        else if (tg_xl_is(type, "text")) rc = text_of(x, b, &text), (*ntext)++;
-        else if (tg_xl_is(type, "tool_use")) (*ntool)++;
-        else rc = foreign_block(x, type);
+        if (b.type != TG_JSON_OBJECT)
+            rc = tg_xl_fail(x, NULL, "must be an object (a content block)");
+        else if (tg_xl_is(type, "text"))
+            rc = text_of(x, b, &text), (*ntext)++;
+        else if (tg_xl_is(type, "tool_use"))
+            (*ntool)++;
+        else
+            rc = foreign_block(x, type);
         tg_xl_pop(x, at);
     }
     return rc;
@@ -315,8 +338,10 @@ static int assistant_blocks(tg_xl *x, tg_json_val content, size_t *nmsg)
     tg_xl_lit(x, ntext == 0 ? "null" : ntext > 1 ? "[" : "");
     while (tg_json_iter_next(&it, NULL, &b)) {
         if (!tg_xl_is(tg_json_get(b, TG_STR("type")), "text")) continue;
-        if (ntext == 1) tg_xl_raw(x, tg_json_get(b, TG_STR("text")));
-        else text_part(x, tg_json_get(b, TG_STR("text")), &n);
+        if (ntext == 1)
+            tg_xl_raw(x, tg_json_get(b, TG_STR("text")));
+        else
+            text_part(x, tg_json_get(b, TG_STR("text")), &n);
     }
     if (ntext > 1) tg_xl_lit(x, "]");
     if (ntool) tg_xl_lit(x, ",\"tool_calls\":[");
@@ -338,20 +363,27 @@ static int message(tg_xl *x, tg_json_val m, size_t *nmsg)
     static const char *const keys[] = {"role", "content", NULL};
     tg_json_val role = tg_json_get(m, TG_STR("role")), c = tg_json_get(m, TG_STR("content"));
     bool user = tg_xl_is(role, "user");
-    int rc = m.type == TG_JSON_OBJECT ? tg_xl_only(x, m, keys) : tg_xl_fail(x, NULL, "must be an object (a message)");
+    int rc = m.type == TG_JSON_OBJECT ? tg_xl_only(x, m, keys)
+                                      : tg_xl_fail(x, NULL, "must be an object (a message)");
     if (rc) return rc;
     if (!user && !tg_xl_is(role, "assistant"))
-        return tg_xl_fail(x, "role", role.type ? "must be \"user\" or \"assistant\" (the system prompt "
-                                                 "goes in system)" : "field required");
+        return tg_xl_fail(x, "role",
+                          role.type ? "must be \"user\" or \"assistant\" (the system prompt "
+                                      "goes in system)"
+                                    : "field required");
     if (c.type == TG_JSON_STRING) {
         tg_xl_sep(x, nmsg);
-        tg_xl_lit(x, user ? "{\"role\":\"user\",\"content\":" : "{\"role\":\"assistant\",\"content\":");
+        tg_xl_lit(x, user ? "{\"role\":\"user\",\"content\":"
+                          : "{\"role\":\"assistant\",\"content\":");
         tg_xl_raw(x, c);
         return tg_xl_lit(x, "}");
     }
     tg_json_iter it = tg_json_iter_init(c);
-    if (c.type != TG_JSON_ARRAY) return tg_xl_fail(x, "content", c.type ? "must be a string or an array of blocks" : "field required");
-    if (!tg_json_iter_next(&it, NULL, NULL)) return tg_xl_fail(x, "content", "must hold at least one block");
+    if (c.type != TG_JSON_ARRAY)
+        return tg_xl_fail(x, "content",
+                          c.type ? "must be a string or an array of blocks" : "field required");
+    if (!tg_json_iter_next(&it, NULL, NULL))
+        return tg_xl_fail(x, "content", "must hold at least one block");
     return user ? user_blocks(x, c, nmsg) : assistant_blocks(x, c, nmsg);
 }
 
@@ -370,14 +402,17 @@ static int write_system(tg_xl *x, tg_json_val sys, size_t *nmsg)
         tg_xl_raw(x, sys);
         return tg_xl_lit(x, "}");
     }
-    while (tg_json_iter_next(&it, NULL, NULL)) count++;
+    while (tg_json_iter_next(&it, NULL, NULL))
+        count++;
     if (!count) return TG_OK;
     tg_xl_sep(x, nmsg);
-    tg_xl_lit(x, count > 1 ? "{\"role\":\"system\",\"content\":[" : "{\"role\":\"system\",\"content\":");
+    tg_xl_lit(x, count > 1 ? "{\"role\":\"system\",\"content\":["
+                           : "{\"role\":\"system\",\"content\":");
     it = tg_json_iter_init(sys);
     for (size_t j = 0; !rc && tg_json_iter_next(&it, NULL, &b); j++) {
         size_t at = tg_xl_push(x, "system[%zu]", j);
-        if (!(rc = text_of(x, b, &text))) rc = count > 1 ? text_part(x, text, &n) : tg_xl_raw(x, text);
+        if (!(rc = text_of(x, b, &text)))
+            rc = count > 1 ? text_part(x, text, &n) : tg_xl_raw(x, text);
         tg_xl_pop(x, at);
     }
     return rc ? rc : tg_xl_lit(x, count > 1 ? "]}" : "}");
@@ -402,17 +437,21 @@ static int write_messages(tg_xl *x, const tg_anthropic_req *req)
  * execution, ...) run at Anthropic: refused. */
 static int tool(tg_xl *x, tg_json_val t, size_t *n)
 {
-    static const char *const keys[] = {"type", "name", "description", "input_schema", "cache_control", NULL};
+    static const char *const keys[] = {"type",         "name",          "description",
+                                       "input_schema", "cache_control", NULL};
     tg_json_val type = tg_xl_get(t, "type"), name = tg_json_get(t, TG_STR("name"));
     tg_json_val desc = tg_xl_get(t, "description"), schema = tg_xl_get(t, "input_schema");
     if (t.type != TG_JSON_OBJECT) return tg_xl_fail(x, NULL, "must be an object");
     if (type.type && !tg_xl_is(type, "custom"))
-        return tg_xl_fail(x, "type", "server tools run at Anthropic; %s cannot offer them (only "
-                          "tools with a name and an input_schema)", PEER);
+        return tg_xl_fail(x, "type",
+                          "server tools run at Anthropic; %s cannot offer them (only "
+                          "tools with a name and an input_schema)",
+                          PEER);
     int rc = tg_xl_only(x, t, keys);
     if (rc) return rc;
     if (name.type != TG_JSON_STRING) return tg_xl_fail(x, "name", "must be a string");
-    if (desc.type && desc.type != TG_JSON_STRING) return tg_xl_fail(x, "description", "must be a string");
+    if (desc.type && desc.type != TG_JSON_STRING)
+        return tg_xl_fail(x, "description", "must be a string");
     if (schema.type && schema.type != TG_JSON_OBJECT)
         return tg_xl_fail(x, "input_schema", "must be a JSON Schema object");
     tg_xl_sep(x, n);
@@ -453,19 +492,27 @@ static int write_tool_choice(tg_xl *x, tg_json_val c, bool have_tools)
     size_t at = tg_xl_push(x, "tool_choice");
     int rc = c.type ? tg_xl_only(x, c, keys) : TG_OK;
     if (rc || !c.type) goto out;
-    if (tg_xl_is(type, "auto")) choice = "\"auto\"", forces = false;
-    else if (tg_xl_is(type, "any")) choice = "\"required\"";
-    else if (tg_xl_is(type, "none")) choice = "\"none\"", forces = false;
-    else if (!tg_xl_is(type, "tool")) rc = tg_xl_fail(x, "type", "must be auto, any, none or tool");
-    else if (name.type != TG_JSON_STRING) rc = tg_xl_fail(x, "name", "must be a string");
+    if (tg_xl_is(type, "auto"))
+        choice = "\"auto\"", forces = false;
+    else if (tg_xl_is(type, "any"))
+        choice = "\"required\"";
+    else if (tg_xl_is(type, "none"))
+        choice = "\"none\"", forces = false;
+    else if (!tg_xl_is(type, "tool"))
+        rc = tg_xl_fail(x, "type", "must be auto, any, none or tool");
+    else if (name.type != TG_JSON_STRING)
+        rc = tg_xl_fail(x, "name", "must be a string");
     if (!rc && serial.type && serial.type != TG_JSON_TRUE && serial.type != TG_JSON_FALSE)
         rc = tg_xl_fail(x, "disable_parallel_tool_use", "must be a boolean");
     if (!rc && !have_tools && forces)
         rc = tg_xl_fail(x, NULL, "asks for a tool call but the request offers no tools");
     if (rc || !have_tools) goto out;
     tg_xl_lit(x, ",\"tool_choice\":");
-    if (choice) tg_xl_lit(x, choice);
-    else tg_xl_lit(x, "{\"type\":\"function\",\"function\":{\"name\":"), tg_xl_raw(x, name), tg_xl_lit(x, "}}");
+    if (choice)
+        tg_xl_lit(x, choice);
+    else
+        tg_xl_lit(x, "{\"type\":\"function\",\"function\":{\"name\":"), tg_xl_raw(x, name),
+            tg_xl_lit(x, "}}");
     if (serial.type == TG_JSON_TRUE) tg_xl_lit(x, ",\"parallel_tool_calls\":false");
     rc = x->rc;
 out:
@@ -483,8 +530,8 @@ static int write_rest(tg_xl *x, const tg_anthropic_req *req, const top *t)
     if (t->temperature.type) tg_xl_lit(x, ",\"temperature\":"), tg_xl_raw(x, t->temperature);
     if (t->top_p.type) tg_xl_lit(x, ",\"top_p\":"), tg_xl_raw(x, t->top_p);
     if (req->stream) tg_xl_lit(x, ",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
-    if (!(rc = write_tools(x, t->tools, &ntools)) && !(rc = write_tool_choice(x, t->tool_choice, ntools > 0)) &&
-        uid.type)
+    if (!(rc = write_tools(x, t->tools, &ntools)) &&
+        !(rc = write_tool_choice(x, t->tool_choice, ntools > 0)) && uid.type)
         tg_xl_lit(x, ",\"user\":"), rc = tg_xl_raw(x, uid);
     return rc ? rc : x->rc;
 }
