@@ -85,11 +85,13 @@ $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(LIBOBJS)
 # and ledger projection and report times over BENCH_LEDGER_RECORDS (10M).
 bench:
 	@scripts/deps.sh bench
-	@$(MAKE) --no-print-directory all $(BUILD)/bench/journal_bench $(BUILD)/bench/ledger_bench
+	@$(MAKE) --no-print-directory all $(BUILD)/bench/journal_bench $(BUILD)/bench/ledger_bench \
+	    $(BUILD)/bench/route_bench
 	bench/run.sh
 	BENCH_CORE_LOAD=0 BENCH_CONNS=1 BENCH_TARGETS="direct nginx tollgate tollgate-nometer" bench/run.sh
 	$(BUILD)/bench/journal_bench
 	$(BUILD)/bench/ledger_bench $${BENCH_LEDGER_RECORDS:-10000000}
+	$(BUILD)/bench/route_bench
 
 format:
 	clang-format -i $(SRCS) $(wildcard src/*/*.h src/*/*/*.h)
@@ -100,7 +102,8 @@ clean:
 -include $(OBJS:.o=.d)
 
 # Micro benchmarks (make bench runs them): the journal's append cost per
-# request by fsync policy, and the ledger's projection rate and report time.
+# request by fsync policy, the ledger's projection rate and report time,
+# and the routing decision's cost.
 $(BUILD)/bench/%: bench/%.c $(LIBOBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)

@@ -12,7 +12,7 @@
 #   BENCH_RUNS     interleaved runs, medians reported (default 3)
 #   BENCH_CONNS    connection counts                  (default "1 32 256")
 #   BENCH_TARGETS  targets  (default "direct direct-x nginx tollgate tollgate-bg tollgate-nometer
-#                  tollgate-plans")
+#                  tollgate-plans tollgate-routing")
 #                  direct-x is a second sim on the proxies' core, measured at
 #                  1 connection only: the cost of one cross-core round trip,
 #                  of which a proxy in this layout makes two per request.
@@ -26,8 +26,16 @@
 #                  bench key on a customer whose plan has a hard cap and rate
 #                  limits (per customer and per key) that never bind: every
 #                  request is attributed, rate-limited, reserved and settled.
+#                  tollgate-routing is tollgate whose model has three
+#                  offerings, strategy cheapest, the cheapest of them at a
+#                  provider that refuses connections: its breaker opens in
+#                  the warm-up, and every request then orders the three by
+#                  its expected cost, skips the open breaker and is served
+#                  by the second (routing.breaker.cooldown_ms: 1 h, so no
+#                  probe falls inside a measurement).
 #   BENCH_AB_CYCLES   metering A/B: cycles of tollgate and tollgate-nometer
-#                  (and of tollgate-plans and tollgate, for the plans bar)
+#                  (and of tollgate-plans and tollgate, for the plans bar,
+#                  and of tollgate-routing and tollgate, for routing's)
 #                  back to back, at each connection count above 1 (default
 #                  10; 0 skips it). Each cycle measures both for
 #                  BENCH_AB_SECONDS (default 3), in alternating order; the
@@ -73,7 +81,7 @@ AB_CYCLES=${BENCH_AB_CYCLES:-10}
 AB_SECONDS=${BENCH_AB_SECONDS:-3}
 TOG_CYCLES=${BENCH_TOGETHER_CYCLES:-10}
 CONNS=${BENCH_CONNS:-"1 32 256"}
-TARGETS=${BENCH_TARGETS:-"direct direct-x nginx tollgate tollgate-bg tollgate-nometer tollgate-plans"}
+TARGETS=${BENCH_TARGETS:-"direct direct-x nginx tollgate tollgate-bg tollgate-nometer tollgate-plans tollgate-routing"}
 PERF_TARGET=${BENCH_PERF_TARGET:-tollgate}
 BIN=${TOLLGATE_BIN:-$ROOT/build/tollgate}
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
@@ -87,7 +95,7 @@ for t in wrk taskset awk sort; do command -v "$t" >/dev/null || die "$t not foun
 [ -x "$NGINX" ] || die "nginx not found (scripts/deps.sh bench)"
 [ -x "$BIN" ] || die "$BIN not found (make)"
 for t in $TARGETS; do
-    case $t in direct | direct-x | nginx | tollgate | tollgate-bg | tollgate-nometer | tollgate-plans) ;;
+    case $t in direct | direct-x | nginx | tollgate | tollgate-bg | tollgate-nometer | tollgate-plans | tollgate-routing) ;;
     *) die "unknown target $t (BENCH_TARGETS)" ;;
     esac
 done
@@ -207,12 +215,17 @@ start_nginx() {
 has nginx && start_nginx
 
 KEY_HASH=$("$BIN" keys hash "$KEY")
-# tollgate_conf FILE METERING [plans]: the one tollgate config, with
+# tollgate_conf FILE METERING [plans|routing]: the one tollgate config, with
 # METERING as its metering section (one YAML flow mapping); everything else
 # is shared. With "plans", the bench key bills a customer on a plan whose
 # hard cap and rate limits are checked for every request and never bind.
+# With "routing", model bench has three offerings (see tollgate-routing).
 tollgate_conf() {
-    local owner="" billing=""
+    local owner="" billing="" offerings="[sim/bench]" routing=""
+    if [ "${3:-}" = routing ]; then
+        offerings="[down/bench, sim/bench, sim/bench2], strategy: cheapest"
+        routing="routing: {breaker: {failures: 3, cooldown_ms: 3600000}}"
+    fi
     if [ "${3:-}" = plans ]; then
         owner="    customer: bench-customer"
         billing="plans:
@@ -237,11 +250,16 @@ metering: $2
 providers:
   - name: sim
     base_url: http://127.0.0.1:$SIM_PORT/v1
+  - name: down
+    base_url: http://127.0.0.1:1/v1
 offerings:
   - {id: sim/bench, provider: sim, model: bench, price: {input: "0.15", output: "0.60"}}
+  - {id: sim/bench2, provider: sim, model: bench, price: {input: "0.30", output: "1.20"}}
+  - {id: down/bench, provider: down, model: bench, price: {input: "0.05", output: "0.20"}}
 models:
-  - {name: bench, offerings: [sim/bench]}
+  - {name: bench, offerings: $offerings}
 $billing
+$routing
 keys:
   - id: bench
     sha256: $KEY_HASH
@@ -285,20 +303,27 @@ if has tollgate-plans; then
     TGP_PID=$TG_PID
     TGP_PORT=$TG_PORT
 fi
+TGR_PID=
+if has tollgate-routing; then
+    tollgate_conf "$DIR/tollgate-routing.yaml" "{enabled: true, data_dir: $DIR/tollgate-routing-data}" routing
+    start_tollgate tollgate-routing
+    TGR_PID=$TG_PID
+    TGR_PORT=$TG_PORT
+fi
 start_tollgate tollgate
 
 target_port() {
     case $1 in
     direct) echo "$SIM_PORT" ;; direct-x) echo "$SIMX_PORT" ;; nginx) echo "$NGINX_PORT" ;;
     tollgate) echo "$TG_PORT" ;; tollgate-nometer) echo "$TGN_PORT" ;; tollgate-bg) echo "$TGB_PORT" ;;
-    tollgate-plans) echo "$TGP_PORT" ;;
+    tollgate-plans) echo "$TGP_PORT" ;; tollgate-routing) echo "$TGR_PORT" ;;
     esac
 }
 target_pid() {
     case $1 in
     direct) echo "$SIM_PID" ;; direct-x) echo "$SIMX_PID" ;; nginx) echo "$NGINX_PID" ;;
     tollgate) echo "$TG_PID" ;; tollgate-nometer) echo "$TGN_PID" ;; tollgate-bg) echo "$TGB_PID" ;;
-    tollgate-plans) echo "$TGP_PID" ;;
+    tollgate-plans) echo "$TGP_PID" ;; tollgate-routing) echo "$TGR_PID" ;;
     esac
 }
 
@@ -313,7 +338,7 @@ machine() {
     echo "tollgate: $("$BIN" --version 2>&1 | awk '{print $2}') ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$([ -z "$(git -C "$ROOT" status --porcelain -- src 2>/dev/null)" ] || echo ', with uncommitted changes in src'))"
     echo "layout:   sim + wrk on core $CORE_LOAD; nginx / tollgate (1 worker) on core $CORE_PROXY; loopback"
     echo "config:   nginx 1 process, upstream keepalive $NGINX_KEEPALIVE, access_log on; tollgate: 1 worker, log.level info"
-    echo "metering: tollgate: on (journal and ledger.db in the temp dir on $(df -P "$DIR" | awk 'NR == 2 {print $1}'), default fsync policy); tollgate-bg: on, tg-ledger and tg-jflush on any core; tollgate-nometer: off; tollgate-plans: on, with a plan's cap and rate limits"
+    echo "metering: tollgate: on (journal and ledger.db in the temp dir on $(df -P "$DIR" | awk 'NR == 2 {print $1}'), default fsync policy); tollgate-bg: on, tg-ledger and tg-jflush on any core; tollgate-nometer: off; tollgate-plans: on, with a plan's cap and rate limits; tollgate-routing: on, three offerings (cheapest), the first one's breaker open"
     echo "runs:     $RUNS interleaved x ${SECONDS_RUN}s (+${WARMUP}s warm-up), wrk -t1, connections: $CONNS"
     if has tollgate && has tollgate-nometer && [ "$AB_CYCLES" -gt 0 ] && [ "$CONNS" != 1 ]; then
         echo "A/B:      metering on/off, $AB_CYCLES cycles x ${AB_SECONDS}s each, at the connection counts above 1"
@@ -428,6 +453,8 @@ AB=$DIR/ab.tsv
 ABP=$DIR/ab-plans.tsv
 ab_phase tollgate tollgate-nometer "$AB"
 ab_phase tollgate-plans tollgate "$ABP"
+ABR=$DIR/ab-routing.tsv
+ab_phase tollgate-routing tollgate "$ABR"
 
 # --- metering on and off at once -----------------------------------------------
 #
@@ -483,6 +510,8 @@ TOG=$DIR/together.tsv
 TOGP=$DIR/together-plans.tsv
 together_phase tollgate tollgate-nometer "$TOG"
 together_phase tollgate-plans tollgate "$TOGP"
+TOGR=$DIR/together-routing.tsv
+together_phase tollgate-routing tollgate "$TOGR"
 
 # --- optional profile -----------------------------------------------------------
 
@@ -644,6 +673,15 @@ if has tollgate-plans && has tollgate; then
     done
     compare tollgate-plans tollgate "$ABP" "$TOGP" plans
 fi
+if has tollgate-routing && has tollgate; then
+    for c in $CONNS; do
+        printf -- '- tollgate-routing (3 offerings, cheapest, a breaker open) RPS / tollgate (1 offering) RPS at %s connections: %.2f\n' \
+            "$c" "$(per_run ratio tollgate-routing tollgate "$c" 5)" >>"$RATIOS"
+        printf -- '- tollgate-routing CPU µs/req minus tollgate at %s connections: %.1f µs\n' "$c" \
+            "$(per_run diff tollgate-routing tollgate "$c" 8)" >>"$RATIOS"
+    done
+    compare tollgate-routing tollgate "$ABR" "$TOGR" routing
+fi
 if has tollgate-bg && has tollgate-nometer; then
     for c in $CONNS; do
         r=$(per_run ratio tollgate-bg tollgate-nometer "$c" 5)
@@ -694,14 +732,14 @@ echo
 cat "$BAR"
 
 TOTAL_ERRORS=$(awk -F'\t' '{s += $10} END {print s + 0}' "$RESULTS")
-TOTAL_ERRORS=$((TOTAL_ERRORS + $(cat "$AB" "$ABP" | awk -F'\t' '{s += $6} END {print s + 0}')))
-TOTAL_ERRORS=$((TOTAL_ERRORS + $(cat "$TOG" "$TOGP" | awk -F'\t' '{s += $7} END {print s + 0}')))
+TOTAL_ERRORS=$((TOTAL_ERRORS + $(cat "$AB" "$ABP" "$ABR" | awk -F'\t' '{s += $6} END {print s + 0}')))
+TOTAL_ERRORS=$((TOTAL_ERRORS + $(cat "$TOG" "$TOGP" "$TOGR" | awk -F'\t' '{s += $7} END {print s + 0}')))
 if [ "$TOTAL_ERRORS" -gt 0 ]; then
     echo
     echo "ERRORS: $TOTAL_ERRORS failed requests (status >= 400, connect, read, write, timeout):"
     awk -F'\t' '$10 > 0 {printf "  run %s %s c=%s: %s errors\n", $1, $2, $3, $10}' "$RESULTS"
-    cat "$AB" "$ABP" | awk -F'\t' '$6 > 0 {printf "  A/B cycle %s %s c=%s: %s errors\n", $1, $2, $3, $6}'
-    cat "$TOG" "$TOGP" | awk -F'\t' '$7 > 0 {printf "  at-once cycle %s c=%s: %s errors\n", $1, $2, $7}' 
+    cat "$AB" "$ABP" "$ABR" | awk -F'\t' '$6 > 0 {printf "  A/B cycle %s %s c=%s: %s errors\n", $1, $2, $3, $6}'
+    cat "$TOG" "$TOGP" "$TOGR" | awk -F'\t' '$7 > 0 {printf "  at-once cycle %s c=%s: %s errors\n", $1, $2, $7}' 
 fi
 
 if [ -n "${BENCH_OUT:-}" ]; then
