@@ -352,7 +352,9 @@ void tg_sim__answer(tg_sim__ctx *sim, tg_req *r, const tg_sim__call *c, tg_sim_f
     if (j->rid_n) memcpy(j->rid, c->rid.p, j->rid_n);
     tg_buf_init(&j->out, TG_SIM__MAX_BODY);
     if ((rc = tg_sim__head_init(sim, &j->head, c))) goto fail;
-    if ((rc = tg_sim__plan_make(&sim->conf, c, &j->plan))) goto fail;
+    /* embeddings have no plan: their zeroed one bills 0 completion tokens */
+    if (c->kind != TG_SIM__EMBEDDING && (rc = tg_sim__plan_make(&sim->conf, c, &j->plan)))
+        goto fail;
     j->limit = fault == TG_SIM_FAULT_CUT ? j->plan.tokens / 2 : j->plan.tokens;
     if (!c->stream) {
         if (c->kind == TG_SIM__EMBEDDING)

@@ -355,9 +355,12 @@ describe('completions and embeddings', () => {
     assert.notDeepEqual(f.data[0].embedding, f.data[1].embedding);
     const sdk = await sim.client().embeddings.create({ model: 'text-embedding-3-small', input });
     assert.deepEqual(Array.from(sdk.data[1].embedding), f.data[1].embedding.map(Math.fround));
-    const d = await (await post(sim, '/v1/embeddings', { model: 'e', input: [[1, 2, 3], [4]], dimensions: 3 })).json();
+    const d = await (await post(sim, '/v1/embeddings', { model: 'e', input: [[1, 2, 3], [4]], dimensions: 3 }, { 'X-Request-Id': 'emb-1' })).json();
     assert.equal(d.data[0].embedding.length, 3);
     assert.equal(d.usage.prompt_tokens, 4);
+    // billed: the prompt, no completion tokens
+    const served = (await (await fetch(`${sim.url}/sim/requests`)).json()).requests.find((r) => r.id === 'emb-1');
+    assert.deepEqual(served, { id: 'emb-1', model: 'e', dialect: 'openai', stream: false, fault: 'none', prompt_tokens: 4, completion_tokens: 0, cached_tokens: 0, cache_write_tokens: 0 });
   });
 
   test('models list', async () => {
