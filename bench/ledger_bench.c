@@ -7,7 +7,8 @@
  * large, most small), 3 workspaces and about 20 users each, 6 features, 4
  * workflows (mostly implied by the feature), 5 models over 6 offerings at
  * 3 providers (a feature mostly uses one model, as apps configure it),
- * routes mostly primary. It prints the rollups' row counts, which is what
+ * routes mostly primary (with their attempts and the cost at the model
+ * asked). It prints the rollups' row counts, which is what
  * the cost depends on. It projects them into a fresh
  * store in DIR (default: a new temporary directory, removed after) with
  * tg_store_put_encoded in batches of 8192, as the ledger thread does
@@ -107,6 +108,10 @@ static void gen(tg_rng *g, uint64_t i, uint64_t n, int64_t t0, int64_t span, tg_
     r->charge = r->cost + r->cost * 3 / 10 + 1000;
     r->fee = r->charge / 50;
     r->margin = r->charge - r->cost - r->fee;
+    /* routing: a fallback took two upstream calls, a cache hit none; a
+     * degraded request was asked of a model four times dearer */
+    r->attempts = r->route == TG_RT_CACHE ? 0 : r->route == TG_RT_FALLBACK ? 2 : 1;
+    r->asked_cost = r->route == TG_RT_DEGRADED ? 4 * r->cost : r->cost;
 }
 
 static int report(tg_store *s, const char *by, double *t, size_t *bytes, size_t *rows)

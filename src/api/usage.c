@@ -1,4 +1,6 @@
-/* Usage reports over HTTP: the same reports as `tollgate report`.
+/* Usage reports over HTTP: the same reports as `tollgate report`, every
+ * column included (the routing columns too: attempts, asked_cost and
+ * savings; by=route compares the routes).
  *
  *   GET /admin/v1/reports?period=2026-11&by=customer[&app=A][&customer=C][&limit=N][&format=json|csv]
  *       an admin key; any app and customer

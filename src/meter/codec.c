@@ -91,7 +91,9 @@ uint32_t tg_crc32c_table(uint32_t crc, const void *p, size_t n)
 
 /* ---- the record ---- */
 
-enum { F_INTENT = 1, F_STREAM = 2, F_ESTIMATED = 4, F_ALL = 7 };
+/* The flags byte. Version 4 added F_ATTEMPT; earlier versions have only
+ * the first three bits. */
+enum { F_INTENT = 1, F_STREAM = 2, F_ESTIMATED = 4, F_ATTEMPT = 8, F_ALL_V3 = 7, F_ALL = 15 };
 
 /* The string fields, in their order on disk. */
 #define NSTR TG_RECORD_NSTR
@@ -112,6 +114,7 @@ static bool rec_valid(const tg_usage_rec *r)
         return false;
     if (t->cached > t->prompt || t->cache_write > t->prompt - t->cached) return false;
     if (t->reasoning > t->completion || r->credits < 0) return false;
+    if (r->attempts < 0 || r->asked_cost < 0) return false;
     if ((__int128)r->cost + r->margin + r->fee != r->charge) return false;
     return r->route < TG_RT_COUNT_ && r->outcome < TG_OUT_COUNT_ && r->endpoint < TG_EPK_COUNT_;
 }
@@ -167,7 +170,8 @@ static inline bool get_sv(const uint8_t **q, const uint8_t *end, int64_t *v)
 
 /* The integers after the header, in order: the same list for both ways.
  * Version 3 added credits at the end; a version 2 payload has the first
- * NINT_V2 (and decodes with credits 0). */
+ * NINT_V2 (and decodes with credits 0). Version 4 follows them with the
+ * routing tail below. */
 #define NINT 14
 #define NINT_V2 13
 static void int_fields(tg_usage_rec *r, int64_t *f[NINT])
@@ -178,6 +182,28 @@ static void int_fields(tg_usage_rec *r, int64_t *f[NINT])
                           &r->charge,           &r->margin,             &r->fee,
                           &r->tags.unit_count,  &r->credits};
     memcpy(f, all, sizeof all);
+}
+
+/* Version 4's tail after the integers: attempts and asked_cost, plain
+ * varints, as both are never negative (one byte each for most records,
+ * at most 5 and 9). Versions 2 and 3 decode without it: attempts 0,
+ * asked_cost 0. */
+#define TAIL_MAX (5 + 9)
+static inline uint8_t *put_tail(uint8_t *q, const tg_usage_rec *r)
+{
+    q = put_uv(q, (uint32_t)r->attempts);
+    return put_uv(q, (uint64_t)r->asked_cost);
+}
+
+static bool get_tail(const uint8_t **q, const uint8_t *end, tg_usage_rec *r)
+{
+    uint64_t attempts, asked;
+    if (!get_uv(q, end, &attempts) || attempts > INT32_MAX || !get_uv(q, end, &asked) ||
+        asked > INT64_MAX)
+        return false;
+    r->attempts = (int32_t)attempts;
+    r->asked_cost = (tg_nanos)asked;
+    return true;
 }
 
 int tg_record_strs_of(const tg_usage_rec *rec, tg_record_strs *s)
@@ -202,7 +228,8 @@ int tg_record_encode_strs(const tg_usage_rec *rec, const tg_record_strs *s, bool
 
     uint8_t *q = (uint8_t *)out->p + out->n;
     *q++ = TG_RECORD_VERSION;
-    *q++ = (uint8_t)((intent ? F_INTENT : 0) | (r->stream ? F_STREAM : 0) | (r->estimated ? F_ESTIMATED : 0));
+    *q++ = (uint8_t)((intent ? F_INTENT : 0) | (r->stream ? F_STREAM : 0) |
+                     (r->estimated ? F_ESTIMATED : 0) | (r->attempt ? F_ATTEMPT : 0));
     memcpy(q, r->id, TG_RECORD_ID_LEN);
     q += TG_RECORD_ID_LEN;
     *q++ = r->endpoint;
@@ -212,6 +239,7 @@ int tg_record_encode_strs(const tg_usage_rec *rec, const tg_record_strs *s, bool
     int64_t *f[NINT];
     int_fields(r, f);
     for (int i = 0; i < NINT; i++) q = put_sv(q, *f[i]);
+    q = put_tail(q, r);
     if (m) {
         /* past rid and key_id to app, then customer and plan (str_fields'
          * order), as offsets in the payload */
@@ -254,13 +282,14 @@ static bool decode_strings(const uint8_t *p, size_t n, tg_usage_rec *r)
 }
 
 /* The header both readers check: the size bounds, a version this binary
- * reads (the current one, or 2: stores written before credits), the
- * flags. */
+ * reads (the current one; 3, written before routing; 2, before credits),
+ * the flags that version has. */
 #define HDR_LEN (2 + TG_RECORD_ID_LEN + 3)
 static bool header_ok(const uint8_t *p, size_t n)
 {
-    return n >= TG_RECORD_MIN_LEN && n <= TG_RECORD_MAX_LEN &&
-           (p[0] == TG_RECORD_VERSION || p[0] == 2) && !(p[1] & ~F_ALL);
+    if (n < TG_RECORD_MIN_LEN || n > TG_RECORD_MAX_LEN) return false;
+    if (p[0] == TG_RECORD_VERSION) return !(p[1] & ~F_ALL);
+    return (p[0] == 2 || p[0] == 3) && !(p[1] & ~F_ALL_V3);
 }
 
 int tg_record_decode(const uint8_t *p, size_t n, tg_usage_rec *r, bool *intent)
@@ -275,12 +304,14 @@ int tg_record_decode(const uint8_t *p, size_t n, tg_usage_rec *r, bool *intent)
     int_fields(r, f);
     for (int i = 0, nint = p[0] == 2 ? NINT_V2 : NINT; i < nint; i++)
         if (!get_sv(&q, end, f[i])) return TG_EINVAL;
+    if (p[0] == TG_RECORD_VERSION && !get_tail(&q, end, r)) return TG_EINVAL;
     memcpy(r->id, p + 2, TG_RECORD_ID_LEN);
     r->endpoint = p[2 + TG_RECORD_ID_LEN];
     r->route = p[3 + TG_RECORD_ID_LEN];
     r->outcome = p[4 + TG_RECORD_ID_LEN];
     r->stream = p[1] & F_STREAM;
     r->estimated = p[1] & F_ESTIMATED;
+    r->attempt = p[1] & F_ATTEMPT;
     if (!decode_strings(q, n - (size_t)(q - p), r) || !rec_valid(r)) return TG_EINVAL;
     *intent = p[1] & F_INTENT;
     return TG_OK;
@@ -288,7 +319,7 @@ int tg_record_decode(const uint8_t *p, size_t n, tg_usage_rec *r, bool *intent)
 
 _Static_assert(HDR_LEN + 1 + NINT_V2 + NSTR == TG_RECORD_MIN_LEN,
                "a byte per varint and length, in the shortest version");
-_Static_assert(HDR_LEN + 5 + 10 * NINT + NSTR * (1 + TG_TAG_MAX) == TG_RECORD_MAX_LEN,
+_Static_assert(HDR_LEN + 5 + 10 * NINT + TAIL_MAX + NSTR * (1 + TG_TAG_MAX) == TG_RECORD_MAX_LEN,
                "the widest varints and the longest strings");
 
 /* The string whose length byte is at p[at], if it lies inside p[0..n). */

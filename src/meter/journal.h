@@ -187,19 +187,22 @@ int tg_record_decode(const uint8_t *p, size_t n, tg_usage_rec *r, bool *intent);
  * marks. */
 int tg_record_view_at(const uint8_t *p, size_t n, const tg_record_marks *m, tg_record_view *v);
 
-/* The encoding, version 3 (docs/durability.md has the table): a version
- * byte, a flags byte (intent, stream, estimated), the 16-byte id, the
- * enums, then the status and the integers as varints (LEB128, the
- * integers zigzagged; each value in its one shortest form), then each
+/* The encoding, version 4 (docs/durability.md has the table): a version
+ * byte, a flags byte (intent, stream, estimated, attempt), the 16-byte id,
+ * the enums, then the status and the integers as varints (LEB128, the
+ * integers zigzagged; each value in its one shortest form), attempts and
+ * asked_cost as plain varints, then each
  * string as a u8 length and its bytes (no NUL, at most TG_TAG_MAX). tg_record_encode
  * appends to out and refuses (TG_EINVAL, out unchanged) a record that
  * decode would refuse: one that breaks record.h's invariants, or whose
  * strings are not NUL-terminated within TG_TAG_MAX bytes. TG_ETOOBIG /
- * TG_ENOMEM come from out. decode also reads version 2 (no credits: 0).
- * A payload is between these sizes: */
-#define TG_RECORD_VERSION 3
+ * TG_ENOMEM come from out. decode also reads version 3 (no attempts,
+ * asked_cost nor attempt flag: 0, 0, false) and version 2 (no credits
+ * either: 0). A payload is between these sizes (the shortest is version
+ * 2's): */
+#define TG_RECORD_VERSION 4
 #define TG_RECORD_MIN_LEN 50
-#define TG_RECORD_MAX_LEN (2 + TG_RECORD_ID_LEN + 3 + 5 + 14 * 10 + 15 * (1 + TG_TAG_MAX))
+#define TG_RECORD_MAX_LEN (2 + TG_RECORD_ID_LEN + 3 + 5 + 14 * 10 + 5 + 9 + 15 * (1 + TG_TAG_MAX))
 /* A frame: [u32 payload length][u32 crc32c of the payload][payload]. */
 #define TG_JOURNAL_FRAME_HDR 8
 

@@ -32,6 +32,8 @@ void tg_record_check(const tg_usage_rec *r)
         fail(r, "cached + cache_write > prompt");
     if (t->reasoning > t->completion) fail(r, "reasoning > completion");
     if (r->credits < 0) fail(r, "negative credits");
+    if (r->attempts < 0) fail(r, "negative attempts");
+    if (r->asked_cost < 0) fail(r, "negative asked_cost");
     /* computed in 128 bits: the invariant must not hold by wrap-around */
     __int128 sum = (__int128)r->cost + r->margin + r->fee;
     if (sum != r->charge) fail(r, "charge != cost + margin + fee");

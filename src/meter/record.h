@@ -2,10 +2,17 @@
  * attribution, however it ended. It is what the journal writes, the ledger
  * projects and every report sums (DESIGN.md, Money and Durability).
  *
+ * An *attempt record* (attempt true) bills an earlier upstream attempt of
+ * a request that the provider billed: the first, cheap answer of an
+ * escalated request, a fallback attempt that failed after the provider
+ * may have worked. It has its own id, the request's rid and tags, the
+ * offering, tokens and money of that attempt, and counts no request
+ * (store/agg.h, tg_measures_of): the request's own record counts it.
+ *
  * Invariants (tg_record_check asserts them):
  *   charge == cost + margin + fee, exactly;
  *   cached + cache_write <= prompt; reasoning <= completion; all tokens >= 0;
- *   credits >= 0.
+ *   credits >= 0; attempts >= 0; asked_cost >= 0.
  * Tokens are counted once each, in OpenAI's convention whatever the
  * provider's dialect: `prompt` is every input token, cached reads and cache
  * writes included; `completion` every output token, reasoning included.
@@ -98,6 +105,15 @@ typedef struct {
     int64_t credits;               /* nano-credits consumed (1 credit = 1e9) under the
                                       customer's plan: charge / the plan's credit, or
                                       its unit's credits x unit count; 0 without a plan */
+    int32_t attempts;              /* upstream calls made for the request (0: none, e.g.
+                                      refused before routing); an attempt record: its
+                                      own position, 1 for the first attempt */
+    bool attempt;                  /* bills an earlier upstream attempt of the request,
+                                      not the request itself (see above) */
+    tg_nanos asked_cost;           /* what these tokens would have cost at the model the
+                                      client asked for (its first offering), for the
+                                      savings of routing; 0 in an attempt record (the
+                                      request's own record counts its baseline once) */
 } tg_usage_rec;
 
 /* Asserts the invariants above (abort in every build: a broken money

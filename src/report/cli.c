@@ -136,8 +136,9 @@ static int keep_record(void *ud, const tg_usage_rec *r)
 static int put_recorded(tg_buf *b, const tg_usage_rec *r)
 {
     char id[2 * TG_RECORD_ID_LEN + 1], cost[TG_MONEY_STRLEN], charge[TG_MONEY_STRLEN],
-        margin[TG_MONEY_STRLEN], fee[TG_MONEY_STRLEN];
+        margin[TG_MONEY_STRLEN], fee[TG_MONEY_STRLEN], asked[TG_MONEY_STRLEN];
     tg_record_id_hex(r->id, id);
+    tg_money_fmt(asked, r->asked_cost);
     tg_money_fmt(cost, r->cost);
     tg_money_fmt(charge, r->charge);
     tg_money_fmt(margin, r->margin);
@@ -152,12 +153,16 @@ static int put_recorded(tg_buf *b, const tg_usage_rec *r)
                            t->feature);
     if (!rc && t->unit[0])
         rc = tg_buf_printf(b, " unit \"%s\" x %lld", t->unit, (long long)t->unit_count);
+    if (!rc)
+        rc = tg_buf_printf(b, "\n             model %s, offering \"%s\", route %s, ", r->model,
+                           r->offering, tg_route_kind_name(r->route));
+    if (!rc)
+        rc = r->attempt ? tg_buf_printf(b, "billed attempt %d of the request", (int)r->attempts)
+                        : tg_buf_printf(b, "%d upstream attempt%s, cost at the model asked %s",
+                                        (int)r->attempts, r->attempts == 1 ? "" : "s", asked);
     return rc ? rc
-              : tg_buf_printf(b,
-                              "\n             model %s, offering \"%s\", route %s\n"
-                              "recorded     rule %s: cost %s, charge %s, margin %s, fee %s\n",
-                              r->model, r->offering, tg_route_kind_name(r->route), r->rule, cost,
-                              charge, margin, fee);
+              : tg_buf_printf(b, "\nrecorded     rule %s: cost %s, charge %s, margin %s, fee %s\n",
+                              r->rule, cost, charge, margin, fee);
 }
 
 static const tg_offering *config_offering(const tg_config *cfg, const char *id)

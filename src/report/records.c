@@ -32,13 +32,14 @@ enum { C_STR, C_INT, C_MONEY, C_BOOL };
 typedef struct {
     const char *name;
     int kind;
-    size_t off; /* into tg_usage_rec */
+    size_t off;  /* into tg_usage_rec */
+    size_t size; /* of the field: an integer is 8 bytes or 4 (attempts) */
 } column;
 
-#define S(n, f) {n, C_STR, offsetof(tg_usage_rec, f)}
-#define I(n, f) {n, C_INT, offsetof(tg_usage_rec, f)}
-#define M(n, f) {n, C_MONEY, offsetof(tg_usage_rec, f)}
-#define B(n, f) {n, C_BOOL, offsetof(tg_usage_rec, f)}
+#define S(n, f) {n, C_STR, offsetof(tg_usage_rec, f), 0}
+#define I(n, f) {n, C_INT, offsetof(tg_usage_rec, f), sizeof ((tg_usage_rec *)0)->f}
+#define M(n, f) {n, C_MONEY, offsetof(tg_usage_rec, f), sizeof ((tg_usage_rec *)0)->f}
+#define B(n, f) {n, C_BOOL, offsetof(tg_usage_rec, f), 0}
 static const column cols[] = {
     S("rid", rid), S("key", key_id), S("app", tags.app), S("customer", tags.customer),
     S("plan", tags.plan), S("workspace", tags.workspace), S("user", tags.user),
@@ -50,12 +51,21 @@ static const column cols[] = {
     I("reasoning_tokens", tokens.reasoning), B("estimated", estimated), M("cost", cost),
     M("charge", charge), M("margin", margin), M("fee", fee), M("credits", credits), S("rule", rule),
     I("start_ms", t_start_ms), I("latency_us", latency_us), I("ttft_us", ttft_us),
+    /* routing (issue 5), last so that CSV readers counting columns find
+     * the older ones where they were */
+    I("attempts", attempts), B("attempt", attempt), M("asked_cost", asked_cost),
 };
 
-static int64_t int_at(const tg_usage_rec *r, size_t off)
+static int64_t int_at(const tg_usage_rec *r, const column *c)
 {
+    const char *at = (const char *)r + c->off;
+    if (c->size == sizeof(int32_t)) {
+        int32_t v;
+        memcpy(&v, at, sizeof v);
+        return v;
+    }
     int64_t v;
-    memcpy(&v, (const char *)r + off, sizeof v);
+    memcpy(&v, at, sizeof v);
     return v;
 }
 
@@ -84,12 +94,12 @@ static int json_record(tg_buf *b, const tg_usage_rec *r, bool first)
         if (rc) break;
         switch (c->kind) {
         case C_STR: rc = tg_jsonw_str(b, tg_str_c(at)); break;
-        case C_INT: rc = tg_buf_add_i64(b, int_at(r, c->off)); break;
+        case C_INT: rc = tg_buf_add_i64(b, int_at(r, c)); break;
         case C_BOOL: rc = tg_buf_add_str(b, *(const bool *)at ? TG_STR("true") : TG_STR("false")); break;
         default:
-            tg_money_fmt(money, int_at(r, c->off));
+            tg_money_fmt(money, int_at(r, c));
             rc = tg_buf_printf(b, "\"%s\",\"%s_nanos\":%lld", money, c->name,
-                               (long long)int_at(r, c->off));
+                               (long long)int_at(r, c));
         }
     }
     return rc ? rc : tg_buf_add_char(b, '}');
@@ -111,9 +121,9 @@ static int csv_record(tg_buf *b, const tg_usage_rec *r)
         } else if (c->kind == C_BOOL) {
             rc = tg_buf_add_str(b, *(const bool *)at ? TG_STR("true") : TG_STR("false"));
         } else if (c->kind == C_INT) {
-            rc = tg_buf_add_i64(b, int_at(r, c->off));
+            rc = tg_buf_add_i64(b, int_at(r, c));
         } else {
-            tg_money_fmt(cell, int_at(r, c->off));
+            tg_money_fmt(cell, int_at(r, c));
             rc = tg_buf_add_str(b, tg_str_c(cell));
         }
     }
@@ -128,19 +138,29 @@ static int csv_header(tg_buf *b)
     return rc ? rc : tg_buf_add_char(b, '\n');
 }
 
+/* The table's columns: the header and each record's line share them. */
+#define TABLE_LINE "%-20s  %-28.28s  %-16.16s  %-14.14s  %-16.16s  %-9s  %3s  %-11s  %3s  %9s  %9s  %14s  %14s  %14s%s%s\n"
+
 static int table_record(tg_buf *b, const tg_usage_rec *r)
 {
-    char when[32], cost[TG_MONEY_STRLEN], charge[TG_MONEY_STRLEN];
+    char when[32], cost[TG_MONEY_STRLEN], charge[TG_MONEY_STRLEN], asked[TG_MONEY_STRLEN];
+    char status[16], attempts[16], prompt[24], output[24];
     time_t t = (time_t)(r->t_start_ms / 1000);
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     tg_money_fmt(cost, r->cost);
     tg_money_fmt(charge, r->charge);
-    return tg_buf_printf(b, "%-20s  %-28.28s  %-16.16s  %-14.14s  %-16.16s  %3d  %-11s  %9lld  %9lld  %14s  %14s%s\n",
-                         when, r->rid, r->tags.customer, r->tags.feature, r->model, (int)r->status,
-                         tg_outcome_name((tg_outcome)r->outcome), (long long)r->tokens.prompt,
-                         (long long)r->tokens.completion, cost, charge, r->estimated ? "  (estimated)" : "");
+    tg_money_fmt(asked, r->asked_cost);
+    snprintf(status, sizeof status, "%d", (int)r->status);
+    snprintf(attempts, sizeof attempts, "%d", (int)r->attempts);
+    snprintf(prompt, sizeof prompt, "%lld", (long long)r->tokens.prompt);
+    snprintf(output, sizeof output, "%lld", (long long)r->tokens.completion);
+    return tg_buf_printf(b, TABLE_LINE, when, r->rid, r->tags.customer, r->tags.feature, r->model,
+                         tg_route_kind_name((tg_route_kind)r->route), status,
+                         tg_outcome_name((tg_outcome)r->outcome), attempts, prompt, output, cost,
+                         charge, asked, r->attempt ? "  (attempt)" : "",
+                         r->estimated ? "  (estimated)" : "");
 }
 
 typedef struct {
@@ -171,9 +191,9 @@ int tg_records_print(tg_store *s, const tg_records_query *q, tg_report_format f,
     if (f == TG_REPORT_JSON) rc = fputs("{\"records\":[\n", out) < 0 ? TG_EIO : TG_OK;
     else if (f == TG_REPORT_CSV) rc = csv_header(&p.b) || fwrite(p.b.p, 1, p.b.n, out) != p.b.n ? TG_EIO : TG_OK;
     else
-        rc = fprintf(out, "%-20s  %-28s  %-16s  %-14s  %-16s  %3s  %-11s  %9s  %9s  %14s  %14s\n", "start (UTC)",
-                     "request", "customer", "feature", "model", "st", "outcome", "prompt", "output",
-                     "cost USD", "charge USD") < 0 ? TG_EIO : TG_OK;
+        rc = fprintf(out, TABLE_LINE, "start (UTC)", "request", "customer", "feature", "model",
+                     "route", "st", "outcome", "att", "prompt", "output", "cost USD", "charge USD",
+                     "asked USD", "", "") < 0 ? TG_EIO : TG_OK;
     if (!rc) rc = tg_store_each_record(s, q->from_ms, q->to_ms, &q->f, q->limit, print_one, &p, err);
     if (rc == TG_EIO && !err->msg[0]) tg_errmsg_set(err, "writing the output failed");
     if (!rc && f == TG_REPORT_JSON && fputs("\n]}\n", out) < 0) rc = TG_EIO;

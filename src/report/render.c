@@ -3,7 +3,8 @@
  *
  * Every number is formatted from integers: money exactly with 9 decimals
  * (CSV, JSON) or rounded half away from zero to 6 (the table), margin %
- * as a 128-bit quotient. Tag values are client-supplied bytes, so CSV
+ * as a 128-bit quotient, savings as asked_cost - cost (tg_report_exec
+ * checked that it fits in every line). Tag values are client-supplied bytes, so CSV
  * quotes per RFC 4180 and JSON escapes through tg_jsonw_str. */
 #include "report/report.h"
 
@@ -13,13 +14,13 @@
 #include <stdio.h>
 #include <string.h>
 
-typedef enum { C_COUNT, C_MONEY, C_PCT } col_type;
+typedef enum { C_COUNT, C_MONEY, C_PCT, C_SAVINGS } col_type;
 
 typedef struct {
     const char *name;  /* CSV and JSON */
     const char *title; /* table; NULL: not in the table (it stays narrow enough to read) */
     col_type type;
-    size_t off; /* into tg_measures; unused for C_PCT */
+    size_t off; /* into tg_measures; unused for C_PCT and C_SAVINGS */
 } column;
 
 #define M_(f) offsetof(tg_measures, f)
@@ -38,6 +39,11 @@ static const column cols[] = {
     {"margin", "margin", C_MONEY, M_(margin)},
     {"fee", "fee", C_MONEY, M_(fee)},
     {"margin_pct", "margin %", C_PCT, 0},
+    /* routing (issue 5), after the older columns so that CSV readers that
+     * count columns still find those where they were */
+    {"attempts", "attempts", C_COUNT, M_(attempts)},
+    {"asked_cost", "asked", C_MONEY, M_(asked_cost)},
+    {"savings", "savings", C_SAVINGS, 0},
 };
 #define NCOLS (sizeof cols / sizeof *cols)
 
@@ -45,6 +51,7 @@ static const column cols[] = {
 
 static int64_t field(const tg_measures *m, const column *c)
 {
+    if (c->type == C_SAVINGS) return tg_report_savings(m);
     return *(const int64_t *)(const void *)((const char *)m + c->off);
 }
 
@@ -86,7 +93,7 @@ size_t tg_report_margin_pct(tg_nanos margin, tg_nanos charge, char out[TG_PCT_ST
 static const char *cell(const tg_measures *m, const column *c, int places, char out[CELL + 8])
 {
     if (c->type == C_PCT) tg_report_margin_pct(m->margin, m->charge, out);
-    else if (c->type == C_MONEY) fmt_usd(out, field(m, c), places);
+    else if (c->type == C_MONEY || c->type == C_SAVINGS) fmt_usd(out, field(m, c), places);
     else snprintf(out, CELL, "%lld", (long long)field(m, c));
     return out;
 }
@@ -252,7 +259,7 @@ static int json_measures(tg_buf *b, const tg_measures *m)
         if (rc) break;
         if (col->type == C_COUNT) {
             rc = tg_buf_add_i64(b, field(m, col));
-        } else if (col->type == C_MONEY) {
+        } else if (col->type == C_MONEY || col->type == C_SAVINGS) {
             rc = tg_buf_printf(b, "\"%s\",\"%s_nanos\":%lld", cell(m, col, 9, c), col->name,
                                (long long)field(m, col));
         } else if (!m->charge) {

@@ -343,6 +343,15 @@ static bool balanced(const tg_measures *m)
     return (__int128)m->cost + m->margin + m->fee == m->charge;
 }
 
+/* Whether m's savings fits in 64 bits (rendering computes it as is). */
+static bool savings_fits(const tg_measures *m)
+{
+    tg_nanos s;
+    return !__builtin_sub_overflow(m->asked_cost, m->cost, &s);
+}
+
+tg_nanos tg_report_savings(const tg_measures *m) { return m->asked_cost - m->cost; }
+
 /* Total of every row, then the tail past the limit folded into `rest`. */
 static int finish(tg_report *r, tg_errmsg *err)
 {
@@ -355,7 +364,11 @@ static int finish(tg_report *r, tg_errmsg *err)
         if (tg_measures_add(&r->total, &r->rows[i].m) ||
             (in_rest && tg_measures_add(&r->rest, &r->rows[i].m)))
             return tg_errmsg_set(err, "report: a total overflows 64 bits");
+        if (!savings_fits(&r->rows[i].m))
+            return tg_errmsg_set(err, "report: savings (asked_cost - cost) overflows 64 bits (row %zu)", i);
     }
+    if (!savings_fits(&r->total) || !savings_fits(&r->rest))
+        return tg_errmsg_set(err, "report: total savings (asked_cost - cost) overflows 64 bits");
     if (r->q.limit && r->nrows > r->q.limit) {
         r->nrest = r->nrows - r->q.limit;
         r->nrows = r->q.limit;

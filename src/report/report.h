@@ -1,5 +1,9 @@
 /* Usage reports: requests, tokens, cost, charge, margin and fee over a
- * period, grouped by one dimension (DESIGN.md, Interfaces; docs/reports.md).
+ * period, grouped by one dimension (DESIGN.md, Interfaces; docs/reports.md),
+ * and the savings of routing: the upstream attempts, what the served
+ * tokens would have cost at the models asked for (asked_cost) and
+ * savings = asked_cost - cost, negative where routing cost more (an
+ * escalation). `--by route` puts them side by side per route.
  *
  * A report reads rollups, never the usage table: whole calendar months of
  * the period from the month rollup, the other days from the day rollup
@@ -8,8 +12,8 @@
  * exact int64 nano-USD; a sum that would overflow is an error, not a wrap.
  *
  * Invariants, asserted: the total equals the sum of the rows (and of the
- * rest, when a limit cut the list), and charge == cost + margin + fee in
- * every row and in the total.
+ * rest, when a limit cut the list), every measure and savings, and
+ * charge == cost + margin + fee in every row and in the total.
  *
  * Threads: a report runs on the store handle it is given and nothing else
  * is shared, so any number of reports run at once on distinct handles
@@ -80,7 +84,8 @@ struct tg_report {
 };
 
 /* Runs q over s. TG_EIO (the store failed), TG_EINVAL (a sum would
- * overflow), TG_ENOMEM; err says which. The report owns its strings. */
+ * overflow, or a savings in a row, the rest or the total), TG_ENOMEM; err
+ * says which. The report owns its strings. */
 int tg_report_exec(tg_store *s, const tg_report_query *q, tg_report **out, tg_errmsg *err);
 void tg_report_free(tg_report *r);
 
@@ -98,6 +103,11 @@ int tg_report_csv_field(tg_buf *b, const char *s);
 /* exec + render + free. */
 int tg_report_run(tg_store *s, const tg_report_query *q, tg_report_format f, tg_buf *out,
                   tg_errmsg *err);
+
+/* m's asked_cost - cost: what routing saved (negative: what it cost).
+ * Exact for the rows, rest and total of a report tg_report_exec made,
+ * which checked that it fits in 64 bits. */
+tg_nanos tg_report_savings(const tg_measures *m);
 
 /* margin / charge as a percentage with 2 decimals, rounded half away from
  * zero, in integers: "12.34", "-3.50"; "-" when charge is 0. Returns the

@@ -31,23 +31,31 @@ int tg_measures_add(tg_measures *a, const tg_measures *b)
     ovf |= __builtin_add_overflow(a->charge, b->charge, &s.charge);
     ovf |= __builtin_add_overflow(a->margin, b->margin, &s.margin);
     ovf |= __builtin_add_overflow(a->fee, b->fee, &s.fee);
+    ovf |= __builtin_add_overflow(a->asked_cost, b->asked_cost, &s.asked_cost);
+    ovf |= __builtin_add_overflow(a->attempts, b->attempts, &s.attempts);
     if (ovf) return TG_EINVAL;
     *a = s;
     return TG_OK;
 }
 
+/* An attempt record bills an upstream call of a request whose own record
+ * counts the request, its outcome and all its calls (attempts), so it adds
+ * its tokens and money only. */
 void tg_measures_of(const tg_usage_rec *r, tg_measures *m)
 {
+    bool req = !r->attempt;
     *m = (tg_measures){
-        .requests = 1,
-        .errors = r->outcome == TG_OUT_FAILED,
-        .interrupted = r->outcome == TG_OUT_INTERRUPTED,
+        .requests = req,
+        .errors = req && r->outcome == TG_OUT_FAILED,
+        .interrupted = req && r->outcome == TG_OUT_INTERRUPTED,
         .estimated = r->estimated,
         .tokens = r->tokens,
         .cost = r->cost,
         .charge = r->charge,
         .margin = r->margin,
         .fee = r->fee,
+        .asked_cost = r->asked_cost,
+        .attempts = req ? r->attempts : 0,
     };
 }
 

@@ -45,7 +45,8 @@ int tg_agg_add(tg_agg *a, const tg_usage_rec *r, int64_t bucket, uint64_t key_ha
 /* The hash of r's key without the bucket, for a's kind. */
 uint64_t tg_agg_key_hash(const tg_usage_rec *r, tg_agg_kind kind);
 
-/* One record's own measures. */
+/* One record's own measures (an attempt record's count no request: see
+ * tg_measures in store.h). */
 void tg_measures_of(const tg_usage_rec *r, tg_measures *m);
 
 /* UTC bucket starts of t (unix ms, may be negative). */

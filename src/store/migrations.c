@@ -19,7 +19,8 @@
  * overflowing sum) is an error, never a silent conversion. */
 #include "store/migrations.h"
 
-/* The measures every rollup keeps (tg_measures). */
+/* The measures every rollup keeps (tg_measures), as migration 1 made
+ * them; migration 5 adds asked_cost and attempts after fee. */
 #define MEASURES                                                                                  \
     " requests INTEGER NOT NULL, errors INTEGER NOT NULL, interrupted INTEGER NOT NULL,"          \
     " estimated INTEGER NOT NULL, prompt INTEGER NOT NULL, cached INTEGER NOT NULL,"              \
@@ -142,11 +143,28 @@ static const char m4_plans[] =
     " updated_ms INTEGER NOT NULL"
     ") STRICT, WITHOUT ROWID;\n";
 
+/* Routing (issue 5): every rollup gains asked_cost (nano-USD: what the
+ * served tokens would have cost at the models asked for, so a report's
+ * savings are asked_cost - cost) and attempts (the upstream calls the
+ * requests made), in tg_measures order after fee. Rows already there sum
+ * records from before routing, whose encoding has neither (they decode
+ * as 0), so 0 is what they hold. The usage table needs nothing: its
+ * chunks hold each record's encoding, and version 4 carries the new
+ * fields. */
+#define ROUTING_MEASURES(t)                                                                       \
+    "ALTER TABLE " t " ADD COLUMN asked_cost INTEGER NOT NULL DEFAULT 0;\n"                       \
+    "ALTER TABLE " t " ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;\n"
+
+static const char m5_routing[] =
+    ROUTING_MEASURES("rollup_day") ROUTING_MEASURES("rollup_month")
+    ROUTING_MEASURES("rollup_user_day") ROUTING_MEASURES("rollup_user_month");
+
 const char *const tg_store_migrations_[] = {
     m1_initial,
     m2_wallets,
     m3_webhooks,
     m4_plans,
+    m5_routing,
 };
 
 const int tg_store_nmigrations_ = (int)(sizeof tg_store_migrations_ / sizeof *tg_store_migrations_);

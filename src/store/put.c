@@ -21,7 +21,8 @@
 #define MEASURE_ADD                                                                               \
     ADD_("requests") "," ADD_("errors") "," ADD_("interrupted") "," ADD_("estimated") ","         \
     ADD_("prompt") "," ADD_("cached") "," ADD_("cache_write") "," ADD_("completion") ","          \
-    ADD_("reasoning") "," ADD_("cost") "," ADD_("charge") "," ADD_("margin") "," ADD_("fee")
+    ADD_("reasoning") "," ADD_("cost") "," ADD_("charge") "," ADD_("margin") "," ADD_("fee") "," \
+    ADD_("asked_cost") "," ADD_("attempts")
 
 /* ---- statements ---- */
 
@@ -45,7 +46,7 @@ static int prepare_put(tg_store *s, tg_errmsg *err)
         bool user = k >= TG_ROLL_USER_DAY;
         char sql[1024];
         snprintf(sql, sizeof sql,
-                 "INSERT INTO %s (%s, " TG_SQ_MEASURE_COLS ") VALUES (%s?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                 "INSERT INTO %s (%s, " TG_SQ_MEASURE_COLS ") VALUES (%s?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
                  " ON CONFLICT (%s) DO UPDATE SET " MEASURE_ADD,
                  tg_store_rollup_tables_[k], user ? TG_SQ_USER_KEY : TG_SQ_DIM_KEY,
                  user ? "?,?,?,?," : "?,?,?,?,?,?,?,?,?,?,", user ? TG_SQ_USER_KEY : TG_SQ_DIM_KEY);
@@ -56,9 +57,10 @@ static int prepare_put(tg_store *s, tg_errmsg *err)
 
 int tg_sq_prepare_add(tg_store *s, int k, tg_errmsg *err)
 {
-    static const char *const measures[] = {"requests", "errors", "interrupted", "estimated",
-                                           "prompt", "cached", "cache_write", "completion",
-                                           "reasoning", "cost", "charge", "margin", "fee"};
+    static const char *const measures[TG_SQ_NMEASURES] = {
+        "requests", "errors",     "interrupted", "estimated", "prompt",
+        "cached",   "cache_write", "completion", "reasoning", "cost",
+        "charge",   "margin",     "fee",         "asked_cost", "attempts"};
     static const char *const dims[] = {"bucket", "app", "customer", "workspace", "feature",
                                        "workflow", "model", "offering", "provider", "route"};
     static const char *const users[] = {"bucket", "app", "customer", "user_id"};
@@ -67,7 +69,7 @@ int tg_sq_prepare_add(tg_store *s, int k, tg_errmsg *err)
     int nkey = user ? 4 : 10;
     char sql[2048];
     int at = snprintf(sql, sizeof sql, "UPDATE %s SET ", tg_store_rollup_tables_[k]);
-    for (int i = 0; i < 13; i++)
+    for (int i = 0; i < TG_SQ_NMEASURES; i++)
         at += snprintf(sql + at, sizeof sql - (size_t)at, "%s%s = %s + ?%d", i ? ", " : "",
                        measures[i], measures[i], nkey + 1 + i);
     for (int i = 0; i < nkey; i++)
@@ -85,11 +87,11 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
 
 void tg_sq_bind_measures(sqlite3_stmt *st, int i, const tg_measures *m)
 {
-    const int64_t v[] = {m->requests,          m->errors,           m->interrupted,
-                         m->estimated,         m->tokens.prompt,    m->tokens.cached,
-                         m->tokens.cache_write, m->tokens.completion, m->tokens.reasoning,
-                         m->cost,              m->charge,           m->margin,
-                         m->fee};
+    const int64_t v[TG_SQ_NMEASURES] = {
+        m->requests,         m->errors,          m->interrupted,         m->estimated,
+        m->tokens.prompt,    m->tokens.cached,   m->tokens.cache_write, m->tokens.completion,
+        m->tokens.reasoning, m->cost,            m->charge,              m->margin,
+        m->fee,              m->asked_cost,      m->attempts};
     for (size_t k = 0; k < sizeof v / sizeof *v; k++) sqlite3_bind_int64(st, i + (int)k, v[k]);
 }
 

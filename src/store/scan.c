@@ -69,11 +69,11 @@ static int next_bucket(tg_store *s, int k, int64_t from, int64_t to, int64_t *b,
 
 static void read_measures(sqlite3_stmt *st, int i, tg_measures *m)
 {
-    int64_t *v[] = {&m->requests,          &m->errors,            &m->interrupted,
-                    &m->estimated,         &m->tokens.prompt,     &m->tokens.cached,
-                    &m->tokens.cache_write, &m->tokens.completion, &m->tokens.reasoning,
-                    &m->cost,              &m->charge,            &m->margin,
-                    &m->fee};
+    int64_t *v[TG_SQ_NMEASURES] = {
+        &m->requests,         &m->errors,         &m->interrupted,         &m->estimated,
+        &m->tokens.prompt,    &m->tokens.cached,  &m->tokens.cache_write, &m->tokens.completion,
+        &m->tokens.reasoning, &m->cost,           &m->charge,              &m->margin,
+        &m->fee,              &m->asked_cost,     &m->attempts};
     for (size_t k = 0; k < sizeof v / sizeof *v; k++) *v[k] = sqlite3_column_int64(st, i + (int)k);
 }
 

@@ -147,7 +147,8 @@ int tg_sq_frontier(tg_store *s, int64_t *out, tg_errmsg *err);
 /* Prepares s->add_roll[k]: an UPDATE adding measures to an existing row of
  * rollup k, with the parameters of s->up_roll[k]. */
 int tg_sq_prepare_add(tg_store *s, int k, tg_errmsg *err);
-/* Binds m's 13 measures from parameter i on. */
+/* Binds m's TG_SQ_NMEASURES measures from parameter i on, in
+ * TG_SQ_MEASURE_COLS order. */
 void tg_sq_bind_measures(sqlite3_stmt *st, int i, const tg_measures *m);
 /* Sums the usage records with ids in [from, to) into every rollup (fold.c);
  * inside the caller's transaction, with the put statements prepared. */
@@ -165,9 +166,11 @@ int tg_sq_chunk_records(tg_store *s, sqlite3_stmt *st, int col, int64_t from, in
 int tg_sq_each_usage(tg_store *s, int64_t from, int64_t to,
                      int (*fn)(void *ud, const tg_usage_rec *r), void *ud, tg_errmsg *err);
 
+/* The rollups' measure columns (tg_measures), as migrations made them. */
+#define TG_SQ_NMEASURES 15
 #define TG_SQ_MEASURE_COLS                                                                        \
     "requests, errors, interrupted, estimated, prompt, cached, cache_write, completion,"          \
-    " reasoning, cost, charge, margin, fee"
+    " reasoning, cost, charge, margin, fee, asked_cost, attempts"
 #define TG_SQ_DIM_KEY                                                                             \
     "bucket, app, customer, workspace, feature, workflow, model, offering, provider, route"
 #define TG_SQ_USER_KEY "bucket, app, customer, user_id"

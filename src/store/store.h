@@ -108,12 +108,22 @@ int tg_store_each_customer(tg_store *s,
 
 /* ---- rollups, for reports ---- */
 
-/* The sums kept for every rollup key. errors counts outcome failed;
- * interrupted and estimated count records so flagged. */
+/* The sums kept for every rollup key. requests counts client requests:
+ * the records that are not attempt records (meter/record.h); errors
+ * counts those with outcome failed and interrupted those so flagged;
+ * estimated counts every record whose tokens are estimated, attempt
+ * records included. Tokens and money sum every record, attempt records
+ * included, so charge == cost + margin + fee holds in every sum.
+ * asked_cost sums what the served tokens would have cost at the models
+ * asked for (attempt records carry 0), attempts the upstream calls the
+ * requests made (an attempt record adds none: its request's own record
+ * counts every call). */
 typedef struct {
     int64_t requests, errors, interrupted, estimated;
     tg_tokens tokens;
     tg_nanos cost, charge, margin, fee;
+    tg_nanos asked_cost;
+    int64_t attempts;
 } tg_measures;
 
 /* Adds b into a; TG_EINVAL when a sum would overflow int64 (a unchanged). */

@@ -38,7 +38,8 @@ static void check_record(const tg_usage_rec *r, bool intent, const uint8_t *p, s
     int rc = tg_record_encode(r, intent, &reenc, &m);
     assert(rc == 0);
     /* a current payload encodes back to its own bytes; an older version
-     * (2: no credits) to the current one, which decodes to the same record */
+     * (2: no credits; 3: no attempts, asked_cost nor attempt flag) to the
+     * current one, which decodes to the same record */
     assert(!p || p[0] != TG_RECORD_VERSION || (reenc.n == n && memcmp(reenc.p, p, n) == 0));
     if (p && p[0] != TG_RECORD_VERSION) {
         tg_usage_rec back;

@@ -246,6 +246,9 @@ static void full_rec(tg_usage_rec *r)
     r->fee = -big - 1;
     r->charge = -big - 2;
     r->credits = INT64_MAX;
+    r->attempts = INT32_MAX;
+    r->attempt = true;
+    r->asked_cost = INT64_MAX;
 }
 
 /* The view of p[0..n) by the marks encode reported shows r's fields. */
@@ -323,13 +326,21 @@ static void test_roundtrip(void **state)
     roundtrip(&r, true, TG_RECORD_MAX_LEN - 1);
     roundtrip(&r, false, TG_RECORD_MAX_LEN - 1);
     memset(&r, 0, sizeof r);
-    /* TG_RECORD_MIN_LEN is version 2's shortest; version 3 adds credits */
-    roundtrip(&r, false, TG_RECORD_MIN_LEN + 1);
+    /* TG_RECORD_MIN_LEN is version 2's shortest; version 3 adds credits,
+     * version 4 attempts and asked_cost */
+    roundtrip(&r, false, TG_RECORD_MIN_LEN + 3);
     make_rec(&r, 3);
     /* past the minimum: the status 200 takes 2 bytes, t_start_ms 6, the
      * latency, prompt, cost, charge and margin 2 each; and the strings */
-    roundtrip(&r, true, TG_RECORD_MIN_LEN + 1 + 1 + 5 + 5 + 83 +
+    roundtrip(&r, true, TG_RECORD_MIN_LEN + 3 + 1 + 5 + 5 + 83 +
                             strlen("req-3key-3support-botcust-3gpt-4o-miniopenai/gpt-4o-miniopenaiapp"));
+    /* an attempt record: the flag, and its position and asked cost in the
+     * tail (two bytes for 1000) */
+    r.attempt = true;
+    r.attempts = 1;
+    r.asked_cost = 1000;
+    roundtrip(&r, false, TG_RECORD_MIN_LEN + 3 + 1 + 5 + 5 + 83 + 1 +
+                             strlen("req-3key-3support-botcust-3gpt-4o-miniopenai/gpt-4o-miniopenaiapp"));
 }
 
 /* Encodes make_rec(1), applies edit, expects decode to refuse. */
@@ -387,9 +398,10 @@ static void put_raw(tg_buf *b, size_t at, size_t old, const char *raw, size_t n)
 }
 
 #define NINT 14
-#define STRS(b) int_at(b, NINT) /* past the status and the 14 integers */
+#define TAIL 2 /* version 4's attempts and asked_cost, after the integers */
+#define STRS(b) int_at(b, NINT + TAIL) /* past the status, the integers and the tail */
 static void e_version(tg_buf *b) { b->p[0] = TG_RECORD_VERSION + 1; }
-static void e_flags(tg_buf *b) { b->p[OFF_FLAGS] |= 8; }
+static void e_flags(tg_buf *b) { b->p[OFF_FLAGS] |= 16; } /* 8 is attempt */
 static void e_padded(tg_buf *b) { put_raw(b, int_at(b, 2), 1, "\x80\x00", 2); } /* ttft 0 as 2 bytes */
 static void e_varint_long(tg_buf *b) /* ttft as 11 bytes */
 {
@@ -415,8 +427,24 @@ static void e_cache_write(tg_buf *b) { put_int(b, 5, INT64_MAX); }
 static void e_reasoning(tg_buf *b) { put_int(b, 7, 51); }
 static void e_charge(tg_buf *b) { put_int(b, 9, 1); }
 static void e_credits(tg_buf *b) { put_int(b, 13, -1); }
-/* version 2 with a version 3 payload: one integer too many for it */
+/* version 2 with a version 4 payload: three varints too many for it;
+ * version 3: two */
 static void e_v2_credits(tg_buf *b) { b->p[0] = 2; }
+static void e_v3_tail(tg_buf *b) { b->p[0] = 3; }
+/* version 3 had no attempt flag (the tail removed, so only the flag is wrong) */
+static void e_v3_attempt(tg_buf *b)
+{
+    put_raw(b, int_at(b, NINT), 2, "", 0);
+    b->p[0] = 3;
+    b->p[OFF_FLAGS] |= 8;
+}
+/* attempts past INT32_MAX, asked_cost past INT64_MAX: plain varints that
+ * no valid record has */
+static void e_attempts_wide(tg_buf *b) { put_raw(b, int_at(b, NINT), 1, "\x80\x80\x80\x80\x08", 5); }
+static void e_asked_wide(tg_buf *b)
+{
+    put_raw(b, int_at(b, NINT + 1), 1, "\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01", 10);
+}
 static void e_nul(tg_buf *b) { b->p[STRS(b) + 2] = '\0'; }         /* in "req-1" */
 static void e_strlen_over(tg_buf *b) { b->p[STRS(b)] = 100; } /* past the end */
 
@@ -531,7 +559,8 @@ static void test_encode_strs(void **state)
 }
 
 /* A version 2 payload (a store or journal written before credits) is
- * the version 3 one without its last integer: it decodes, credits 0. */
+ * the version 4 one without its last integer and the tail: it decodes,
+ * credits, attempts and asked_cost 0. */
 static void test_version2(void **state)
 {
     (void)state;
@@ -542,8 +571,8 @@ static void test_version2(void **state)
     make_rec(&r, 5);
     assert_int_equal(tg_record_encode(&r, false, &b, NULL), 0);
     size_t at = int_at(&b, 13);
-    assert_int_equal((uint8_t)b.p[at], 0); /* credits 0: one byte */
-    put_raw(&b, at, 1, "", 0);
+    assert_memory_equal(b.p + at, "\0\0\0", 3); /* credits, attempts, asked_cost 0: a byte each */
+    put_raw(&b, at, 3, "", 0);
     b.p[0] = 2;
     r.credits = 77;
     assert_int_equal(tg_record_decode((const uint8_t *)b.p, b.n, &back, &intent), TG_OK);
@@ -553,12 +582,51 @@ static void test_version2(void **state)
     tg_buf_release(&b);
 }
 
+/* A version 3 payload (written before routing) is the version 4 one
+ * without the tail and the attempt flag: it decodes with attempts 0,
+ * asked_cost 0 and attempt false, its credits as they were; and it reads
+ * in place by the marks of the same record encoded now less the tail. */
+static void test_version3(void **state)
+{
+    (void)state;
+    tg_usage_rec r, back;
+    bool intent;
+    tg_buf b;
+    tg_buf_init(&b, 1 << 16);
+    make_rec(&r, 6);
+    r.credits = 123456789;
+    r.attempt = true;
+    r.attempts = 2;
+    r.asked_cost = 777; /* two bytes */
+    tg_record_marks m;
+    assert_int_equal(tg_record_encode(&r, true, &b, &m), 0);
+    assert_int_equal((uint8_t)b.p[OFF_FLAGS], 1 | 8); /* intent, attempt */
+    size_t at = int_at(&b, NINT);
+    assert_memory_equal(b.p + at, "\x02\x89\x06", 3);
+    put_raw(&b, at, 3, "", 0);
+    b.p[0] = 3;
+    assert_int_equal(tg_record_decode((const uint8_t *)b.p, b.n, &back, &intent), TG_EINVAL);
+    b.p[OFF_FLAGS] = 1;
+    assert_int_equal(tg_record_decode((const uint8_t *)b.p, b.n, &back, &intent), TG_OK);
+    assert_true(intent);
+    r.attempt = false;
+    r.attempts = 0;
+    r.asked_cost = 0;
+    assert_memory_equal(&back, &r, sizeof r);
+    m.app -= 3;
+    m.customer -= 3;
+    m.plan -= 3;
+    check_view((const uint8_t *)b.p, b.n, &m, &r, true);
+    tg_buf_release(&b);
+}
+
 static void test_decode_refuses(void **state)
 {
     (void)state;
     void (*edits[])(tg_buf *) = {e_version,  e_flags,      e_trailing, e_short,       e_endpoint,
                                  e_route,    e_outcome,    e_neg_tokens, e_cached,    e_cache_write,
-                                 e_reasoning, e_charge, e_credits, e_v2_credits, e_nul,      e_strlen_over, e_strlen_cap,
+                                 e_reasoning, e_charge, e_credits, e_v2_credits, e_v3_tail, e_v3_attempt,
+                                 e_attempts_wide, e_asked_wide, e_nul,      e_strlen_over, e_strlen_cap,
                                  e_padded,   e_varint_long, e_varint_wide, e_status_wide, e_varint_cut};
     for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) refuse(edits[i]);
 
@@ -1474,7 +1542,8 @@ int main(void)
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_string_lengths),
         cmocka_unit_test(test_encode_strs),
-        cmocka_unit_test(test_version2), cmocka_unit_test(test_decode_refuses),
+        cmocka_unit_test(test_version2), cmocka_unit_test(test_version3),
+        cmocka_unit_test(test_decode_refuses),
         cmocka_unit_test(test_scan),
         cmocka_unit_test(test_recover_interrupted),
         cmocka_unit_test(test_torn_tail),

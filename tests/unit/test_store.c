@@ -1,15 +1,19 @@
 /* The store, the ledger thread and reports, on real SQLite files in a
- * temporary directory: migrations, idempotent puts, rollups equal to sums
- * over the usage table (checked with SQL, every measure, before and after
- * folding), reports by every grouping with their filters, period forms,
- * errors and formats, and the ledger delivering each record exactly once
- * from several threads. The usage table holds encoded records, so the SQL
- * checks read it through a temporary table of decoded columns (sql_open). */
+ * temporary directory: migrations (and migration 5 on a store a binary of
+ * schema 4 wrote), idempotent puts, rollups equal to sums over the usage
+ * table (checked with SQL, every measure, before and after folding),
+ * attempt records that count no request, reports by every grouping with
+ * their filters, period forms, errors and formats, savings by route, and
+ * the ledger delivering each record exactly once from several threads.
+ * The usage table holds encoded records, so the SQL checks read it
+ * through a temporary table of decoded columns (sql_open). */
 #include "base/json.h"
 #include "base/rng.h"
 #include "meter/journal.h"
+#include "report/records.h"
 #include "report/report.h"
 #include "store/ledger.h"
+#include "store/migrations.h"
 #include "store/plans.h"
 #include "store/records.h"
 #include "store/store.h"
@@ -26,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MS_HOUR 3600000LL
 #define MS_DAY 86400000LL
@@ -95,6 +100,13 @@ static void make_rec(tg_rng *g, uint64_t i, int64_t t, tg_usage_rec *r)
     r->fee = (int64_t)tg_rng_below(g, 100000);
     r->margin = (int64_t)tg_rng_below(g, 3000000) - 500000; /* sometimes negative */
     r->charge = r->cost + r->margin + r->fee;
+    /* routing: one record in eight bills an earlier attempt of a request
+     * (its position, no asked cost); a request made 0 to 3 upstream calls
+     * and its tokens would have cost up to twice as much, or as little as
+     * nothing, at the model asked */
+    r->attempt = tg_rng_below(g, 8) == 0;
+    r->attempts = (int32_t)tg_rng_below(g, 4) + r->attempt;
+    r->asked_cost = r->attempt ? 0 : (int64_t)tg_rng_below(g, 2 * (uint64_t)r->cost + 1);
 }
 
 /* n records over `days` days from t0, in time order. */
@@ -162,7 +174,8 @@ static void insert_decoded(sqlite3_stmt *wr, const tg_usage_rec *r)
                          r->t_start_ms,         r->tokens.prompt,   r->tokens.cached,
                          r->tokens.cache_write, r->tokens.completion, r->tokens.reasoning,
                          r->cost,               r->charge,          r->margin,
-                         r->fee};
+                         r->fee,                r->attempt,         r->attempts,
+                         r->asked_cost};
     for (size_t k = 0; k < sizeof v / sizeof *v; k++) sqlite3_bind_int64(wr, i++, v[k]);
     assert_int_equal(sqlite3_step(wr), SQLITE_DONE);
     sqlite3_reset(wr);
@@ -181,7 +194,7 @@ static sqlite3 *sql_open_at(const char *p)
                           " offering TEXT, provider TEXT, route INT, outcome INT, estimated INT,"
                           " t_start_ms INT, prompt INT, cached INT, cache_write INT,"
                           " completion INT, reasoning INT, cost INT, charge INT, margin INT,"
-                          " fee INT)",
+                          " fee INT, attempt INT, attempts INT, asked_cost INT)",
                           NULL, NULL, &msg);
     if (rc) fail_msg("temp table: %s", msg);
     sqlite3_stmt *rd, *wr;
@@ -189,7 +202,7 @@ static sqlite3 *sql_open_at(const char *p)
                      SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db,
                                         "INSERT INTO temp.usage VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,"
-                                        "?,?,?,?,?,?,?,?,?,?,?)",
+                                        "?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                                         -1, &wr, NULL),
                      SQLITE_OK);
     sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
@@ -233,14 +246,17 @@ static int64_t sql_int(sqlite3 *db, const char *sql)
     return v;
 }
 
+/* The measures as SQL over decoded records: an attempt record counts no
+ * request, error, interruption nor attempt, and adds its tokens and money. */
 #define SUMS                                                                                      \
-    "count(*), sum(outcome = 2), sum(outcome = 3), sum(estimated), sum(prompt), sum(cached),"     \
-    " sum(cache_write), sum(completion), sum(reasoning), sum(cost), sum(charge), sum(margin),"    \
-    " sum(fee)"
+    "sum(NOT attempt), sum(outcome = 2 AND NOT attempt), sum(outcome = 3 AND NOT attempt),"       \
+    " sum(estimated), sum(prompt), sum(cached), sum(cache_write), sum(completion),"               \
+    " sum(reasoning), sum(cost), sum(charge), sum(margin), sum(fee), sum(asked_cost),"            \
+    " sum(CASE WHEN attempt THEN 0 ELSE attempts END)"
 #define RSUMS                                                                                     \
     "sum(requests), sum(errors), sum(interrupted), sum(estimated), sum(prompt), sum(cached),"     \
     " sum(cache_write), sum(completion), sum(reasoning), sum(cost), sum(charge), sum(margin),"    \
-    " sum(fee)"
+    " sum(fee), sum(asked_cost), sum(attempts)"
 #define DIMS "app, customer, workspace, feature, workflow, model, offering, provider, route"
 
 /* Rows of a that are not in b plus rows of b not in a: 0 when equal. */
@@ -281,9 +297,13 @@ static void check_rollups_equal_usage(void)
                  utables[i]);
         assert_int_equal(sql_diff(db, a, b), 0);
     }
-    /* and nothing counted twice: every rollup row is one key */
-    assert_int_equal(sql_int(db, "SELECT count(*) FROM rollup_day WHERE requests <= 0"), 0);
-    assert_int_equal(sql_int(db, "SELECT count(*) FROM rollup_month WHERE requests <= 0"), 0);
+    /* a rollup row without requests holds attempt records only */
+    snprintf(a, sizeof a,
+             "SELECT count(*) FROM (SELECT 1 FROM usage GROUP BY %s, " DIMS
+             " HAVING sum(NOT attempt) = 0)",
+             day);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM rollup_day WHERE requests <= 0"),
+                     sql_int(db, a));
     sqlite3_close(db);
 }
 
@@ -511,7 +531,9 @@ static void test_rollups_match_usage(void **state)
 
 /* ---- reports ---- */
 
-/* A report's rows against SQL over usage: requests and charge per key. */
+/* A report's rows against SQL over usage: requests, money, prompt
+ * tokens, asked cost and attempts per key; the total (every measure, and
+ * savings) is the sum of the rows. */
 static void check_report_vs_sql(tg_store *s, const char *period, int64_t from, int64_t to,
                                 tg_report_by by, const char *app, const char *cust)
 {
@@ -529,16 +551,22 @@ static void check_report_vs_sql(tg_store *s, const char *period, int64_t from, i
     if (tg_report_exec(s, &q, &r, &err)) fail_msg("%s", err.msg);
     /* the total is the sum of the rows, exactly */
     tg_measures sum = {0};
+    tg_nanos savings = 0;
     for (size_t i = 0; i < r->nrows; i++) {
-        assert_int_equal(tg_measures_add(&sum, &r->rows[i].m), 0);
-        assert_true(r->rows[i].m.charge == r->rows[i].m.cost + r->rows[i].m.margin + r->rows[i].m.fee);
-        if (i && by != TG_BY_DAY) assert_true(r->rows[i - 1].m.charge >= r->rows[i].m.charge);
+        const tg_measures *m = &r->rows[i].m;
+        assert_int_equal(tg_measures_add(&sum, m), 0);
+        assert_true(m->charge == m->cost + m->margin + m->fee);
+        assert_true(tg_report_savings(m) == m->asked_cost - m->cost);
+        savings += tg_report_savings(m);
+        if (i && by != TG_BY_DAY) assert_true(r->rows[i - 1].m.charge >= m->charge);
     }
     assert_memory_equal(&sum, &r->total, sizeof sum);
+    assert_true(savings == tg_report_savings(&r->total));
     sqlite3 *db = sql_open();
     char sql[1024];
     snprintf(sql, sizeof sql,
-             "SELECT %s AS k, count(*), sum(charge), sum(cost), sum(prompt) FROM usage WHERE"
+             "SELECT %s AS k, sum(NOT attempt), sum(charge), sum(cost), sum(prompt),"
+             " sum(asked_cost), sum(CASE WHEN attempt THEN 0 ELSE attempts END) FROM usage WHERE"
              " t_start_ms >= %lld AND t_start_ms < %lld AND (?1 = '' OR app = ?1) AND"
              " (?2 = '' OR customer = ?2) GROUP BY k",
              keycols[by], (long long)from, (long long)to);
@@ -561,6 +589,8 @@ static void check_report_vs_sql(tg_store *s, const char *period, int64_t from, i
             assert_int_equal(r->rows[i].m.charge, sqlite3_column_int64(st, 2));
             assert_int_equal(r->rows[i].m.cost, sqlite3_column_int64(st, 3));
             assert_int_equal(r->rows[i].m.tokens.prompt, sqlite3_column_int64(st, 4));
+            assert_int_equal(r->rows[i].m.asked_cost, sqlite3_column_int64(st, 5));
+            assert_int_equal(r->rows[i].m.attempts, sqlite3_column_int64(st, 6));
         }
         if (!found) fail_msg("by %s: no row for %s", tg_report_by_name(by), k);
         groups++;
@@ -664,13 +694,18 @@ static void test_formats(void **state)
         r[i].fee = 0;
         r[i].margin = 100 * (i + 1);
         r[i].charge = r[i].cost + r[i].margin;
+        r[i].attempt = false;
+        r[i].attempts = 1;
+        r[i].asked_cost = 1000000; /* routing saved 0.0002345 */
     }
     put_all(s, r, 3, 3);
     tg_buf csv = run_report(s, "2026-11", "feature", "fmt", NULL, TG_REPORT_CSV);
     assert_true(tg_str_has_prefix(tg_buf_str(&csv), TG_STR("kind,app,feature,requests,")));
+    assert_non_null(strstr(csv.p, ",margin_pct,attempts,asked_cost,savings\r\n"));
     assert_non_null(strstr(csv.p, "row,fmt,\"a,\"\"b\"\"\",1,"));
     assert_non_null(strstr(csv.p, "row,fmt,\"line\nbreak\",1,"));
-    assert_non_null(strstr(csv.p, ",0.001234500,0.001234800,0.000000300,0.000000000,0.02\r\n"));
+    assert_non_null(strstr(csv.p, ",0.001234500,0.001234800,0.000000300,0.000000000,0.02,1,"
+                                  "0.001000000,-0.000234500\r\n"));
     assert_non_null(strstr(csv.p, "\r\ntotal,,,3,"));
     tg_buf_release(&csv);
 
@@ -703,12 +738,20 @@ static void test_formats(void **state)
     assert_int_equal(nrows, 3);
     assert_int_equal(tg_json_int(tg_json_get(total, TG_STR("charge_nanos")), &v), 0);
     assert_int_equal(sum, v);
+    assert_int_equal(tg_json_int(tg_json_get(total, TG_STR("savings_nanos")), &v), 0);
+    assert_int_equal(v, 3 * -234500);
+    assert_true(tg_json_str_view(tg_json_get(total, TG_STR("savings")), &cost));
+    assert_true(tg_str_eq(cost, TG_STR("-0.000703500")));
+    assert_int_equal(tg_json_int(tg_json_get(total, TG_STR("attempts")), &v), 0);
+    assert_int_equal(v, 3);
     tg_buf_release(&js);
 
     tg_buf t = run_report(s, "2026-11", "feature", "fmt", NULL, TG_REPORT_TABLE);
     assert_non_null(strstr(t.p, "rounded to 6 decimals"));
     assert_non_null(strstr(t.p, "0.001235")); /* 0.0012348 rounded */
     assert_non_null(strstr(t.p, "TOTAL"));
+    assert_non_null(strstr(t.p, "  attempts     asked    savings\n"));
+    assert_non_null(strstr(t.p, "  -0.000235\n")); /* -0.0002345, half away from zero */
     tg_buf_release(&t);
 
     /* a limit folds the tail into "rest"; the total still covers all */
@@ -720,6 +763,9 @@ static void test_formats(void **state)
     assert_int_equal(rep->nrows, 1);
     assert_int_equal(rep->nrest, 2);
     assert_int_equal(rep->rows[0].m.charge + rep->rest.charge, rep->total.charge);
+    assert_int_equal(rep->rows[0].m.asked_cost + rep->rest.asked_cost, rep->total.asked_cost);
+    assert_int_equal(tg_report_savings(&rep->rows[0].m) + tg_report_savings(&rep->rest),
+                     tg_report_savings(&rep->total));
     tg_report_free(rep);
     tg_store_close(s);
 }
@@ -779,6 +825,130 @@ static void test_each_record(void **state)
     assert_int_equal(c.n, 5);
     tg_store_close(s);
     free(v);
+}
+
+/* A record of request rid on offering off: tokens priced at 1 nano each
+ * for cost, +30% margin and 1 nano of fee per 10 of cost. */
+static tg_usage_rec routed(uint64_t i, const char *rid, const char *off, tg_route_kind route,
+                           int64_t tokens, int32_t attempts, bool attempt, tg_nanos asked)
+{
+    tg_usage_rec r;
+    tg_rng g = {i};
+    make_rec(&g, i, nov1 + 5 * MS_DAY + (int64_t)i, &r);
+    snprintf(r.rid, sizeof r.rid, "%s", rid);
+    snprintf(r.tags.app, sizeof r.tags.app, "route");
+    snprintf(r.model, sizeof r.model, "auto");
+    snprintf(r.offering, sizeof r.offering, "%s", off);
+    r.route = (uint8_t)route;
+    r.outcome = TG_OUT_COMPLETED;
+    r.estimated = false;
+    r.tokens = (tg_tokens){.prompt = tokens};
+    r.cost = tokens;
+    r.margin = tokens * 3 / 10;
+    r.fee = tokens / 10;
+    r.charge = r.cost + r.margin + r.fee;
+    r.attempts = attempts;
+    r.attempt = attempt;
+    r.asked_cost = asked;
+    return r;
+}
+
+static const tg_report_row *route_row(const tg_report *r, const char *route)
+{
+    for (size_t i = 0; i < r->nrows; i++)
+        if (!strcmp(r->rows[i].key[0], route)) return &r->rows[i];
+    fail_msg("no row for route %s", route);
+    return NULL;
+}
+
+/* Requests routed three ways, as the gateway records them: a primary one
+ * (one attempt); a fallback one whose first attempt the provider billed
+ * though it failed (an attempt record, then the request's record on the
+ * fallback offering, dearer than the model asked); an escalated one
+ * whose cheap first answer is billed too. Attempt records carry their
+ * request's route and count no request nor attempt, so each route's row
+ * has its requests, their upstream calls, everything they cost, and
+ * savings = what the served tokens would have cost at the model asked
+ * minus that; every total is the sum of the rows. And the records read
+ * back with their routing fields, in `tollgate usage` too. */
+static void test_attempt_records(void **state)
+{
+    (void)state;
+    tg_store *s = open_rw();
+    tg_usage_rec r[] = {
+        routed(1, "req-p", "cheap", TG_RT_PRIMARY, 1000, 1, false, 1000),
+        routed(2, "req-f", "cheap", TG_RT_FALLBACK, 400, 1, true, 0),
+        routed(3, "req-f", "other", TG_RT_FALLBACK, 1500, 2, false, 1000),
+        routed(4, "req-e", "cheap", TG_RT_ESCALATED, 800, 1, true, 0),
+        routed(5, "req-e", "premium", TG_RT_ESCALATED, 9000, 2, false, 600),
+    };
+    size_t n = sizeof r / sizeof *r;
+    put_all(s, r, n, n);
+    tg_report_query q;
+    tg_errmsg err = {{0}};
+    tg_report *rep;
+    assert_int_equal(tg_report_query_parse(&q, "2026-11", "route", "route", NULL, 0, &err), 0);
+    assert_int_equal(tg_report_exec(s, &q, &rep, &err), 0);
+    assert_int_equal(rep->nrows, 3);
+    const tg_measures *p = &route_row(rep, "primary")->m, *f = &route_row(rep, "fallback")->m,
+                      *e = &route_row(rep, "escalated")->m;
+    assert_int_equal(p->requests, 1);
+    assert_int_equal(p->attempts, 1);
+    assert_int_equal(tg_report_savings(p), 0);
+    assert_int_equal(f->requests, 1);
+    assert_int_equal(f->attempts, 2);
+    assert_int_equal(f->cost, 1900);
+    assert_int_equal(f->asked_cost, 1000);
+    assert_int_equal(tg_report_savings(f), -900);
+    assert_int_equal(e->requests, 1);
+    assert_int_equal(e->attempts, 2);
+    assert_int_equal(e->tokens.prompt, 9800);
+    assert_int_equal(e->cost, 9800);
+    assert_int_equal(e->charge, 9800 + 240 + 2700 + 80 + 900); /* cost, margins, fees */
+    assert_int_equal(tg_report_savings(e), 600 - 9800);
+    assert_int_equal(e->errors + f->errors + p->errors, 0);
+    const tg_measures *t = &rep->total;
+    assert_int_equal(t->requests, 3);
+    assert_int_equal(t->attempts, 5);
+    assert_int_equal(t->cost, 12700);
+    assert_int_equal(t->charge, t->cost + t->margin + t->fee);
+    assert_int_equal(tg_report_savings(t), 2600 - 12700);
+    tg_report_free(rep);
+
+    /* by offering, the attempts' money is where it was spent */
+    assert_int_equal(tg_report_query_parse(&q, "2026-11", "offering", "route", NULL, 0, &err), 0);
+    assert_int_equal(tg_report_exec(s, &q, &rep, &err), 0);
+    for (size_t i = 0; i < rep->nrows; i++)
+        if (!strcmp(rep->rows[i].key[0], "cheap")) {
+            assert_int_equal(rep->rows[i].m.requests, 1);
+            assert_int_equal(rep->rows[i].m.cost, 2200);
+        }
+    tg_report_free(rep);
+
+    /* the records keep their fields */
+    tg_record_filter rf = {.rid = "req-e"};
+    each_count c = {0};
+    assert_int_equal(tg_store_each_record(s, nov1, nov1 + 30 * MS_DAY, &rf, 0, count_one, &c, &err), 0);
+    assert_int_equal(c.n, 2);
+    tg_store_close(s);
+    assert_int_equal(tg_store_open(path, TG_STORE_RO, &s, &err), TG_OK);
+    char *out = NULL;
+    size_t len = 0;
+    FILE *mf = open_memstream(&out, &len);
+    tg_records_query rq;
+    assert_int_equal(tg_records_query_parse(&rq, "2026-11", "route", NULL, "req-e", NULL, 0, &err), 0);
+    assert_int_equal(tg_records_print(s, &rq, TG_REPORT_JSON, mf, &err), 0);
+    fclose(mf);
+    assert_non_null(strstr(out, "\"attempts\":1,\"attempt\":true,\"asked_cost\":\"0.000000000\",\"asked_cost_nanos\":0}"));
+    assert_non_null(strstr(out, "\"attempts\":2,\"attempt\":false,\"asked_cost\":\"0.000000600\",\"asked_cost_nanos\":600}"));
+    free(out);
+    mf = open_memstream(&out, &len);
+    assert_int_equal(tg_records_print(s, &rq, TG_REPORT_TABLE, mf, &err), 0);
+    fclose(mf);
+    assert_non_null(strstr(out, "  (attempt)\n"));
+    assert_non_null(strstr(out, " escalated "));
+    free(out);
+    tg_store_close(s);
 }
 
 static void test_customers(void **state)
@@ -889,6 +1059,170 @@ static void test_plans(void **state)
     tg_store_close(s);
 }
 
+/* ---- a store written before routing (schema 4, records version 3) ---- */
+
+/* The version 3 encoding of a record encoded now (version 4) at p[0..n)
+ * whose routing fields are all zero: the same bytes without the tail
+ * (attempts and asked_cost, one zero byte each) after the status and the
+ * 14 integers. Returns the new length. */
+static size_t as_v3(uint8_t *p, size_t n)
+{
+    size_t at = 2 + TG_RECORD_ID_LEN + 3;
+    for (int i = 0; i < 1 + 14; i++)
+        while (p[at++] & 0x80) {}
+    assert_int_equal(p[0], 4);
+    assert_int_equal(p[at], 0);
+    assert_int_equal(p[at + 1], 0);
+    memmove(p + at, p + at + 2, n - at - 2);
+    p[0] = 3;
+    return n - 2;
+}
+
+/* Writes v[0..n) into the usage table of db as a schema 4 binary did:
+ * chunks of records in version 3. */
+static void put_v3_chunks(sqlite3 *db, const tg_usage_rec *v, size_t n)
+{
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO usage (lo_ms, hi_ms, n, recs) VALUES (?,?,?,?)",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    tg_buf chunk, rec;
+    tg_buf_init(&chunk, 1 << 22);
+    tg_buf_init(&rec, TG_RECORD_MAX_LEN + 1);
+    for (size_t i = 0; i < n; i += 256) {
+        size_t k = n - i < 256 ? n - i : 256;
+        tg_buf_clear(&chunk);
+        for (size_t j = i; j < i + k; j++) {
+            tg_buf_clear(&rec);
+            assert_int_equal(tg_record_encode(&v[j], false, &rec, NULL), TG_OK);
+            uint32_t len = (uint32_t)as_v3((uint8_t *)rec.p, rec.n);
+            uint8_t le[4] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16), (uint8_t)(len >> 24)};
+            assert_int_equal(tg_buf_append(&chunk, le, 4), 0);
+            assert_int_equal(tg_buf_append(&chunk, rec.p, len), 0);
+        }
+        sqlite3_bind_int64(st, 1, v[i].t_start_ms); /* ids are their start times */
+        sqlite3_bind_int64(st, 2, v[i + k - 1].t_start_ms);
+        sqlite3_bind_int64(st, 3, (int64_t)k);
+        sqlite3_bind_blob(st, 4, chunk.p, (int)chunk.n, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    tg_buf_release(&chunk);
+    tg_buf_release(&rec);
+}
+
+/* At `path`, the store a binary of schema 4 would have left after
+ * storing v[0..n) (no routing fields): migrations 1 to 4 as they ran,
+ * the records in version 3, and the rollups, customers and fold frontier
+ * that the current store makes of the same records at src (whose rollup
+ * columns past fee, migration 5's, are left behind). */
+static void make_schema4(const tg_usage_rec *v, size_t n, const char *src)
+{
+    tg_store *s;
+    tg_errmsg err = {{0}};
+    assert_int_equal(tg_store_open(src, TG_STORE_RW, &s, &err), TG_OK);
+    put_all(s, v, n, 1000);
+    tg_store_close(s);
+    s = open_rw(); /* makes the directories; the schema is replaced below */
+    tg_store_close(s);
+    unlink(path);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    char sql[2048];
+    assert_int_equal(sqlite3_exec(db, TG_STORE_VERSION_TABLE, NULL, NULL, NULL), SQLITE_OK);
+    for (int m = 1; m <= 4; m++) {
+        assert_int_equal(sqlite3_exec(db, tg_store_migrations_[m - 1], NULL, NULL, NULL), SQLITE_OK);
+        snprintf(sql, sizeof sql, "INSERT INTO schema_version VALUES (%d, 0)", m);
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    }
+    snprintf(sql, sizeof sql, "ATTACH '%s' AS src", src);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    const char *m13 = "requests, errors, interrupted, estimated, prompt, cached, cache_write,"
+                      " completion, reasoning, cost, charge, margin, fee";
+    const char *rollups[] = {"rollup_day", "rollup_month", "rollup_user_day", "rollup_user_month"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(sql, sizeof sql, "INSERT INTO main.%s SELECT %s, %s FROM src.%s", rollups[i],
+                 i < 2 ? "bucket, " DIMS : "bucket, app, customer, user_id", m13, rollups[i]);
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    }
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO main.customers SELECT * FROM src.customers;"
+                                  "UPDATE main.fold_state SET frontier_ms ="
+                                  " (SELECT frontier_ms FROM src.fold_state); DETACH src",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    put_v3_chunks(db, v, n);
+    sqlite3_close(db);
+}
+
+/* Migration 5 on a store written before routing: a read-only open asks
+ * for `tollgate migrate`; migrating adds the rollups' asked_cost and
+ * attempts as 0, which is what the version 3 records decode to, so the
+ * rollups still equal the records and every report agrees with SQL; and
+ * records with routing fields, attempt records among them, go on top:
+ * late ones into folded days, new ones folded later. */
+static void test_migration_5(void **state)
+{
+    (void)state;
+    char src[160];
+    snprintf(src, sizeof src, "%s/src/" TG_STORE_FILE, dir);
+    size_t n = 4000;
+    tg_usage_rec *v = make_recs(31, n, nov1 - 2 * MS_DAY, 3); /* Oct 30 .. Nov 1 */
+    for (size_t i = 0; i < n; i++) {
+        v[i].attempt = false;
+        v[i].attempts = 0;
+        v[i].asked_cost = 0;
+    }
+    make_schema4(v, n, src);
+    tg_store *s;
+    tg_errmsg err = {{0}};
+    assert_int_equal(tg_store_open(path, TG_STORE_RO, &s, &err), TG_EINVAL);
+    assert_non_null(strstr(err.msg, "schema version 4"));
+    assert_non_null(strstr(err.msg, "tollgate migrate"));
+    sqlite3 *db = sql_open();
+    assert_true(sql_int(db, "SELECT count(*) FROM rollup_day") > 0);
+    assert_true(sql_int(db, "SELECT frontier_ms FROM fold_state") > nov1 - 2 * MS_DAY);
+    sqlite3_close(db);
+
+    int applied = 0, version = 0;
+    assert_int_equal(tg_store_migrate(path, &applied, &version, &err), TG_OK);
+    assert_int_equal(applied, 1);
+    assert_int_equal(version, 5);
+    assert_int_equal(version, tg_store_schema_version());
+    db = sql_open();
+    assert_int_equal(sql_int(db, "SELECT total(asked_cost) + total(attempts) FROM rollup_month"), 0);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM temp.usage"), (int64_t)n);
+    sqlite3_close(db);
+    /* reports read the migrated rollups and the records not folded yet */
+    assert_int_equal(tg_store_open(path, TG_STORE_RO, &s, &err), TG_OK);
+    for (int by = 0; by < TG_BY_COUNT_; by++)
+        check_report_vs_sql(s, "2026-10-30..2026-11-03", nov1 - 2 * MS_DAY, nov1 + 3 * MS_DAY,
+                            (tg_report_by)by, NULL, NULL);
+    tg_store_close(s);
+    /* the rest of the version 3 records folded into them */
+    s = open_rw();
+    assert_int_equal(tg_store_fold(s, INT64_MAX, &err), TG_OK);
+    check_rollups_equal_usage();
+
+    tg_usage_rec *late = make_recs(32, 500, nov1 - 2 * MS_DAY + 7 * MS_HOUR, 1);
+    tg_usage_rec *now = make_recs(33, 3000, nov1 + MS_DAY, 3); /* Nov 2 .. Nov 4 */
+    put_all(s, late, 500, 128);
+    put_all(s, now, 3000, 1000);
+    assert_int_equal(tg_store_fold(s, INT64_MAX, &err), TG_OK);
+    check_rollups_equal_usage();
+    tg_store_close(s);
+    assert_int_equal(tg_store_open(path, TG_STORE_RO, &s, &err), TG_OK);
+    check_report_vs_sql(s, "2026-11", nov1, nov1 + 30 * MS_DAY, TG_BY_ROUTE, NULL, NULL);
+    check_report_vs_sql(s, "2026-10-30..2026-11-04", nov1 - 2 * MS_DAY, nov1 + 4 * MS_DAY,
+                        TG_BY_ROUTE, "acme", NULL);
+    check_report_vs_sql(s, "2026-10", nov1 - 31 * MS_DAY, nov1, TG_BY_CUSTOMER, NULL, NULL);
+    tg_store_close(s);
+    free(v);
+    free(late);
+    free(now);
+}
+
 /* ---- the ledger ---- */
 
 typedef struct {
@@ -990,6 +1324,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_5, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_encoded_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollups_match_usage, setup, teardown),
@@ -998,6 +1333,7 @@ int main(void)
         cmocka_unit_test(test_margin_pct),
         cmocka_unit_test_setup_teardown(test_formats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_each_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_attempt_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_customers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plans, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ledger, setup, teardown),
