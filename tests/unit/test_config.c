@@ -73,9 +73,16 @@ static void test_example(void **state)
     assert_int_equal(c->sim.tokens_per_sec, 120);
     assert_int_equal(c->sim.listen.port, 0);
 
-    assert_int_equal(c->nproviders, 2);
+    assert_int_equal(c->nproviders, 4);
     const tg_provider *oa = tg_config_provider(c, TG_STR("openai"));
     const tg_provider *sim = tg_config_provider(c, TG_STR("sim"));
+    const tg_provider *an = tg_config_provider(c, TG_STR("anthropic"));
+    const tg_provider *san = tg_config_provider(c, TG_STR("sim-anthropic"));
+    assert_int_equal(an->dialect, TG_DIALECT_ANTHROPIC);
+    assert_string_equal(an->anthropic_version, "2023-06-01");
+    assert_int_equal(san->dialect, TG_DIALECT_ANTHROPIC);
+    assert_true(san->builtin_sim);
+    assert_int_equal(sim->dialect, TG_DIALECT_OPENAI);
     assert_non_null(oa);
     assert_non_null(sim);
     assert_string_equal(oa->base_url, "https://api.openai.com/v1");
@@ -89,7 +96,13 @@ static void test_example(void **state)
     assert_string_equal(sim->forward_headers[0], "X-Sim-Fault");
 
     const char *models[] = {"gpt-4o-mini", "gpt-4o", "text-embedding-3-small", "fast", "premium"};
-    assert_int_equal(c->nmodels, 5);
+    assert_int_equal(c->nmodels, 8);
+    const tg_model *claude = tg_config_model(c, TG_STR("claude-3-5-haiku"));
+    assert_ptr_equal(claude->offerings[0]->provider, an);
+    assert_ptr_equal(claude->offerings[1]->provider, san);
+    assert_int_equal(tg_config_model(c, TG_STR("balanced"))->strategy, TG_STRATEGY_CHEAPEST);
+    assert_int_equal(c->routing.nrules, 2);
+    assert_ptr_equal(c->routing.rules[1].try_first, tg_config_model(c, TG_STR("fast")));
     for (size_t i = 0; i < 3; i++) {
         const tg_model *m = tg_config_model(c, tg_str_c(models[i]));
         assert_non_null(m);
