@@ -170,6 +170,7 @@ typedef struct {
     bool first_phase;           /* serving choice.first, the cheap model */
     bool probe;                 /* this call is its offering's half-open probe */
     bool verdict_due;           /* its health verdict is not reported yet */
+    bool attempt_unreached;     /* the call failed before the provider had the request */
     uint32_t attempts;          /* upstream calls started */
     uint64_t call_start_ns, up_first_byte_ns;
     uv_timer_t *retry_timer;    /* a retry waiting for its backoff */
@@ -243,8 +244,13 @@ void tg_metering_refuse(tg_exchange *x);
  * escalation calls another offering than its intent named). */
 void tg_metering_reroute(tg_exchange *x);
 /* The cheap-first answer in x failed its check: the record says
- * escalated. */
+ * escalated, and the answer is billed as an attempt. */
 void tg_metering_escalate(tg_exchange *x);
+/* The attempt x just made, before the next: an attempt record (meter/
+ * record.h) of what the provider may bill for it, at its offering, cost
+ * borne by the builder (charge 0); none when it cannot have billed (no
+ * connection, an error status). */
+void tg_metering_attempt(tg_exchange *x);
 void tg_metering_price(tg_exchange *x);
 int tg_metering_sse_summary(tg_exchange *x, tg_buf *out);
 void tg_metering_end(tg_exchange *x, uint64_t now); /* now: uv_hrtime() at the end */

@@ -164,6 +164,18 @@ static void price_ctx(tg_exchange *x, tg_price_ctx *c)
 /* The request id, for messages: the first of the record's strings. */
 #define REC_RID(m) (int)(m)->s.b[0], (const char *)(m)->s.b + 1
 
+/* What r's tokens would have cost at the first offering of the model the
+ * client asked for: the baseline routing's savings are counted against.
+ * The same offering (most requests) costs what r costs, priced once. */
+static tg_nanos asked_cost(tg_exchange *x, const tg_price_ctx *c, const tg_usage_rec *r)
+{
+    const tg_model *asked = x->choice.asked;
+    if (!asked || !x->off || asked->offerings[0] == x->off) return r->cost;
+    tg_priced p;
+    tg_errmsg err;
+    return tg_price_request(asked->offerings[0], c, &r->tokens, &p, &err) ? 0 : p.cost;
+}
+
 /* Prices the record's tokens at x's offering and sets the rule that did;
  * an overflow (absurd token counts from a provider) prices the record at
  * zero and logs, rather than lose it. */
@@ -179,6 +191,8 @@ static void price(tg_exchange *x, tg_meter_rec *m)
         memset(&p, 0, sizeof p);
     }
     tg_price_to_record(&p, &m->r);
+    m->r.asked_cost = asked_cost(x, &c, &m->r);
+    m->r.attempts = (int32_t)x->attempts;
     const tg_tags *t = &x->attr.tags;
     if (tg_credits_of(x->attr.plan, tg_str_c(t->unit), t->unit_count, m->r.charge, &m->r.credits)) {
         tg_log(TG_LOG_WARN, "metering: request %.*s consumes more credits than can be counted",
@@ -237,6 +251,78 @@ void tg_metering_reroute(tg_exchange *x)
 void tg_metering_escalate(tg_exchange *x)
 {
     if (x->rec) x->rec->r.route = TG_RT_ESCALATED;
+    tg_metering_attempt(x);
+}
+
+/* The tokens an attempt that went wrong is billed for: none when the
+ * provider cannot have worked (no connection, or it answered with an
+ * error status), else the estimated input (it took the request, and the
+ * answer never came: cut off, or too slow). */
+static tg_tokens attempt_tokens(const tg_exchange *x, bool *estimated)
+{
+    const tg_usage *u = &x->usage;
+    *estimated = false;
+    if (u->present) {
+        tg_tokens t = tg_tokens_openai(u->prompt, u->completion, u->cached, u->reasoning);
+        int64_t room = t.prompt - t.cached;
+        t.cache_write = u->cache_write < 0 ? 0 : u->cache_write < room ? u->cache_write : room;
+        return t;
+    }
+    if (x->up_status || !x->upstream_called || x->attempt_unreached) return (tg_tokens){0};
+    *estimated = true;
+    return (tg_tokens){.prompt = x->est_prompt};
+}
+
+void tg_metering_attempt(tg_exchange *x)
+{
+    tg_meter_rec *req = x->rec;
+    tg_gw_worker *ww = x->ww;
+    if (!req || !ww->jw || req->s.nstr < TG_RECORD_NSTR - 1) return;
+    bool estimated;
+    tg_tokens t = attempt_tokens(x, &estimated);
+    if (!t.prompt && !t.completion) return; /* nothing billed: the request's record counts it */
+    tg_meter_rec *m = take_record(ww);
+    if (!m) {
+        tg_log(TG_LOG_ERROR, "metering: an attempt of request %.*s could not be recorded (out of "
+                             "memory)", REC_RID(req));
+        return;
+    }
+    tg_usage_rec *r = &m->r;
+    /* the request's strings up to its model, then this attempt's offering */
+    size_t at = 0;
+    for (int i = 0; i < TG_RECORD_NSTR - 3; i++) at += 1 + req->s.b[at];
+    memcpy(m->s.b, req->s.b, at);
+    m->s.n = (uint16_t)at;
+    m->s.nstr = TG_RECORD_NSTR - 3;
+    add_route(&m->s, x->off);
+    r->tags.unit_count = req->r.tags.unit_count;
+    r->t_start_ms = (int64_t)tg_clock_wall_ms();
+    new_id(ww, r->t_start_ms, r->id);
+    r->endpoint = req->r.endpoint;
+    r->stream = req->r.stream;
+    r->route = req->r.route;
+    r->attempt = true;
+    r->attempts = (int32_t)x->attempts;
+    r->status = x->up_status;
+    r->outcome = x->up_status >= 200 && x->up_status < 300 ? TG_OUT_COMPLETED : TG_OUT_FAILED;
+    r->latency_us = (int64_t)(uv_hrtime() - x->call_start_ns) / 1000;
+    r->ttft_us = x->up_first_byte_ns ? (int64_t)(x->up_first_byte_ns - x->call_start_ns) / 1000 : 0;
+    r->tokens = t;
+    r->estimated = estimated;
+    /* the provider's cost, borne by the builder: the customer is charged for
+     * the answer it got (the request's own record), not for the way to it */
+    tg_priced p;
+    tg_errmsg err;
+    tg_price_ctx c;
+    price_ctx(x, &c);
+    if (tg_price_request(x->off, &c, &t, &p, &err)) memset(&p, 0, sizeof p);
+    r->cost = p.cost;
+    r->margin = -p.cost;
+    tg_record_strs_rule(&m->s, "attempt", 7);
+    tg_record_check(r);
+    if (ww->nended == TG_SPARE_RECORDS) tg_metering_journal_outcomes(ww);
+    ww->ended[ww->nended].rec = m;
+    ww->ended[ww->nended++].ticket = (tg_jticket){0};
 }
 
 int tg_metering_journal_intent(tg_exchange *x)

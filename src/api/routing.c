@@ -176,6 +176,7 @@ static void reset_attempt(tg_exchange *x)
     tg_sse_release(&x->sse);
     tg_adapter_release(x);
     x->stream_failed = false;
+    x->attempt_unreached = false;
 }
 
 static void retry_closed(uv_handle_t *h) { free(h); }
@@ -239,13 +240,18 @@ bool tg_routing_retry(tg_exchange *x, const char *why)
         x->off = failed;
         return false;
     }
+    /* degraded and escalated requests keep saying so; a primary one fell
+     * back; what the failed call may have cost is billed at its offering */
+    if (x->rec && x->rec->r.route == TG_RT_PRIMARY) x->rec->r.route = TG_RT_FALLBACK;
+    const tg_offering *next = x->off;
+    x->off = failed;
+    tg_metering_attempt(x);
+    x->off = next;
     reset_attempt(x);
     x->retry_after = TG_STR_NULL;
     uv_timer_init(x->req->loop, t);
     t->data = x;
     x->retry_timer = t;
-    /* degraded and escalated requests keep saying so; a primary one fell back */
-    if (x->rec && x->rec->r.route == TG_RT_PRIMARY) x->rec->r.route = TG_RT_FALLBACK;
     uv_timer_start(t, on_retry, delay, 0);
     return true;
 }
@@ -353,11 +359,18 @@ bool tg_routing_escalate(tg_exchange *x)
     const char *why = failed_check(x, x->choice.rule);
     if (!why) return false;
     tg_errmsg err;
+    const tg_offering *cheap = x->off;
     order(x, x->choice.model, &err);
-    if (!x->ncand || !next_admitted(x)) return false; /* the cheap answer stands */
+    if (!x->ncand || !next_admitted(x)) {
+        x->off = cheap; /* the cheap answer stands, priced at its offering */
+        return false;
+    }
     tg_log(TG_LOG_DEBUG, "routing: request %.*s escalates to %s: %s", TG_STR_FMT(x->rid),
            x->choice.model->name, why);
+    const tg_offering *next = x->off;
+    x->off = cheap; /* the cheap answer is billed at its own offering */
     tg_metering_escalate(x);
+    x->off = next;
     reset_attempt(x);
     tg_metering_reroute(x);
     call(x, false);

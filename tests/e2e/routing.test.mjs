@@ -10,7 +10,7 @@ import * as lib from './lib.mjs';
 
 const KEY = 'sk-e2e-routing';
 const STARTER = 'sk-e2e-routing-starter';
-let good, cheap, slow, failing, limited, gw, client;
+let good, cheap, slow, failing, limited, resetting, gw, client;
 let downPort; // nothing listens there until the breaker test starts a sim on it
 
 async function freePort() {
@@ -30,11 +30,13 @@ before(async () => {
   slow = await lib.startSim({ seed: 3, ttftMs: 150 });
   failing = await lib.startSim({ seed: 3, faults: ['500'] });
   limited = await lib.startSim({ seed: 3, faults: ['429'], conf: { retry_after_s: 1 } });
+  resetting = await lib.startSim({ seed: 3, faults: ['reset'] });
   downPort = await freePort();
   const cfg = {
     providers: [
       lib.simProvider('good', good), lib.simProvider('cheap', cheap), lib.simProvider('slow', slow),
       lib.simProvider('failing', failing), lib.simProvider('limited', limited),
+      lib.simProvider('resetting', resetting),
       { name: 'down', base_url: `http://127.0.0.1:${downPort}/v1`, connect_timeout_ms: 500 },
     ],
     offerings: [
@@ -44,10 +46,12 @@ before(async () => {
       offer('slow/m', 'slow', 'sim-m', price('0.01', '0.01')),
       offer('failing/m', 'failing', 'sim-m', price('1.00', '2.00')),
       offer('limited/m', 'limited', 'sim-m', price('1.00', '2.00')),
+      offer('resetting/m', 'resetting', 'sim-m', price('1.00', '2.00')),
       offer('down/m', 'down', 'sim-m', price('1.00', '2.00')),
     ],
     models: [
       { name: 'fallback', offerings: ['failing/m', 'good/m'] },
+      { name: 'fallback-reset', offerings: ['resetting/m', 'cheap/m'] },
       { name: 'cheapest', strategy: 'cheapest', offerings: ['good/m', 'cheap/m'] },
       { name: 'fastest', strategy: 'fastest', offerings: ['slow/m', 'good/m'] },
       { name: 'weighted', strategy: 'weighted',
@@ -58,8 +62,8 @@ before(async () => {
       { name: 'premium', offerings: ['good/premium'] },
     ],
     plans: [{ id: 'starter', included_credits: 1000000 }],
-    apps: [{ id: 'app' }],
-    customers: [{ id: 'small', app: 'app', plan: 'starter' }],
+    apps: [{ id: 'app', margin: { markup_bps: 5000 } }],
+    customers: [{ id: 'small', app: 'app', plan: 'starter' }, { id: 'big', app: 'app' }],
     routing: {
       attempts: 3,
       backoff_ms: 10,
@@ -72,7 +76,7 @@ before(async () => {
       ],
     },
     keys: [
-      ...lib.keyEntries({ r: KEY }),
+      { id: 'r', sha256: lib.sha256(KEY), app: 'app', customer: 'big' },
       { id: 'starter', sha256: lib.sha256(STARTER), customer: 'small' },
       { id: 'admin', sha256: lib.sha256('sk-e2e-routing-admin'), admin: true },
     ],
@@ -111,6 +115,35 @@ test('fallback: a failing offering is skipped with no error the client sees', as
   assert.equal(rec.route, 'fallback');
   assert.equal(rec.offering, 'good/m');
   assert.equal(rec.status, 200);
+});
+
+test('a failed attempt the provider may bill is an attempt record, at the builder\'s cost', async () => {
+  const rid = 'req-routing-reset';
+  const res = await client.chat.completions.create({ model: 'fallback-reset', messages: MSG },
+                                                   { headers: { 'X-Request-Id': rid } });
+  assert.ok(res.choices[0].message.content.length > 0);
+  const recs = await lib.until(() => {
+    const r = gw.usage().filter((x) => x.rid === rid);
+    return r.length === 2 ? r : null;
+  }, { what: 'the request and its attempt record' });
+  const att = recs.find((r) => r.attempt);
+  const req = recs.find((r) => !r.attempt);
+  // the provider took the request and broke the connection: billed for the input, estimated
+  assert.equal(att.offering, 'resetting/m');
+  assert.equal(att.route, 'fallback');
+  assert.equal(att.attempts, 1);
+  assert.equal(att.estimated, true);
+  assert.ok(att.prompt_tokens > 0);
+  assert.equal(att.completion_tokens, 0);
+  assert.ok(Number(att.cost) > 0);
+  assert.equal(Number(att.charge), 0, 'the customer does not pay for the way to its answer');
+  assert.equal(Number(att.margin), -Number(att.cost));
+  assert.equal(att.asked_cost, '0.000000000');
+  assert.equal(req.offering, 'cheap/m');
+  assert.equal(req.attempts, 2);
+  assert.equal(req.route, 'fallback');
+  // the baseline is the model asked's first offering: resetting/m's prices
+  assert.ok(Number(req.asked_cost) > Number(req.cost));
 });
 
 test('the cheapest strategy serves from the cheaper offering', async () => {
@@ -247,10 +280,44 @@ test('cheap first: a cut answer (length) escalates to the model asked', async ()
   assert.equal((await cheap.model('sim-m')).requests, 1);
   assert.equal((await good.model('sim-premium')).requests, 1);
   const rid = r.headers.get('x-request-id');
-  const rec = await lib.until(() => gw.usage().find((x) => x.rid === rid && x.offering === 'good/premium'),
-                              { what: 'the escalated record' });
+  const recs = await lib.until(() => {
+    const r = gw.usage().filter((x) => x.rid === rid);
+    return r.length === 2 ? r : null;
+  }, { what: 'the escalated request and its cheap attempt' });
+  const rec = recs.find((x) => !x.attempt);
+  const att = recs.find((x) => x.attempt);
   assert.equal(rec.route, 'escalated');
   assert.equal(rec.model, 'premium');
+  assert.equal(rec.offering, 'good/premium');
+  assert.equal(rec.attempts, 2);
+  assert.equal(rec.asked_cost, rec.cost, 'served by the model asked');
+  // the cheap answer is billed by the provider: counted, at the builder's cost
+  assert.equal(att.offering, 'cheap/m');
+  assert.equal(att.route, 'escalated');
+  assert.equal(att.completion_tokens, 3);
+  assert.equal(att.estimated, false);
+  assert.equal(Number(att.charge), 0);
+  assert.ok(Number(att.cost) > 0);
+});
+
+test('report --by route: requests, cost and what the model asked would have cost', async () => {
+  await lib.until(() => gw.usage().length >= 30, { what: 'the records' });
+  const rep = gw.report(['--period', lib.thisMonth(), '--by', 'route']);
+  const recs = gw.usage();
+  for (const route of ['primary', 'fallback', 'escalated']) {
+    const row = rep.rows.find((x) => x.route === route);
+    assert.ok(row, `a ${route} row: ${JSON.stringify(rep.rows.map((x) => x.route))}`);
+    const mine = recs.filter((x) => x.route === route);
+    const nanos = (k) => mine.reduce((a, x) => a + BigInt(Math.round(Number(x[k]) * 1e9)), 0n);
+    assert.equal(row.requests, mine.filter((x) => !x.attempt).length, route);
+    assert.equal(BigInt(row.cost_nanos), nanos('cost'), `${route} cost`);
+    assert.equal(BigInt(row.asked_cost_nanos), nanos('asked_cost'), `${route} asked_cost`);
+    assert.equal(BigInt(row.savings_nanos), BigInt(row.asked_cost_nanos) - BigInt(row.cost_nanos));
+  }
+  // escalating cost more than the model asked alone: a negative saving, made visible
+  assert.ok(BigInt(rep.rows.find((x) => x.route === 'escalated').savings_nanos) < 0n);
+  const t = rep.total;
+  assert.equal(BigInt(t.charge_nanos), BigInt(t.cost_nanos) + BigInt(t.margin_nanos) + BigInt(t.fee_nanos));
 });
 
 test('cheap first: JSON asked and not given escalates', async () => {
