@@ -297,3 +297,24 @@ describe('errors in the caller\'s dialect', () => {
     assert.equal(o.type, 'upstream_error');
   });
 });
+
+describe('the ledger against the sim', () => {
+  test('tokens in the ledger equal what the sim billed, per offering, cached tokens once', async () => {
+    // the gateway's calls carry its request id; the tests' direct reference calls none
+    const served = (await simRequests()).filter((r) => r.id !== '');
+    const billed = served.filter((r) => r.prompt_tokens > 0).length;
+    const recs = await lib.until(() => {
+      const r = gw.usage().filter((x) => x.prompt_tokens > 0);
+      return r.length >= billed ? r : null;
+    }, { what: `${billed} billed records in the ledger` });
+    assert.equal(recs.length, billed);
+    const sum = (rows, k) => rows.reduce((a, r) => a + r[k], 0);
+    for (const [off, model] of [['anth/claude', 'claude-sim'], ['oai/gpt', 'gpt-sim']]) {
+      const mine = recs.filter((r) => r.offering === off);
+      const sims = served.filter((r) => r.model === model);
+      assert.ok(mine.length > 5, `${off}: ${mine.length} records`);
+      for (const k of ['prompt_tokens', 'completion_tokens', 'cached_tokens', 'cache_write_tokens'])
+        assert.equal(sum(mine, k), sum(sims, k), `${off} ${k}`);
+    }
+  });
+});
