@@ -75,6 +75,43 @@ static const char *endpoint_path(tg_endpoint ep)
     }
 }
 
+/* Anthropic's metadata takes user_id alone, and refuses other keys: the
+ * attribution tags a client put there (gate/tags.h: metadata.customer,
+ * .feature, ...) are tollgate's, read already, and are taken out of the
+ * upstream body (user_id stays). Only a body that has such keys is
+ * rewritten. */
+static int strip_metadata(tg_exchange *x)
+{
+    tg_str body = tg_buf_str(&x->upbody);
+    tg_json_val md = tg_json_get(tg_json_root(body.p, body.n), TG_STR("metadata"));
+    if (md.type != TG_JSON_OBJECT) return TG_OK;
+    tg_json_iter it = tg_json_iter_init(md);
+    tg_json_val k, v, uid = {0};
+    bool other = false;
+    while (tg_json_iter_next(&it, &k, &v)) {
+        tg_str name;
+        if (tg_json_str_view(k, &name) && tg_str_eq(name, TG_STR("user_id"))) uid = v;
+        else other = true;
+    }
+    if (!other) return TG_OK;
+    tg_buf repl, out;
+    tg_buf_init(&repl, md.n + 16);
+    tg_buf_init(&out, x->upbody.cap);
+    int rc = uid.type ? tg_buf_add_lit(&repl, "{\"user_id\":") : tg_buf_add_lit(&repl, "{");
+    if (!rc && uid.type) rc = tg_buf_append(&repl, uid.p, uid.n);
+    if (!rc) rc = tg_buf_add_lit(&repl, "}");
+    tg_json_splice sp = {(size_t)(md.p - body.p), md.n, tg_buf_str(&repl)};
+    if (!rc) rc = tg_json_apply(body, &sp, 1, &out);
+    tg_buf_release(&repl);
+    if (rc) {
+        tg_buf_release(&out);
+        return rc;
+    }
+    tg_buf_release(&x->upbody);
+    x->upbody = out;
+    return TG_OK;
+}
+
 /* The body for x->off in its dialect into x->upbody, and the path. */
 static int upstream_body(tg_exchange *x, tg_str *path, tg_errmsg *err, tg_translate_param *param)
 {
@@ -82,7 +119,10 @@ static int upstream_body(tg_exchange *x, tg_str *path, tg_errmsg *err, tg_transl
     tg_str body = x->req->body;
     if (x->up_anthropic) {
         *path = TG_STR("/messages");
-        if (x->anthropic) return tg_anthropic_upstream_body(body, &x->areq, off, &x->upbody);
+        if (x->anthropic) {
+            int rc = tg_anthropic_upstream_body(body, &x->areq, off, &x->upbody);
+            return rc ? rc : strip_metadata(x);
+        }
         if (x->ep != TG_EP_CHAT) {
             tg_errmsg_set(err, "model `%s` is served by offering %s at an Anthropic provider, which "
                                "has no %s endpoint; send the request to /v1/chat/completions or "

@@ -142,6 +142,14 @@ static int read_metadata(tg_json_val root, tg_sim__err *e)
     if (absent(m)) return TG_OK;
     if (m.type != TG_JSON_OBJECT)
         return at(e, "metadata", NULL, "Input should be a valid dictionary");
+    /* user_id is the only key Anthropic takes; others are refused as it does */
+    tg_json_iter it = tg_json_iter_init(m);
+    tg_json_val k, v;
+    while (tg_json_iter_next(&it, &k, &v)) {
+        tg_str name;
+        if (!tg_json_str_view(k, &name) || !tg_str_eq(name, TG_STR("user_id")))
+            return at(e, "metadata", NULL, "Extra inputs are not permitted: only user_id");
+    }
     tg_json_val uid = tg_json_get(m, TG_STR("user_id"));
     if (absent(uid)) return TG_OK;
     if (uid.type != TG_JSON_STRING)

@@ -117,6 +117,21 @@ describe('Anthropic client, Anthropic offering (as is)', () => {
     assert.equal(rec.cost, (cost / 1e9).toFixed(9));
   });
 
+  test('attribution tags in metadata are read, and only user_id reaches Anthropic', async () => {
+    const rid = 'req-anth-metadata';
+    const res = await ant.messages.create(
+      { model: 'claude', ...CONVO, metadata: { user_id: 'u-42', feature: 'summarize', workspace: 'ws-1' } },
+      { headers: { 'X-Request-Id': rid } });
+    assert.equal(res.type, 'message');
+    const rec = await recordOf(rid);
+    assert.equal(rec.feature, 'summarize');
+    assert.equal(rec.workspace, 'ws-1');
+    // the sim, as Anthropic, refuses other metadata keys: sent directly, it says so
+    const direct400 = await direct.messages.create({ model: 'claude-sim', ...CONVO, metadata: { feature: 'x' } })
+      .catch((e) => e);
+    assert.ok(direct400 instanceof Anthropic.BadRequestError);
+  });
+
   test('forced tool calls, buffered and streamed', async () => {
     const body = { model: 'claude', max_tokens: 100, tools: [WEATHER],
                    tool_choice: { type: 'tool', name: 'get_weather' },
