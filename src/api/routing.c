@@ -134,15 +134,14 @@ static void all_open(tg_exchange *x)
     tg_exchange_error(x, 503, "server_error", "providers_failing", NULL, msg);
 }
 
-/* Starts the call to x->off (admitted). */
+/* Starts the call to x->off (admitted). The verdict is due from here:
+ * when the call cannot be made, the answer that says so ends the exchange,
+ * whose end releases it (tg_routing_end); x is gone then. */
 static void call(tg_exchange *x, bool first)
 {
-    if (prepare_call(x)) {
-        if (x->probe) tg_health_release(x->off->health, true);
-        return;
-    }
-    x->attempts++;
     x->verdict_due = x->off->health != NULL;
+    if (prepare_call(x)) return;
+    x->attempts++;
     x->call_start_ns = uv_hrtime();
     x->up_first_byte_ns = 0;
     if (first) tg_exchange_call(x);
