@@ -73,6 +73,8 @@ before(async () => {
         { match: { feature: 'classify' }, use: 'fast' },
         { match: { feature: 'extract', model: 'premium' }, try_first: 'fast',
           escalate_on: ['length', 'invalid_json', { content_matches: 'ESCALATE-ME' }] },
+        { match: { feature: 'extract-strict', model: 'premium' }, try_first: 'fast',
+          escalate_on: [{ content_matches: '[A-Za-z]+' }] },
       ],
     },
     keys: [
@@ -326,6 +328,16 @@ test('cheap first: JSON asked and not given escalates', async () => {
   const r = await chatRaw('premium', { response_format: { type: 'json_object' } }, KEY,
                           { 'X-Tollgate-Feature': 'extract' });
   assert.equal(r.status, 200);
+  assert.equal((await good.model('sim-premium')).requests, 1);
+});
+
+test('cheap first: content matching the rule\'s regex escalates', async () => {
+  await cheap.reset();
+  await good.reset();
+  const r = await chatRaw('premium', {}, KEY, { 'X-Tollgate-Feature': 'extract-strict' });
+  assert.equal(r.status, 200);
+  assert.equal((await r.json()).model, 'sim-premium');
+  assert.equal((await cheap.model('sim-m')).requests, 1);
   assert.equal((await good.model('sim-premium')).requests, 1);
 });
 
