@@ -139,7 +139,9 @@ static int csv_header(tg_buf *b)
 }
 
 /* The table's columns: the header and each record's line share them. */
-#define TABLE_LINE "%-20s  %-28.28s  %-16.16s  %-14.14s  %-16.16s  %-9s  %3s  %-11s  %3s  %9s  %9s  %14s  %14s  %14s%s%s\n"
+#define TABLE_LINE                                                                                \
+    "%-20s  %-28.28s  %-16.16s  %-14.14s  %-16.16s  %-9s  %3s  %-11s  %3s  %9s  %9s  %14s  %14s"   \
+    "  %14s%s%s\n"
 
 static int table_record(tg_buf *b, const tg_usage_rec *r)
 {

@@ -365,7 +365,8 @@ static int finish(tg_report *r, tg_errmsg *err)
             (in_rest && tg_measures_add(&r->rest, &r->rows[i].m)))
             return tg_errmsg_set(err, "report: a total overflows 64 bits");
         if (!savings_fits(&r->rows[i].m))
-            return tg_errmsg_set(err, "report: savings (asked_cost - cost) overflows 64 bits (row %zu)", i);
+            return tg_errmsg_set(err, "report: savings (asked_cost - cost) overflows 64 bits "
+                                      "(row %zu)", i);
     }
     if (!savings_fits(&r->total) || !savings_fits(&r->rest))
         return tg_errmsg_set(err, "report: total savings (asked_cost - cost) overflows 64 bits");

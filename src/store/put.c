@@ -46,7 +46,8 @@ static int prepare_put(tg_store *s, tg_errmsg *err)
         bool user = k >= TG_ROLL_USER_DAY;
         char sql[1024];
         snprintf(sql, sizeof sql,
-                 "INSERT INTO %s (%s, " TG_SQ_MEASURE_COLS ") VALUES (%s?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                 "INSERT INTO %s (%s, " TG_SQ_MEASURE_COLS ")"
+                 " VALUES (%s?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
                  " ON CONFLICT (%s) DO UPDATE SET " MEASURE_ADD,
                  tg_store_rollup_tables_[k], user ? TG_SQ_USER_KEY : TG_SQ_DIM_KEY,
                  user ? "?,?,?,?," : "?,?,?,?,?,?,?,?,?,?,", user ? TG_SQ_USER_KEY : TG_SQ_DIM_KEY);
