@@ -344,9 +344,9 @@ typedef struct {
 static int sum_step(void *ud, const tg_usage_rec *r)
 {
     steps_job *j = ud;
-    j->requests++;
+    if (!r->attempt) j->requests++;
     if (!r->offering[0]) return TG_OK; /* refused before its offering: no step */
-    j->steps++;
+    if (!r->attempt) j->steps++; /* an earlier try of a step: its cost, no step */
     j->cost += r->cost;
     j->charge += r->charge;
     j->credits += r->credits;

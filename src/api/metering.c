@@ -320,6 +320,10 @@ void tg_metering_attempt(tg_exchange *x)
     r->margin = -p.cost;
     tg_record_strs_rule(&m->s, "attempt", 7);
     tg_record_check(r);
+    if (x->run_counted) { /* the run's cost is its provider cost, attempts included */
+        const tg_tags *g = &x->attr.tags;
+        tg_runs_cost(ww->gw->runs, tg_str_c(g->app), tg_str_c(g->customer), tg_str_c(g->run), r->cost);
+    }
     if (ww->nended == TG_SPARE_RECORDS) tg_metering_journal_outcomes(ww);
     ww->ended[ww->nended].rec = m;
     ww->ended[ww->nended++].ticket = (tg_jticket){0};

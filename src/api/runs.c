@@ -74,12 +74,17 @@ void tg_runs_end(tg_exchange *x)
 /* ---- at start ---- */
 
 /* A record is a step its run counted when its request passed the gates to
- * its offering (a refusal before that has none). */
+ * its offering (a refusal before that has none). An attempt record is no
+ * step; its cost is the run's (it follows its request's record in time). */
 static int note(void *ud, const tg_usage_rec *r)
 {
     if (!r->tags.run[0] || !r->offering[0]) return TG_OK;
-    return tg_runs_note(ud, tg_str_c(r->tags.app), tg_str_c(r->tags.customer), tg_str_c(r->tags.run),
-                        r->cost, r->t_start_ms);
+    tg_str app = tg_str_c(r->tags.app), customer = tg_str_c(r->tags.customer);
+    if (r->attempt) {
+        tg_runs_cost(ud, app, customer, tg_str_c(r->tags.run), r->cost);
+        return TG_OK;
+    }
+    return tg_runs_note(ud, app, customer, tg_str_c(r->tags.run), r->cost, r->t_start_ms);
 }
 
 int tg_runs_load(tg_gateway *gw, tg_store *s, tg_errmsg *err)

@@ -186,8 +186,8 @@ static void int_fields(tg_usage_rec *r, int64_t *f[NINT])
 
 /* Version 4's tail after the integers: attempts and asked_cost, plain
  * varints, as both are never negative (one byte each for most records,
- * at most 5 and 9). Versions 2 and 3 decode without it: attempts 0,
- * asked_cost 0. */
+ * at most 5 and 9). Versions 2 and 3 decode without it: attempts 0
+ * (unknown), asked_cost their cost (served as asked, before routing). */
 #define TAIL_MAX (5 + 9)
 static inline uint8_t *put_tail(uint8_t *q, const tg_usage_rec *r)
 {
@@ -305,6 +305,8 @@ int tg_record_decode(const uint8_t *p, size_t n, tg_usage_rec *r, bool *intent)
     for (int i = 0, nint = p[0] == 2 ? NINT_V2 : NINT; i < nint; i++)
         if (!get_sv(&q, end, f[i])) return TG_EINVAL;
     if (p[0] == TG_RECORD_VERSION && !get_tail(&q, end, r)) return TG_EINVAL;
+    /* a record from before routing was served as asked: it saves nothing */
+    if (p[0] != TG_RECORD_VERSION) r->asked_cost = r->cost < 0 ? 0 : r->cost;
     memcpy(r->id, p + 2, TG_RECORD_ID_LEN);
     r->endpoint = p[2 + TG_RECORD_ID_LEN];
     r->route = p[3 + TG_RECORD_ID_LEN];

@@ -147,13 +147,16 @@ static const char m4_plans[] =
  * served tokens would have cost at the models asked for, so a report's
  * savings are asked_cost - cost) and attempts (the upstream calls the
  * requests made), in tg_measures order after fee. Rows already there sum
- * records from before routing, whose encoding has neither (they decode
- * as 0), so 0 is what they hold. The usage table needs nothing: its
- * chunks hold each record's encoding, and version 4 carries the new
+ * records from before routing, which were served as asked: their
+ * asked_cost is their cost (as those records decode, meter/codec.c), so
+ * a report reaching back before the upgrade saves 0 there, not minus its
+ * cost; their attempts stay 0 (unknown). The usage table needs nothing:
+ * its chunks hold each record's encoding, and version 4 carries the new
  * fields. */
 #define ROUTING_MEASURES(t)                                                                       \
     "ALTER TABLE " t " ADD COLUMN asked_cost INTEGER NOT NULL DEFAULT 0;\n"                       \
-    "ALTER TABLE " t " ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;\n"
+    "ALTER TABLE " t " ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;\n"                         \
+    "UPDATE " t " SET asked_cost = cost;\n"
 
 static const char m5_routing[] =
     ROUTING_MEASURES("rollup_day") ROUTING_MEASURES("rollup_month")

@@ -578,13 +578,15 @@ static void test_version2(void **state)
     assert_int_equal(tg_record_decode((const uint8_t *)b.p, b.n, &back, &intent), TG_OK);
     assert_int_equal(back.credits, 0);
     r.credits = 0;
+    r.asked_cost = r.cost; /* served as asked, before routing */
     assert_memory_equal(&back, &r, sizeof r);
     tg_buf_release(&b);
 }
 
 /* A version 3 payload (written before routing) is the version 4 one
  * without the tail and the attempt flag: it decodes with attempts 0,
- * asked_cost 0 and attempt false, its credits as they were; and it reads
+ * asked_cost its cost (served as asked) and attempt false, its credits as
+ * they were; and it reads
  * in place by the marks of the same record encoded now less the tail. */
 static void test_version3(void **state)
 {
@@ -611,7 +613,7 @@ static void test_version3(void **state)
     assert_true(intent);
     r.attempt = false;
     r.attempts = 0;
-    r.asked_cost = 0;
+    r.asked_cost = r.cost;
     assert_memory_equal(&back, &r, sizeof r);
     m.app -= 3;
     m.customer -= 3;
