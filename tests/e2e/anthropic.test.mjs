@@ -281,6 +281,27 @@ describe('OpenAI client, Anthropic offering (translated)', () => {
   });
 });
 
+describe('images, where both sides take them', () => {
+  const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==';
+  test('an Anthropic image block reaches an OpenAI-compatible offering as a data URL, and back', async () => {
+    const rid = 'req-anth-image';
+    const content = [{ type: 'text', text: 'What is in this picture?' },
+                     { type: 'image', source: { type: 'base64', media_type: 'image/png', data: PNG } }];
+    const res = await ant.messages.create({ model: 'gpt', max_tokens: 100, messages: [{ role: 'user', content }] },
+                                          { headers: { 'X-Request-Id': rid } });
+    // the sim answers the text of a conversation; an image part is content it accepts
+    const ref = await directOai.chat.completions.create({ model: 'gpt-sim', max_tokens: 100, messages: [{
+      role: 'user', content: [{ type: 'text', text: 'What is in this picture?' },
+                             { type: 'image_url', image_url: { url: `data:image/png;base64,${PNG}` } }] }] });
+    assert.equal(text(res), ref.choices[0].message.content);
+    const oa = await oai.chat.completions.create({ model: 'claude', max_tokens: 100, messages: [{
+      role: 'user', content: [{ type: 'text', text: 'What is in this picture?' },
+                             { type: 'image_url', image_url: { url: `data:image/png;base64,${PNG}` } }] }] });
+    const refA = await direct.messages.create({ model: 'claude-sim', max_tokens: 100, messages: [{ role: 'user', content }] });
+    assert.equal(oa.choices[0].message.content, text(refA));
+  });
+});
+
 describe('errors in the caller\'s dialect', () => {
   test('the gateway\'s own refusals', async () => {
     const missing = await ant.messages.create({ model: 'claude', messages: CONVO.messages }).catch((e) => e);
