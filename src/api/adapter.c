@@ -55,7 +55,7 @@ static void upstream_headers(tg_exchange *x)
     add_header(x, TG_STR("X-Request-Id"), x->rid);
     if (x->up_anthropic) {
         add_header(x, TG_STR("anthropic-version"), tg_str_c(p->anthropic_version));
-        if (p->api_key) add_header(x, TG_STR("x-api-key"), prefixed(x, "", p->api_key));
+        if (p->api_key) add_header(x, TG_STR("x-api-key"), tg_str_c(p->api_key));
     } else if (p->api_key) {
         add_header(x, TG_STR("Authorization"), prefixed(x, "Bearer ", p->api_key));
     }
@@ -63,15 +63,6 @@ static void upstream_headers(tg_exchange *x)
         tg_str name = tg_str_c(p->forward_headers[i]);
         tg_str v = tg_req_header(x->req, name);
         if (v.p) add_header(x, name, v);
-    }
-}
-
-static const char *endpoint_path(tg_endpoint ep)
-{
-    switch (ep) {
-    case TG_EP_COMPLETIONS: return "/v1/completions";
-    case TG_EP_EMBEDDINGS: return "/v1/embeddings";
-    default: return "/v1/chat/completions";
     }
 }
 
@@ -96,7 +87,7 @@ static int strip_metadata(tg_exchange *x)
     if (!other) return TG_OK;
     tg_buf repl, out;
     tg_buf_init(&repl, md.n + 16);
-    tg_buf_init(&out, x->upbody.cap);
+    tg_buf_init(&out, x->upbody.max);
     int rc = uid.type ? tg_buf_add_lit(&repl, "{\"user_id\":") : tg_buf_add_lit(&repl, "{");
     if (!rc && uid.type) rc = tg_buf_append(&repl, uid.p, uid.n);
     if (!rc) rc = tg_buf_add_lit(&repl, "}");
@@ -124,9 +115,10 @@ static int upstream_body(tg_exchange *x, tg_str *path, tg_errmsg *err, tg_transl
             return rc ? rc : strip_metadata(x);
         }
         if (x->ep != TG_EP_CHAT) {
+            tg_str ep = tg_openai_path(x->ep);
             tg_errmsg_set(err, "model `%s` is served by offering %s at an Anthropic provider, which "
-                               "has no %s endpoint; send the request to /v1/chat/completions or "
-                               "/v1/messages", x->model->name, off->id, endpoint_path(x->ep));
+                               "has no /v1%.*s endpoint; send the request to /v1/chat/completions or "
+                               "/v1/messages", x->model->name, off->id, (int)ep.n, ep.p);
             return TG_EINVAL;
         }
         return tg_translate_req_to_anthropic(&x->oreq, off, off->provider->default_max_tokens,
@@ -186,6 +178,10 @@ void tg_adapter_stream_begin(tg_exchange *x)
     char id[160];
     snprintf(id, sizeof id, "%s%.*s", x->anthropic ? "msg_" : "chatcmpl-", TG_STR_FMT(x->rid));
     x->xlate = true;
+    /* the client's events of each upstream one, written here: one buffer
+     * for the stream, not one per event */
+    tg_buf_release(&x->xbody);
+    tg_buf_init(&x->xbody, (size_t)x->cfg->server.max_response_bytes + (64u << 10));
     x->xs_rc = tg_xstream_init(&x->xs, x->anthropic ? TG_XS_OPENAI_TO_ANTHROPIC : TG_XS_ANTHROPIC_TO_OPENAI,
                                x->oreq.model_name, tg_str_c(id), x->oreq.include_usage,
                                (int64_t)(tg_clock_wall_ms() / 1000), x->est_prompt);
@@ -222,20 +218,18 @@ static int xlate_event(tg_exchange *x, tg_str raw, tg_str data)
         x->cut = true;
         return 1;
     }
-    tg_buf b;
-    tg_buf_init(&b, (size_t)x->cfg->server.max_response_bytes + (64u << 10));
-    int rc = tg_xstream_event(&x->xs, data, &b);
+    tg_buf *b = &x->xbody;
+    tg_buf_clear(b);
+    int rc = tg_xstream_event(&x->xs, data, b);
     x->usage = *tg_xstream_usage(&x->xs);
     if (!done) x->stream_events++;
-    if (!rc && tg_xstream_phase(&x->xs) == TG_XS_ENDED) rc = closing(x, &b);
+    if (!rc && tg_xstream_phase(&x->xs) == TG_XS_ENDED) rc = closing(x, b);
     if (rc) {
-        tg_buf_release(&b);
         x->error = rc == TG_ENOMEM ? "out_of_memory" : "upstream_untranslatable";
         x->xs_why = tg_xstream_why(&x->xs);
         return 1;
     }
-    rc = b.n ? tg_relay_forward(x, tg_buf_str(&b)) : 0;
-    tg_buf_release(&b);
+    rc = b->n ? tg_relay_forward(x, tg_buf_str(b)) : 0;
     if (tg_xstream_phase(&x->xs) == TG_XS_FAILED) {
         x->stream_failed = true; /* the upstream's error event went out */
         if (!x->error) x->error = "upstream_error";

@@ -237,6 +237,9 @@ void tg_anthropic_proxy(tg_exchange *x);
 
 /* metering.c: the usage record of an exchange (see the file). */
 void tg_metering_start(tg_exchange *x);
+/* The input tokens of x as metering estimates them: a token per 4 bytes
+ * of its messages / prompt / input. */
+int64_t tg_metering_estimate_prompt(const tg_exchange *x);
 int tg_metering_intent(tg_exchange *x);
 int tg_metering_journal_intent(tg_exchange *x);
 void tg_metering_refuse(tg_exchange *x);

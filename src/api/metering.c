@@ -65,7 +65,7 @@ static void new_id(tg_gw_worker *ww, int64_t ms, uint8_t id[TG_RECORD_ID_LEN])
     memcpy(id + 14, &b, 2);
 }
 
-static int64_t estimate_prompt(const tg_exchange *x)
+int64_t tg_metering_estimate_prompt(const tg_exchange *x)
 {
     return (int64_t)(x->oreq.input.n + 3) / 4;
 }
@@ -230,7 +230,7 @@ int tg_metering_intent(tg_exchange *x)
     if (!x->ww->jw) return TG_OK;
     if (!m) return TG_ENOMEM;
     add_route(&m->s, x->off);
-    x->est_prompt = estimate_prompt(x);
+    x->est_prompt = tg_metering_estimate_prompt(x);
     m->r.tokens = (tg_tokens){.prompt = x->est_prompt};
     m->r.estimated = true;
     return TG_OK;

@@ -240,10 +240,12 @@ static void on_done(void *ud, tg_up_result res, const char *detail)
         tg_resp_stream_end(x->req);
         return;
     }
-    char why[16];
-    snprintf(why, sizeof why, "http_%d", x->up_status);
-    x->attempt_unreached = res == TG_UP_CONNECT || res == TG_UP_TIMEOUT_CONNECT;
-    if (retryable(x, res) && tg_routing_retry(x, res ? tg_up_result_str(res) : why)) return;
+    if (retryable(x, res)) {
+        char why[16];
+        snprintf(why, sizeof why, "http_%d", x->up_status);
+        x->attempt_unreached = res == TG_UP_CONNECT || res == TG_UP_TIMEOUT_CONNECT;
+        if (tg_routing_retry(x, res ? tg_up_result_str(res) : why)) return;
+    }
     if (res != TG_UP_OK) {
         upstream_failed(x, res, detail);
         return;

@@ -54,7 +54,7 @@ bool tg_routing_route(tg_exchange *x)
     const tg_tags *t = &x->attr.tags;
     x->rctx = (tg_route_ctx){.key = x->key, .feature = tg_str_c(t->feature),
                              .plan = tg_str_c(t->plan), .customer = tg_str_c(t->customer),
-                             .stream = x->oreq.stream, .prompt_tokens = (int64_t)(x->oreq.input.n + 3) / 4,
+                             .stream = x->oreq.stream, .prompt_tokens = tg_metering_estimate_prompt(x),
                              .max_tokens = x->oreq.max_tokens};
     tg_route_result rr = tg_route_choose(x->cfg, &x->rctx, x->oreq.model_name, &x->choice);
     char msg[512];
