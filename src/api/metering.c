@@ -14,7 +14,11 @@
  *                       unrecorded goes out
  *   tg_metering_price   when the answer is known: final tokens (the
  *                       provider's usage, or a local estimate, flagged),
- *                       cost, charge, margin, fee; and the response headers
+ *                       cost, charge, margin, fee; the response headers;
+ *                       and the customer's account settled, before the
+ *                       answer's last bytes leave, so a client that has
+ *                       its answer sends its next request to an account
+ *                       that has counted it (another worker may serve it)
  *   tg_metering_end     from the exchange's end callback, exactly once:
  *                       status, outcome and timings; the record goes to
  *                       the worker's ended list (x->rec stays readable
@@ -387,6 +391,7 @@ void tg_metering_price(tg_exchange *x)
     if (app && app->show_cost) add_money_header(x, TG_STR("X-Tollgate-Cost"), r->cost);
     if (x->attr.plan && (!app || app->show_charge))
         add_money_header(x, TG_STR("X-Tollgate-Credits"), r->credits);
+    tg_policy_settle(x);
 }
 
 /* An SSE comment before [DONE] with what the response headers would have
@@ -427,7 +432,6 @@ void tg_metering_end(tg_exchange *x, uint64_t now)
     r->latency_us = (int64_t)(now - q->t_start_ns) / 1000;
     r->ttft_us = q->t_first_byte_ns ? (int64_t)(q->t_first_byte_ns - q->t_start_ns) / 1000 : 0;
     tg_record_check(r);
-    tg_policy_settle(x);
     tg_runs_end(x);
     tg_gw_worker *ww = x->ww;
     if (ww->nended == TG_SPARE_RECORDS) tg_metering_journal_outcomes(ww);
