@@ -214,3 +214,74 @@ int tg_money_split(tg_nanos total, const int64_t *weights, size_t n, tg_nanos un
     assert(check == total); /* the parts add up to the whole, exactly */
     return TG_OK;
 }
+
+static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b < 0); }
+static int64_t floor_mod(int64_t a, int64_t b) { return a - floor_div(a, b) * b; }
+
+/* How many of the n remainders of exact (mod unit) are >= v. */
+static size_t rem_at_least(const tg_nanos *exact, size_t n, tg_nanos unit, int64_t v)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++) c += floor_mod(exact[i], unit) >= v;
+    return c;
+}
+
+/* Gives (up) or takes (!up) one unit to or from `left` parts, by
+ * remainder: the largest first when giving, the smallest when taking.
+ * 0 < left < n. The cut is found by bisection over [0, unit), as
+ * tg_money_split does, so no scratch memory is needed. */
+static void nudge(const tg_nanos *exact, size_t n, tg_nanos unit, size_t left, bool up,
+                  tg_nanos *parts)
+{
+    /* the k-th largest remainder, k = left (giving) or n - left + 1 (taking) */
+    size_t k = up ? left : n - left + 1;
+    int64_t lo = 0, hi = unit - 1; /* rem_at_least(lo) >= k always holds */
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo + 1) / 2;
+        if (rem_at_least(exact, n, unit, mid) >= k) lo = mid;
+        else hi = mid - 1;
+    }
+    if (up) {
+        for (size_t i = 0; i < n && left; i++)
+            if (floor_mod(exact[i], unit) > lo) parts[i] += unit, left--;
+        for (size_t i = 0; i < n && left; i++)
+            if (floor_mod(exact[i], unit) == lo) parts[i] += unit, left--;
+    } else {
+        for (size_t i = n; i-- > 0 && left;)
+            if (floor_mod(exact[i], unit) < lo) parts[i] -= unit, left--;
+        for (size_t i = n; i-- > 0 && left;)
+            if (floor_mod(exact[i], unit) == lo) parts[i] -= unit, left--;
+    }
+    assert(left == 0);
+}
+
+int tg_money_apportion(tg_nanos whole, const tg_nanos *exact, size_t n, tg_nanos unit,
+                       tg_nanos *parts)
+{
+    if (n == 0 || unit <= 0 || whole % unit != 0) return TG_EINVAL;
+    __int128 given = 0;
+    for (size_t i = 0; i < n; i++) {
+        parts[i] = floor_div(exact[i], unit) * unit;
+        given += parts[i];
+    }
+    __int128 missing = ((__int128)whole - given) / unit; /* units to give (< 0: to take) */
+    __int128 each = missing / (__int128)n, rest = missing % (__int128)n;
+    for (size_t i = 0; i < n; i++) {
+        __int128 v = (__int128)parts[i] + each * unit;
+        if (v > INT64_MAX || v < INT64_MIN) return TG_EINVAL;
+        parts[i] = (tg_nanos)v;
+    }
+    if (rest > 0) {
+        for (size_t i = 0; i < n; i++)
+            if (parts[i] > INT64_MAX - unit) return TG_EINVAL;
+        nudge(exact, n, unit, (size_t)rest, true, parts);
+    } else if (rest < 0) {
+        for (size_t i = 0; i < n; i++)
+            if (parts[i] < INT64_MIN + unit) return TG_EINVAL;
+        nudge(exact, n, unit, (size_t)-rest, false, parts);
+    }
+    __int128 check = 0;
+    for (size_t i = 0; i < n; i++) check += parts[i];
+    assert(check == whole); /* the parts add up to the whole, exactly */
+    return TG_OK;
+}

@@ -67,4 +67,18 @@ tg_nanos tg_money_round_cents(tg_nanos v);
  * arguments or overflow. */
 int tg_money_split(tg_nanos total, const int64_t *weights, size_t n, tg_nanos unit, tg_nanos *parts);
 
+/* Rounds n exact amounts (any sign) to multiples of unit so that they sum
+ * to whole (a multiple of unit), by the largest-remainder method: each
+ * part starts at its exact amount rounded down (towards minus infinity)
+ * to a unit, and the units missing to reach whole go one each to the
+ * parts with the largest remainders (ties to the lower index); units too
+ * many come off those with the smallest remainders (ties to the higher
+ * index). When whole is within half a unit per part of the exact sum,
+ * every part stays within a unit of its exact amount. It is how a
+ * statement's cents are cut into cost, fee and earnings, one of which may
+ * be negative (docs/invoices.md). TG_EINVAL on bad arguments or
+ * overflow. */
+int tg_money_apportion(tg_nanos whole, const tg_nanos *exact, size_t n, tg_nanos unit,
+                       tg_nanos *parts);
+
 #endif

@@ -365,6 +365,70 @@ static void test_split_random(void **state)
     }
 }
 
+static void apportion_ok(tg_nanos whole, const tg_nanos *exact, size_t n, tg_nanos unit,
+                         const tg_nanos *want)
+{
+    tg_nanos parts[16];
+    assert_int_equal(tg_money_apportion(whole, exact, n, unit, parts), TG_OK);
+    for (size_t i = 0; i < n; i++)
+        if (parts[i] != want[i])
+            fail_msg("part %zu: got %lld, want %lld", i, (long long)parts[i], (long long)want[i]);
+}
+
+static void test_apportion(void **state)
+{
+    (void)state;
+    /* 10 in units of 1 from 3.4 + 3.3 + 3.3 (as tenths: unit 10) */
+    apportion_ok(100, (tg_nanos[]){34, 33, 33}, 3, 10, (tg_nanos[]){40, 30, 30});
+    /* a negative part rounds down towards minus infinity, remainder 5 of 10 */
+    apportion_ok(0, (tg_nanos[]){25, -15, -10}, 3, 10, (tg_nanos[]){30, -20, -10});
+    /* a statement: 12.35 billed, cost 10.004, fee 0.617, earnings 1.729
+     * (nanos per cent 10,000,000): remainders .4, .7, .9 of a cent */
+    const tg_nanos c = TG_NANOS_PER_CENT;
+    apportion_ok(1235 * c, (tg_nanos[]){10004000000, 617000000, 1729000000}, 3, c,
+                 (tg_nanos[]){1000 * c, 62 * c, 173 * c});
+    /* a loss: billed 1.00, cost 1.506, fee 0.05, earnings -0.556 */
+    apportion_ok(100 * c, (tg_nanos[]){1506000000, 50000000, -556000000}, 3, c,
+                 (tg_nanos[]){151 * c, 5 * c, -56 * c});
+    /* too many units: taken from the smallest remainders, ties to the higher index */
+    apportion_ok(0, (tg_nanos[]){5, 5}, 2, 10, (tg_nanos[]){0, 0});
+    apportion_ok(-10, (tg_nanos[]){5, 5}, 2, 10, (tg_nanos[]){0, -10});
+    /* more units missing than parts: every part gets some */
+    apportion_ok(50, (tg_nanos[]){1, 2}, 2, 10, (tg_nanos[]){20, 30});
+    tg_nanos parts[2];
+    assert_int_equal(tg_money_apportion(5, (tg_nanos[]){1, 2}, 2, 10, parts), TG_EINVAL);
+    assert_int_equal(tg_money_apportion(0, (tg_nanos[]){1, 2}, 0, 10, parts), TG_EINVAL);
+    assert_int_equal(tg_money_apportion(0, (tg_nanos[]){1, 2}, 2, 0, parts), TG_EINVAL);
+}
+
+/* Random apportionments: the parts sum to the whole, and when the whole
+ * is the exact sum rounded, every part is within a unit of its amount. */
+static void test_apportion_random(void **state)
+{
+    (void)state;
+    tg_rng r = {7};
+    for (int round = 0; round < 20000; round++) {
+        size_t n = 1 + (size_t)tg_rng_below(&r, 16);
+        tg_nanos exact[16], parts[16];
+        __int128 sum = 0;
+        for (size_t i = 0; i < n; i++) {
+            exact[i] = (tg_nanos)tg_rng_below(&r, 100000000000ULL) - 30000000000LL;
+            sum += exact[i];
+        }
+        tg_nanos unit = round % 3 ? TG_NANOS_PER_CENT : 1;
+        tg_nanos whole = tg_money_round_cents((tg_nanos)sum);
+        if (unit == 1) whole = (tg_nanos)sum + (tg_nanos)tg_rng_below(&r, 5) - 2;
+        assert_int_equal(tg_money_apportion(whole, exact, n, unit, parts), TG_OK);
+        __int128 got = 0;
+        for (size_t i = 0; i < n; i++) {
+            got += parts[i];
+            assert_int_equal(parts[i] % unit, 0);
+            if (unit > 1) assert_true(parts[i] - exact[i] < unit && exact[i] - parts[i] < unit);
+        }
+        assert_true(got == whole);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -382,6 +446,8 @@ int main(void)
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_split_refusals),
         cmocka_unit_test(test_split_random),
+        cmocka_unit_test(test_apportion),
+        cmocka_unit_test(test_apportion_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
