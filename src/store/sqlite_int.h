@@ -59,13 +59,15 @@ void tg_sq_known_drop(tg_sq_known *k);
  * and what they have left; stale after another handle added a grant. */
 typedef struct {
     uint64_t hash;
-    tg_str app, customer; /* app.p NULL: an empty slot */
+    tg_str app, customer;
     tg_grant *g;          /* in burn order */
     size_t n, cap;
     bool stale;
 } tg_sq_wallet;
 typedef struct {
-    tg_sq_wallet *e; /* open addressing, cap a power of two */
+    tg_sq_wallet **e; /* open addressing, cap a power of two; each wallet is
+                         allocated once and never moves: a put's pending
+                         burns point at them while the table grows */
     size_t n, cap;
     tg_arena arena;
     bool arena_ready;

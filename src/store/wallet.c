@@ -174,7 +174,8 @@ static uint64_t wallet_hash(tg_str app, tg_str customer)
 void tg_sq_wallets_drop(tg_store *s)
 {
     tg_sq_wallets *w = &s->wallets;
-    for (size_t i = 0; i < w->cap; i++) free(w->e[i].g);
+    for (size_t i = 0; i < w->cap; i++)
+        if (w->e[i]) free(w->e[i]->g);
     free(w->e);
     tg_arena_release(&w->arena);
     *w = (tg_sq_wallets){0}; /* seen_tx too: nothing is cached to forget */
@@ -183,12 +184,12 @@ void tg_sq_wallets_drop(tg_store *s)
 static int wallets_grow(tg_sq_wallets *w)
 {
     size_t cap = w->cap ? w->cap * 2 : 256;
-    tg_sq_wallet *e = calloc(cap, sizeof *e);
+    tg_sq_wallet **e = calloc(cap, sizeof *e);
     if (!e) return TG_ENOMEM;
     for (size_t i = 0; i < w->cap; i++) {
-        if (!w->e[i].app.p) continue;
-        size_t j = w->e[i].hash & (cap - 1);
-        while (e[j].app.p) j = (j + 1) & (cap - 1);
+        if (!w->e[i]) continue;
+        size_t j = w->e[i]->hash & (cap - 1);
+        while (e[j]) j = (j + 1) & (cap - 1);
         e[j] = w->e[i];
     }
     free(w->e);
@@ -200,9 +201,9 @@ static int wallets_grow(tg_sq_wallets *w)
 static tg_sq_wallet *wallet_find(tg_sq_wallets *w, tg_str app, tg_str customer, uint64_t h)
 {
     if (!w->cap) return NULL;
-    for (size_t j = h & (w->cap - 1); w->e[j].app.p; j = (j + 1) & (w->cap - 1))
-        if (w->e[j].hash == h && tg_str_eq(w->e[j].app, app) && tg_str_eq(w->e[j].customer, customer))
-            return &w->e[j];
+    for (size_t j = h & (w->cap - 1); w->e[j]; j = (j + 1) & (w->cap - 1))
+        if (w->e[j]->hash == h && tg_str_eq(w->e[j]->app, app) && tg_str_eq(w->e[j]->customer, customer))
+            return w->e[j];
     return NULL;
 }
 
@@ -241,12 +242,13 @@ static int wallet_get(tg_store *s, tg_str app, tg_str customer, tg_sq_wallet **o
             w->arena_ready = true;
         }
         if (2 * (w->n + 1) > w->cap && wallets_grow(w)) goto nomem;
-        size_t j = h & (w->cap - 1);
-        while (w->e[j].app.p) j = (j + 1) & (w->cap - 1);
-        wl = &w->e[j];
+        wl = tg_arena_alloc(&w->arena, sizeof *wl);
         tg_str a = tg_arena_dup(&w->arena, app), c = tg_arena_dup(&w->arena, customer);
-        if (!a.p || !c.p) goto nomem;
+        if (!wl || !a.p || !c.p) goto nomem;
         *wl = (tg_sq_wallet){.hash = h, .app = a, .customer = c};
+        size_t j = h & (w->cap - 1);
+        while (w->e[j]) j = (j + 1) & (w->cap - 1);
+        w->e[j] = wl;
         w->n++;
     }
     wl->n = 0;

@@ -365,12 +365,42 @@ static void test_random(void **state)
     tg_store_close(s);
 }
 
+/* One put burning for more customers than the writer's table of wallets
+ * first holds (it grows under the put's pending burns, which must still
+ * find their wallets: a regression). */
+static void test_many_customers_in_one_put(void **state)
+{
+    (void)state;
+    char path[128];
+    tg_store *s = fresh(path, sizeof path);
+    enum { N = 1500 };
+    tg_usage_rec *r = calloc(2 * N, sizeof *r);
+    assert_non_null(r);
+    for (size_t i = 0; i < 2 * N; i++) {
+        char cust[16];
+        snprintf(cust, sizeof cust, "c%zu", i % N);
+        rec(&r[i], i, "acme", cust, "pro", nov1 + MS_DAY + (int64_t)i, (tg_ncredits)(i % 7 + 1) * CR);
+    }
+    put(s, r, 2 * N);
+    for (size_t i = 0; i < N; i++) {
+        char cust[16];
+        snprintf(cust, sizeof cust, "c%zu", i);
+        tg_store_period_sums u = use(s, "acme", cust, "2026-11");
+        tg_ncredits want = r[i].credits + r[i + N].credits;
+        assert_int_equal(u.included_used + u.overage, want);
+        assert_int_equal(u.records, 2);
+    }
+    check(s);
+    free(r);
+    tg_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_burn_order), cmocka_unit_test(test_burn_per_day),
         cmocka_unit_test(test_expiry_and_poll), cmocka_unit_test(test_replay),
-        cmocka_unit_test(test_random),
+        cmocka_unit_test(test_random), cmocka_unit_test(test_many_customers_in_one_put),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
