@@ -162,12 +162,64 @@ static const char m5_routing[] =
     ROUTING_MEASURES("rollup_day") ROUTING_MEASURES("rollup_month")
     ROUTING_MEASURES("rollup_user_day") ROUTING_MEASURES("rollup_user_month");
 
+/* Closing periods (issue 6; store/close.h, bill/close.h, docs/invoices.md).
+ * plan_changes: a customer's plans over time, each from t_ms on (0: as
+ * far back as anything goes). closes: one row per period closed; at most
+ * one is a draft, and periods are finalized in order. through_seq and
+ * through_tx are the last usage chunk and wallet transaction the close
+ * read: usage of a finalized period stored after them is *late* and goes
+ * to the next close. The documents are rows of their own (money INTEGER
+ * nano-USD; an amount rounded to cents is still nanos, a multiple of
+ * 10,000,000): invoices and their lines, builder statement rows (one per
+ * app and customer, "" for usage no customer is billed for) and provider
+ * settlement rows (one per provider and offering). A close writes all of
+ * them, and its closes row, in one transaction. */
+static const char m6_close[] =
+    "CREATE TABLE plan_changes ("
+    " app TEXT NOT NULL, customer TEXT NOT NULL, t_ms INTEGER NOT NULL, plan TEXT NOT NULL,"
+    " PRIMARY KEY (app, customer, t_ms)) STRICT, WITHOUT ROWID;\n"
+    "CREATE TABLE closes ("
+    " period TEXT PRIMARY KEY,"
+    " status TEXT NOT NULL CHECK (status IN ('draft', 'finalized')),"
+    " through_seq INTEGER NOT NULL, through_tx INTEGER NOT NULL,"
+    " late_seq INTEGER NOT NULL, late_tx INTEGER NOT NULL," /* late usage read: after these */
+    " closed_ms INTEGER NOT NULL, finalized_ms INTEGER NOT NULL"
+    ") STRICT, WITHOUT ROWID;\n"
+    "CREATE TABLE invoices ("
+    " id TEXT PRIMARY KEY, period TEXT NOT NULL, app TEXT NOT NULL, customer TEXT NOT NULL,"
+    " plan TEXT NOT NULL, start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,"
+    " exact INTEGER NOT NULL, subtotal INTEGER NOT NULL, tax INTEGER NOT NULL,"
+    " total INTEGER NOT NULL,"
+    " records INTEGER NOT NULL, charge INTEGER NOT NULL, cost INTEGER NOT NULL,"
+    " fee INTEGER NOT NULL, credits INTEGER NOT NULL, allowance INTEGER NOT NULL,"
+    " UNIQUE (period, app, customer)) STRICT, WITHOUT ROWID;\n"
+    "CREATE TABLE invoice_lines ("
+    " invoice TEXT NOT NULL, n INTEGER NOT NULL, kind TEXT NOT NULL, ref TEXT NOT NULL,"
+    " description TEXT NOT NULL, quantity TEXT NOT NULL, unit_price INTEGER NOT NULL,"
+    " exact INTEGER NOT NULL, amount INTEGER NOT NULL, credits INTEGER NOT NULL,"
+    " records INTEGER NOT NULL,"
+    " PRIMARY KEY (invoice, n)) STRICT, WITHOUT ROWID;\n"
+    "CREATE TABLE statement_rows ("
+    " period TEXT NOT NULL, app TEXT NOT NULL, customer TEXT NOT NULL, invoice TEXT NOT NULL,"
+    " records INTEGER NOT NULL, charge INTEGER NOT NULL, margin INTEGER NOT NULL,"
+    " billed_exact INTEGER NOT NULL, cost_exact INTEGER NOT NULL, fee_exact INTEGER NOT NULL,"
+    " earnings_exact INTEGER NOT NULL, billed INTEGER NOT NULL, cost INTEGER NOT NULL,"
+    " fee INTEGER NOT NULL, earnings INTEGER NOT NULL,"
+    " PRIMARY KEY (period, app, customer)) STRICT, WITHOUT ROWID;\n"
+    "CREATE TABLE settlement_rows ("
+    " period TEXT NOT NULL, provider TEXT NOT NULL, offering TEXT NOT NULL,"
+    " records INTEGER NOT NULL, prompt INTEGER NOT NULL, cached INTEGER NOT NULL,"
+    " cache_write INTEGER NOT NULL, completion INTEGER NOT NULL, reasoning INTEGER NOT NULL,"
+    " cost_exact INTEGER NOT NULL, cost INTEGER NOT NULL,"
+    " PRIMARY KEY (period, provider, offering)) STRICT, WITHOUT ROWID;\n";
+
 const char *const tg_store_migrations_[] = {
     m1_initial,
     m2_wallets,
     m3_webhooks,
     m4_plans,
     m5_routing,
+    m6_close,
 };
 
 const int tg_store_nmigrations_ = (int)(sizeof tg_store_migrations_ / sizeof *tg_store_migrations_);

@@ -50,10 +50,27 @@ int tg_store_customer_plan(tg_store *s, tg_str app, tg_str customer, tg_str plan
                            tg_errmsg *err)
 {
     tg_str t[] = {app, customer, plan};
-    return run(s,
-               "INSERT INTO customers (app, id, plan, first_seen_ms) VALUES (?1, ?2, ?3, ?4)"
-               " ON CONFLICT (app, id) DO UPDATE SET plan = excluded.plan",
-               t, 3, &now_ms, NULL, "setting a customer's plan", err);
+    const char *what = "setting a customer's plan";
+    int rc = tg_sq_exec(s, "BEGIN IMMEDIATE", err);
+    if (rc) return rc;
+    /* the plan history (store/close.h) starts with the plan the customer
+     * had since the store first saw it, when this is its first change */
+    rc = run(s,
+             "INSERT INTO plan_changes (app, customer, t_ms, plan) SELECT app, id, first_seen_ms,"
+             " plan FROM customers WHERE app = ?1 AND id = ?2 AND NOT EXISTS (SELECT 1 FROM"
+             " plan_changes WHERE app = ?1 AND customer = ?2)",
+             t, 2, NULL, NULL, what, err);
+    if (!rc)
+        rc = run(s,
+                 "INSERT INTO customers (app, id, plan, first_seen_ms) VALUES (?1, ?2, ?3, ?4)"
+                 " ON CONFLICT (app, id) DO UPDATE SET plan = excluded.plan",
+                 t, 3, &now_ms, NULL, what, err);
+    if (!rc)
+        rc = run(s, "INSERT OR REPLACE INTO plan_changes (app, customer, plan, t_ms) VALUES (?1, ?2, ?3, ?4)",
+                 t, 3, &now_ms, NULL, what, err);
+    if (!rc) rc = tg_sq_exec(s, "COMMIT", err);
+    if (rc) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
 }
 
 void tg_store_plans_free(tg_store_plan *p, size_t n)

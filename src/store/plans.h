@@ -27,8 +27,10 @@ void tg_store_plans_free(tg_store_plan *p, size_t n);
 int tg_store_plan_put(tg_store *s, tg_str id, tg_str body, int64_t now_ms, tg_errmsg *err);
 /* Removes plan id; *deleted says whether there was one. TG_EIO. */
 int tg_store_plan_delete(tg_store *s, tg_str id, bool *deleted, tg_errmsg *err);
-/* Puts customer of app on plan ("": none), adding the customer if the
- * store has not seen it (first seen now_ms). TG_EIO. */
+/* Puts customer of app on plan ("": none) from now_ms on, adding the
+ * customer if the store has not seen it (first seen now_ms), and records
+ * the change in the plan history that closing a period prorates by
+ * (store/close.h). TG_EIO. */
 int tg_store_customer_plan(tg_store *s, tg_str app, tg_str customer, tg_str plan, int64_t now_ms,
                            tg_errmsg *err);
 /* Adds the stored plans to cfg, a snapshot being built
