@@ -48,6 +48,17 @@ static const char usage[] =
     "      a customer's grants and what a period used: included credits, grants, overage\n"
     "  tollgate wallet --config FILE --check\n"
     "      check that every wallet transaction sums to zero and no grant is overdrawn\n"
+    "  tollgate close-period YYYY-MM --config FILE [--finalize] [--format table|csv|json]\n"
+    "      close a month: an invoice per customer, a payout statement per app, a settlement\n"
+    "      per provider; a draft until --finalize (after the period ends), then never changed\n"
+    "  tollgate invoices YYYY-MM [--config FILE | --data-dir DIR] [--customer C] [--format ...]\n"
+    "  tollgate invoice INVOICE_ID [--config FILE | --data-dir DIR] [--format table|csv|json|html]\n"
+    "  tollgate statement YYYY-MM [--config FILE | --data-dir DIR] [--app A] [--format ...]\n"
+    "  tollgate settlement YYYY-MM [--config FILE | --data-dir DIR] [--provider P] [--format ...]\n"
+    "      what a close made: invoices, builder statements, provider settlements\n"
+    "  tollgate export YYYY-MM --dir DIR [--config FILE | --data-dir DIR]\n"
+    "      every document of a closed period as files: CSV, JSON, HTML invoices, Stripe\n"
+    "      meter events\n"
     "  tollgate migrate [--config FILE | --data-dir DIR]\n"
     "      create the usage store or bring its schema up to date\n"
     "  tollgate keys hash KEY\n"
@@ -273,6 +284,12 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "migrate")) return tg_cli_migrate(argc - 2, argv + 2);
     if (!strcmp(cmd, "topup")) return tg_cli_topup(argc - 2, argv + 2);
     if (!strcmp(cmd, "wallet")) return tg_cli_wallet(argc - 2, argv + 2);
+    if (!strcmp(cmd, "close-period")) return tg_cli_close_period(argc - 2, argv + 2);
+    if (!strcmp(cmd, "invoices")) return tg_cli_invoices(argc - 2, argv + 2);
+    if (!strcmp(cmd, "invoice")) return tg_cli_invoice(argc - 2, argv + 2);
+    if (!strcmp(cmd, "statement")) return tg_cli_statement(argc - 2, argv + 2);
+    if (!strcmp(cmd, "settlement")) return tg_cli_settlement(argc - 2, argv + 2);
+    if (!strcmp(cmd, "export")) return tg_cli_export(argc - 2, argv + 2);
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
         printf("tollgate %s\n", TG_VERSION);
         return 0;

@@ -8,6 +8,7 @@
 #include "base/jsonw.h"
 #include "base/log.h"
 #include "sim/sim.h"
+#include "store/close.h"
 #include "store/plans.h"
 
 #include <assert.h>
@@ -157,6 +158,26 @@ static int stored_plans(tg_gateway *gw, tg_config *cfg, tg_errmsg *err)
     return rc;
 }
 
+/* A reload's plans of the file's customers, into the plan history that
+ * closing a period prorates by (store/close.h). The reload has happened:
+ * a failure here is logged, and the next reload or close records them. */
+static void plans_loaded(tg_gateway *gw, const tg_config *cfg)
+{
+    if (!gw->ledger) return;
+    char *path = tg_store_path(gw->metering.data_dir);
+    tg_store *s;
+    tg_errmsg err = {0};
+    int rc = path ? tg_store_open(path, TG_STORE_RW, &s, &err) : TG_ENOMEM;
+    free(path);
+    if (!rc) {
+        rc = tg_store_plan_sync(s, cfg, (int64_t)tg_clock_wall_ms(), &err);
+        tg_store_close(s);
+    }
+    if (rc)
+        tg_log(TG_LOG_ERROR, "billing: the plans of the file's customers were not recorded for "
+                             "closing periods: %s", rc == TG_ENOMEM ? "out of memory" : err.msg);
+}
+
 int tg_gateway_reload(tg_gateway *gw, const char *path, tg_errmsg *err)
 {
     tg_config *cfg;
@@ -170,6 +191,7 @@ int tg_gateway_reload(tg_gateway *gw, const char *path, tg_errmsg *err)
     tg_metrics_reload(gw->metrics, rc == TG_OK);
     if (!rc) tg_gateway_publish(gw, cfg);
     pthread_mutex_unlock(&gw->plans_mu);
+    if (!rc) plans_loaded(gw, cfg);
     return rc;
 }
 
@@ -533,6 +555,7 @@ static int metering_start(tg_gateway *gw, const tg_config *cfg, tg_errmsg *err)
     tg_billing_store(gw, st);
     /* workers are not running: cfg is still the gateway's alone */
     if ((rc = tg_store_config_plans(st, gw->cfg, err))) goto out;
+    if ((rc = tg_store_plan_sync(st, gw->cfg, (int64_t)tg_clock_wall_ms(), err))) goto out;
     if ((rc = tg_store_each_customer(st, load_customer, gw->customers, err))) goto out;
     if ((rc = tg_journal_open(m, &gw->journal, err))) goto out;
     rv.store = st;

@@ -504,7 +504,7 @@ int tg_docs_invoice(const tg_close_docs *d, const tg_invoice *inv, tg_report_for
     }
     char from[TG_UTC_STRLEN], to[TG_UTC_STRLEN];
     tg_utc_format(inv->start_ms, from);
-    tg_utc_format(inv->end_ms, to);
+    tg_utc_format(inv->end_ms - 86400000, to); /* its last day */
     rc = tg_buf_printf(out, "invoice %s (%s): customer %s of app %s, plan %s\nperiod %s, %.10s to %.10s\n\n",
                        inv->id, status(&d->st), inv->customer, inv->app,
                        inv->plan[0] ? inv->plan : "none", inv->period, from, to);

@@ -70,6 +70,43 @@ int tg_store_plan_change(tg_store *s, tg_str app, tg_str customer, tg_str plan, 
     return rc;
 }
 
+int tg_store_plan_sync(tg_store *s, const tg_config *cfg, int64_t now_ms, tg_errmsg *err)
+{
+    const char *what = "recording the file's plans";
+    sqlite3_stmt *last = NULL, *add = NULL;
+    int rc = tg_sq_exec(s, "BEGIN IMMEDIATE", err);
+    if (rc) return rc;
+    rc = prep(s, &last,
+              "SELECT plan FROM plan_changes WHERE app = ?1 AND customer = ?2 ORDER BY t_ms DESC"
+              " LIMIT 1",
+              what, err);
+    if (!rc)
+        rc = prep(s, &add,
+                  "INSERT OR REPLACE INTO plan_changes (app, customer, t_ms, plan) VALUES (?1, ?2, ?3, ?4)",
+                  what, err);
+    for (size_t i = 0; !rc && i < cfg->ncustomers; i++) {
+        const tg_customer *c = &cfg->customers[i];
+        const char *plan = c->plan ? c->plan->id : "";
+        bind_c(last, 1, c->app->id);
+        bind_c(last, 2, c->id);
+        int step = sqlite3_step(last);
+        bool known = step == SQLITE_ROW, same = known && !strcmp(col(last, 0), plan);
+        if (step != SQLITE_ROW && step != SQLITE_DONE) rc = tg_sq_fail(s, err, what);
+        sqlite3_reset(last);
+        if (rc || same) continue;
+        bind_c(add, 1, c->app->id);
+        bind_c(add, 2, c->id);
+        sqlite3_bind_int64(add, 3, known ? now_ms : 0);
+        bind_c(add, 4, plan);
+        rc = done(s, add, what, err);
+    }
+    sqlite3_finalize(last);
+    sqlite3_finalize(add);
+    if (!rc) rc = tg_sq_exec(s, "COMMIT", err);
+    if (rc) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
 int tg_store_each_plan_change(tg_store *s,
                               int (*fn)(void *ud, const char *app, const char *customer,
                                         int64_t t_ms, const char *plan),

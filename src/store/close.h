@@ -13,6 +13,7 @@
 #define TG_STORE_CLOSE_H
 
 #include "bill/close.h"
+#include "conf/config.h"
 #include "store/store.h"
 
 /* ---- plan history ---- */
@@ -21,6 +22,13 @@
  * since always); a change at the same t_ms replaces it. TG_EIO. */
 int tg_store_plan_change(tg_store *s, tg_str app, tg_str customer, tg_str plan, int64_t t_ms,
                          tg_errmsg *err);
+/* Records the plans of cfg's customers (the file's) where they differ
+ * from the last the history has, from now_ms on; a customer the history
+ * does not know yet is on its plan since always (t 0). The gateway calls
+ * it at start and at each reload, and `tollgate close-period` before it
+ * closes, so a plan changed in the file is billed from the day it was
+ * loaded. TG_EIO. */
+int tg_store_plan_sync(tg_store *s, const tg_config *cfg, int64_t now_ms, tg_errmsg *err);
 /* Calls fn for every plan change, in (app, customer, t_ms) order. */
 int tg_store_each_plan_change(tg_store *s,
                               int (*fn)(void *ud, const char *app, const char *customer,

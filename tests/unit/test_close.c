@@ -195,16 +195,18 @@ static void count(cust *c, const tg_usage_rec *r, bool late)
     c->credits += r->credits;
 }
 
-static tg_store *open_store(void)
+static tg_store *open_store_named(const char *name)
 {
     char path[128];
-    snprintf(path, sizeof path, "%s/ledger.db", dir);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
     tg_store *s;
     tg_errmsg err;
     assert_int_equal(tg_store_open(path, TG_STORE_RW, &s, &err), TG_OK);
     tg_store_set_terms(s, terms, NULL);
     return s;
 }
+
+static tg_store *open_store(void) { return open_store_named("ledger.db"); }
 
 static int cmp_rec_t(const void *a, const void *b)
 {
@@ -521,9 +523,57 @@ static void test_random_month(void **state)
     free(cs);
 }
 
+/* A plan changed in the file is recorded when it is loaded (at a start,
+ * a reload or a close) and billed by day from then: file-pro is on pro
+ * until Nov 11 and on starter after. */
+static void test_file_plan_change(void **state)
+{
+    (void)state;
+    tg_store *s = open_store_named("file.db");
+    tg_errmsg err;
+    assert_int_equal(tg_store_plan_sync(s, cfg, oct1 + 3 * DAY, &err), TG_OK);
+    assert_int_equal(tg_store_plan_sync(s, cfg, oct1 + 9 * DAY, &err), TG_OK); /* no change: no row */
+    tg_config *cfg2;
+    char *text = strdup(conf_text);
+    assert_non_null(text);
+    char *at = strstr(text, "app: a1, plan: pro}");
+    assert_non_null(at);
+    memcpy(at + strlen("app: a1, plan: "), "starter}", strlen("starter}") + 1);
+    if (tg_config_parse("close2.yaml", tg_str_c(text), &cfg2, &err)) fail_msg("%s", err.msg);
+    free(text);
+    assert_int_equal(tg_store_plan_sync(s, cfg2, nov1 + 10 * DAY + 3600000, &err), TG_OK);
+    tg_close_docs d;
+    bool unchanged;
+    tg_close_opts o = {.period = "2026-11", .now_ms = dec1 + DAY};
+    if (tg_close_period(s, cfg2, &o, &d, &unchanged, &err)) fail_msg("%s", err.msg);
+    const tg_invoice *inv = NULL;
+    for (size_t i = 0; i < d.ninv; i++)
+        if (!strcmp(d.inv[i].customer, "file-pro")) inv = &d.inv[i];
+    assert_non_null(inv);
+    assert_string_equal(inv->plan, "starter");
+    assert_true(inv->nlines >= 3);
+    assert_int_equal(inv->lines[0].kind, TG_LINE_FEE);
+    assert_string_equal(inv->lines[0].ref, "pro");
+    assert_string_equal(inv->lines[0].qty, "10/30 days");
+    assert_int_equal(inv->lines[0].exact, 33 * TG_NANOS_PER_USD);     /* 99 x 10 / 30 */
+    assert_string_equal(inv->lines[1].ref, "starter");
+    assert_string_equal(inv->lines[1].qty, "20/30 days");
+    assert_int_equal(inv->lines[1].exact, 19333333333);               /* 29 x 20 / 30, half-up */
+    assert_int_equal(inv->lines[1].amount, 1933 * TG_NANOS_PER_CENT);
+    /* the allowance is prorated the same way: 2500 x 10/30 + 500 x 20/30 */
+    assert_int_equal(inv->allowance, 833333333333 + 333333333333);
+    assert_int_equal(inv->lines[2].kind, TG_LINE_INCLUDED);
+    assert_non_null(strstr(inv->lines[2].desc, "0 of 1166.666666666 used"));
+    assert_int_equal(inv->total, 3300 * TG_NANOS_PER_CENT + 1933 * TG_NANOS_PER_CENT);
+    tg_close_docs_release(&d);
+    tg_config_unref(cfg2);
+    tg_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_file_plan_change),
         cmocka_unit_test(test_random_month),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
