@@ -326,6 +326,10 @@ void tg_admin_customers(tg_exchange *x, tg_str rest);
 void tg_customer_wallet(tg_exchange *x, tg_str rest);
 void tg_admin_runs(tg_exchange *x, tg_str run);
 
+/* closing.c: closing periods and their documents through the admin API */
+void tg_admin_periods(tg_exchange *x, tg_str rest);  /* rest: "{YYYY-MM}[/...]" */
+void tg_admin_invoices(tg_exchange *x, tg_str rest); /* rest: "{id}" */
+
 /* plans.c: plans through the admin API (see the file) */
 void tg_admin_plans(tg_exchange *x, tg_str rest); /* rest: "" or "{id}" */
 void tg_admin_customer_plan(tg_exchange *x, tg_str customer);

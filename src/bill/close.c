@@ -705,8 +705,8 @@ int tg_close_period(tg_store *s, const tg_config *cfg, const tg_close_opts *o, t
         char end[TG_UTC_STRLEN];
         tg_utc_format(period_end(&c), end);
         rc = tg_errmsg_set(err,
-                           "period %s runs until %s; it can be finalized from then on (close it "
-                           "without --finalize for a draft now)",
+                           "period %s runs until %s; it can be finalized from then on (a draft "
+                           "can be made now)",
                            o->period, end);
     }
     tg_store_read_end(s);
