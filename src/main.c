@@ -56,6 +56,9 @@ static const char usage[] =
     "  tollgate statement YYYY-MM [--config FILE | --data-dir DIR] [--app A] [--format ...]\n"
     "  tollgate settlement YYYY-MM [--config FILE | --data-dir DIR] [--provider P] [--format ...]\n"
     "      what a close made: invoices, builder statements, provider settlements\n"
+    "  tollgate explain-invoice INVOICE_ID [--config FILE | --data-dir DIR]\n"
+    "      every amount of an invoice traced to the records, wallet entries and plan\n"
+    "      history behind it, recomputed and checked\n"
     "  tollgate export YYYY-MM --dir DIR [--config FILE | --data-dir DIR]\n"
     "      every document of a closed period as files: CSV, JSON, HTML invoices, Stripe\n"
     "      meter events\n"
@@ -290,6 +293,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "statement")) return tg_cli_statement(argc - 2, argv + 2);
     if (!strcmp(cmd, "settlement")) return tg_cli_settlement(argc - 2, argv + 2);
     if (!strcmp(cmd, "export")) return tg_cli_export(argc - 2, argv + 2);
+    if (!strcmp(cmd, "explain-invoice")) return tg_cli_explain_invoice(argc - 2, argv + 2);
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
         printf("tollgate %s\n", TG_VERSION);
         return 0;

@@ -20,5 +20,6 @@ int tg_cli_invoice(int argc, char **argv);
 int tg_cli_statement(int argc, char **argv);
 int tg_cli_settlement(int argc, char **argv);
 int tg_cli_export(int argc, char **argv);
+int tg_cli_explain_invoice(int argc, char **argv);
 
 #endif

@@ -6,6 +6,7 @@
 #include "conf/config.h"
 #include "report/cli.h"
 #include "report/docs.h"
+#include "report/explain_invoice.h"
 #include "report/flags.h"
 #include "report/invoice_html.h"
 #include "report/stripe.h"
@@ -251,4 +252,24 @@ int tg_cli_export(int argc, char **argv)
     tg_buf_release(&b);
     tg_close_docs_release(&d);
     return rc;
+}
+
+int tg_cli_explain_invoice(int argc, char **argv)
+{
+    const char *id = positional(&argc, &argv);
+    flag fs[] = {F("--config"), F("--data-dir")};
+    size_t nf = sizeof fs / sizeof fs[0];
+    if (tg_flags_parse("explain-invoice", argc, argv, fs, nf)) return 2;
+    if (!id) return tg_flag_bad("explain-invoice", "%s", "expected the invoice id: tollgate explain-invoice INV-2026-11-00001");
+    tg_store *s;
+    if (tg_flags_open_ro("explain-invoice", fs, nf, &s)) return 1;
+    tg_buf out;
+    tg_buf_init(&out, 1u << 26);
+    tg_errmsg err;
+    int rc = tg_explain_invoice(s, id, &out, &err);
+    tg_store_close(s);
+    int wrote = out.n ? tg_flag_write_out(&out) : 0;
+    tg_buf_release(&out);
+    if (rc) fprintf(stderr, "tollgate explain-invoice: %s\n", rc == TG_ENOMEM ? "out of memory" : err.msg);
+    return rc || wrote ? 1 : 0;
 }

@@ -242,6 +242,36 @@ int tg_store_each_burn_sum(tg_store *s, const char *period, int64_t tx_lo, int64
     return rc;
 }
 
+int tg_store_each_burn_entry(tg_store *s, const char *app, const char *customer, const char *period,
+                             int64_t tx_lo, int64_t tx_hi,
+                             int (*fn)(void *ud, int64_t tx, int64_t t_ms, int64_t records,
+                                       tg_nanos charge, const char *account, tg_ncredits credits),
+                             void *ud, tg_errmsg *err)
+{
+    sqlite3_stmt *st;
+    int rc = prep(s, &st,
+                  "SELECT t.tx, t.t_ms, t.records, t.charge, e.account, e.credits FROM wallet_tx t"
+                  " JOIN wallet_entries e ON e.tx = t.tx WHERE t.app = ?1 AND t.customer = ?2"
+                  " AND t.kind = 'burn' AND t.ref = ?3 AND t.tx > ?4 AND t.tx <= ?5"
+                  " ORDER BY t.tx, e.account",
+                  "reading the wallet's burns", err);
+    if (rc) return rc;
+    bind_c(st, 1, app);
+    bind_c(st, 2, customer);
+    bind_c(st, 3, period);
+    sqlite3_bind_int64(st, 4, tx_lo);
+    sqlite3_bind_int64(st, 5, tx_hi);
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW)
+        if ((rc = fn(ud, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+                     sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3), col(st, 4),
+                     sqlite3_column_int64(st, 5))))
+            break;
+    if (!rc && step != SQLITE_DONE) rc = tg_sq_fail(s, err, "reading the wallet's burns");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int tg_store_each_grant_made(tg_store *s, int64_t tx_lo, int64_t tx_hi,
                              int (*fn)(void *ud, const char *app, const char *customer,
                                        const tg_grant *g, tg_nanos paid),

@@ -59,6 +59,14 @@ int tg_store_each_burn_sum(tg_store *s, const char *period, int64_t tx_lo, int64
                            int (*fn)(void *ud, const char *app, const char *customer,
                                      const char *account, tg_ncredits credits),
                            void *ud, tg_errmsg *err);
+/* Calls fn for every entry of the burns of (app, customer) in period
+ * numbered in (tx_lo, tx_hi], by transaction: its number, time, the
+ * records and charge it burned for, and one entry (account, credits). */
+int tg_store_each_burn_entry(tg_store *s, const char *app, const char *customer, const char *period,
+                             int64_t tx_lo, int64_t tx_hi,
+                             int (*fn)(void *ud, int64_t tx, int64_t t_ms, int64_t records,
+                                       tg_nanos charge, const char *account, tg_ncredits credits),
+                             void *ud, tg_errmsg *err);
 /* Calls fn for every grant other than an included one whose transaction
  * is numbered in (tx_lo, tx_hi], with the grant's time (created_ms). */
 int tg_store_each_grant_made(tg_store *s, int64_t tx_lo, int64_t tx_hi,

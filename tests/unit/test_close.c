@@ -20,6 +20,7 @@
 #include "bill/close.h"
 #include "bill/credits.h"
 #include "report/docs.h"
+#include "report/explain_invoice.h"
 #include "store/close.h"
 #include "store/plans.h"
 #include "store/store.h"
@@ -419,6 +420,27 @@ static void check_docs(const tg_close_docs *d, bool with_late)
     if (!with_late) assert_true(cost_exact == all_cost);
 }
 
+/* explain-invoice recomputes every amount of every 25th invoice (and
+ * each with a late line) from the records and ledger, and agrees. */
+static void explain_all(tg_store *s, const tg_close_docs *d)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < d->ninv; i++) {
+        bool late = false;
+        for (size_t k = 0; k < d->inv[i].nlines; k++) late |= d->inv[i].lines[k].kind == TG_LINE_LATE;
+        if (i % 25 && !late) continue;
+        tg_buf b;
+        tg_buf_init(&b, 1u << 24);
+        tg_errmsg err;
+        int rc = tg_explain_invoice(s, d->inv[i].id, &b, &err);
+        if (rc) fail_msg("%s\n%.*s", err.msg, (int)b.n, b.p);
+        assert_non_null(memmem(b.p, b.n, "every amount matches", 20));
+        tg_buf_release(&b);
+        n++;
+    }
+    assert_true(n > 100);
+}
+
 static void render(const tg_close_docs *d, tg_buf *b)
 {
     tg_buf_init(b, 1u << 30);
@@ -439,6 +461,7 @@ static void test_random_month(void **state)
     if (tg_close_period(s, cfg, &o, &d, &unchanged, &err)) fail_msg("%s", err.msg);
     assert_false(unchanged);
     check_docs(&d, false);
+    explain_all(s, &d);
     if (tg_close_period(s, cfg, &o, &d2, &unchanged, &err)) fail_msg("%s", err.msg);
     tg_buf j1, j2;
     render(&d, &j1);
@@ -511,6 +534,7 @@ static void test_random_month(void **state)
     for (int i = 0; i < NCUST; i++) want_late += cs[i].late_records > 0;
     assert_true(want_late > 30);
     assert_int_equal(nlate, want_late);
+    explain_all(s, &d);
     tg_close_docs_release(&d);
     /* and November's documents did not change */
     assert_int_equal(tg_store_close_read(s, "2026-11", &d, &err), TG_OK);
