@@ -22,7 +22,7 @@
 typedef struct {
     tg_close_acct a;
     uint64_t hash;
-    size_t cap_units, cap_applied, cap_bought, cap_late, cap_changes;
+    size_t cap_applied, cap_bought, cap_late, cap_changes;
     tg_ncredits burned;      /* the wallet's "usage" entries for the period */
     /* the plan history: from the store's plan changes, else the file's or
      * the customers table's plan */
@@ -229,16 +229,19 @@ static int on_record(void *ud, const tg_usage_rec *r)
     if (!rc) rc = add_money(c, &x->fee, r->fee);
     if (!rc) rc = add_money(c, &x->credits, r->credits);
     if (rc) return rc;
+    /* the plan the record was made on says how it is billed */
+    tg_usage_sums *k = r->tags.plan[0] ? &x->on_plan : &x->metered;
     if (!r->tags.unit[0]) {
-        x->plain_records++;
-        rc = add_money(c, &x->plain_charge, r->charge);
+        k->plain_records++;
+        rc = add_money(c, &k->plain_charge, r->charge);
+        if (!rc) rc = add_money(c, &k->plain_credits, r->credits);
     } else {
         tg_unit_sum *u = NULL;
-        for (size_t i = 0; i < x->nunits && !u; i++)
-            if (!strcmp(x->units[i].unit, r->tags.unit)) u = &x->units[i];
+        for (size_t i = 0; i < k->nunits && !u; i++)
+            if (!strcmp(k->units[i].unit, r->tags.unit)) u = &k->units[i];
         if (!u) {
-            if (grow(&x->units, &a->cap_units, x->nunits, sizeof *x->units)) return fail_mem(c);
-            u = &x->units[x->nunits++];
+            if (grow(&k->units, &k->cap_units, k->nunits, sizeof *k->units)) return fail_mem(c);
+            u = &k->units[k->nunits++];
             memset(u, 0, sizeof *u);
             copy_tag(u->unit, r->tags.unit);
         }
@@ -494,7 +497,8 @@ static void ctx_release(ctx *c)
     for (size_t i = 0; i < c->n; i++) {
         acct *a = &c->v[i];
         free(a->a.spans);
-        free(a->a.units);
+        free(a->a.metered.units);
+        free(a->a.on_plan.units);
         free(a->a.applied);
         free(a->a.bought);
         free(a->a.late);
@@ -549,9 +553,9 @@ static int make_docs(ctx *c, tg_close_docs *d)
         } else if (!x->records && !x->nlate) {
             continue;
         }
-        tg_stmt_row_make(x, inv, &d->stmt[d->nstmt]);
-        cost_cents += d->stmt[d->nstmt++].cost;
+        tg_stmt_row_make(x, inv, &d->stmt[d->nstmt++]);
     }
+    if (!rc) rc = tg_stmt_cents(d->stmt, d->nstmt, &cost_cents, c->err);
     if (rc) return rc;
     qsort(c->set, c->nset, sizeof *c->set, cmp_settle);
     if ((rc = tg_settle_cents(c->set, c->nset, cost_cents, c->err))) return rc;

@@ -8,9 +8,10 @@
  * to the nano before rounding (earnings are what is left of a customer's
  * invoice after its cost and fee, so a customer that costs more than it
  * pays shows a negative row), and to the cent after (each invoice line is
- * rounded once, half-up; a statement row cuts its invoice's cents into
- * cost, fee and earnings by largest remainder; the period's cost cents
- * are cut across providers, then offerings, the same way).
+ * rounded once, half-up; the period's cost and fee are rounded once and
+ * cut across the statement rows by largest remainder, and the earnings of
+ * a row are what its invoice's cents leave; the period's cost cents are
+ * cut across providers, then offerings, the same way).
  *
  * bill/invoice.c makes an invoice from an account's sums; bill/payout.c
  * the statement rows and settlements; bill/close.c reads the store and
@@ -29,8 +30,10 @@
 
 typedef enum {
     TG_LINE_FEE = 0, /* a plan's fee for the days it was the customer's plan */
-    TG_LINE_USAGE,   /* usage charged as metered (no plan): requests without a unit */
-    TG_LINE_UNIT,    /* usage of one action unit: charged (no plan), or in credits (plan) */
+    TG_LINE_USAGE,   /* requests without a unit: made without a plan, charged as
+                        metered; or on a plan, in credits (0 USD: the credits are on
+                        the credit lines) */
+    TG_LINE_UNIT,    /* requests of one action unit, the same two ways */
     TG_LINE_INCLUDED,/* credits the plans' allowance covered (0 USD) */
     TG_LINE_GRANT,   /* credits a grant covered (0 USD: paid when bought) */
     TG_LINE_OVERAGE, /* credits past allowance and grants, at the overage price */
@@ -133,6 +136,15 @@ typedef struct {
     tg_ncredits credits;
 } tg_unit_sum;
 
+/* Records of one kind: those without a unit, and by unit name. */
+typedef struct {
+    int64_t plain_records;
+    tg_nanos plain_charge;
+    tg_ncredits plain_credits;
+    tg_unit_sum *units;
+    size_t nunits, cap_units;
+} tg_usage_sums;
+
 typedef struct {
     char period[8];
     const tg_plan *plan;      /* the customer's at that period's end; NULL none */
@@ -158,10 +170,9 @@ typedef struct {
     int64_t records;          /* the period's records */
     tg_nanos charge, cost, margin, fee;
     tg_ncredits credits;
-    int64_t plain_records;    /* of them, without a unit */
-    tg_nanos plain_charge;
-    tg_unit_sum *units;       /* by unit name */
-    size_t nunits;
+    /* the period's records by the plan they were made on: metered (no
+     * plan: billed at their charge) and on a plan (billed in credits) */
+    tg_usage_sums metered, on_plan;
     tg_grant_sum *applied;    /* grants burned in the period (not the included one) */
     size_t napplied;
     tg_grant_sum *bought;     /* top-ups made in the period (and late ones) */
@@ -181,11 +192,18 @@ int tg_invoice_add(tg_invoice *inv, const tg_invoice_line *l);
 /* ---- statements and settlements (bill/payout.c) ---- */
 
 /* The statement row of an invoice (NULL: usage no customer is billed
- * for, with its sums in acct). */
+ * for, with its sums in acct): its exact amounts and billed cents. */
 void tg_stmt_row_make(const tg_close_acct *acct, const tg_invoice *inv, tg_stmt_row *row);
-/* Cuts the period's cost cents (the statement rows' cost, summed) across
- * the settlement rows by largest remainder: per provider, then per
- * offering. rows are sorted by (provider, offering). */
+/* The cents of a period's statement rows: the period's cost, rounded
+ * half-up once, cut into the rows' cost by largest remainder over their
+ * exact cost (so no row is a cent off an exact whole-cent cost, and the
+ * rows sum to the rounded total); the fee likewise; each row's earnings
+ * are what is left of its billed cents. *cost_total: the period's cost
+ * in cents, what the settlements cut up. */
+int tg_stmt_cents(tg_stmt_row *rows, size_t n, tg_nanos *cost_total, tg_errmsg *err);
+/* Cuts the period's cost cents (tg_stmt_cents' total) across the
+ * settlement rows by largest remainder: per provider, then per offering.
+ * rows are sorted by (provider, offering). */
 int tg_settle_cents(tg_settle_row *rows, size_t n, tg_nanos cost_cents, tg_errmsg *err);
 
 /* ---- running a close (bill/close.c) ---- */

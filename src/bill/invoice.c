@@ -50,13 +50,32 @@ int tg_invoice_add(tg_invoice *inv, const tg_invoice_line *l)
     return TG_OK;
 }
 
-/* v (nanos of a USD or a credit) as a person writes it: "2500", "0.06",
- * "310.5": no trailing zeros, no point for a whole number. */
-static void dec(char out[TG_MONEY_STRLEN], int64_t v)
+#define NUM_MAX 48
+
+/* v (nanos of a USD or a credit) as a person reads it: thousands
+ * grouped, at least `places` decimals and no trailing zeros past them:
+ * num(2500e9, 0) "2,500", num(310.5e9, 0) "310.5", num(0.4e9, 2) "0.40",
+ * num(0.0375e9, 2) "0.0375". Exact: nothing is rounded. */
+static const char *num(char out[NUM_MAX], int64_t v, size_t places)
 {
-    size_t n = tg_money_fmt(out, v);
-    while (n && out[n - 1] == '0') out[--n] = '\0';
-    if (n && out[n - 1] == '.') out[--n] = '\0';
+    char raw[TG_MONEY_STRLEN];
+    size_t at = 0;
+    tg_money_fmt(raw, v);
+    const char *dot = strchr(raw, '.'), *digits = raw + (raw[0] == '-');
+    size_t whole = (size_t)(dot - digits), keep = strlen(dot + 1);
+    while (keep > places && dot[keep] == '0') keep--;
+    if (raw[0] == '-') out[at++] = '-';
+    for (size_t i = 0; i < whole; i++) {
+        if (i && (whole - i) % 3 == 0) out[at++] = ',';
+        out[at++] = digits[i];
+    }
+    if (keep) {
+        out[at++] = '.';
+        memcpy(out + at, dot + 1, keep);
+        at += keep;
+    }
+    out[at] = '\0';
+    return out;
 }
 
 static void day(int64_t ms, char out[11])
@@ -90,10 +109,10 @@ static int fee_lines(const tg_close_acct *a, int64_t days_total, tg_invoice *inv
         tg_invoice_line l = line(TG_LINE_FEE, sp->plan->id);
         if (tg_money_muldiv(sp->plan->fee, days, days_total, &l.exact))
             return too_big(err, a, "plan fee");
-        char from[11], to[11], fee[TG_MONEY_STRLEN];
+        char from[11], to[11], fee[NUM_MAX];
         day(sp->from_ms, from);
         day(sp->to_ms - DAY_MS, to);
-        dec(fee, sp->plan->fee);
+        num(fee, sp->plan->fee, 2);
         l.unit_price = sp->plan->fee;
         snprintf(l.qty, sizeof l.qty, "%lld/%lld days", (long long)days, (long long)days_total);
         snprintf(l.desc, sizeof l.desc, "Plan %.128s, %s to %s (%lld of %lld days of $%s)",
@@ -103,32 +122,62 @@ static int fee_lines(const tg_close_acct *a, int64_t days_total, tg_invoice *inv
     return TG_OK;
 }
 
-/* Usage without a plan: charged as metered, action units apart. */
-static int metered_lines(const tg_close_acct *a, tg_invoice *inv)
+/* Usage made without a plan: charged as metered, action units apart. */
+static int metered_lines(const tg_usage_sums *k, tg_invoice *inv)
 {
-    if (a->plain_records) {
+    if (k->plain_records) {
         tg_invoice_line l = line(TG_LINE_USAGE, "");
-        l.exact = a->plain_charge;
-        l.records = a->plain_records;
-        snprintf(l.qty, sizeof l.qty, "%lld", (long long)a->plain_records);
-        snprintf(l.desc, sizeof l.desc, "AI usage: %lld requests", (long long)a->plain_records);
+        l.exact = k->plain_charge;
+        l.records = k->plain_records;
+        snprintf(l.qty, sizeof l.qty, "%lld", (long long)k->plain_records);
+        snprintf(l.desc, sizeof l.desc, "AI usage: %lld requests", (long long)k->plain_records);
         if (tg_invoice_add(inv, &l)) return TG_ENOMEM;
     }
-    for (size_t i = 0; i < a->nunits; i++) {
-        const tg_unit_sum *u = &a->units[i];
+    for (size_t i = 0; i < k->nunits; i++) {
+        const tg_unit_sum *u = &k->units[i];
         tg_invoice_line l = line(TG_LINE_UNIT, u->unit);
         l.exact = u->charge;
         l.records = u->records;
         if (u->count > 0 && u->charge % u->count == 0) l.unit_price = u->charge / u->count;
         snprintf(l.qty, sizeof l.qty, "%lld", (long long)u->count);
         if (l.unit_price >= 0) {
-            char p[TG_MONEY_STRLEN];
-            dec(p, l.unit_price);
+            char p[NUM_MAX];
+            num(p, l.unit_price, 2);
             snprintf(l.desc, sizeof l.desc, "%.128s: %lld x $%s", u->unit, (long long)u->count, p);
         } else {
             snprintf(l.desc, sizeof l.desc, "%.128s: %lld units in %lld requests", u->unit,
                      (long long)u->count, (long long)u->records);
         }
+        if (tg_invoice_add(inv, &l)) return TG_ENOMEM;
+    }
+    return TG_OK;
+}
+
+/* Usage made on a plan, in credits: 0 USD lines, the credits are billed
+ * by the credit lines. */
+static int plan_usage_lines(const tg_usage_sums *k, tg_invoice *inv)
+{
+    if (k->plain_records) {
+        tg_invoice_line l = line(TG_LINE_USAGE, "");
+        char c[NUM_MAX];
+        num(c, k->plain_credits, 0);
+        l.credits = k->plain_credits;
+        l.records = k->plain_records;
+        snprintf(l.qty, sizeof l.qty, "%lld", (long long)k->plain_records);
+        snprintf(l.desc, sizeof l.desc, "AI usage: %lld requests, %s credits (in the credits below)",
+                 (long long)k->plain_records, c);
+        if (tg_invoice_add(inv, &l)) return TG_ENOMEM;
+    }
+    for (size_t i = 0; i < k->nunits; i++) {
+        const tg_unit_sum *u = &k->units[i];
+        tg_invoice_line l = line(TG_LINE_UNIT, u->unit);
+        char c[NUM_MAX];
+        num(c, u->credits, 0);
+        l.credits = u->credits;
+        l.records = u->records;
+        snprintf(l.qty, sizeof l.qty, "%lld", (long long)u->count);
+        snprintf(l.desc, sizeof l.desc, "%.128s: %lld units, %s credits (in the credits below)",
+                 u->unit, (long long)u->count, c);
         if (tg_invoice_add(inv, &l)) return TG_ENOMEM;
     }
     return TG_OK;
@@ -167,24 +216,13 @@ static int credit_lines(const tg_close_acct *a, int64_t days_total, tg_invoice *
         return TG_EINVAL;
     }
     inv->allowance = allowance;
-    for (size_t i = 0; i < a->nunits; i++) {
-        const tg_unit_sum *u = &a->units[i];
-        tg_invoice_line l = line(TG_LINE_UNIT, u->unit);
-        char c[TG_MONEY_STRLEN];
-        dec(c, u->credits);
-        l.credits = u->credits;
-        l.records = u->records;
-        snprintf(l.qty, sizeof l.qty, "%lld", (long long)u->count);
-        snprintf(l.desc, sizeof l.desc, "%.128s: %lld units, %s credits (in the credits below)",
-                 u->unit, (long long)u->count, c);
-        if (tg_invoice_add(inv, &l)) return TG_ENOMEM;
-    }
+    if (plan_usage_lines(&a->on_plan, inv)) return TG_ENOMEM;
     tg_ncredits inc = rest < allowance ? rest : allowance, over = rest - inc;
     if (allowance > 0 || inc > 0) {
         tg_invoice_line l = line(TG_LINE_INCLUDED, "");
-        char used[TG_MONEY_STRLEN], all[TG_MONEY_STRLEN];
-        dec(used, inc);
-        dec(all, allowance);
+        char used[NUM_MAX], all[NUM_MAX];
+        num(used, inc, 0);
+        num(all, allowance, 0);
         l.credits = inc;
         snprintf(l.qty, sizeof l.qty, "%s", used);
         snprintf(l.desc, sizeof l.desc, "Included credits: %s of %s used", used, all);
@@ -193,25 +231,26 @@ static int credit_lines(const tg_close_acct *a, int64_t days_total, tg_invoice *
     for (size_t i = 0; i < a->napplied; i++) {
         const tg_grant_sum *g = &a->applied[i];
         tg_invoice_line l = line(TG_LINE_GRANT, g->id);
-        char c[TG_MONEY_STRLEN];
-        dec(c, g->credits);
+        char c[NUM_MAX];
+        num(c, g->credits, 0);
         l.credits = g->credits;
         snprintf(l.qty, sizeof l.qty, "%s", c);
-        snprintf(l.desc, sizeof l.desc, "Credits from %s grant %s", tg_grant_kind_name(g->kind), g->id);
+        snprintf(l.desc, sizeof l.desc, "Credits from %s %s", g->kind == TG_GRANT_PAID ? "top-up" : "promotional grant",
+                 g->id);
         if (tg_invoice_add(inv, &l)) return TG_ENOMEM;
     }
     if (over > 0) {
         const tg_plan *p = overage_plan(a);
         tg_invoice_line l = line(TG_LINE_OVERAGE, p ? p->id : "");
-        char c[TG_MONEY_STRLEN], price[TG_MONEY_STRLEN];
-        dec(c, over);
+        char c[NUM_MAX], price[NUM_MAX];
+        num(c, over, 0);
         l.credits = over;
         snprintf(l.qty, sizeof l.qty, "%s", c);
         if (p) {
             if (tg_money_muldiv(over, p->overage, TG_NCREDITS_PER_CREDIT, &l.exact))
                 return too_big(err, a, "overage");
             l.unit_price = p->overage;
-            dec(price, p->overage);
+            num(price, p->overage, 2);
             snprintf(l.desc, sizeof l.desc, "Overage: %s credits x $%s (plan %.128s)", c, price, p->id);
         } else {
             snprintf(l.desc, sizeof l.desc,
@@ -227,12 +266,12 @@ static int topup_lines(const tg_close_acct *a, tg_invoice *inv)
     for (size_t i = 0; i < a->nbought; i++) {
         const tg_grant_sum *g = &a->bought[i];
         tg_invoice_line l = line(TG_LINE_TOPUP, g->id);
-        char c[TG_MONEY_STRLEN];
-        dec(c, g->credits);
+        char c[NUM_MAX];
+        num(c, g->credits, 0);
         l.credits = g->credits;
         l.exact = g->paid;
         snprintf(l.qty, sizeof l.qty, "%s", c);
-        snprintf(l.desc, sizeof l.desc, "Top-up %s: %s credits%s", g->id, c,
+        snprintf(l.desc, sizeof l.desc, "Top-up %s bought: %s credits%s", g->id, c,
                  g->late ? ", bought in a period already closed" : "");
         if (tg_invoice_add(inv, &l)) return TG_ENOMEM;
     }
@@ -253,16 +292,16 @@ static int late_lines(const tg_close_acct *a, tg_invoice *inv, tg_errmsg *err)
                      s->period, (long long)s->records);
         } else {
             tg_ncredits billable = s->credits - s->from_grants;
-            char c[TG_MONEY_STRLEN], price[TG_MONEY_STRLEN];
+            char c[NUM_MAX], price[NUM_MAX];
             if (billable < 0) billable = 0;
             l.credits = billable;
-            dec(c, billable);
+            num(c, billable, 0);
             if (s->plan->has_overage) {
                 if (tg_money_muldiv(billable, s->plan->overage, TG_NCREDITS_PER_CREDIT, &l.exact))
                     return too_big(err, a, "late usage");
                 l.unit_price = s->plan->overage;
             }
-            dec(price, l.unit_price > 0 ? l.unit_price : 0);
+            num(price, l.unit_price > 0 ? l.unit_price : 0, 2);
             snprintf(l.desc, sizeof l.desc,
                      "Usage of %s recorded after its invoice was finalized: %lld requests, %s "
                      "credits past grants x $%s (plan %.128s)",
@@ -288,7 +327,8 @@ int tg_invoice_make(const tg_close_acct *a, const char *id, tg_invoice *inv, tg_
     bool on_plan = false;
     for (size_t i = 0; i < a->nspans; i++) on_plan |= a->spans[i].plan != NULL;
     int rc = fee_lines(a, days_total, inv, err);
-    if (!rc) rc = on_plan ? credit_lines(a, days_total, inv, err) : metered_lines(a, inv);
+    if (!rc) rc = metered_lines(&a->metered, inv);
+    if (!rc && (on_plan || a->credits)) rc = credit_lines(a, days_total, inv, err);
     if (!rc) rc = topup_lines(a, inv);
     if (!rc) rc = late_lines(a, inv, err);
     inv->records = a->records;

@@ -18,20 +18,30 @@
 
 #define DAY_MS 86400000LL
 
+/* Records of one kind (made without a plan, or on one). */
 typedef struct {
-    const tg_invoice *inv;
-    uint32_t anchor;
-    /* the period's records */
-    int64_t records, plain_records;
-    tg_nanos charge, cost, fee, plain_charge;
-    tg_ncredits credits;
+    int64_t plain_records;
+    tg_nanos plain_charge;
+    tg_ncredits plain_credits;
     struct unit {
         char name[TG_TAG_MAX + 1];
         int64_t records, count;
         tg_nanos charge;
         tg_ncredits credits;
+        bool seen;            /* its line was explained */
     } units[32];
     size_t nunits;
+    bool seen;                /* the usage line was explained */
+} kind_sums;
+
+typedef struct {
+    const tg_invoice *inv;
+    uint32_t anchor;
+    /* the period's records */
+    int64_t records;
+    tg_nanos charge, cost, fee;
+    tg_ncredits credits;
+    kind_sums metered, on_plan;
     /* late records, by period */
     struct late {
         char period[8];
@@ -66,16 +76,18 @@ static int on_record(void *ud, const tg_usage_rec *r)
     e->cost += r->cost;
     e->fee += r->fee;
     e->credits += r->credits;
+    kind_sums *k = r->tags.plan[0] ? &e->on_plan : &e->metered;
     if (!r->tags.unit[0]) {
-        e->plain_records++;
-        e->plain_charge += r->charge;
+        k->plain_records++;
+        k->plain_charge += r->charge;
+        k->plain_credits += r->credits;
         return TG_OK;
     }
     struct unit *u = NULL;
-    for (size_t i = 0; i < e->nunits && !u; i++)
-        if (!strcmp(e->units[i].name, r->tags.unit)) u = &e->units[i];
-    if (!u && e->nunits < sizeof e->units / sizeof *e->units) {
-        u = &e->units[e->nunits++];
+    for (size_t i = 0; i < k->nunits && !u; i++)
+        if (!strcmp(k->units[i].name, r->tags.unit)) u = &k->units[i];
+    if (!u && k->nunits < sizeof k->units / sizeof *k->units) {
+        u = &k->units[k->nunits++];
         snprintf(u->name, sizeof u->name, "%s", r->tags.unit);
     }
     if (u) {
@@ -85,6 +97,14 @@ static int on_record(void *ud, const tg_usage_rec *r)
         u->credits += r->credits;
     }
     return TG_OK;
+}
+
+/* The unit of k named name whose line is not explained yet; NULL. */
+static struct unit *unit_of(kind_sums *k, const char *name)
+{
+    for (size_t i = 0; i < k->nunits; i++)
+        if (!k->units[i].seen && !strcmp(k->units[i].name, name)) return &k->units[i];
+    return NULL;
 }
 
 static int on_late(void *ud, const tg_usage_rec *r)
@@ -161,7 +181,7 @@ static int check(tg_buf *b, bool ok, int *bad)
     return tg_buf_printf(b, "    check: %s\n", ok ? "matches" : "DIFFERS from the line");
 }
 
-static int explain_line(tg_buf *b, const expl *e, const tg_close_state *st, const tg_invoice_line *l,
+static int explain_line(tg_buf *b, expl *e, const tg_close_state *st, const tg_invoice_line *l,
                         size_t n, int *bad)
 {
     const tg_invoice *inv = e->inv;
@@ -182,22 +202,32 @@ static int explain_line(tg_buf *b, const expl *e, const tg_close_state *st, cons
                                                       "the customer's first record)\n");
         return rc ? rc : check(b, ok, bad);
     }
-    case TG_LINE_USAGE:
-        rc = tg_buf_printf(b, "    from: %lld usage records without a unit, their charge summed: %s\n",
-                           (long long)e->plain_records, m(x[0], e->plain_charge));
-        return rc ? rc : check(b, e->plain_records == l->records && e->plain_charge == l->exact, bad);
-    case TG_LINE_UNIT:
-        for (size_t i = 0; i < e->nunits; i++) {
-            const struct unit *u = &e->units[i];
-            if (strcmp(u->name, l->ref)) continue;
-            rc = tg_buf_printf(b, "    from: %lld usage records tagged %s, %lld units; charge %s, "
-                                  "credits %s\n",
-                               (long long)u->records, u->name, (long long)u->count, m(x[0], u->charge),
-                               m(x[1], u->credits));
-            bool ok = u->records == l->records && (l->exact ? u->charge == l->exact : u->credits == l->credits);
-            return rc ? rc : check(b, ok, bad);
-        }
-        return check(b, false, bad);
+    case TG_LINE_USAGE: {
+        /* the metered line comes first, then the one on a plan */
+        bool metered = !e->metered.seen && e->metered.plain_records;
+        kind_sums *k = metered ? &e->metered : &e->on_plan;
+        k->seen = true;
+        rc = tg_buf_printf(b, "    from: %lld usage records without a unit made %s: charge %s, credits %s\n",
+                           (long long)k->plain_records, metered ? "without a plan" : "on a plan",
+                           m(x[0], k->plain_charge), m(x[1], k->plain_credits));
+        bool ok = k->plain_records == l->records &&
+                  (metered ? k->plain_charge == l->exact : !l->exact && k->plain_credits == l->credits);
+        return rc ? rc : check(b, ok, bad);
+    }
+    case TG_LINE_UNIT: {
+        struct unit *u = unit_of(&e->metered, l->ref);
+        bool metered = u != NULL;
+        if (!u) u = unit_of(&e->on_plan, l->ref);
+        if (!u) return check(b, false, bad);
+        u->seen = true;
+        rc = tg_buf_printf(b, "    from: %lld usage records tagged %s made %s, %lld units; charge %s, "
+                              "credits %s\n",
+                           (long long)u->records, u->name, metered ? "without a plan" : "on a plan",
+                           (long long)u->count, m(x[0], u->charge), m(x[1], u->credits));
+        bool ok = u->records == l->records &&
+                  (metered ? u->charge == l->exact : !l->exact && u->credits == l->credits);
+        return rc ? rc : check(b, ok, bad);
+    }
     case TG_LINE_INCLUDED:
     case TG_LINE_OVERAGE: {
         tg_ncredits grants = 0;

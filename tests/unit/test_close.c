@@ -415,6 +415,12 @@ static void check_docs(const tg_close_docs *d, bool with_late)
         set_exact += d->settle[i].cost_exact;
     }
     assert_true(billed == inv);
+    /* the period's cost is rounded once: the rows' cents sum to it */
+    assert_true(cost == tg_money_round_cents((tg_nanos)cost_exact));
+    for (size_t i = 0; i < d->nsettle; i++) {
+        const tg_settle_row *r = &d->settle[i];
+        assert_true(r->cost - r->cost_exact < TG_NANOS_PER_CENT && r->cost_exact - r->cost < TG_NANOS_PER_CENT);
+    }
     assert_true(cost == set);
     assert_true(cost_exact == set_exact);
     if (!with_late) assert_true(cost_exact == all_cost);
@@ -587,7 +593,7 @@ static void test_file_plan_change(void **state)
     /* the allowance is prorated the same way: 2500 x 10/30 + 500 x 20/30 */
     assert_int_equal(inv->allowance, 833333333333 + 333333333333);
     assert_int_equal(inv->lines[2].kind, TG_LINE_INCLUDED);
-    assert_non_null(strstr(inv->lines[2].desc, "0 of 1166.666666666 used"));
+    assert_non_null(strstr(inv->lines[2].desc, "0 of 1,166.666666666 used"));
     assert_int_equal(inv->total, 3300 * TG_NANOS_PER_CENT + 1933 * TG_NANOS_PER_CENT);
     tg_close_docs_release(&d);
     tg_config_unref(cfg2);
