@@ -197,8 +197,9 @@ void tg_admin_periods(tg_exchange *x, tg_str rest)
     doc_job *j = new_doc(x, kind);
     if (!j) return;
     memcpy(j->period, period.p, 7);
+    /* after an answer (a 400) x is gone: nothing of it is read then */
     bool ok = kind == DOC_CLOSE ? close_body(x, j) : kind == DOC_READ || format_of(x, j, false);
-    tg_str fv = filter ? tg_query_param(x, filter) : TG_STR_NULL;
+    tg_str fv = ok && filter ? tg_query_param(x, filter) : TG_STR_NULL;
     if (ok && fv.n > TG_TAG_MAX) {
         tg_exchange_error(x, 400, "invalid_request_error", "invalid_filter", filter,
                           "a filter is at most 128 bytes");

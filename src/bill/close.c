@@ -722,6 +722,9 @@ int tg_close_period(tg_store *s, const tg_config *cfg, const tg_close_opts *o, t
         st.closed_ms = o->now_ms;
         st.finalized_ms = o->finalize ? o->now_ms : 0;
         d->st = st;
+        for (size_t i = 0; i < nclose; i++)
+            if (!closes[i].finalized && strcmp(closes[i].period, o->period))
+                memcpy(d->replaced, closes[i].period, sizeof d->replaced);
         rc = tg_store_close_write(s, closes, nclose, d, err);
     }
     ctx_release(&c);

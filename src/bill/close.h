@@ -116,6 +116,8 @@ typedef struct {
     size_t nstmt;
     tg_settle_row *settle;    /* by (provider, offering) */
     size_t nsettle;
+    char replaced[8];         /* a close that replaced another period's draft
+                                 (there is one draft at most): its period; "" */
 } tg_close_docs;
 
 void tg_close_docs_release(tg_close_docs *d);

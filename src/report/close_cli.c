@@ -19,6 +19,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* 2 after saying why when period is not a month. */
+static int bad_period(const char *cmd, const char *period)
+{
+    tg_period p;
+    if (!tg_period_named(1, tg_str_c(period), &p)) return 0;
+    return tg_flag_bad(cmd, "%s is not a period: expected a month, YYYY-MM (such as 2026-11)", period);
+}
+
 /* The first word when it is not a flag: the period or invoice id. */
 static const char *positional(int *argc, char ***argv)
 {
@@ -61,6 +69,7 @@ int tg_cli_close_period(int argc, char **argv)
     size_t nf = sizeof fs / sizeof fs[0];
     if (tg_flags_parse("close-period", argc, argv, fs, nf)) return 2;
     if (!period) return tg_flag_bad("close-period", "%s", "expected the period: tollgate close-period YYYY-MM --config FILE");
+    if (bad_period("close-period", period)) return 2;
     const char *config = tg_flag_get(fs, nf, "--config");
     if (!config) return tg_flag_bad("close-period", "%s", "--config FILE is required (the plans and apps to bill by)");
     tg_report_format f;
@@ -122,6 +131,7 @@ static int docs_cmd(const char *cmd, int argc, char **argv, const char *filter,
     size_t nf = sizeof fs / sizeof fs[0];
     if (tg_flags_parse(cmd, argc, argv, fs, nf)) return 2;
     if (!period) return tg_flag_bad(cmd, "%s", "expected the period (YYYY-MM) first");
+    if (bad_period(cmd, period)) return 2;
     tg_report_format f;
     if (format_of(cmd, fs, nf, false, &f, NULL)) return 2;
     tg_store *s;
@@ -202,6 +212,7 @@ int tg_cli_export(int argc, char **argv)
     if (tg_flags_parse("export", argc, argv, fs, nf)) return 2;
     const char *dir = tg_flag_get(fs, nf, "--dir");
     if (!period || !dir) return tg_flag_bad("export", "%s", "expected: tollgate export YYYY-MM --dir DIR");
+    if (bad_period("export", period)) return 2;
     char sub[4096];
     snprintf(sub, sizeof sub, "%s/invoices", dir);
     if ((mkdir(dir, 0755) && errno != EEXIST) || (mkdir(sub, 0755) && errno != EEXIST)) {

@@ -354,6 +354,8 @@ static int json_close_head(tg_buf *b, const tg_close_docs *d, bool unchanged)
                            status(&d->st), unchanged ? "true" : "false");
     if (!rc) rc = jtime(b, "closed", d->st.closed_ms);
     if (!rc) rc = jtime(b, "finalized", d->st.finalized_ms);
+    if (!rc && d->replaced[0]) rc = tg_buf_printf(b, ",\"replaced_draft\":\"%s\"", d->replaced);
+    if (!rc && !d->replaced[0]) rc = tg_buf_add_lit(b, ",\"replaced_draft\":null");
     return rc;
 }
 
@@ -407,9 +409,13 @@ int tg_docs_close(const tg_close_docs *d, bool unchanged, tg_report_format f, tg
     }
     size_t ninv;
     tg_nanos total = invoices_total(d, NULL, &ninv);
-    rc = tg_buf_printf(out, "period %s: %s%s; %zu invoices, total %s USD\n\n", d->st.period,
+    rc = tg_buf_printf(out, "period %s: %s%s; %zu invoices, total %s USD\n", d->st.period,
                        status(&d->st), unchanged ? " (already; nothing changed)" : "", ninv,
                        cents(a, total));
+    if (!rc && d->replaced[0])
+        rc = tg_buf_printf(out, "(the draft of %s was replaced: there is one draft at a time)\n",
+                           d->replaced);
+    if (!rc) rc = tg_buf_add_char(out, '\n');
     grid g = {.ncol = 7, .right = 0x7c};
     if (!rc) rc = grid_row(&g, "statement (app)", "customers", "records", "billed USD", "cost USD",
                            "fee USD", "earnings USD");

@@ -595,7 +595,14 @@ static void test_file_plan_change(void **state)
     assert_int_equal(inv->lines[2].kind, TG_LINE_INCLUDED);
     assert_non_null(strstr(inv->lines[2].desc, "0 of 1,166.666666666 used"));
     assert_int_equal(inv->total, 3300 * TG_NANOS_PER_CENT + 1933 * TG_NANOS_PER_CENT);
+    assert_string_equal(d.replaced, "");
     tg_close_docs_release(&d);
+    /* one draft at a time: December's replaces November's, and says so */
+    o.period = "2026-12";
+    if (tg_close_period(s, cfg2, &o, &d, &unchanged, &err)) fail_msg("%s", err.msg);
+    assert_string_equal(d.replaced, "2026-11");
+    tg_close_docs_release(&d);
+    assert_int_equal(tg_store_close_read(s, "2026-11", &d, &err), TG_ENOTFOUND);
     tg_config_unref(cfg2);
     tg_store_close(s);
 }
