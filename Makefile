@@ -82,15 +82,17 @@ $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(LIBOBJS)
 # and the load on core 1; then 1-connection latency with everything on one
 # core, where a cross-core wake-up of this VM does not swamp the proxy's cost.
 # Then the metering micro benchmarks: journal append cost per fsync policy,
-# and ledger projection and report times over BENCH_LEDGER_RECORDS (10M).
+# and ledger projection and report times over BENCH_LEDGER_RECORDS (10M);
+# then closing a month of BENCH_CLOSE_RECORDS (10M) for 10,000 customers.
 bench:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory all $(BUILD)/bench/journal_bench $(BUILD)/bench/ledger_bench \
-	    $(BUILD)/bench/route_bench
+	    $(BUILD)/bench/close_bench $(BUILD)/bench/route_bench
 	bench/run.sh
 	BENCH_CORE_LOAD=0 BENCH_CONNS=1 BENCH_TARGETS="direct nginx tollgate tollgate-nometer" bench/run.sh
 	$(BUILD)/bench/journal_bench
 	$(BUILD)/bench/ledger_bench $${BENCH_LEDGER_RECORDS:-10000000}
+	$(BUILD)/bench/close_bench $${BENCH_CLOSE_RECORDS:-10000000}
 	$(BUILD)/bench/route_bench
 
 format:
@@ -103,7 +105,7 @@ clean:
 
 # Micro benchmarks (make bench runs them): the journal's append cost per
 # request by fsync policy, the ledger's projection rate and report time,
-# and the routing decision's cost.
+# closing a period, and the routing decision's cost.
 $(BUILD)/bench/%: bench/%.c $(LIBOBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
