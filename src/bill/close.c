@@ -521,7 +521,7 @@ static bool billed(const acct *a)
 
 static int make_docs(ctx *c, tg_close_docs *d)
 {
-    qsort(c->v, c->n, sizeof *c->v, cmp_acct); /* the index is not used after this */
+    if (c->n > 1) qsort(c->v, c->n, sizeof *c->v, cmp_acct); /* the index is not used after this */
     size_t ninv = 0, nrows = 0;
     for (size_t i = 0; i < c->n; i++) {
         const tg_close_acct *x = &c->v[i].a;
@@ -557,7 +557,7 @@ static int make_docs(ctx *c, tg_close_docs *d)
     }
     if (!rc) rc = tg_stmt_cents(d->stmt, d->nstmt, &cost_cents, c->err);
     if (rc) return rc;
-    qsort(c->set, c->nset, sizeof *c->set, cmp_settle);
+    if (c->nset > 1) qsort(c->set, c->nset, sizeof *c->set, cmp_settle);
     if ((rc = tg_settle_cents(c->set, c->nset, cost_cents, c->err))) return rc;
     d->settle = c->set;
     d->nsettle = c->nset;
