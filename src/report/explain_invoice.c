@@ -60,6 +60,9 @@ typedef struct {
     /* the plan history */
     char history[2048];
     size_t nhistory;
+    /* the customer's grants */
+    tg_store_grant *grants;
+    size_t ngrants;
 } expl;
 
 static bool mine(const expl *e, const tg_usage_rec *r)
@@ -261,10 +264,17 @@ static int explain_line(tg_buf *b, expl *e, const tg_close_state *st, const tg_i
         return rc ? rc : check(b, burned(e, acc) == l->credits, bad);
     }
     case TG_LINE_TOPUP:
-        rc = tg_buf_printf(b, "    from: grant %s of the wallet (tollgate wallet --customer %s): what "
-                              "was paid for it\n",
-                           l->ref, inv->customer);
-        return rc ? rc : tg_buf_printf(b, "    check: see the grant's paid amount, %s USD\n", m(x[0], l->exact));
+        for (size_t i = 0; i < e->ngrants; i++) {
+            const tg_store_grant *g = &e->grants[i];
+            char t[TG_UTC_STRLEN];
+            if (strcmp(g->g.id, l->ref)) continue;
+            tg_utc_format(g->g.created_ms, t);
+            rc = tg_buf_printf(b, "    from: grant %s of the wallet, made %s: %s credits, %s USD paid "
+                                  "(tollgate wallet --customer %s)\n",
+                               g->g.id, t, m(x[0], g->g.granted), m(x[1], g->paid), inv->customer);
+            return rc ? rc : check(b, g->paid == l->exact && g->g.granted == l->credits, bad);
+        }
+        return check(b, false, bad);
     case TG_LINE_LATE:
         for (size_t i = 0; i < e->nlate; i++) {
             const struct late *t = &e->late[i];
@@ -309,6 +319,9 @@ int tg_explain_invoice(tg_store *s, const char *id, tg_buf *out, tg_errmsg *err)
         if (!rc)
             rc = tg_store_each_burn_entry(s, inv->app, inv->customer, period, 0, st->through_tx, on_burn, e, err);
         if (!rc) rc = tg_store_each_plan_change(s, on_change, e, err);
+        if (!rc)
+            rc = tg_store_grants(s, tg_str_c(inv->app), tg_str_c(inv->customer), &e->grants, &e->ngrants,
+                                 err);
         tg_store_read_end(s);
     }
     int bad = 0;
@@ -338,6 +351,7 @@ int tg_explain_invoice(tg_store *s, const char *id, tg_buf *out, tg_errmsg *err)
     if (!rc && (bad || sum != inv->subtotal))
         rc = tg_errmsg_set(err, "invoice %s: %d amounts do not match the records and ledger behind them",
                            id, bad);
+    free(e->grants);
     free(e);
     tg_close_docs_release(&d);
     return rc;

@@ -700,6 +700,24 @@ describe('a month through the gateway', () => {
     assert.match(table, new RegExp(`^period ${P}: draft; ${b.invoices.length} invoices, total ${usd} USD$`, 'm'));
   });
 
+  test('explain-invoice: every amount of every invoice recomputed from the records and the wallet, and matching', () => {
+    const d = closeCli(gw.configPath);
+    assert.ok(d.invoices.length > 3);
+    for (const inv of d.invoices) {
+      const r = run(['explain-invoice', inv.id, '--config', gw.configPath]);
+      assert.equal(r.code, 0, `${inv.id}: ${r.stderr}\n${r.stdout}`);
+      assert.match(r.stdout, new RegExp(`^invoice ${inv.id} \\(draft\\) of customer ${inv.customer}, app ${inv.app}`));
+      /* a trace and a check per line, and the totals */
+      assert.equal(r.stdout.match(/^    check: matches$/gm)?.length ?? 0, inv.lines.length, r.stdout);
+      assert.match(r.stdout, new RegExp(`usage behind it: ${inv.usage.records} records`));
+      assert.match(r.stdout, /every amount matches what is behind it\n$/);
+    }
+    const none = run(['explain-invoice', 'INV-2001-01-00001', '--config', gw.configPath]);
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /no invoice 'INV-2001-01-00001'/);
+    assert.equal(run(['explain-invoice', '--config', gw.configPath]).code, 2);
+  });
+
   test('export: every file, CSVs that parse and agree with the JSON, HTML invoices, Stripe meter events', () => {
     const dir = path.join(tempDir(), 'export');
     const out = cliOk(['export', P, '--dir', dir, '--config', gw.configPath]);
