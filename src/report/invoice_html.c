@@ -116,7 +116,7 @@ static const char css[] =
     "dl.meta{display:grid;grid-template-columns:auto auto;gap:2px 12px;margin:0;font-size:9.5pt}"
     "dl.meta dt{color:#5a6272;text-align:right}"
     "dl.meta dd{margin:0;font-variant-numeric:tabular-nums}"
-    ".parties{margin-bottom:18px}.parties p{margin:0}"
+    ".parties{display:flex;gap:48px;margin-bottom:18px}.parties p{margin:0}"
     "table{width:100%;border-collapse:collapse}"
     "table.lines th{font-size:8.5pt;text-transform:uppercase;letter-spacing:.06em;color:#5a6272;"
     "text-align:left;border-bottom:1px solid #1d2330;padding:6px 6px}"
@@ -192,19 +192,20 @@ static void masthead(wr *w, const tg_invoice *inv, const tg_close_state *st)
     lit(w, "<dt>Currency</dt><dd>USD</dd>\n</dl>\n</header>\n");
 }
 
+/* Who bills (the app, the builder's product) and who is billed. */
 static void parties(wr *w, const tg_invoice *inv)
 {
-    lit(w, "<section class=\"parties\">\n<h2>Bill to</h2>\n<p>Customer <strong>");
-    esc(w, inv->customer);
-    lit(w, "</strong></p>\n<p>App ");
+    lit(w, "<section class=\"parties\">\n<div>\n<h2>From</h2>\n<p><strong>");
     esc(w, inv->app);
-    lit(w, "</p>\n");
+    lit(w, "</strong></p>\n</div>\n<div>\n<h2>Bill to</h2>\n<p>Customer <strong>");
+    esc(w, inv->customer);
+    lit(w, "</strong></p>\n");
     if (inv->plan[0]) {
         lit(w, "<p>Plan ");
         esc(w, inv->plan);
         lit(w, "</p>\n");
     }
-    lit(w, "</section>\n");
+    lit(w, "</div>\n</section>\n");
 }
 
 static void line_row(wr *w, size_t i, const tg_invoice_line *l)

@@ -226,7 +226,7 @@ static void test_html_final(void **state)
     beta(&inv);
     tg_buf_init(&b, BUF_MAX);
     assert_int_equal(tg_invoice_html(&inv, &final, &b), TG_OK);
-    has(b.p, "<p>App chat&#39;s app</p>");
+    has(b.p, "<h2>From</h2>\n<p><strong>chat&#39;s app</strong></p>");
     has(b.p, "beta, &quot;inc&quot;");
     hasnt(b.p, "<p>Plan"); /* no plan */
     tg_buf_release(&b);
