@@ -192,6 +192,13 @@ static app_period *app_of(ctx *c, const char *app)
     return ap;
 }
 
+/* The day of ap's period that holds t (clamped to the period's days). */
+static size_t day_of(const app_period *ap, int64_t t)
+{
+    int64_t d = (t - ap->p.start_ms) / DAY_MS, last = (ap->p.end_ms - ap->p.start_ms) / DAY_MS - 1;
+    return (size_t)(d < 0 ? 0 : d > last ? last : d);
+}
+
 static int add_money(ctx *c, tg_nanos *sum, tg_nanos v)
 {
     if (tg_money_add(*sum, v, sum)) return tg_errmsg_set(c->err, "a sum of usage is too large to count");
@@ -229,6 +236,7 @@ static int on_record(void *ud, const tg_usage_rec *r)
     if (!rc) rc = add_money(c, &x->fee, r->fee);
     if (!rc) rc = add_money(c, &x->credits, r->credits);
     if (rc) return rc;
+    x->day_credits[day_of(ap, r->t_start_ms)] += r->credits;
     /* the plan the record was made on says how it is billed */
     tg_usage_sums *k = r->tags.plan[0] ? &x->on_plan : &x->metered;
     if (!r->tags.unit[0]) {
@@ -332,22 +340,29 @@ static int on_late_grant(void *ud, const char *app, const char *customer, const 
 }
 
 static int on_burn(void *ud, const char *app, const char *customer, const char *account,
-                   tg_ncredits credits)
+                   int64_t day_ms, tg_ncredits credits)
 {
     ctx *c = ud;
     acct *a = acct_get(c, app, customer);
-    if (!a) return fail_mem(c);
+    app_period *ap = app_of(c, app);
+    if (!a || !ap) return fail_mem(c);
     if (!strcmp(account, "usage")) {
         a->burned += credits;
         return TG_OK;
     }
     if (strncmp(account, "grant:", 6) || !strncmp(account + 6, "inc:", 4)) return TG_OK;
     const char *id = account + 6;
+    tg_close_acct *x = &a->a;
+    x->day_grants[day_of(ap, day_ms)] -= credits;
+    for (size_t i = 0; i < x->napplied; i++)
+        if (!strcmp(x->applied[i].id, id)) {
+            x->applied[i].credits -= credits;
+            return TG_OK;
+        }
     tg_grant_sum g = {.kind = TG_GRANT_PAID, .credits = -credits};
     snprintf(g.id, sizeof g.id, "%s", id);
     for (size_t i = 0; i < a->ngrants; i++)
         if (!strcmp(a->grants[i].id, id)) g.kind = a->grants[i].kind;
-    tg_close_acct *x = &a->a;
     if (grow(&x->applied, &a->cap_applied, x->napplied, sizeof *x->applied)) return fail_mem(c);
     x->applied[x->napplied++] = g;
     return TG_OK;
@@ -359,9 +374,10 @@ typedef struct {
 } late_burn;
 
 static int on_late_burn(void *ud, const char *app, const char *customer, const char *account,
-                        tg_ncredits credits)
+                        int64_t day_ms, tg_ncredits credits)
 {
     late_burn *lb = ud;
+    (void)day_ms;
     if (strncmp(account, "grant:", 6)) return TG_OK; /* allowance and grants cover */
     acct *a = acct_get(lb->c, app, customer);
     if (!a) return fail_mem(lb->c);

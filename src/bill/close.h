@@ -45,6 +45,7 @@ const char *tg_line_kind_name(tg_line_kind k); /* "fee", "usage", ... */
 int tg_line_kind_parse(const char *s, tg_line_kind *out);
 
 #define TG_LINE_DESC_MAX 383
+#define TG_PERIOD_DAYS_MAX 31
 #define TG_LINE_QTY_MAX 63
 #define TG_INVOICE_ID_MAX 31
 
@@ -175,6 +176,11 @@ typedef struct {
     /* the period's records by the plan they were made on: metered (no
      * plan: billed at their charge) and on a plan (billed in credits) */
     tg_usage_sums metered, on_plan;
+    /* by day of the period (UTC): the credits its records consumed, and
+     * what grants (not the included one) covered of them, as the
+     * wallet's burns of that day say: whose overage is whose when the
+     * plan changes during the period */
+    tg_ncredits day_credits[TG_PERIOD_DAYS_MAX], day_grants[TG_PERIOD_DAYS_MAX];
     tg_grant_sum *applied;    /* grants burned in the period (not the included one) */
     size_t napplied;
     tg_grant_sum *bought;     /* top-ups made in the period (and late ones) */

@@ -183,12 +183,72 @@ static int plan_usage_lines(const tg_usage_sums *k, tg_invoice *inv)
     return TG_OK;
 }
 
-/* The last plan of the period with an overage price; NULL: none. */
-static const tg_plan *overage_plan(const tg_close_acct *a)
+/* One overage line: credits over, priced by plan p (NULL, or a plan
+ * without an overage price: not billed). */
+static int overage_line(const tg_close_acct *a, const tg_plan *p, tg_ncredits over, const char *when,
+                        tg_invoice *inv, tg_errmsg *err)
 {
-    for (size_t i = a->nspans; i-- > 0;)
-        if (a->spans[i].plan && a->spans[i].plan->has_overage) return a->spans[i].plan;
-    return NULL;
+    tg_invoice_line l = line(TG_LINE_OVERAGE, p ? p->id : "");
+    char c[NUM_MAX], price[NUM_MAX];
+    num(c, over, 0);
+    l.credits = over;
+    snprintf(l.qty, sizeof l.qty, "%s", c);
+    if (p && p->has_overage) {
+        if (tg_money_muldiv(over, p->overage, TG_NCREDITS_PER_CREDIT, &l.exact))
+            return too_big(err, a, "overage");
+        l.unit_price = p->overage;
+        num(price, p->overage, 2);
+        snprintf(l.desc, sizeof l.desc, "Overage: %s credits x $%s (plan %.128s%s)", c, price, p->id, when);
+    } else {
+        snprintf(l.desc, sizeof l.desc, "Overage: %s credits, not billed (plan %.128s%s has no overage price)",
+                 c, p ? p->id : "none", when);
+    }
+    return tg_invoice_add(inv, &l) ? TG_ENOMEM : TG_OK;
+}
+
+/* The overage (credits past the allowance and grants, `over` of the
+ * `rest` that grants did not cover) on its lines: the allowance covers
+ * the period's credits in the order they were consumed, so the overage
+ * is the last of them, and each plan's days bill their part at that
+ * plan's overage price. Days are given to plans by the plan history; a
+ * day without a plan counts with the plan after it (or the last one). */
+static int overage_lines(const tg_close_acct *a, tg_ncredits allowance, tg_ncredits rest,
+                         tg_ncredits over, tg_invoice *inv, tg_errmsg *err)
+{
+    const tg_period *p = &a->period;
+    size_t ndays = (size_t)((p->end_ms - p->start_ms) / DAY_MS);
+    if (a->nspans <= 1 || ndays > TG_PERIOD_DAYS_MAX)
+        return overage_line(a, a->nspans ? a->spans[0].plan : NULL, over, "", inv, err);
+    tg_ncredits own[TG_PERIOD_DAYS_MAX + 1] = {0}, sum = 0;
+    for (size_t d = 0, s = 0; d < ndays; d++) {
+        int64_t t = p->start_ms + (int64_t)d * DAY_MS;
+        while (s + 1 < a->nspans && t >= a->spans[s].to_ms) s++;
+        own[s] += a->day_credits[d] - a->day_grants[d];
+        sum += a->day_credits[d] - a->day_grants[d];
+    }
+    /* the days' figures must be the period's: else one line, at the
+     * period's last plan */
+    if (sum != rest) return overage_line(a, a->spans[a->nspans - 1].plan, over, "", inv, err);
+    tg_ncredits cum = 0, billed = 0;
+    for (size_t s = 0; s < a->nspans; s++) {
+        tg_ncredits before = cum;
+        cum += own[s];
+        tg_ncredits part = cum <= allowance ? 0 : before >= allowance ? own[s] : cum - allowance;
+        /* the lines add up to the overage, to the nano: the last takes
+         * what is left (a day's grants may be counted on the next day:
+         * a burn is dated by the latest record of its batch) */
+        if (part > over - billed) part = over - billed;
+        if (s + 1 == a->nspans) part = over - billed;
+        if (part <= 0) continue;
+        char from[11], to[11], when[48];
+        day(a->spans[s].from_ms, from);
+        day(a->spans[s].to_ms - DAY_MS, to);
+        snprintf(when, sizeof when, ", %s to %s", from, to);
+        int rc = overage_line(a, a->spans[s].plan, part, when, inv, err);
+        if (rc) return rc;
+        billed += part;
+    }
+    return TG_OK;
 }
 
 /* Usage on a plan: in credits, covered by the allowance, then grants (as
@@ -239,25 +299,7 @@ static int credit_lines(const tg_close_acct *a, int64_t days_total, tg_invoice *
                  g->id);
         if (tg_invoice_add(inv, &l)) return TG_ENOMEM;
     }
-    if (over > 0) {
-        const tg_plan *p = overage_plan(a);
-        tg_invoice_line l = line(TG_LINE_OVERAGE, p ? p->id : "");
-        char c[NUM_MAX], price[NUM_MAX];
-        num(c, over, 0);
-        l.credits = over;
-        snprintf(l.qty, sizeof l.qty, "%s", c);
-        if (p) {
-            if (tg_money_muldiv(over, p->overage, TG_NCREDITS_PER_CREDIT, &l.exact))
-                return too_big(err, a, "overage");
-            l.unit_price = p->overage;
-            num(price, p->overage, 2);
-            snprintf(l.desc, sizeof l.desc, "Overage: %s credits x $%s (plan %.128s)", c, price, p->id);
-        } else {
-            snprintf(l.desc, sizeof l.desc,
-                     "Overage: %s credits, not billed (no plan of the period has an overage price)", c);
-        }
-        if (tg_invoice_add(inv, &l)) return TG_ENOMEM;
-    }
+    if (over > 0) return overage_lines(a, allowance, rest, over, inv, err);
     return TG_OK;
 }
 

@@ -243,14 +243,19 @@ static int explain_line(tg_buf *b, expl *e, const tg_close_state *st, const tg_i
                            "covered in the wallet's burns %s, leaves %s; the allowance (the plans' "
                            "included credits by day) %s covers up to that, the rest is overage\n",
                            m(x[0], e->credits), m(x[1], grants), m(x[2], rest), m(x[3], inv->allowance));
-        if (!rc && l->kind == TG_LINE_OVERAGE && l->unit_price >= 0) {
-            tg_nanos want = 0;
-            tg_money_muldiv(rest - inc, l->unit_price, TG_NCREDITS_PER_CREDIT, &want);
-            rc = tg_buf_printf(b, "    overage %s credits x %s USD = %s USD\n", m(x[0], rest - inc),
-                               m(x[1], l->unit_price), m(x[2], want));
-            return rc ? rc : check(b, rest - inc == l->credits && want == l->exact, bad);
-        }
-        return rc ? rc : check(b, (l->kind == TG_LINE_INCLUDED ? inc : rest - inc) == l->credits, bad);
+        if (rc || l->kind == TG_LINE_INCLUDED) return rc ? rc : check(b, inc == l->credits, bad);
+        /* the overage, on one line per plan when the plan changed: the
+         * lines' credits add up to it, each at its plan's price */
+        tg_ncredits lines = 0;
+        for (size_t i = 0; i < inv->nlines; i++)
+            if (inv->lines[i].kind == TG_LINE_OVERAGE) lines += inv->lines[i].credits;
+        tg_nanos want = 0;
+        char w[TG_MONEY_STRLEN];
+        if (l->unit_price >= 0) tg_money_muldiv(l->credits, l->unit_price, TG_NCREDITS_PER_CREDIT, &want);
+        rc = tg_buf_printf(b, "    overage %s credits in all (the overage lines: %s); this line: %s x %s USD = %s USD\n",
+                           m(x[0], rest - inc), m(x[1], lines), m(x[2], l->credits),
+                           m(x[3], l->unit_price >= 0 ? l->unit_price : 0), m(w, want));
+        return rc ? rc : check(b, lines == rest - inc && want == l->exact, bad);
     }
     case TG_LINE_GRANT: {
         char acc[64];

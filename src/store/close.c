@@ -221,14 +221,15 @@ int tg_store_each_record_seq(tg_store *s, int64_t seq_lo, int64_t seq_hi, int64_
 
 int tg_store_each_burn_sum(tg_store *s, const char *period, int64_t tx_lo, int64_t tx_hi,
                            int (*fn)(void *ud, const char *app, const char *customer,
-                                     const char *account, tg_ncredits credits),
+                                     const char *account, int64_t day_ms, tg_ncredits credits),
                            void *ud, tg_errmsg *err)
 {
     sqlite3_stmt *st;
     int rc = prep(s, &st,
-                  "SELECT t.app, t.customer, e.account, sum(e.credits) FROM wallet_tx t"
-                  " JOIN wallet_entries e ON e.tx = t.tx WHERE t.kind = 'burn' AND t.ref = ?1"
-                  " AND t.tx > ?2 AND t.tx <= ?3 GROUP BY t.app, t.customer, e.account",
+                  "SELECT t.app, t.customer, e.account, t.t_ms / 86400000 AS day, sum(e.credits)"
+                  " FROM wallet_tx t JOIN wallet_entries e ON e.tx = t.tx WHERE t.kind = 'burn'"
+                  " AND t.ref = ?1 AND t.tx > ?2 AND t.tx <= ?3"
+                  " GROUP BY t.app, t.customer, e.account, day",
                   "reading the wallet's burns", err);
     if (rc) return rc;
     bind_c(st, 1, period);
@@ -236,7 +237,9 @@ int tg_store_each_burn_sum(tg_store *s, const char *period, int64_t tx_lo, int64
     sqlite3_bind_int64(st, 3, tx_hi);
     int step;
     while ((step = sqlite3_step(st)) == SQLITE_ROW)
-        if ((rc = fn(ud, col(st, 0), col(st, 1), col(st, 2), sqlite3_column_int64(st, 3)))) break;
+        if ((rc = fn(ud, col(st, 0), col(st, 1), col(st, 2), sqlite3_column_int64(st, 3) * 86400000,
+                     sqlite3_column_int64(st, 4))))
+            break;
     if (!rc && step != SQLITE_DONE) rc = tg_sq_fail(s, err, "reading the wallet's burns");
     sqlite3_finalize(st);
     return rc;

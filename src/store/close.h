@@ -52,12 +52,13 @@ int tg_store_each_record_seq(tg_store *s, int64_t seq_lo, int64_t seq_hi, int64_
                              int64_t to_ms, int (*fn)(void *ud, const tg_usage_rec *r), void *ud,
                              tg_errmsg *err);
 /* Calls fn with the sum of every wallet account's entries in the burns of
- * period numbered in (tx_lo, tx_hi], per customer: account is "usage",
+ * period numbered in (tx_lo, tx_hi], per customer and UTC day (day_ms:
+ * its start; a burn transaction is of one day): account is "usage",
  * "overage" or "grant:<id>"; credits as the entries have them (what
  * leaves an account is negative). */
 int tg_store_each_burn_sum(tg_store *s, const char *period, int64_t tx_lo, int64_t tx_hi,
                            int (*fn)(void *ud, const char *app, const char *customer,
-                                     const char *account, tg_ncredits credits),
+                                     const char *account, int64_t day_ms, tg_ncredits credits),
                            void *ud, tg_errmsg *err);
 /* Calls fn for every entry of the burns of (app, customer) in period
  * numbered in (tx_lo, tx_hi], by transaction: its number, time, the

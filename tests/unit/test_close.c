@@ -608,9 +608,92 @@ static void test_file_plan_change(void **state)
     tg_store_close(s);
 }
 
+/* A request of `charge` USD nanos on plan (whose credits it consumes),
+ * at t, costing a tenth of its charge. */
+static void fixed_rec(tg_usage_rec *r, const char *customer, const char *plan, int64_t t, tg_nanos charge)
+{
+    memset(r, 0, sizeof *r);
+    uint64_t i = ++seq;
+    for (int b = 0; b < 6; b++) r->id[b] = (uint8_t)((uint64_t)t >> (40 - 8 * b));
+    for (int b = 0; b < 8; b++) r->id[8 + b] = (uint8_t)(i >> (56 - 8 * b));
+    snprintf(r->rid, sizeof r->rid, "f%llu", (unsigned long long)i);
+    strcpy(r->tags.app, "a1");
+    snprintf(r->tags.customer, sizeof r->tags.customer, "%s", customer);
+    snprintf(r->tags.plan, sizeof r->tags.plan, "%s", plan);
+    strcpy(r->model, "fast");
+    strcpy(r->offering, "o1");
+    strcpy(r->provider, "p1");
+    r->status = 200;
+    r->attempts = 1;
+    r->t_start_ms = t;
+    r->charge = charge;
+    r->cost = charge / 10;
+    r->margin = charge - r->cost;
+    r->asked_cost = r->cost;
+    assert_int_equal(tg_credits_of(tg_config_plan(cfg, tg_str_c(plan)), TG_STR(""), 0, charge, &r->credits),
+                     TG_OK);
+}
+
+/* Overage after a mid-period plan change is billed at the price of the
+ * plan in force when it was consumed: the allowance covers the period's
+ * credits in the order they came. "down" is on pro (2,500 credits, $0.06
+ * overage) until Nov 15, then on starter (500, $0.08): the allowance is
+ * 2,500 x 14/30 + 500 x 16/30 = 1,433.333333334 credits (each part
+ * rounded half-up); 2,000 credits on Nov 5 pass it by 566.666666666,
+ * pro's overage, $34.00; the 1,000 of Nov 20 are all starter's, $80. */
+static void test_overage_by_plan(void **state)
+{
+    (void)state;
+    tg_store *s = open_store_named("down.db");
+    tg_errmsg err;
+    assert_int_equal(tg_store_customer_plan(s, TG_STR("a1"), TG_STR("down"), TG_STR("pro"), oct1, &err), TG_OK);
+    assert_int_equal(tg_store_customer_plan(s, TG_STR("a1"), TG_STR("down"), TG_STR("starter"),
+                                            nov15 + 10 * 3600000LL, &err),
+                     TG_OK);
+    tg_usage_rec r[2];
+    fixed_rec(&r[0], "down", "pro", nov1 + 4 * DAY + 3600000, 80 * TG_NANOS_PER_USD);
+    fixed_rec(&r[1], "down", "starter", nov1 + 19 * DAY, 10 * TG_NANOS_PER_USD);
+    assert_int_equal(r[0].credits, 2000 * CR);
+    assert_int_equal(r[1].credits, 1000 * CR);
+    put_all(s, r, 2);
+    tg_close_docs d;
+    bool unchanged;
+    tg_close_opts o = {.period = "2026-11", .now_ms = dec1 + DAY};
+    if (tg_close_period(s, cfg, &o, &d, &unchanged, &err)) fail_msg("%s", err.msg);
+    const tg_invoice *inv = NULL; /* file-pro, the file's customer, has one too */
+    for (size_t i = 0; i < d.ninv; i++)
+        if (!strcmp(d.inv[i].customer, "down")) inv = &d.inv[i];
+    assert_non_null(inv);
+    assert_int_equal(inv->allowance, 1433333333334);
+    const tg_invoice_line *over[2];
+    size_t n = 0;
+    for (size_t i = 0; i < inv->nlines; i++)
+        if (inv->lines[i].kind == TG_LINE_OVERAGE) {
+            assert_true(n < 2);
+            over[n++] = &inv->lines[i];
+        }
+    assert_int_equal(n, 2);
+    assert_string_equal(over[0]->ref, "pro");
+    assert_int_equal(over[0]->credits, 566666666666);
+    assert_int_equal(over[0]->exact, 34 * TG_NANOS_PER_USD);
+    assert_non_null(strstr(over[0]->desc, "(plan pro, 2026-11-01 to 2026-11-14)"));
+    assert_string_equal(over[1]->ref, "starter");
+    assert_int_equal(over[1]->credits, 1000 * CR);
+    assert_int_equal(over[1]->exact, 80 * TG_NANOS_PER_USD);
+    /* fees: 99 x 14/30 = 46.20, 29 x 16/30 = 15.466666667 -> 15.47 */
+    assert_int_equal(inv->total, (4620 + 1547 + 3400 + 8000) * TG_NANOS_PER_CENT);
+    tg_buf b;
+    tg_buf_init(&b, 1u << 20);
+    if (tg_explain_invoice(s, inv->id, &b, &err)) fail_msg("%s\n%.*s", err.msg, (int)b.n, b.p);
+    tg_buf_release(&b);
+    tg_close_docs_release(&d);
+    tg_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_overage_by_plan),
         cmocka_unit_test(test_file_plan_change),
         cmocka_unit_test(test_random_month),
     };
