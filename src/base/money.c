@@ -89,6 +89,27 @@ size_t tg_money_fmt(char out[TG_MONEY_STRLEN], tg_nanos v)
     return n;
 }
 
+size_t tg_money_fmt_grouped(char out[TG_MONEY_GROUPED_STRLEN], tg_nanos v, size_t places)
+{
+    char raw[TG_MONEY_STRLEN];
+    size_t n = tg_money_fmt(raw, v), at = 0;
+    const char *digits = raw + (raw[0] == '-'), *dot = raw + n - MONEY_FRAC_DIGITS - 1;
+    size_t whole = (size_t)(dot - digits), keep = MONEY_FRAC_DIGITS;
+    while (keep > places && dot[keep] == '0') keep--;
+    if (raw[0] == '-') out[at++] = '-';
+    for (size_t i = 0; i < whole; i++) {
+        if (i && (whole - i) % 3 == 0) out[at++] = ',';
+        out[at++] = digits[i];
+    }
+    if (keep) {
+        out[at++] = '.';
+        memcpy(out + at, dot + 1, keep);
+        at += keep;
+    }
+    out[at] = '\0';
+    return at;
+}
+
 int tg_money_format(tg_buf *b, tg_nanos v)
 {
     char tmp[TG_MONEY_STRLEN];

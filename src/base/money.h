@@ -38,6 +38,13 @@ int tg_money_format(tg_buf *b, tg_nanos v);
  * NUL-terminated; returns the length. */
 #define TG_MONEY_STRLEN 24
 size_t tg_money_fmt(char out[TG_MONEY_STRLEN], tg_nanos v);
+/* v (nanos of a USD or a credit) as a person reads it, for documents:
+ * thousands grouped, at least `places` (0..9) decimals and no trailing
+ * zeros past them: (2500e9, 0) "2,500", (310.5e9, 0) "310.5", (-0.05e9,
+ * 2) "-0.05", (0.0375e9, 2) "0.0375". Exact: nothing is rounded. Returns
+ * the length. */
+#define TG_MONEY_GROUPED_STRLEN 32
+size_t tg_money_fmt_grouped(char out[TG_MONEY_GROUPED_STRLEN], tg_nanos v, size_t places);
 
 /* round-half-up(tokens * price_per_1m / 1,000,000), tokens >= 0,
  * price_per_1m >= 0. TG_EINVAL when the result exceeds int64. */

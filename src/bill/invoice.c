@@ -50,31 +50,11 @@ int tg_invoice_add(tg_invoice *inv, const tg_invoice_line *l)
     return TG_OK;
 }
 
-#define NUM_MAX 48
+#define NUM_MAX TG_MONEY_GROUPED_STRLEN
 
-/* v (nanos of a USD or a credit) as a person reads it: thousands
- * grouped, at least `places` decimals and no trailing zeros past them:
- * num(2500e9, 0) "2,500", num(310.5e9, 0) "310.5", num(0.4e9, 2) "0.40",
- * num(0.0375e9, 2) "0.0375". Exact: nothing is rounded. */
 static const char *num(char out[NUM_MAX], int64_t v, size_t places)
 {
-    char raw[TG_MONEY_STRLEN];
-    size_t at = 0;
-    tg_money_fmt(raw, v);
-    const char *dot = strchr(raw, '.'), *digits = raw + (raw[0] == '-');
-    size_t whole = (size_t)(dot - digits), keep = strlen(dot + 1);
-    while (keep > places && dot[keep] == '0') keep--;
-    if (raw[0] == '-') out[at++] = '-';
-    for (size_t i = 0; i < whole; i++) {
-        if (i && (whole - i) % 3 == 0) out[at++] = ',';
-        out[at++] = digits[i];
-    }
-    if (keep) {
-        out[at++] = '.';
-        memcpy(out + at, dot + 1, keep);
-        at += keep;
-    }
-    out[at] = '\0';
+    tg_money_fmt_grouped(out, v, places);
     return out;
 }
 

@@ -12,19 +12,9 @@
 /* ---- cells ---- */
 
 /* v (whole cents, in nanos) as "1,234.56" or "-0.05". */
-static const char *cents(char out[32], tg_nanos v)
+static const char *cents(char out[TG_MONEY_GROUPED_STRLEN], tg_nanos v)
 {
-    uint64_t m = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    uint64_t c = m / TG_NANOS_PER_CENT;
-    char digits[24];
-    int n = snprintf(digits, sizeof digits, "%llu", (unsigned long long)(c / 100));
-    size_t at = 0;
-    if (v < 0) out[at++] = '-';
-    for (int i = 0; i < n; i++) {
-        if (i && (n - i) % 3 == 0) out[at++] = ',';
-        out[at++] = digits[i];
-    }
-    snprintf(out + at, 32 - at, ".%02llu", (unsigned long long)(c % 100));
+    tg_money_fmt_grouped(out, v, 2);
     return out;
 }
 
@@ -382,7 +372,7 @@ int tg_docs_close(const tg_close_docs *d, bool unchanged, tg_report_format f, tg
         if (!rc) rc = json_settlements(out, d, NULL);
         return rc ? rc : tg_buf_add_lit(out, "}\n");
     }
-    char a[32], b2[32], c[32], e[32], n1[24], n2[24];
+    char a[TG_MONEY_GROUPED_STRLEN], b2[TG_MONEY_GROUPED_STRLEN], c[TG_MONEY_GROUPED_STRLEN], e[TG_MONEY_GROUPED_STRLEN], n1[24], n2[24];
     int rc = TG_OK;
     if (f == TG_REPORT_CSV) {
         rc = csv_row(out, 8, "document", "name", "records", "billed", "cost", "fee", "earnings", "status");
@@ -483,7 +473,7 @@ int tg_docs_invoices(const tg_close_docs *d, const char *customer, tg_report_for
     rc = grid_row(&g, "invoice", "app", "customer", "plan", "status", "total USD");
     for (size_t i = 0; !rc && i < d->ninv; i++) {
         const tg_invoice *inv = &d->inv[i];
-        char t[32];
+        char t[TG_MONEY_GROUPED_STRLEN];
         if (!match(customer, inv->customer)) continue;
         rc = grid_row(&g, inv->id, inv->app, inv->customer, inv->plan[0] ? inv->plan : "-",
                       status(&d->st), cents(t, inv->total));
@@ -491,7 +481,7 @@ int tg_docs_invoices(const tg_close_docs *d, const char *customer, tg_report_for
     if (!rc) rc = grid_render(&g, out);
     grid_free(&g);
     size_t n;
-    char t[32];
+    char t[TG_MONEY_GROUPED_STRLEN];
     tg_nanos total = invoices_total(d, customer, &n);
     if (!rc) rc = tg_buf_printf(out, "%zu invoices, total %s USD\n", n, cents(t, total));
     return rc;
@@ -518,11 +508,11 @@ int tg_docs_invoice(const tg_close_docs *d, const tg_invoice *inv, tg_report_for
     if (!rc) rc = grid_row(&g, "description", "quantity", "unit price", "exact USD", "amount USD");
     for (size_t i = 0; !rc && i < inv->nlines; i++) {
         const tg_invoice_line *l = &inv->lines[i];
-        char p[TG_MONEY_STRLEN], e[TG_MONEY_STRLEN], a[32];
+        char p[TG_MONEY_STRLEN], e[TG_MONEY_STRLEN], a[TG_MONEY_GROUPED_STRLEN];
         rc = grid_row(&g, l->desc, l->qty, l->unit_price >= 0 ? nanos(p, l->unit_price) : "",
                       nanos(e, l->exact), cents(a, l->amount));
     }
-    char s[32], t[32], x[TG_MONEY_STRLEN];
+    char s[TG_MONEY_GROUPED_STRLEN], t[TG_MONEY_GROUPED_STRLEN], x[TG_MONEY_STRLEN];
     if (!rc) rc = grid_row(&g, "subtotal", "", "", nanos(x, inv->exact), cents(s, inv->subtotal));
     if (!rc) rc = grid_row(&g, "tax (not computed)", "", "", "", cents(t, inv->tax));
     if (!rc) rc = grid_row(&g, "total", "", "", "", cents(t, inv->total));
@@ -562,7 +552,7 @@ int tg_docs_statements(const tg_close_docs *d, const char *app, tg_report_format
             i = j;
             continue;
         }
-        char a[32], b2[32], c[32], e[32], n[24];
+        char a[TG_MONEY_GROUPED_STRLEN], b2[TG_MONEY_GROUPED_STRLEN], c[TG_MONEY_GROUPED_STRLEN], e[TG_MONEY_GROUPED_STRLEN], n[24];
         rc = tg_buf_printf(out, "%sstatement of app %s, period %s (%s): billed %s, cost %s, fee %s, "
                            "earnings %s USD\n\n", i ? "\n" : "",
                            d->stmt[i].app[0] ? d->stmt[i].app : "(no app)", d->st.period,
@@ -616,7 +606,7 @@ int tg_docs_settlements(const tg_close_docs *d, const char *provider, tg_report_
             i = j;
             continue;
         }
-        char a[32];
+        char a[TG_MONEY_GROUPED_STRLEN];
         rc = tg_buf_printf(out, "%ssettlement of provider %s, period %s (%s): cost %s USD\n\n",
                            i ? "\n" : "", d->settle[i].provider[0] ? d->settle[i].provider : "(none)",
                            d->st.period, status(&d->st), cents(a, t.cost));

@@ -11,7 +11,6 @@
 #include "base/money.h"
 
 #include <assert.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -57,23 +56,11 @@ static void esc_(wr *w, const char *s, size_t max)
  * an amount in whole cents has exactly two. */
 static void usd(wr *w, tg_nanos v)
 {
-    /* the magnitude in unsigned arithmetic: -INT64_MIN does not fit */
-    uint64_t m = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    char whole[24], frac[16], out[48];
-    int nw = snprintf(whole, sizeof whole, "%" PRIu64, m / (uint64_t)TG_NANOS_PER_USD);
-    snprintf(frac, sizeof frac, "%09" PRIu64, m % (uint64_t)TG_NANOS_PER_USD);
-    size_t nf = 9, k = 0;
-    while (nf > 2 && frac[nf - 1] == '0') nf--;
-    if (v < 0) out[k++] = '-';
-    out[k++] = '$';
-    for (int i = 0; i < nw; i++) {
-        if (i && (nw - i) % 3 == 0) out[k++] = ',';
-        out[k++] = whole[i];
-    }
-    out[k++] = '.';
-    memcpy(out + k, frac, nf);
-    k += nf;
-    lit_(w, out, k);
+    char g[TG_MONEY_GROUPED_STRLEN];
+    size_t n = tg_money_fmt_grouped(g, v, 2), neg = g[0] == '-';
+    if (neg) lit(w, "-");
+    lit(w, "$");
+    lit_(w, g + neg, n - neg);
 }
 
 /* An amount: whole cents by bill/close.h's invariant. */

@@ -429,6 +429,31 @@ static void test_apportion_random(void **state)
     }
 }
 
+static void grouped_ok(tg_nanos v, size_t places, const char *want)
+{
+    char out[TG_MONEY_GROUPED_STRLEN];
+    size_t n = tg_money_fmt_grouped(out, v, places);
+    assert_string_equal(out, want);
+    assert_int_equal(n, strlen(want));
+}
+
+static void test_fmt_grouped(void **state)
+{
+    (void)state;
+    grouped_ok(0, 0, "0");
+    grouped_ok(0, 2, "0.00");
+    grouped_ok(2500 * TG_NANOS_PER_USD, 0, "2,500");
+    grouped_ok(310500000000, 0, "310.5");
+    grouped_ok(-50000000, 2, "-0.05");
+    grouped_ok(37500000, 2, "0.0375");
+    grouped_ok(123456789012345, 2, "123,456.789012345");
+    grouped_ok(999 * TG_NANOS_PER_USD, 2, "999.00");
+    grouped_ok(1000 * TG_NANOS_PER_USD, 2, "1,000.00");
+    grouped_ok(1, 9, "0.000000001");
+    grouped_ok(INT64_MIN, 0, "-9,223,372,036.854775808");
+    grouped_ok(INT64_MAX, 2, "9,223,372,036.854775807");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -447,6 +472,7 @@ int main(void)
         cmocka_unit_test(test_split_refusals),
         cmocka_unit_test(test_split_random),
         cmocka_unit_test(test_apportion),
+        cmocka_unit_test(test_fmt_grouped),
         cmocka_unit_test(test_apportion_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
