@@ -90,3 +90,16 @@ void tg_buf_consume(tg_buf *b, size_t n)
     }
     if (b->p) b->p[b->n] = '\0';
 }
+
+int tg_array_grow(void *arrp, size_t *cap, size_t n, size_t size)
+{
+    void **arr = arrp;
+    if (n < *cap) return TG_OK;
+    size_t c = *cap ? *cap * 2 : 8;
+    if (c > SIZE_MAX / size) return TG_ENOMEM;
+    void *p = realloc(*arr, c * size);
+    if (!p) return TG_ENOMEM;
+    *arr = p;
+    *cap = c;
+    return TG_OK;
+}

@@ -39,4 +39,10 @@ int tg_buf_printf(tg_buf *b, const char *fmt, ...) __attribute__((format(printf,
 void tg_buf_consume(tg_buf *b, size_t n);
 static inline tg_str tg_buf_str(const tg_buf *b) { return (tg_str){b->p, b->n}; }
 
+/* Makes room for element n of a growing array: arrp is the address of
+ * the array's pointer (malloc'd, or NULL), *cap its elements of `size`
+ * bytes; when n == *cap the array is reallocated to twice as many (8 at
+ * first). TG_ENOMEM, the array unchanged. */
+int tg_array_grow(void *arrp, size_t *cap, size_t n, size_t size);
+
 #endif

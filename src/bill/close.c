@@ -78,19 +78,6 @@ static int fail_mem(ctx *c)
     return TG_ENOMEM;
 }
 
-/* Grows *v (of *cap elements of size sz) to hold n + 1. */
-static int grow(void *pv, size_t *cap, size_t n, size_t sz)
-{
-    void **v = pv;
-    if (n < *cap) return TG_OK;
-    size_t c = *cap ? *cap * 2 : 4;
-    void *p = realloc(*v, c * sz);
-    if (!p) return TG_ENOMEM;
-    *v = p;
-    *cap = c;
-    return TG_OK;
-}
-
 /* Rebuilds an index of n entries with hashes hash(i) into *slots. */
 static int reindex(uint32_t **slots, size_t *nslots, size_t n, uint64_t (*hash)(ctx *, size_t), ctx *c)
 {
@@ -132,7 +119,7 @@ static acct *acct_get(ctx *c, const char *app, const char *customer)
             if (a->hash == h && !strcmp(a->a.app, app) && !strcmp(a->a.customer, customer)) return a;
         }
     }
-    if (grow(&c->v, &c->cap, c->n, sizeof *c->v) ||
+    if (tg_array_grow(&c->v, &c->cap, c->n, sizeof *c->v) ||
         reindex(&c->slots, &c->nslots, c->n + 1, acct_hash, c))
         return NULL;
     acct *a = &c->v[c->n];
@@ -160,8 +147,8 @@ static tg_settle_row *settle_get(ctx *c, const char *provider, const char *offer
         }
     }
     size_t caph = c->capset;
-    if (grow(&c->set, &c->capset, c->nset, sizeof *c->set) ||
-        grow(&c->set_hash, &caph, c->nset, sizeof *c->set_hash))
+    if (tg_array_grow(&c->set, &c->capset, c->nset, sizeof *c->set) ||
+        tg_array_grow(&c->set_hash, &caph, c->nset, sizeof *c->set_hash))
         return NULL;
     c->set_hash[c->nset] = h;
     if (reindex(&c->set_slots, &c->nset_slots, c->nset + 1, set_hash, c)) return NULL;
@@ -182,7 +169,7 @@ static app_period *app_of(ctx *c, const char *app)
     if (c->last_app < c->napps && !strcmp(c->apps[c->last_app].id, app)) return &c->apps[c->last_app];
     for (size_t i = 0; i < c->napps; i++)
         if (!strcmp(c->apps[i].id, app)) return &c->apps[c->last_app = i];
-    if (grow(&c->apps, &c->capapps, c->napps, sizeof *c->apps)) return NULL;
+    if (tg_array_grow(&c->apps, &c->capapps, c->napps, sizeof *c->apps)) return NULL;
     app_period *ap = &c->apps[c->napps];
     copy_tag(ap->id, app);
     const tg_app *a = tg_config_app(c->cfg, tg_str_c(app));
@@ -248,7 +235,7 @@ static int on_record(void *ud, const tg_usage_rec *r)
         for (size_t i = 0; i < k->nunits && !u; i++)
             if (!strcmp(k->units[i].unit, r->tags.unit)) u = &k->units[i];
         if (!u) {
-            if (grow(&k->units, &k->cap_units, k->nunits, sizeof *k->units)) return fail_mem(c);
+            if (tg_array_grow(&k->units, &k->cap_units, k->nunits, sizeof *k->units)) return fail_mem(c);
             u = &k->units[k->nunits++];
             memset(u, 0, sizeof *u);
             copy_tag(u->unit, r->tags.unit);
@@ -279,7 +266,7 @@ static int on_late(void *ud, const tg_usage_rec *r)
     for (size_t i = 0; i < x->nlate && !l; i++)
         if (!strcmp(x->late[i].period, p.name)) l = &x->late[i];
     if (!l) {
-        if (grow(&x->late, &a->cap_late, x->nlate, sizeof *x->late)) return fail_mem(c);
+        if (tg_array_grow(&x->late, &a->cap_late, x->nlate, sizeof *x->late)) return fail_mem(c);
         l = &x->late[x->nlate++];
         memset(l, 0, sizeof *l);
         memcpy(l->period, p.name, sizeof l->period);
@@ -298,7 +285,7 @@ static int on_grant(void *ud, const char *app, const char *customer, const tg_gr
 {
     ctx *c = ud;
     acct *a = acct_get(c, app, customer);
-    if (!a || grow(&a->grants, &a->cap_grants, a->ngrants, sizeof *a->grants)) return fail_mem(c);
+    if (!a || tg_array_grow(&a->grants, &a->cap_grants, a->ngrants, sizeof *a->grants)) return fail_mem(c);
     tg_grant_sum *s = &a->grants[a->ngrants++];
     memset(s, 0, sizeof *s);
     memcpy(s->id, g->id, sizeof s->id);
@@ -310,7 +297,7 @@ static int on_grant(void *ud, const char *app, const char *customer, const tg_gr
     if (g->kind != TG_GRANT_PAID || g->created_ms < ap->p.start_ms || g->created_ms >= ap->p.end_ms)
         return TG_OK;
     tg_close_acct *x = &a->a;
-    if (grow(&x->bought, &a->cap_bought, x->nbought, sizeof *x->bought)) return fail_mem(c);
+    if (tg_array_grow(&x->bought, &a->cap_bought, x->nbought, sizeof *x->bought)) return fail_mem(c);
     x->bought[x->nbought++] = *s;
     return TG_OK;
 }
@@ -327,7 +314,7 @@ static int on_late_grant(void *ud, const char *app, const char *customer, const 
     tg_period_at(ap->anchor, g->created_ms, &p);
     if (strcmp(p.name, c->first->period) < 0) return TG_OK;
     acct *a = acct_get(c, app, customer);
-    if (!a || grow(&a->a.bought, &a->cap_bought, a->a.nbought, sizeof *a->a.bought))
+    if (!a || tg_array_grow(&a->a.bought, &a->cap_bought, a->a.nbought, sizeof *a->a.bought))
         return fail_mem(c);
     tg_grant_sum *s = &a->a.bought[a->a.nbought++];
     memset(s, 0, sizeof *s);
@@ -363,7 +350,7 @@ static int on_burn(void *ud, const char *app, const char *customer, const char *
     snprintf(g.id, sizeof g.id, "%s", id);
     for (size_t i = 0; i < a->ngrants; i++)
         if (!strcmp(a->grants[i].id, id)) g.kind = a->grants[i].kind;
-    if (grow(&x->applied, &a->cap_applied, x->napplied, sizeof *x->applied)) return fail_mem(c);
+    if (tg_array_grow(&x->applied, &a->cap_applied, x->napplied, sizeof *x->applied)) return fail_mem(c);
     x->applied[x->napplied++] = g;
     return TG_OK;
 }
@@ -414,7 +401,7 @@ static int on_change(void *ud, const char *app, const char *customer, int64_t t_
 {
     ctx *c = ud;
     acct *a = acct_get(c, app, customer);
-    if (!a || grow(&a->changes, &a->cap_changes, a->nchanges, sizeof *a->changes)) return fail_mem(c);
+    if (!a || tg_array_grow(&a->changes, &a->cap_changes, a->nchanges, sizeof *a->changes)) return fail_mem(c);
     a->changes[a->nchanges].t_ms = t_ms;
     copy_tag(a->changes[a->nchanges++].plan, plan);
     return TG_OK;
@@ -453,7 +440,7 @@ static int add_span(acct *a, const tg_plan *p, int64_t from, int64_t to, size_t 
         x->spans[x->nspans - 1].to_ms = to;
         return TG_OK;
     }
-    if (grow(&x->spans, cap, x->nspans, sizeof *x->spans)) return TG_ENOMEM;
+    if (tg_array_grow(&x->spans, cap, x->nspans, sizeof *x->spans)) return TG_ENOMEM;
     x->spans[x->nspans++] = (tg_plan_span){p, from, to};
     return TG_OK;
 }

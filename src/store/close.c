@@ -157,15 +157,10 @@ int tg_store_closes(tg_store *s, tg_close_state **out, size_t *n, tg_errmsg *err
     size_t cap = 0;
     int step;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 16;
-            tg_close_state *v = realloc(*out, cap * sizeof *v);
-            if (!v) {
-                rc = TG_ENOMEM;
-                tg_errmsg_set(err, "out of memory");
-                break;
-            }
-            *out = v;
+        if (tg_array_grow(out, &cap, *n, sizeof **out)) {
+            rc = TG_ENOMEM;
+            tg_errmsg_set(err, "out of memory");
+            break;
         }
         read_state(st, &(*out)[(*n)++]);
     }
@@ -486,18 +481,6 @@ void tg_close_docs_release(tg_close_docs *d)
     memset(d, 0, sizeof *d);
 }
 
-/* Grows *v (of *cap elements of size sz) to hold n + 1. */
-static int grow(void **v, size_t *cap, size_t n, size_t sz)
-{
-    if (n < *cap) return TG_OK;
-    size_t c = *cap ? *cap * 2 : 64;
-    void *p = realloc(*v, c * sz);
-    if (!p) return TG_ENOMEM;
-    *v = p;
-    *cap = c;
-    return TG_OK;
-}
-
 static int read_invoices(tg_store *s, const char *period, tg_close_docs *d, tg_errmsg *err)
 {
     sqlite3_stmt *st, *ls = NULL;
@@ -519,7 +502,7 @@ static int read_invoices(tg_store *s, const char *period, tg_close_docs *d, tg_e
     size_t cap = 0;
     int step;
     while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        if ((rc = grow((void **)&d->inv, &cap, d->ninv, sizeof *d->inv))) break;
+        if ((rc = tg_array_grow(&d->inv, &cap, d->ninv, sizeof *d->inv))) break;
         tg_invoice *inv = &d->inv[d->ninv++];
         memset(inv, 0, sizeof *inv);
         col_copy(st, 0, inv->id, sizeof inv->id);
@@ -534,7 +517,7 @@ static int read_invoices(tg_store *s, const char *period, tg_close_docs *d, tg_e
         bind_c(ls, 1, inv->id);
         int lstep;
         while (!rc && (lstep = sqlite3_step(ls)) == SQLITE_ROW) {
-            if ((rc = grow((void **)&inv->lines, &inv->cap, inv->nlines, sizeof *inv->lines))) break;
+            if ((rc = tg_array_grow(&inv->lines, &inv->cap, inv->nlines, sizeof *inv->lines))) break;
             tg_invoice_line *l = &inv->lines[inv->nlines++];
             memset(l, 0, sizeof *l);
             if (tg_line_kind_parse(col(ls, 0), &l->kind)) l->kind = TG_LINE_USAGE;
@@ -566,7 +549,7 @@ static int read_rows(tg_store *s, const char *period, tg_close_docs *d, tg_errms
     size_t cap = 0;
     int step;
     while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        if ((rc = grow((void **)&d->stmt, &cap, d->nstmt, sizeof *d->stmt))) break;
+        if ((rc = tg_array_grow(&d->stmt, &cap, d->nstmt, sizeof *d->stmt))) break;
         tg_stmt_row *r = &d->stmt[d->nstmt++];
         memset(r, 0, sizeof *r);
         col_copy(st, 0, r->app, sizeof r->app);
@@ -589,7 +572,7 @@ static int read_rows(tg_store *s, const char *period, tg_close_docs *d, tg_errms
     bind_c(st, 1, period);
     cap = 0;
     while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        if ((rc = grow((void **)&d->settle, &cap, d->nsettle, sizeof *d->settle))) break;
+        if ((rc = tg_array_grow(&d->settle, &cap, d->nsettle, sizeof *d->settle))) break;
         tg_settle_row *r = &d->settle[d->nsettle++];
         memset(r, 0, sizeof *r);
         col_copy(st, 0, r->provider, sizeof r->provider);
