@@ -4,8 +4,6 @@
 
 #include "base/money.h"
 
-#include <assert.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,38 +33,36 @@ void tg_stmt_row_make(const tg_close_acct *a, const tg_invoice *inv, tg_stmt_row
     row->earnings_exact = row->billed_exact - row->cost_exact - row->fee_exact;
 }
 
-/* Cuts round-half-up(the rows' exact total of one measure) into the rows
- * by largest remainder; *total gets it. */
-static int cents_of(tg_stmt_row *rows, size_t n, size_t exact_off, size_t cents_off, tg_nanos *total,
-                    tg_nanos *scratch)
+/* Cuts round-half-up(the sum of exact[0..n)) into parts by largest
+ * remainder; *total gets the rounded sum. */
+static int cents_of(const tg_nanos *exact, size_t n, tg_nanos *parts, tg_nanos *total)
 {
     __int128 sum = 0;
-    for (size_t i = 0; i < n; i++) {
-        scratch[i] = *(const tg_nanos *)((const char *)&rows[i] + exact_off);
-        sum += scratch[i];
-    }
+    for (size_t i = 0; i < n; i++) sum += exact[i];
     if (sum > INT64_MAX / 2 || sum < INT64_MIN / 2) return TG_EINVAL;
     *total = tg_money_round_cents((tg_nanos)sum);
-    tg_nanos *parts = scratch + n;
-    int rc = tg_money_apportion(*total, scratch, n, TG_NANOS_PER_CENT, parts);
-    for (size_t i = 0; !rc && i < n; i++) *(tg_nanos *)((char *)&rows[i] + cents_off) = parts[i];
-    return rc;
+    return tg_money_apportion(*total, exact, n, TG_NANOS_PER_CENT, parts);
 }
 
 int tg_stmt_cents(tg_stmt_row *rows, size_t n, tg_nanos *cost_total, tg_errmsg *err)
 {
     *cost_total = 0;
     if (!n) return TG_OK;
-    tg_nanos *scratch = malloc(2 * n * sizeof *scratch), fee_total;
-    if (!scratch) return tg_errmsg_set(err, "out of memory"), TG_ENOMEM;
-    int rc = cents_of(rows, n, offsetof(tg_stmt_row, cost_exact), offsetof(tg_stmt_row, cost),
-                      cost_total, scratch);
-    if (!rc)
-        rc = cents_of(rows, n, offsetof(tg_stmt_row, fee_exact), offsetof(tg_stmt_row, fee), &fee_total,
-                      scratch);
-    free(scratch);
+    tg_nanos *exact = malloc(2 * n * sizeof *exact), *parts = exact + n, fee_total;
+    if (!exact) return tg_errmsg_set(err, "out of memory"), TG_ENOMEM;
+    for (size_t i = 0; i < n; i++) exact[i] = rows[i].cost_exact;
+    int rc = cents_of(exact, n, parts, cost_total);
+    for (size_t i = 0; !rc && i < n; i++) {
+        rows[i].cost = parts[i];
+        exact[i] = rows[i].fee_exact;
+    }
+    if (!rc) rc = cents_of(exact, n, parts, &fee_total);
+    for (size_t i = 0; !rc && i < n; i++) {
+        rows[i].fee = parts[i];
+        rows[i].earnings = rows[i].billed - rows[i].cost - rows[i].fee;
+    }
+    free(exact);
     if (rc) return tg_errmsg_set(err, "the period's cost or fee is too large to count");
-    for (size_t i = 0; i < n; i++) rows[i].earnings = rows[i].billed - rows[i].cost - rows[i].fee;
     return TG_OK;
 }
 
