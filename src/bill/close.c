@@ -281,17 +281,20 @@ static int on_late(void *ud, const tg_usage_rec *r)
 
 /* ---- the wallet ---- */
 
+static tg_grant_sum grant_sum(const tg_grant *g, tg_nanos paid, bool late)
+{
+    tg_grant_sum s = {.kind = g->kind, .credits = g->granted, .paid = paid, .late = late};
+    memcpy(s.id, g->id, sizeof s.id);
+    return s;
+}
+
 static int on_grant(void *ud, const char *app, const char *customer, const tg_grant *g, tg_nanos paid)
 {
     ctx *c = ud;
     acct *a = acct_get(c, app, customer);
     if (!a || tg_array_grow(&a->grants, &a->cap_grants, a->ngrants, sizeof *a->grants)) return fail_mem(c);
     tg_grant_sum *s = &a->grants[a->ngrants++];
-    memset(s, 0, sizeof *s);
-    memcpy(s->id, g->id, sizeof s->id);
-    s->kind = g->kind;
-    s->credits = g->granted;
-    s->paid = paid;
+    *s = grant_sum(g, paid, false);
     app_period *ap = app_of(c, app);
     if (!ap) return fail_mem(c);
     if (g->kind != TG_GRANT_PAID || g->created_ms < ap->p.start_ms || g->created_ms >= ap->p.end_ms)
@@ -316,13 +319,7 @@ static int on_late_grant(void *ud, const char *app, const char *customer, const 
     acct *a = acct_get(c, app, customer);
     if (!a || tg_array_grow(&a->a.bought, &a->cap_bought, a->a.nbought, sizeof *a->a.bought))
         return fail_mem(c);
-    tg_grant_sum *s = &a->a.bought[a->a.nbought++];
-    memset(s, 0, sizeof *s);
-    memcpy(s->id, g->id, sizeof s->id);
-    s->kind = g->kind;
-    s->credits = g->granted;
-    s->paid = paid;
-    s->late = true;
+    a->a.bought[a->a.nbought++] = grant_sum(g, paid, true);
     return TG_OK;
 }
 
